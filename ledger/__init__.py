@@ -1,0 +1,1 @@
+"""Subscriber lifecycle ledger: an event-sourced record of every number's lifecycle."""

@@ -1,0 +1,474 @@
+"""The ledger application: one method per lifecycle RPC; load, decide, save atomically, retry on conflict."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from uuid import UUID, uuid4
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger.domain import errors
+from ledger.domain.context import Context
+from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
+from ledger.domain.number import Number
+from ledger.domain.subscriber import Subscriber
+from ledger.store import LogReader
+
+if TYPE_CHECKING:
+    from ledger.config import Policy
+    from ledger.keys import PersonalDataVault
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 40
+A = TypeVar("A", bound=Aggregate)
+
+
+class Clock(Protocol):
+    """Source of the current time (a fake one in tests)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The machine's clock, in UTC."""
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command returns: its values and the ledger position of its last event."""
+
+    position: int
+    data: dict[str, Any]
+    replayed: bool = False
+
+
+@dataclass
+class _Outcome:
+    aggregates: list[Aggregate]
+    data: dict[str, Any] = field(default_factory=dict)
+    before_save: Callable[[], None] | None = None
+    after_save: Callable[[], None] | None = None
+
+
+class LedgerApplication(Application):
+    """Records lifecycle commands as events; every rule is checked against freshly loaded state."""
+
+    name = "Ledger"
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        vault: PersonalDataVault,
+        policy: Policy,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(env=env)
+        self.vault = vault
+        self.policy = policy
+        self.clock: Clock = clock or SystemClock()
+        self.reader = LogReader(self.recorder)
+        self.finish_pending_erasures()
+
+    # Lifecycle commands, named after the RPCs.
+
+    def provision_numbers(
+        self, *, request_id: str, actor: str, numbers: list[str], occurred_at: datetime | None = None
+    ) -> CommandResult:
+        """Add numbers as AVAILABLE; numbers already in the ledger are skipped and reported."""
+        unique = list(dict.fromkeys(numbers))
+
+        def handle(ctx: Context) -> _Outcome:
+            created: list[Aggregate] = []
+            skipped: list[str] = []
+            for number in unique:
+                if self.recorder.select_events(Number.create_id(number), limit=1):
+                    skipped.append(number)
+                else:
+                    created.append(Number(number=number, **ctx.fields()))
+            return _Outcome(created, {"provisioned_count": len(created), "already_provisioned": skipped})
+
+        return self._execute("ProvisionNumbers", request_id, actor, occurred_at, {"numbers": unique}, handle)
+
+    def register_subscriber(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        full_name: str,
+        id_type: str,
+        id_number: str,
+        date_of_birth: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Register a subscriber; personal data is sealed under a new data key of their own."""
+        subscriber_id = uuid4()
+        personal = {"full_name": full_name, "id_type": id_type, "id_number": id_number, "date_of_birth": date_of_birth}
+
+        def handle(ctx: Context) -> _Outcome:
+            if not self.vault.has_key(subscriber_id):
+                self.vault.create_key(subscriber_id)
+            subscriber = Subscriber.register(
+                subscriber_id,
+                id_type=id_type,
+                identity_key=self.vault.identity_key(id_type, id_number),
+                personal_data=self.vault.seal(subscriber_id, personal),
+                ctx=ctx,
+            )
+            return _Outcome([subscriber], {"subscriber_id": str(subscriber_id)})
+
+        return self._execute("RegisterSubscriber", request_id, actor, occurred_at, personal, handle)
+
+    def verify_identity(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        subscriber_id: UUID,
+        method: str,
+        channel: str,
+        agent_id: str,
+        evidence_ref: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Record a real-name verification of a subscriber."""
+        args = {
+            "subscriber_id": subscriber_id,
+            "method": method,
+            "channel": channel,
+            "agent_id": agent_id,
+            "evidence_ref": evidence_ref,
+        }
+
+        def handle(ctx: Context) -> _Outcome:
+            subscriber = self.get_subscriber(subscriber_id)
+            subscriber.verify_identity(method, channel, agent_id, evidence_ref, ctx)
+            return _Outcome([subscriber])
+
+        return self._execute("VerifyIdentity", request_id, actor, occurred_at, args, handle)
+
+    def activate_sim(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        number: str,
+        subscriber_id: UUID,
+        iccid: str,
+        imsi: str,
+        channel: str,
+        agent_id: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Start a tenure: verified identity, AVAILABLE number, under the cap, SIM not in use."""
+        args = {
+            "number": number,
+            "subscriber_id": subscriber_id,
+            "iccid": iccid,
+            "imsi": imsi,
+            "channel": channel,
+            "agent_id": agent_id,
+        }
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            subscriber = self.get_subscriber(subscriber_id)
+            subscriber.ensure_may_hold_number(ctx.occurred_at)
+            tenure_id = num.activate(subscriber_id, iccid, imsi, channel, agent_id, ctx)
+            holdings = self._holdings(subscriber.identity_key, ctx)
+            holdings.open_tenure(tenure_id, number, subscriber_id, self.policy.max_numbers_per_identity, ctx)
+            sim = self._sim(iccid, ctx)
+            sim.assign(number, tenure_id, ctx)
+            return _Outcome([num, holdings, sim], {"tenure_id": str(tenure_id)})
+
+        return self._execute("ActivateSim", request_id, actor, occurred_at, args, handle)
+
+    def swap_sim(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        number: str,
+        new_iccid: str,
+        new_imsi: str,
+        reason: str,
+        channel: str,
+        agent_id: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Move a number in service to a new SIM; the new SIM must be free."""
+        args = {
+            "number": number,
+            "new_iccid": new_iccid,
+            "new_imsi": new_imsi,
+            "reason": reason,
+            "channel": channel,
+            "agent_id": agent_id,
+        }
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            old_iccid = num.swap_sim(new_iccid, new_imsi, reason, channel, agent_id, ctx)
+            tenure = num.tenures[-1]
+            new_sim = self._sim(new_iccid, ctx)
+            new_sim.assign(number, tenure.tenure_id, ctx)
+            old_sim = self._sim(old_iccid, ctx)
+            old_sim.unassign(ctx)
+            return _Outcome([num, old_sim, new_sim])
+
+        return self._execute("SwapSim", request_id, actor, occurred_at, args, handle)
+
+    def suspend_number(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        number: str,
+        reason: str,
+        note: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Bar an ACTIVE number's service, with a reason code."""
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            num.suspend(reason, note, ctx)
+            return _Outcome([num])
+
+        args = {"number": number, "reason": reason, "note": note}
+        return self._execute("SuspendNumber", request_id, actor, occurred_at, args, handle)
+
+    def resume_number(
+        self, *, request_id: str, actor: str, number: str, note: str, occurred_at: datetime | None = None
+    ) -> CommandResult:
+        """Restore a SUSPENDED number's service."""
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            num.resume(note, ctx)
+            return _Outcome([num])
+
+        args = {"number": number, "note": note}
+        return self._execute("ResumeNumber", request_id, actor, occurred_at, args, handle)
+
+    def disconnect_number(
+        self, *, request_id: str, actor: str, number: str, reason: str, occurred_at: datetime | None = None
+    ) -> CommandResult:
+        """Close the tenure, free its SIM and identity slot, start quarantine and clearance."""
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            tenure = num.disconnect(reason, self.policy.quarantine_days, list(self.policy.required_holders), ctx)
+            subscriber = self.get_subscriber(tenure.subscriber_id)
+            holdings = self._holdings(subscriber.identity_key, ctx)
+            holdings.close_tenure(tenure.tenure_id, ctx)
+            sim = self._sim(tenure.iccid, ctx)
+            sim.unassign(ctx)
+            quarantine_until = tenure.quarantine_until or ctx.occurred_at
+            data = {"tenure_id": str(tenure.tenure_id), "quarantine_until": quarantine_until.isoformat()}
+            return _Outcome([num, holdings, sim], data)
+
+        args = {"number": number, "reason": reason}
+        return self._execute("DisconnectNumber", request_id, actor, occurred_at, args, handle)
+
+    def confirm_data_cleared(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        number: str,
+        tenure_id: UUID,
+        holder: str,
+        evidence_ref: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Record one data holder's clearance of a closed tenure; returns the tenure's clearance."""
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            tenure = num.confirm_data_cleared(tenure_id, holder, evidence_ref, ctx)
+            return _Outcome([num], {"clearance": tenure.clearance.value})
+
+        args = {"number": number, "tenure_id": tenure_id, "holder": holder, "evidence_ref": evidence_ref}
+        return self._execute("ConfirmDataCleared", request_id, actor, occurred_at, args, handle)
+
+    def release_number(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        number: str,
+        override_reason: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Make a QUARANTINED number AVAILABLE once quarantine and clearance are complete (or overridden)."""
+
+        def handle(ctx: Context) -> _Outcome:
+            num = self.get_number(number)
+            num.release(override_reason, ctx)
+            return _Outcome([num])
+
+        args = {"number": number, "override_reason": override_reason}
+        return self._execute("ReleaseNumber", request_id, actor, occurred_at, args, handle)
+
+    def erase_subscriber_data(
+        self,
+        *,
+        request_id: str,
+        actor: str,
+        subscriber_id: UUID,
+        legal_basis: str,
+        occurred_at: datetime | None = None,
+    ) -> CommandResult:
+        """Record the erasure, then destroy the subscriber's data key (crypto-shredding)."""
+
+        def handle(ctx: Context) -> _Outcome:
+            subscriber = self.get_subscriber(subscriber_id)
+            subscriber.erase(legal_basis, ctx)
+            holdings = self._holdings(subscriber.identity_key, ctx)
+            holdings.record_erasure(subscriber_id, ctx)
+            return _Outcome(
+                [subscriber, holdings],
+                before_save=lambda: self.vault.store.mark_erasure_pending(subscriber_id),
+                after_save=lambda: self.vault.destroy(subscriber_id),
+            )
+
+        args = {"subscriber_id": subscriber_id, "legal_basis": legal_basis}
+        return self._execute("EraseSubscriberData", request_id, actor, occurred_at, args, handle)
+
+    def finish_pending_erasures(self) -> None:
+        """Destroy keys of erasures recorded before a crash; drop intents that were never recorded."""
+        for subscriber_id in self.vault.store.pending_erasures():
+            try:
+                erased = self.get_subscriber(subscriber_id).is_erased
+            except errors.SubscriberNotFound:
+                erased = False
+            if erased:
+                self.vault.destroy(subscriber_id)
+                log.info("finished erasure of subscriber %s after restart", subscriber_id)
+            else:
+                self.vault.store.clear_pending(subscriber_id)
+
+    # Loading.
+
+    def get_number(self, number: str) -> Number:
+        """The number's aggregate, or NumberNotFound."""
+        try:
+            return self.repository.get(Number.create_id(number))
+        except AggregateNotFoundError:
+            raise errors.NumberNotFound(number) from None
+
+    def get_subscriber(self, subscriber_id: UUID) -> Subscriber:
+        """The subscriber's aggregate, or SubscriberNotFound."""
+        try:
+            subscriber = self.repository.get(subscriber_id)
+        except AggregateNotFoundError:
+            raise errors.SubscriberNotFound(str(subscriber_id)) from None
+        if not isinstance(subscriber, Subscriber):
+            raise errors.SubscriberNotFound(str(subscriber_id))
+        return subscriber
+
+    def _holdings(self, identity_key: str, ctx: Context) -> IdentityHoldings:
+        return self._get_or_create(
+            IdentityHoldings,
+            IdentityHoldings.create_id(identity_key),
+            lambda: IdentityHoldings(identity_key=identity_key, **ctx.fields()),
+        )
+
+    def _sim(self, iccid: str, ctx: Context) -> SimCard:
+        return self._get_or_create(SimCard, SimCard.create_id(iccid), lambda: SimCard(iccid=iccid, **ctx.fields()))
+
+    def _get_or_create(self, cls: type[A], aggregate_id: UUID, create: Callable[[], A]) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return create()
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"stream {aggregate_id} is not a {cls.__name__}")
+        return aggregate
+
+    # The command pipeline: idempotency, rule checks, atomic save, bounded retry.
+
+    def _execute(
+        self,
+        method: str,
+        request_id: str,
+        actor: str,
+        occurred_at: datetime | None,
+        args: dict[str, Any],
+        handle: Callable[[Context], _Outcome],
+    ) -> CommandResult:
+        if occurred_at is not None:
+            self._check_not_future(occurred_at)
+        payload = orjson.dumps(
+            {"method": method, "args": args, "occurred_at": occurred_at},
+            default=str,
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        )
+        fingerprint = self.vault.fingerprint(payload)
+        record_id = RequestRecord.create_id(request_id)
+        for attempt in range(MAX_ATTEMPTS):
+            prior = self._prior_result(record_id, request_id, method, fingerprint)
+            if prior is not None:
+                return prior
+            ctx = Context(actor=actor, request_id=request_id, occurred_at=occurred_at or self.clock.now())
+            outcome = handle(ctx)
+            record = RequestRecord(method=method, fingerprint=fingerprint, result=outcome.data, **ctx.fields())
+            if outcome.before_save is not None:
+                outcome.before_save()
+            try:
+                recordings = self.save(*outcome.aggregates, record)
+            except IntegrityError:
+                # Another writer changed one of these streams (or recorded this request) first.
+                self._backoff(attempt)
+                continue
+            except OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                self._backoff(attempt)
+                continue
+            if outcome.after_save is not None:
+                outcome.after_save()
+            return CommandResult(position=recordings[-1].notification.id, data=outcome.data)
+        raise errors.ConcurrencyConflict(
+            f"{method} still conflicted with concurrent writers after {MAX_ATTEMPTS} attempts; retry"
+        )
+
+    def _prior_result(self, record_id: UUID, request_id: str, method: str, fingerprint: str) -> CommandResult | None:
+        try:
+            prior = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(prior, RequestRecord):
+            raise TypeError(f"stream {record_id} is not a request record")
+        if prior.method != method or prior.fingerprint != fingerprint:
+            raise errors.RequestIdReused(request_id, prior.method)
+        position = self.reader.position_of(record_id, 1) or 0
+        return CommandResult(position=position, data=dict(prior.result), replayed=True)
+
+    def _check_not_future(self, occurred_at: datetime) -> None:
+        limit = self.clock.now() + timedelta(seconds=self.policy.max_clock_skew_seconds)
+        if occurred_at > limit:
+            raise errors.InvalidArgument(
+                [("occurred_at", f"{occurred_at.isoformat()} is in the future (now {self.clock.now().isoformat()})")],
+                reason="OCCURRED_AT_IN_FUTURE",
+            )
+
+    @staticmethod
+    def _backoff(attempt: int) -> None:
+        time.sleep(random.uniform(0, min(0.05, 0.002 * (attempt + 1))))

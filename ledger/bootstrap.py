@@ -1,0 +1,36 @@
+"""Builds the application from settings: event store, key store, master key and policy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ledger.application import Clock, LedgerApplication
+from ledger.config import ConfigError
+from ledger.keys import MasterKey, PersonalDataVault, SQLiteKeyStore
+
+if TYPE_CHECKING:
+    from ledger.config import Settings
+
+
+def load_master_key(settings: Settings) -> MasterKey:
+    """The operator's key from LEDGER_MASTER_KEY or a key file; generated beside an embedded store."""
+    if settings.master_key_text:
+        return MasterKey.from_text(settings.master_key_text)
+    if settings.master_key_file is not None:
+        if not settings.master_key_file.exists():
+            raise ConfigError(f"master key file {settings.master_key_file} does not exist")
+        return MasterKey.from_text(settings.master_key_file.read_text())
+    return MasterKey.load_or_create(settings.store.default_master_key_path())
+
+
+def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
+    """Open (creating on first use) the ledger's stores and return the application."""
+    if settings.store.kind != "sqlite":
+        raise ConfigError("only the embedded SQLite store is available in this version")
+    db_path = settings.store.sqlite_path
+    if db_path is not None and db_path.parent != db_path:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    master = load_master_key(settings)
+    vault = PersonalDataVault(master, SQLiteKeyStore(str(settings.store.key_store_path())))
+    env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
+    return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)

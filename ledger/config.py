@@ -1,0 +1,178 @@
+"""Configuration: the policy file and the server settings, built once at start-up."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_DB = "sqlite:///ledger.db"
+HOLDER_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """Raised when the policy file, database URL or key settings are invalid."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The operator's rules: quarantine length, per-identity cap, required data holders, time zone."""
+
+    quarantine_days: int = 90
+    max_numbers_per_identity: int = 5
+    required_holders: tuple[str, ...] = ("crm", "billing", "voicemail")
+    timezone: str = "UTC"
+    # How far in the future a caller's occurred_at may be (clock skew between systems).
+    max_clock_skew_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.quarantine_days <= 3650:
+            raise ConfigError("quarantine_days must be between 0 and 3650")
+        if not 1 <= self.max_numbers_per_identity <= 1000:
+            raise ConfigError("max_numbers_per_identity must be between 1 and 1000")
+        if len(set(self.required_holders)) != len(self.required_holders):
+            raise ConfigError("required_holders has duplicates")
+        for holder in self.required_holders:
+            if not HOLDER_PATTERN.match(holder):
+                raise ConfigError(f"required holder {holder!r} must match {HOLDER_PATTERN.pattern}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ConfigError(f"unknown timezone {self.timezone!r}") from e
+        if not 0 <= self.max_clock_skew_seconds <= 86400:
+            raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The business time zone in which check dates are read."""
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> Policy:
+        """Read a policy file; keys not given keep their defaults, unknown keys are refused."""
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read policy file {path}: {e}") from e
+        return cls.from_mapping(data.get("policy", data))
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Policy:
+        """Build a policy from a mapping, checking names and types."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown policy keys: {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "required_holders":
+                if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
+                    raise ConfigError("required_holders must be a list of strings")
+                values[key] = tuple(value)
+            elif key == "timezone":
+                if not isinstance(value, str):
+                    raise ConfigError("timezone must be a string")
+                values[key] = value
+            else:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ConfigError(f"{key} must be an integer")
+                values[key] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where events, keys and read models live."""
+
+    kind: str  # "sqlite" (embedded) or "postgres"
+    sqlite_path: Path | None = None
+    postgres: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_url(cls, url: str) -> StoreConfig:
+        """Parse ``sqlite:///path`` (relative) or ``sqlite:////abs/path``, or ``postgresql://...``."""
+        parsed = urlparse(url)
+        if parsed.scheme == "sqlite":
+            raw = url[len("sqlite://") :]
+            if not raw.startswith("/") or raw == "/":
+                raise ConfigError(f"SQLite URL must look like sqlite:///ledger.db, got {url!r}")
+            # sqlite:///ledger.db is relative to the working directory; sqlite:////srv/ledger.db absolute.
+            return cls(kind="sqlite", sqlite_path=Path(raw[1:]))
+        if parsed.scheme in ("postgresql", "postgres"):
+            dbname = parsed.path.lstrip("/")
+            if not dbname:
+                raise ConfigError("PostgreSQL URL needs a database name")
+            return cls(
+                kind="postgres",
+                postgres={
+                    "host": parsed.hostname or "127.0.0.1",
+                    "port": str(parsed.port or 5432),
+                    "user": unquote(parsed.username or ""),
+                    "password": unquote(parsed.password or ""),
+                    "dbname": dbname,
+                },
+            )
+        raise ConfigError(f"unsupported database URL {url!r} (use sqlite:///FILE or postgresql://...)")
+
+    def event_store_env(self) -> dict[str, str]:
+        """Environment for the eventsourcing library's infrastructure factory."""
+        if self.kind == "sqlite":
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self._sqlite())}
+        raise ConfigError("the PostgreSQL store is not available yet; use sqlite:///FILE")
+
+    def key_store_path(self) -> Path:
+        """The key store sits beside the SQLite event database: ``ledger.db`` -> ``ledger.keys.db``."""
+        path = self._sqlite()
+        return path.with_name(path.stem + ".keys.db")
+
+    def default_master_key_path(self) -> Path:
+        """The generated master key of the embedded store: ``ledger.db`` -> ``ledger.master.key``."""
+        path = self._sqlite()
+        return path.with_name(path.stem + ".master.key")
+
+    def _sqlite(self) -> Path:
+        if self.sqlite_path is None:
+            raise ConfigError("this setting needs an SQLite store")
+        return self.sqlite_path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs, read once from arguments and the environment."""
+
+    listen: str = DEFAULT_LISTEN
+    store: StoreConfig = field(default_factory=lambda: StoreConfig.from_url(DEFAULT_DB))
+    policy: Policy = field(default_factory=Policy)
+    master_key_file: Path | None = None
+    master_key_text: str | None = None
+    max_workers: int = 16
+    grace_seconds: float = 10.0
+
+    @classmethod
+    def build(
+        cls,
+        listen: str | None = None,
+        db: str | None = None,
+        policy_file: Path | None = None,
+        master_key_file: Path | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> Settings:
+        """Combine arguments with ``LEDGER_*`` environment variables (arguments win)."""
+        env = os.environ if environ is None else environ
+        policy_path = policy_file or (Path(env["LEDGER_POLICY"]) if env.get("LEDGER_POLICY") else None)
+        key_file = master_key_file or (
+            Path(env["LEDGER_MASTER_KEY_FILE"]) if env.get("LEDGER_MASTER_KEY_FILE") else None
+        )
+        return cls(
+            listen=listen or env.get("LEDGER_LISTEN") or DEFAULT_LISTEN,
+            store=StoreConfig.from_url(db or env.get("LEDGER_DB") or DEFAULT_DB),
+            policy=Policy.from_toml(policy_path) if policy_path else Policy(),
+            master_key_file=key_file,
+            master_key_text=env.get("LEDGER_MASTER_KEY") or None,
+        )

@@ -1,0 +1,165 @@
+"""Compliance reads: a number's history (with or without personal data) and its state at a moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ledger.domain import errors
+from ledger.domain.number import Number, Tenure
+from ledger.domain.subscriber import Subscriber
+
+if TYPE_CHECKING:
+    from eventsourcing.domain import DomainEventProtocol
+
+    from ledger.application import LedgerApplication
+
+# Fields every event has; they get their own slots in the API, not the event's data.
+BASE_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "occurred_at",
+        "actor",
+        "request_id",
+        "originator_topic",
+        "personal_data",
+    }
+)
+
+
+class PersonalState:
+    """Whether an event's personal data is shown."""
+
+    NONE = "NONE"
+    WITHHELD = "WITHHELD"
+    DISCLOSED = "DISCLOSED"
+    ERASED = "ERASED"
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One event of a number's history, with its position and the personal data the caller may see."""
+
+    position: int
+    event: DomainEventProtocol[Any]
+    stream_type: str  # "number" or "subscriber"
+    type_name: str
+    number: str
+    subscriber_id: UUID | None
+    personal_state: str
+    personal_data: dict[str, Any] | None
+
+    def data(self) -> dict[str, Any]:
+        """The event's own fields, without the common ones and without ciphertext."""
+        return {k: v for k, v in vars(self.event).items() if k not in BASE_FIELDS}
+
+
+@dataclass(frozen=True)
+class NumberStateView:
+    """A number's state at a moment, rebuilt from its events."""
+
+    number: str
+    status: str
+    tenure: Tenure | None
+    subscriber_id: UUID | None
+    verified: bool
+    as_of: datetime
+    suspension_reason: str | None
+    quarantine_until: datetime | None
+    tenure_count: int
+    version: int
+
+
+def number_history(app: LedgerApplication, number: str, include_personal_data: bool) -> list[HistoryItem]:
+    """Every event of the number and of the subscribers who held it, in ledger order."""
+    current = app.get_number(number)
+    holder_ids = list(dict.fromkeys(t.subscriber_id for t in current.tenures))
+    stream_ids = [current.id, *holder_ids]
+    erased: set[UUID] = set()
+    items: list[HistoryItem] = []
+    holder_by_tenure: dict[UUID, UUID] = {}
+    holder: UUID | None = None
+    positioned = app.reader.read_streams(stream_ids)
+    decoded = [(p.position, app.mapper.to_domain_event(p.stored)) for p in positioned]
+    for _, ev in decoded:
+        if isinstance(ev, Subscriber.PersonalDataErased):
+            erased.add(ev.originator_id)
+    for position, ev in decoded:
+        if isinstance(ev, Number.Event):
+            if isinstance(ev, Number.Activated):
+                holder_by_tenure[ev.tenure_id] = ev.subscriber_id
+                holder = ev.subscriber_id
+            tenure_id = getattr(ev, "tenure_id", None)
+            subscriber_id = holder_by_tenure.get(tenure_id) if tenure_id else holder
+            if isinstance(ev, (Number.Disconnected, Number.Released)):
+                holder = None
+            items.append(
+                HistoryItem(position, ev, "number", _type_name(ev), number, subscriber_id, PersonalState.NONE, None)
+            )
+        elif isinstance(ev, Subscriber.Event):
+            sid = ev.originator_id
+            state, personal = PersonalState.NONE, None
+            if isinstance(ev, Subscriber.Registered):
+                state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
+            items.append(HistoryItem(position, ev, "subscriber", _type_name(ev), number, sid, state, personal))
+    return items
+
+
+def _personal(
+    app: LedgerApplication, subscriber_id: UUID, token: str, wanted: bool, erased: bool
+) -> tuple[str, dict[str, Any] | None]:
+    if erased:
+        return PersonalState.ERASED, None
+    if not wanted:
+        return PersonalState.WITHHELD, None
+    data = app.vault.open(subscriber_id, token)
+    if data is None:
+        return PersonalState.ERASED, None
+    return PersonalState.DISCLOSED, data
+
+
+def number_state(app: LedgerApplication, number: str, as_of: datetime | None) -> NumberStateView:
+    """The number's state at ``as_of`` (now when None), by replaying its events up to that moment."""
+    moment = as_of or app.clock.now()
+    latest = app.get_number(number)
+    if as_of is None or latest.last_occurred_at <= moment:
+        num = latest
+    else:
+        events = app.repository.event_store.get(latest.id)
+        version = 0
+        for ev in events:
+            if ev.occurred_at > moment:  # type: ignore[attr-defined]
+                break
+            version = ev.originator_version
+        if version == 0:
+            raise errors.NumberNotFound(f"{number} (not provisioned at {moment.isoformat()})")
+        num = app.repository.get(latest.id, version=version)
+    tenure = num.current_tenure
+    verified = False
+    if tenure is not None:
+        subscriber = app.get_subscriber(tenure.subscriber_id)
+        erased_then = subscriber.erased_at is not None and subscriber.erased_at <= moment
+        verified = subscriber.is_verified_at(moment) and not erased_then
+    last_closed = num.closed_tenures()[-1] if num.closed_tenures() else None
+    quarantine_until = last_closed.quarantine_until if num.status == "QUARANTINED" and last_closed else None
+    return NumberStateView(
+        number=num.number,
+        status=str(num.status),
+        tenure=tenure,
+        subscriber_id=tenure.subscriber_id if tenure else None,
+        verified=verified,
+        as_of=moment,
+        suspension_reason=num.suspension_reason,
+        quarantine_until=quarantine_until,
+        tenure_count=len(num.tenures),
+        version=num.version,
+    )
+
+
+def _type_name(ev: object) -> str:
+    # "Number.Activated" -> "NumberActivated"
+    return type(ev).__qualname__.replace(".", "")

@@ -1,0 +1,102 @@
+"""Server wiring: services, health, reflection, and a graceful foreground ``serve``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ledger.bootstrap import open_ledger
+from ledger.server.errors import ErrorInterceptor
+from ledger.server.history import HistoryServicer
+from ledger.server.lifecycle import LifecycleServicer
+from ledger.v1 import (
+    history_service_pb2,
+    history_service_pb2_grpc,
+    lifecycle_service_pb2,
+    lifecycle_service_pb2_grpc,
+    recycling_service_pb2,
+    recycling_service_pb2_grpc,
+)
+
+if TYPE_CHECKING:
+    from ledger.application import LedgerApplication
+    from ledger.config import Settings
+
+log = logging.getLogger("ledger")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVICE_NAMES = (
+    lifecycle_service_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
+    history_service_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
+    recycling_service_pb2.DESCRIPTOR.services_by_name["RecyclingService"].full_name,
+)
+
+
+def create_server(
+    settings: Settings, app: LedgerApplication, health_servicer: health.HealthServicer | None = None
+) -> tuple[grpc.Server, int]:
+    """Build a server with every service, health and reflection, bound to ``settings.listen``."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
+    history_service_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(app), server)
+    # Recycling checks arrive with the read models; until then every RPC answers UNIMPLEMENTED.
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
+        recycling_service_pb2_grpc.RecyclingServiceServicer(), server
+    )
+    health_servicer = health_servicer or health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(settings.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    return server, port
+
+
+def serve(settings: Settings) -> int:
+    """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
+    app = open_ledger(settings)
+    health_servicer = health.HealthServicer()
+    server, port = create_server(settings, app, health_servicer)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server.start()
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info(
+        "ledger ready on %s:%d (store %s, quarantine %d days, holders %s)",
+        host,
+        port,
+        settings.store.sqlite_path or settings.store.kind,
+        settings.policy.quarantine_days,
+        ",".join(settings.policy.required_holders),
+    )
+    try:
+        stop.wait()
+    finally:
+        health_servicer.enter_graceful_shutdown()
+        server.stop(settings.grace_seconds).wait()
+        app.close()
+        app.vault.store.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.info("ledger stopped")
+    return 0

@@ -1,0 +1,117 @@
+"""One interceptor maps the ledger's errors to gRPC status codes with google.rpc details."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from eventsourcing.persistence import OperationalError, PersistenceError
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ledger.domain import errors
+
+log = logging.getLogger(__name__)
+DOMAIN = "ledger.v1"
+
+
+def to_status(exc: BaseException) -> status_pb2.Status | None:
+    """The google.rpc.Status for a ledger error, or None for an unexpected exception."""
+    if isinstance(exc, errors.InvalidArgument):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
+            ]
+        )
+        info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
+        return _status(code_pb2.INVALID_ARGUMENT, str(exc), bad, info)
+    if isinstance(exc, errors.RuleViolation):
+        info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata)
+        return _status(code_pb2.FAILED_PRECONDITION, str(exc), info)
+    if isinstance(exc, errors.NotFound):
+        info = error_details_pb2.ErrorInfo(reason=f"{exc.kind.upper()}_NOT_FOUND", domain=DOMAIN)
+        resource = error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=exc.key)
+        return _status(code_pb2.NOT_FOUND, str(exc), info, resource)
+    if isinstance(exc, errors.RequestIdReused):
+        info = error_details_pb2.ErrorInfo(reason="REQUEST_ID_REUSED", domain=DOMAIN)
+        return _status(code_pb2.ALREADY_EXISTS, str(exc), info)
+    if isinstance(exc, errors.ConcurrencyConflict):
+        info = error_details_pb2.ErrorInfo(reason="CONCURRENCY_CONFLICT", domain=DOMAIN)
+        return _status(code_pb2.ABORTED, str(exc), info)
+    if isinstance(exc, (OperationalError, PersistenceError)):
+        log.warning("store unavailable: %s", exc)
+        info = error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE", domain=DOMAIN)
+        return _status(code_pb2.UNAVAILABLE, "the event store is unavailable; retry", info)
+    return None
+
+
+def _status(code: int, message: str, *details: Any) -> status_pb2.Status:
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    return status_pb2.Status(code=code, message=message, details=packed)
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    status = to_status(exc)
+    if status is None:
+        log.exception("unexpected error", exc_info=exc)
+        status = _status(code_pb2.INTERNAL, "internal error; it was logged")
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the behaviour of the handler that serves this call."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        if handler.unary_unary:
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=_wrap_unary(handler.stream_unary))
+        if handler.stream_stream:
+            return handler._replace(stream_stream=_wrap_stream(handler.stream_stream))
+        return handler
+
+
+def _wrap_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return behaviour(request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _abort(context, exc)
+
+    return wrapper
+
+
+def _wrap_stream(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[..., Any]:
+    def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from behaviour(request, context)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _abort(context, exc)
+
+    return wrapper
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() signals by raising a bare Exception(); let it through untouched.
+    return type(exc) is Exception and not exc.args

@@ -1,0 +1,138 @@
+"""Request validation at the edge: every problem is collected and reported as a field violation."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
+
+from ledger.config import HOLDER_PATTERN
+from ledger.domain import identifiers
+from ledger.domain.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+T = TypeVar("T")
+
+REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Fields:
+    """Collects violations while converting one request; ``done()`` raises them all at once."""
+
+    def __init__(self) -> None:
+        self.violations: list[tuple[str, str]] = []
+
+    def add(self, field: str, text: str) -> None:
+        """Record one violation."""
+        self.violations.append((field, text))
+
+    def done(self) -> None:
+        """Raise InvalidArgument if anything was wrong."""
+        if self.violations:
+            raise InvalidArgument(self.violations)
+
+    def _parse(self, field: str, value: str, parse: Callable[[str], T]) -> T | None:
+        try:
+            return parse(value)
+        except identifiers.InvalidValue as e:
+            self.add(field, str(e))
+            return None
+
+    def request_id(self, value: str) -> str:
+        """A caller-chosen idempotency key: 1-128 visible ASCII characters."""
+        if not REQUEST_ID.match(value):
+            self.add("request_id", "is required: 1-128 visible ASCII characters, no spaces")
+        return value
+
+    def msisdn(self, field: str, value: str) -> str:
+        """An E.164 number."""
+        return self._parse(field, value, identifiers.parse_msisdn) or value
+
+    def iccid(self, field: str, value: str) -> str:
+        """A SIM serial with a valid Luhn digit."""
+        return self._parse(field, value, identifiers.parse_iccid) or value
+
+    def imsi(self, field: str, value: str) -> str:
+        """A 15-digit IMSI."""
+        return self._parse(field, value, identifiers.parse_imsi) or value
+
+    def id_number(self, field: str, id_type: str | None, value: str) -> str:
+        """An identity document number, checked for its type."""
+        if id_type is None:
+            return value
+        return self._parse(field, value, lambda v: identifiers.normalise_id_number(id_type, v)) or value
+
+    def date(self, field: str, value: str, required: bool = True) -> date | None:
+        """A YYYY-MM-DD date."""
+        if not value:
+            if required:
+                self.add(field, "is required (YYYY-MM-DD)")
+            return None
+        return self._parse(field, value, identifiers.parse_date)
+
+    def uuid(self, field: str, value: str) -> UUID:
+        """A UUID such as a subscriber_id or tenure_id."""
+        try:
+            return UUID(value)
+        except ValueError:
+            self.add(field, "must be a UUID, as returned by the ledger")
+            return UUID(int=0)
+
+    def text(self, field: str, value: str, max_len: int, required: bool = True, multiline: bool = False) -> str:
+        """Free text: length-limited, no control characters."""
+        stripped = value.strip()
+        if required and not stripped:
+            self.add(field, "is required")
+        elif len(value) > max_len:
+            self.add(field, f"is longer than {max_len} characters")
+        elif any(unicodedata.category(ch) == "Cc" and not (multiline and ch in "\n\t") for ch in value):
+            self.add(field, "contains control characters")
+        return stripped
+
+    def channel(self, field: str, value: str) -> str:
+        """A channel name such as "retail_store"."""
+        if not CHANNEL.match(value):
+            self.add(field, "is required: 1-64 letters, digits, '_', '.', ':' or '-'")
+        return value
+
+    def holder(self, field: str, value: str) -> str:
+        """A data holder name such as "crm"."""
+        if not HOLDER_PATTERN.match(value):
+            self.add(field, f"must match {HOLDER_PATTERN.pattern}")
+        return value
+
+    def enum(self, field: str, value: int, names: Mapping[int, str]) -> str:
+        """A proto enum value mapped to its domain name; UNSPECIFIED and unknown values are refused."""
+        name = names.get(value)
+        if name is None:
+            self.add(field, "is required: choose one of " + ", ".join(sorted(names.values())))
+            return ""
+        return name
+
+    def timestamp(self, message: Message, field: str) -> datetime | None:
+        """An optional google.protobuf.Timestamp field as an aware datetime."""
+        if not message.HasField(field):
+            return None
+        ts = getattr(message, field)
+        try:
+            value: datetime = ts.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError):
+            self.add(field, "is not a valid timestamp")
+            return None
+        if value < EARLIEST:
+            self.add(field, "is before 1970-01-01")
+            return None
+        return value
+
+
+def enum_names(enum_type: object, prefix: str) -> dict[int, str]:
+    """Map a generated proto enum's values (except UNSPECIFIED) to names without the prefix."""
+    values = enum_type.DESCRIPTOR.values  # type: ignore[attr-defined]
+    return {v.number: v.name[len(prefix) :] for v in values if v.number != 0}

@@ -1,0 +1,253 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from ledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ProvisionNumbersRequest(_message.Message):
+    __slots__ = ("request_id", "numbers", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    numbers: _containers.RepeatedScalarFieldContainer[str]
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., numbers: _Optional[_Iterable[str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ProvisionNumbersResponse(_message.Message):
+    __slots__ = ("provisioned_count", "position", "already_provisioned")
+    PROVISIONED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PROVISIONED_FIELD_NUMBER: _ClassVar[int]
+    provisioned_count: int
+    position: int
+    already_provisioned: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, provisioned_count: _Optional[int] = ..., position: _Optional[int] = ..., already_provisioned: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RegisterSubscriberRequest(_message.Message):
+    __slots__ = ("request_id", "full_name", "id_type", "id_number", "date_of_birth", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    FULL_NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DATE_OF_BIRTH_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    full_name: str
+    id_type: _ledger_pb2.IdType
+    id_number: str
+    date_of_birth: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., full_name: _Optional[str] = ..., id_type: _Optional[_Union[_ledger_pb2.IdType, str]] = ..., id_number: _Optional[str] = ..., date_of_birth: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RegisterSubscriberResponse(_message.Message):
+    __slots__ = ("subscriber_id", "position")
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    subscriber_id: str
+    position: int
+    def __init__(self, subscriber_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class VerifyIdentityRequest(_message.Message):
+    __slots__ = ("request_id", "subscriber_id", "method", "channel", "agent_id", "evidence_ref", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_REF_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    subscriber_id: str
+    method: _ledger_pb2.VerificationMethod
+    channel: str
+    agent_id: str
+    evidence_ref: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., method: _Optional[_Union[_ledger_pb2.VerificationMethod, str]] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., evidence_ref: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class VerifyIdentityResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class ActivateSimRequest(_message.Message):
+    __slots__ = ("request_id", "number", "subscriber_id", "iccid", "imsi", "channel", "agent_id", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    ICCID_FIELD_NUMBER: _ClassVar[int]
+    IMSI_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    subscriber_id: str
+    iccid: str
+    imsi: str
+    channel: str
+    agent_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., iccid: _Optional[str] = ..., imsi: _Optional[str] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ActivateSimResponse(_message.Message):
+    __slots__ = ("tenure_id", "position")
+    TENURE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    tenure_id: str
+    position: int
+    def __init__(self, tenure_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class SwapSimRequest(_message.Message):
+    __slots__ = ("request_id", "number", "new_iccid", "new_imsi", "reason", "channel", "agent_id", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NEW_ICCID_FIELD_NUMBER: _ClassVar[int]
+    NEW_IMSI_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    new_iccid: str
+    new_imsi: str
+    reason: _ledger_pb2.SimSwapReason
+    channel: str
+    agent_id: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., new_iccid: _Optional[str] = ..., new_imsi: _Optional[str] = ..., reason: _Optional[_Union[_ledger_pb2.SimSwapReason, str]] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SwapSimResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class SuspendNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "reason", "note", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    reason: _ledger_pb2.SuspensionReason
+    note: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., reason: _Optional[_Union[_ledger_pb2.SuspensionReason, str]] = ..., note: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SuspendNumberResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class ResumeNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "note", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    note: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., note: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ResumeNumberResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class DisconnectNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "reason", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    reason: _ledger_pb2.DisconnectReason
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., reason: _Optional[_Union[_ledger_pb2.DisconnectReason, str]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class DisconnectNumberResponse(_message.Message):
+    __slots__ = ("tenure_id", "quarantine_until", "position")
+    TENURE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUARANTINE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    tenure_id: str
+    quarantine_until: _timestamp_pb2.Timestamp
+    position: int
+    def __init__(self, tenure_id: _Optional[str] = ..., quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ConfirmDataClearedRequest(_message.Message):
+    __slots__ = ("request_id", "number", "tenure_id", "holder", "evidence_ref", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TENURE_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_REF_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    tenure_id: str
+    holder: str
+    evidence_ref: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., tenure_id: _Optional[str] = ..., holder: _Optional[str] = ..., evidence_ref: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ConfirmDataClearedResponse(_message.Message):
+    __slots__ = ("clearance", "position")
+    CLEARANCE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    clearance: _ledger_pb2.Clearance
+    position: int
+    def __init__(self, clearance: _Optional[_Union[_ledger_pb2.Clearance, str]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ReleaseNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "override_reason", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDE_REASON_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    override_reason: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., override_reason: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReleaseNumberResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class EraseSubscriberDataRequest(_message.Message):
+    __slots__ = ("request_id", "subscriber_id", "legal_basis", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    subscriber_id: str
+    legal_basis: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., legal_basis: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EraseSubscriberDataResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,50 @@
+from ledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CheckNumberRequest(_message.Message):
+    __slots__ = ("number", "since_date", "min_position")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SINCE_DATE_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    since_date: str
+    min_position: int
+    def __init__(self, number: _Optional[str] = ..., since_date: _Optional[str] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class CheckNumberResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: _ledger_pb2.CheckResult
+    def __init__(self, result: _Optional[_Union[_ledger_pb2.CheckResult, _Mapping]] = ...) -> None: ...
+
+class BatchCheckRequest(_message.Message):
+    __slots__ = ("queries",)
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.CheckQuery]
+    def __init__(self, queries: _Optional[_Iterable[_Union[_ledger_pb2.CheckQuery, _Mapping]]] = ...) -> None: ...
+
+class BatchCheckResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.CheckResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[_ledger_pb2.CheckResult, _Mapping]]] = ...) -> None: ...
+
+class GetClearanceRequest(_message.Message):
+    __slots__ = ("number",)
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    def __init__(self, number: _Optional[str] = ...) -> None: ...
+
+class GetClearanceResponse(_message.Message):
+    __slots__ = ("number", "tenures")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TENURES_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    tenures: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.TenureClearance]
+    def __init__(self, number: _Optional[str] = ..., tenures: _Optional[_Iterable[_Union[_ledger_pb2.TenureClearance, _Mapping]]] = ...) -> None: ...

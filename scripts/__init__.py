@@ -1,0 +1,1 @@
+"""Batch jobs and maintenance scripts, each runnable as ``python -m scripts.<name>``."""
