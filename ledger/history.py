@@ -27,6 +27,7 @@ BASE_FIELDS = frozenset(
         "request_id",
         "originator_topic",
         "personal_data",
+        "identity_key",
     }
 )
 

@@ -41,6 +41,8 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, errors.ConcurrencyConflict):
         info = error_details_pb2.ErrorInfo(reason="CONCURRENCY_CONFLICT", domain=DOMAIN)
         return _status(code_pb2.ABORTED, str(exc), info)
+    if isinstance(exc, NotImplementedError):
+        return _status(code_pb2.UNIMPLEMENTED, "this RPC is not implemented in this version")
     if isinstance(exc, (OperationalError, PersistenceError)):
         log.warning("store unavailable: %s", exc)
         info = error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE", domain=DOMAIN)

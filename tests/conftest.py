@@ -1,0 +1,165 @@
+"""Shared fixtures: a fake clock, the application on a real SQLite file, and a real gRPC server."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ledger.bootstrap import open_ledger
+from ledger.config import Policy, Settings, StoreConfig
+from ledger.server.app import create_server
+from ledger.v1 import (
+    history_service_pb2_grpc,
+    lifecycle_service_pb2_grpc,
+    recycling_service_pb2_grpc,
+)
+from ledger.v1 import (
+    lifecycle_service_pb2 as lpb,
+)
+
+# A valid resident ID card number (GB 11643) and its birth date.
+RESIDENT_ID = "11010519491231002X"
+RESIDENT_DOB = "1949-12-31"
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.t = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.t
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.t += timedelta(**kwargs)
+        return self.t
+
+
+def luhn_digit(body: str) -> str:
+    """The Luhn check digit for a digit string."""
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+_iccids = itertools.count(1)
+
+
+def new_iccid() -> str:
+    """A fresh valid 19-digit ICCID."""
+    body = f"898600{next(_iccids):012d}"
+    return body + luhn_digit(body)
+
+
+def imsi_for(iccid: str) -> str:
+    """A valid IMSI derived from an ICCID."""
+    return "46000" + iccid[-11:-1].rjust(10, "0")
+
+
+def resident_id(seq: int) -> str:
+    """A distinct valid resident ID card number for each seq."""
+    first17 = f"110105199001{(seq % 28) + 1:02d}{seq % 1000:03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    check = "10X98765432"[sum(int(a) * w for a, w in zip(first17, weights, strict=True)) % 11]
+    return first17 + check
+
+
+def number(i: int) -> str:
+    """A valid Chinese mobile number for each i."""
+    return f"+86138{i:08d}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        listen="127.0.0.1:0",
+        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
+        policy=Policy(),
+        max_workers=32,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FakeClock):
+    application = open_ledger(settings, clock)
+    yield application
+    application.close()
+    application.vault.store.close()
+
+
+class Stubs:
+    """Client stubs over one real channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+        self.history = history_service_pb2_grpc.HistoryServiceStub(channel)
+        self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+        self._ids = itertools.count(1)
+
+    def rid(self) -> str:
+        return f"req-{next(self._ids)}"
+
+    def onboard(self, msisdn: str, seq: int = 1, verify: bool = True) -> tuple[str, str, str]:
+        """Provision, register, verify and activate; returns (subscriber_id, tenure_id, iccid)."""
+        self.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=self.rid(), numbers=[msisdn]))
+        sid = self.lifecycle.RegisterSubscriber(
+            lpb.RegisterSubscriberRequest(
+                request_id=self.rid(), full_name=f"Subscriber {seq}", id_type=1, id_number=resident_id(seq)
+            )
+        ).subscriber_id
+        if verify:
+            self.lifecycle.VerifyIdentity(
+                lpb.VerifyIdentityRequest(
+                    request_id=self.rid(),
+                    subscriber_id=sid,
+                    method=1,
+                    channel="retail",
+                    agent_id="a1",
+                    evidence_ref="ev",
+                )
+            )
+        iccid = new_iccid()
+        tenure = self.lifecycle.ActivateSim(
+            lpb.ActivateSimRequest(
+                request_id=self.rid(),
+                number=msisdn,
+                subscriber_id=sid,
+                iccid=iccid,
+                imsi=imsi_for(iccid),
+                channel="retail",
+                agent_id="a1",
+            )
+        ).tenure_id
+        return sid, tenure, iccid
+
+
+@pytest.fixture
+def server(settings: Settings, clock: FakeClock):
+    """The production server on loopback over a real SQLite file; yields (stubs, app)."""
+    application = open_ledger(settings, clock)
+    srv, port = create_server(settings, application)
+    srv.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(channel).result(timeout=10)
+    yield Stubs(channel), application
+    channel.close()
+    srv.stop(None).wait()
+    application.close()
+    application.vault.store.close()
