@@ -1,0 +1,201 @@
+"""Benchmark lifecycle commands over gRPC against a real ``ledger serve`` process on a fresh SQLite file.
+
+Prints one table (commands per second and latency percentiles per RPC and concurrency) and, with
+``--json FILE``, writes it as JSON. Example:
+
+    python -m scripts.bench_commands --numbers 2000 --concurrency 1,8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+from ledger.domain.identifiers import resident_id_check_char
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from ledger.v1 import lifecycle_service_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+def iccid(i: int) -> str:
+    """A valid ICCID for each i."""
+    body = f"898601{i:013d}"
+    return body + _luhn_digit(body)
+
+
+def resident_id(i: int) -> str:
+    """A distinct valid resident ID card number for each i (up to 10,000 per birth day)."""
+    day = 1 + (i // 1000) % 28
+    month = 1 + (i // 28000) % 12
+    first17 = f"110105{1960 + (i // 336000) % 40}{month:02d}{day:02d}{i % 1000:03d}"
+    return first17 + resident_id_check_char(first17)
+
+
+def free_port() -> int:
+    """An unused loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(workdir: Path, port: int) -> subprocess.Popen[str]:
+    """Start ``python -m ledger serve`` and wait for its ready line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(channel).result(timeout=60)
+    channel.close()
+    return proc
+
+
+def run_phase(calls: list[Callable[[], Any]], concurrency: int) -> tuple[float, list[float]]:
+    """Run the calls with that many threads; returns (elapsed seconds, per-call latencies)."""
+    latencies: list[float] = []
+
+    def timed(call: Callable[[], Any]) -> None:
+        t0 = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(timed, calls))
+    return time.perf_counter() - start, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile in milliseconds."""
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description="Benchmark lifecycle commands over gRPC (SQLite store).")
+    parser.add_argument("--numbers", type=int, default=2000, help="numbers per concurrency level (default 2000)")
+    parser.add_argument("--concurrency", default="1,8", help="comma-separated caller counts (default 1,8)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    rows: list[dict[str, Any]] = []
+    ids = itertools.count(1)
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        port = free_port()
+        proc = start_server(Path(tmp), port)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+        try:
+            for level in levels:
+                base = next(ids) * 1_000_000
+                numbers = [f"+86139{base // 1_000_000:02d}{i:06d}" for i in range(args.numbers)]
+                for chunk in range(0, len(numbers), 5000):
+                    stub.ProvisionNumbers(
+                        lpb.ProvisionNumbersRequest(
+                            request_id=f"prov-{base}-{chunk}", numbers=numbers[chunk : chunk + 5000]
+                        )
+                    )
+                sids: list[str] = [""] * len(numbers)
+
+                def register(i: int, base: int = base, sids: list[str] = sids) -> None:
+                    sids[i] = stub.RegisterSubscriber(
+                        lpb.RegisterSubscriberRequest(
+                            request_id=f"reg-{base}-{i}",
+                            full_name=f"Bench {i}",
+                            id_type=1,
+                            id_number=resident_id(base // 1_000_000 * 50_000 + i),
+                        )
+                    ).subscriber_id
+
+                def verify(i: int, base: int = base, sids: list[str] = sids) -> None:
+                    stub.VerifyIdentity(
+                        lpb.VerifyIdentityRequest(
+                            request_id=f"ver-{base}-{i}",
+                            subscriber_id=sids[i],
+                            method=1,
+                            channel="retail",
+                            agent_id="bench",
+                            evidence_ref="e",
+                        )
+                    )
+
+                def activate(i: int, base: int = base, numbers: list[str] = numbers, sids: list[str] = sids) -> None:
+                    sim = iccid(base + i)
+                    stub.ActivateSim(
+                        lpb.ActivateSimRequest(
+                            request_id=f"act-{base}-{i}",
+                            number=numbers[i],
+                            subscriber_id=sids[i],
+                            iccid=sim,
+                            imsi="46001" + sim[-10:],
+                            channel="retail",
+                            agent_id="bench",
+                        )
+                    )
+
+                for name, fn in (
+                    ("RegisterSubscriber", register),
+                    ("VerifyIdentity", verify),
+                    ("ActivateSim", activate),
+                ):
+                    elapsed, lat = run_phase([lambda i=i, fn=fn: fn(i) for i in range(args.numbers)], level)
+                    rows.append(
+                        {
+                            "rpc": name,
+                            "callers": level,
+                            "calls": args.numbers,
+                            "per_second": round(args.numbers / elapsed, 1),
+                            "p50_ms": round(pct(lat, 50), 2),
+                            "p99_ms": round(pct(lat, 99), 2),
+                            "mean_ms": round(1000 * statistics.fmean(lat), 2),
+                        }
+                    )
+        finally:
+            channel.close()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    command = "python -m scripts.bench_commands " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, store SQLite")
+    print(f"{'rpc':<20} {'callers':>7} {'calls':>6} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for r in rows:
+        print(
+            f"{r['rpc']:<20} {r['callers']:>7} {r['calls']:>6} {r['per_second']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8}"
+        )
+    print(f"reproduce: {command}")
+    if args.json:
+        args.json.write_bytes(orjson.dumps({"command": command, "rows": rows}, option=orjson.OPT_INDENT_2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
