@@ -376,7 +376,7 @@ class LedgerApplication(Application):
     def get_subscriber(self, subscriber_id: UUID) -> Subscriber:
         """The subscriber's aggregate, or SubscriberNotFound."""
         try:
-            subscriber = self.repository.get(subscriber_id)
+            subscriber: Aggregate = self.repository.get(subscriber_id)
         except AggregateNotFoundError:
             raise errors.SubscriberNotFound(str(subscriber_id)) from None
         if not isinstance(subscriber, Subscriber):
@@ -395,7 +395,7 @@ class LedgerApplication(Application):
 
     def _get_or_create(self, cls: type[A], aggregate_id: UUID, create: Callable[[], A]) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return create()
         if not isinstance(aggregate, cls):
@@ -451,7 +451,7 @@ class LedgerApplication(Application):
 
     def _prior_result(self, record_id: UUID, request_id: str, method: str, fingerprint: str) -> CommandResult | None:
         try:
-            prior = self.repository.get(record_id)
+            prior: Aggregate = self.repository.get(record_id)
         except AggregateNotFoundError:
             return None
         if not isinstance(prior, RequestRecord):

@@ -9,6 +9,7 @@ Prints one table (commands per second and latency percentiles per RPC and concur
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import platform
@@ -29,8 +30,8 @@ import grpc
 import orjson
 
 from ledger.domain.identifiers import resident_id_check_char
+from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from ledger.v1 import lifecycle_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                         lpb.RegisterSubscriberRequest(
                             request_id=f"reg-{base}-{i}",
                             full_name=f"Bench {i}",
-                            id_type=1,
+                            id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
                             id_number=resident_id(base // 1_000_000 * 50_000 + i),
                         )
                     ).subscriber_id
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         lpb.VerifyIdentityRequest(
                             request_id=f"ver-{base}-{i}",
                             subscriber_id=sids[i],
-                            method=1,
+                            method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
                             channel="retail",
                             agent_id="bench",
                             evidence_ref="e",
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     ("VerifyIdentity", verify),
                     ("ActivateSim", activate),
                 ):
-                    elapsed, lat = run_phase([lambda i=i, fn=fn: fn(i) for i in range(args.numbers)], level)
+                    calls: list[Callable[[], Any]] = [functools.partial(fn, i) for i in range(args.numbers)]
+                    elapsed, lat = run_phase(calls, level)
                     rows.append(
                         {
                             "rpc": name,

@@ -12,7 +12,7 @@ class LedgerError(Exception):
 class InvalidArgument(LedgerError):
     """Raised when a request is malformed; carries one (field, description) pair per problem."""
 
-    reason: ClassVar[str] = "INVALID_ARGUMENT"
+    reason: str = "INVALID_ARGUMENT"
 
     def __init__(self, violations: list[tuple[str, str]], reason: str | None = None) -> None:
         self.violations = list(violations)
@@ -24,7 +24,7 @@ class InvalidArgument(LedgerError):
 class OccurredAtOutOfOrder(InvalidArgument):
     """Raised when occurred_at is earlier than the stream's last event."""
 
-    reason: ClassVar[str] = "OCCURRED_AT_OUT_OF_ORDER"
+    reason = "OCCURRED_AT_OUT_OF_ORDER"
 
 
 class RuleViolation(LedgerError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -22,7 +22,9 @@ METHODS = enum_names(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_")
 SUSPENSION_REASONS = enum_names(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_")
 DISCONNECT_REASONS = enum_names(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_")
 SWAP_REASONS = enum_names(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_")
-CLEARANCE_VALUES = {name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()}
+CLEARANCE_VALUES: dict[str, Any] = {
+    name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()
+}
 
 
 def actor_of(context: grpc.ServicerContext) -> str:
