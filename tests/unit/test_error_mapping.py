@@ -1,0 +1,54 @@
+"""Exhausted retries become ConcurrencyConflict, and each error family maps to its gRPC status."""
+
+from __future__ import annotations
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+from google.rpc import code_pb2, error_details_pb2
+
+from ledger import application
+from ledger.domain import errors
+from ledger.server.errors import to_status
+
+
+def test_a_command_that_keeps_conflicting_gives_up_and_records_nothing(app, monkeypatch) -> None:
+    before = app.reader.max_position()
+    monkeypatch.setattr(application, "MAX_ATTEMPTS", 3)
+    attempts = []
+
+    def conflicting_save(*aggregates, **kwargs):  # a fault injected at the store boundary
+        attempts.append(aggregates)
+        raise IntegrityError("simulated concurrent writer")
+
+    monkeypatch.setattr(app, "save", conflicting_save)
+    with pytest.raises(errors.ConcurrencyConflict):
+        app.provision_numbers(request_id="p", actor="t", numbers=["+8613800000001"])
+    assert len(attempts) == 3
+    assert app.reader.max_position() == before
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "reason"),
+    [
+        (errors.InvalidArgument([("number", "bad")]), code_pb2.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
+        (errors.QuarantineNotElapsed("x"), code_pb2.FAILED_PRECONDITION, "QUARANTINE_NOT_ELAPSED"),
+        (errors.NumberNotFound("+1"), code_pb2.NOT_FOUND, "NUMBER_NOT_FOUND"),
+        (errors.RequestIdReused("r", "ActivateSim"), code_pb2.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
+        (errors.ConcurrencyConflict("x"), code_pb2.ABORTED, "CONCURRENCY_CONFLICT"),
+        (NotImplementedError(), code_pb2.UNIMPLEMENTED, ""),
+    ],
+)
+def test_status_mapping(exc: Exception, code: int, reason: str) -> None:
+    status = to_status(exc)
+    assert status is not None and status.code == code
+    reasons = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reasons.append(info.reason)
+    assert reasons == ([reason] if reason else [])
+
+
+def test_unexpected_errors_are_not_mapped() -> None:
+    assert to_status(RuntimeError("boom")) is None
