@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -23,7 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="file holding the base64 master key (default: LEDGER_MASTER_KEY, else generated beside the store)",
     )
+    serve.add_argument(
+        "--no-projections", action="store_true", help="do not run the read models here (run `ledger project`)"
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    project = sub.add_parser("project", help="run the read-model projections in the foreground")
+    project.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
+    project.add_argument("--master-key-file", type=Path, help="as for serve")
+    project.add_argument("--rebuild", action="store_true", help="drop the read models and rebuild them from position 0")
+    project.add_argument("--once", action="store_true", help="catch up with the ledger and exit")
+    project.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
 
@@ -35,17 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if args.command == "serve":
-        from ledger.server.app import serve
+    try:
+        if args.command == "serve":
+            from ledger.server.app import serve
 
-        try:
             settings = Settings.build(
                 listen=args.listen, db=args.db, policy_file=args.policy, master_key_file=args.master_key_file
             )
+            if args.no_projections:
+                settings = dataclasses.replace(settings, run_projections=False)
             return serve(settings)
-        except ConfigError as e:
-            print(f"ledger: {e}", file=sys.stderr)
-            return 2
+        if args.command == "project":
+            from ledger.projection_worker import run_projections
+
+            settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
+            return run_projections(settings, rebuild=args.rebuild, once=args.once)
+    except ConfigError as e:
+        print(f"ledger: {e}", file=sys.stderr)
+        return 2
     return 2
 
 

@@ -83,6 +83,8 @@ class LedgerApplication(Application):
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.reader = LogReader(self.recorder)
+        # Called with the position after each commit (wakes an in-process projector).
+        self.commit_listeners: list[Callable[[int], None]] = []
         self.finish_pending_erasures()
 
     # Lifecycle commands, named after the RPCs.
@@ -444,7 +446,10 @@ class LedgerApplication(Application):
                 continue
             if outcome.after_save is not None:
                 outcome.after_save()
-            return CommandResult(position=recordings[-1].notification.id, data=outcome.data)
+            position = recordings[-1].notification.id
+            for listener in self.commit_listeners:
+                listener(position)
+            return CommandResult(position=position, data=outcome.data)
         raise errors.ConcurrencyConflict(
             f"{method} still conflicted with concurrent writers after {MAX_ATTEMPTS} attempts; retry"
         )

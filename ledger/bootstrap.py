@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
 from ledger.keys import MasterKey, PersonalDataVault, SQLiteKeyStore
+from projections.projector import Projector
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -34,3 +35,10 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     vault = PersonalDataVault(master, SQLiteKeyStore(str(settings.store.key_store_path())))
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
     return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)
+
+
+def open_projector(settings: Settings, app: LedgerApplication) -> Projector:
+    """The projector that feeds the read models from this ledger (creates their tables)."""
+    projector = Projector(app.recorder, app.mapper, str(settings.store.views_path()))
+    app.commit_listeners.append(lambda _position: projector.wake.set())
+    return projector

@@ -28,6 +28,8 @@ class Policy:
     max_numbers_per_identity: int = 5
     required_holders: tuple[str, ...] = ("crm", "billing", "voicemail")
     timezone: str = "UTC"
+    # Subscribers whose tenures all ended this long ago are listed as due for erasure.
+    erasure_retention_days: int = 180
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
 
@@ -45,6 +47,8 @@ class Policy:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ConfigError(f"unknown timezone {self.timezone!r}") from e
+        if not 0 <= self.erasure_retention_days <= 36500:
+            raise ConfigError("erasure_retention_days must be between 0 and 36500")
         if not 0 <= self.max_clock_skew_seconds <= 86400:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
 
@@ -136,6 +140,11 @@ class StoreConfig:
         path = self._sqlite()
         return path.with_name(path.stem + ".master.key")
 
+    def views_path(self) -> Path:
+        """The read models of the embedded store: ``ledger.db`` -> ``ledger.views.db``."""
+        path = self._sqlite()
+        return path.with_name(path.stem + ".views.db")
+
     def _sqlite(self) -> Path:
         if self.sqlite_path is None:
             raise ConfigError("this setting needs an SQLite store")
@@ -153,6 +162,8 @@ class Settings:
     master_key_text: str | None = None
     max_workers: int = 16
     grace_seconds: float = 10.0
+    # Run the projections inside the server process (the embedded default).
+    run_projections: bool = True
 
     @classmethod
     def build(

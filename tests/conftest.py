@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 
-from ledger.bootstrap import open_ledger
+from ledger.bootstrap import open_ledger, open_projector
 from ledger.config import Policy, Settings, StoreConfig
 from ledger.server.app import create_server
 from ledger.v1 import (
@@ -20,6 +21,7 @@ from ledger.v1 import (
 from ledger.v1 import (
     lifecycle_service_pb2 as lpb,
 )
+from projections.projector import Projector
 
 # A valid resident ID card number (GB 11643) and its birth date.
 RESIDENT_ID = "11010519491231002X"
@@ -112,6 +114,7 @@ class Stubs:
         self.history = history_service_pb2_grpc.HistoryServiceStub(channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
         self._ids = itertools.count(1)
+        self.projector: Projector | None = None
 
     def rid(self) -> str:
         return f"req-{next(self._ids)}"
@@ -154,12 +157,21 @@ class Stubs:
 def server(settings: Settings, clock: FakeClock):
     """The production server on loopback over a real SQLite file; yields (stubs, app)."""
     application = open_ledger(settings, clock)
-    srv, port = create_server(settings, application)
+    projector = open_projector(settings, application)
+    stop = threading.Event()
+    thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
+    thread.start()
+    srv, port = create_server(settings, application, projector=projector)
     srv.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     grpc.channel_ready_future(channel).result(timeout=10)
-    yield Stubs(channel), application
+    stubs = Stubs(channel)
+    stubs.projector = projector
+    yield stubs, application
     channel.close()
     srv.stop(None).wait()
+    stop.set()
+    thread.join(10)
+    projector.close()
     application.close()
     application.vault.store.close()

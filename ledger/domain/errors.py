@@ -169,3 +169,12 @@ class RequestIdReused(Conflict):
 
 class ConcurrencyConflict(Conflict):
     """Raised when a command still conflicts with concurrent writers after bounded retries."""
+
+
+class ReadModelBehind(LedgerError):
+    """Raised when the read model has not applied the position a caller asked for within the deadline."""
+
+    def __init__(self, wanted: int, applied: int) -> None:
+        self.wanted = wanted
+        self.applied = applied
+        super().__init__(f"read model has applied position {applied}, not yet {wanted}; retry")

@@ -12,10 +12,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ledger.bootstrap import open_ledger
+from ledger.bootstrap import open_ledger, open_projector
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
+from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
@@ -24,10 +25,12 @@ from ledger.v1 import (
     recycling_service_pb2,
     recycling_service_pb2_grpc,
 )
+from projections.queries import ReadModels
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
     from ledger.config import Settings
+    from projections.projector import Projector
 
 log = logging.getLogger("ledger")
 
@@ -40,9 +43,16 @@ SERVICE_NAMES = (
 
 
 def create_server(
-    settings: Settings, app: LedgerApplication, health_servicer: health.HealthServicer | None = None
+    settings: Settings,
+    app: LedgerApplication,
+    health_servicer: health.HealthServicer | None = None,
+    projector: Projector | None = None,
 ) -> tuple[grpc.Server, int]:
-    """Build a server with every service, health and reflection, bound to ``settings.listen``."""
+    """Build a server with every service, health and reflection, bound to ``settings.listen``.
+
+    With a ``projector`` (running in this process) checks wait on it for ``min_position``; without
+    one they poll the read models' tracking, fed by a separate ``ledger project`` process.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
         interceptors=[ErrorInterceptor()],
@@ -54,9 +64,9 @@ def create_server(
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(app), server)
-    # Recycling checks arrive with the read models; until then every RPC answers UNIMPLEMENTED.
+    read_models = ReadModels(str(settings.store.views_path()))
     recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
-        recycling_service_pb2_grpc.RecyclingServiceServicer(), server
+        RecyclingServicer(read_models, settings.policy, projector.wait_for if projector else None), server
     )
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -76,16 +86,22 @@ def serve(settings: Settings) -> int:
     """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
     app = open_ledger(settings)
     health_servicer = health.HealthServicer()
-    server, port = create_server(settings, app, health_servicer)
+    projector = open_projector(settings, app)
     stop = threading.Event()
+    projection_thread = None
+    if settings.run_projections:
+        projection_thread = threading.Thread(target=projector.run, args=(stop,), name="projector", daemon=True)
+        projection_thread.start()
+    server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
-        "ledger ready on %s:%d (store %s, quarantine %d days, holders %s)",
+        "ledger ready on %s:%d (store %s, projections %s, quarantine %d days, holders %s)",
         host,
         port,
         settings.store.sqlite_path or settings.store.kind,
+        "in this process" if settings.run_projections else "in a separate process",
         settings.policy.quarantine_days,
         ",".join(settings.policy.required_holders),
     )
@@ -94,6 +110,9 @@ def serve(settings: Settings) -> int:
     finally:
         health_servicer.enter_graceful_shutdown()
         server.stop(settings.grace_seconds).wait()
+        if projection_thread is not None:
+            projection_thread.join(timeout=settings.grace_seconds)
+        projector.close()
         app.close()
         app.vault.store.close()
         for sig, handler in previous.items():

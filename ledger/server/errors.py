@@ -41,6 +41,13 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, errors.ConcurrencyConflict):
         info = error_details_pb2.ErrorInfo(reason="CONCURRENCY_CONFLICT", domain=DOMAIN)
         return _status(code_pb2.ABORTED, str(exc), info)
+    if isinstance(exc, errors.ReadModelBehind):
+        info = error_details_pb2.ErrorInfo(
+            reason="READ_MODEL_BEHIND",
+            domain=DOMAIN,
+            metadata={"min_position": str(exc.wanted), "applied_position": str(exc.applied)},
+        )
+        return _status(code_pb2.UNAVAILABLE, str(exc), info)
     if isinstance(exc, NotImplementedError):
         return _status(code_pb2.UNIMPLEMENTED, "this RPC is not implemented in this version")
     if isinstance(exc, (OperationalError, PersistenceError)):

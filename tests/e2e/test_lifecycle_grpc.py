@@ -472,12 +472,3 @@ def test_override_release_records_a_violation(server, clock) -> None:
     assert released.data["override_reason"] == "regulator order 2026/17"
     assert released.data["clearance_overridden"] is True
     assert released.data["tenure_id"] == tenure
-
-
-def test_unimplemented_rpcs_say_so(server) -> None:
-    stubs, _ = server
-    from ledger.v1 import recycling_service_pb2 as rpb
-
-    with pytest.raises(grpc.RpcError) as e:
-        stubs.recycling.CheckNumber(rpb.CheckNumberRequest(number=number(1), since_date="2026-01-01"))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -1,0 +1,193 @@
+"""Feeds the read models from the ledger's event log: batched, tracked, exactly once, resumable.
+
+Each batch of events is applied to every view in one SQLite transaction together with the views'
+tracking positions, so a crash at any point leaves each view exactly at a batch boundary, and the
+next run continues from there. The embedded store has no subscription, so the projector polls the
+notification log (in batches), and is woken early when the server in the same process commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from projections.views import ALL_VIEWS, View
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
+
+log = logging.getLogger(__name__)
+
+TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A connection to the views database (WAL, so readers never wait for the projector)."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def views_path_for(events_db: Path) -> Path:
+    """The read models sit beside the event database: ``ledger.db`` -> ``ledger.views.db``."""
+    return events_db.with_name(events_db.stem + ".views.db")
+
+
+def tracked_positions(conn: sqlite3.Connection) -> dict[str, int]:
+    """Each view's last applied position."""
+    try:
+        return dict(conn.execute("SELECT view, position FROM rm_tracking").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+
+
+class Projector:
+    """Applies the event log to a set of views."""
+
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        mapper: Mapper,
+        views_db: str,
+        views: Sequence[View] | None = None,
+        batch_size: int = 2000,
+    ) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+        self.views_db = views_db
+        self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
+        self.batch_size = batch_size
+        self.conn = connect(views_db)
+        self._topics: dict[str, list[View]] = {}
+        for view in self.views:
+            for topic in view.topics():
+                self._topics.setdefault(topic, []).append(view)
+        self._applied = threading.Condition()
+        self.wake = threading.Event()
+        self.create_tables()
+        self.positions = self._load_positions()
+
+    def create_tables(self) -> None:
+        """Create missing tables and tracking rows."""
+        with self._transaction() as cur:
+            cur.execute(TRACKING_SCHEMA)
+            for view in self.views:
+                for statement in view.schema:
+                    cur.execute(statement)
+                cur.execute("INSERT OR IGNORE INTO rm_tracking VALUES (?, 0)", (view.name,))
+
+    def _load_positions(self) -> dict[str, int]:
+        known = tracked_positions(self.conn)
+        return {view.name: known.get(view.name, 0) for view in self.views}
+
+    @property
+    def position(self) -> int:
+        """The position every view has applied."""
+        return min(self.positions.values()) if self.positions else 0
+
+    def run_once(self) -> int:
+        """Apply the next batch; returns how many events were read (0 when caught up)."""
+        start = self.position + 1
+        notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
+        if not notifications:
+            return 0
+        last = notifications[-1].id
+        with self._transaction() as cur:
+            for n in notifications:
+                interested = self._topics.get(n.topic)
+                if not interested:
+                    continue
+                event = None
+                for view in interested:
+                    if n.id <= self.positions[view.name]:
+                        continue  # this view already has it (it was rebuilt or ran ahead)
+                    if event is None:
+                        event = self.mapper.to_domain_event(n)
+                    view.apply(event, n.id, cur)
+            for view in self.views:
+                if self.positions[view.name] < last:
+                    cur.execute("UPDATE rm_tracking SET position=? WHERE view=?", (last, view.name))
+        with self._applied:
+            for view in self.views:
+                self.positions[view.name] = max(self.positions[view.name], last)
+            self._applied.notify_all()
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        """Apply batches until the log is exhausted; returns the events read."""
+        total = 0
+        while True:
+            n = self.run_once()
+            if n == 0:
+                return total
+            total += n
+
+    def run(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
+        """Follow the log until ``stop`` is set; errors are logged and retried, never a silent stall."""
+        backoff = poll_interval
+        while not stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    self.wake.wait(poll_interval)
+                    self.wake.clear()
+                backoff = poll_interval
+            except Exception:
+                log.exception("projection batch failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every view has applied ``position`` (or the timeout passes)."""
+        deadline = time.monotonic() + timeout
+        with self._applied:
+            while self.position < position:
+                self.wake.set()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._applied.wait(min(remaining, 0.05))
+        return True
+
+    def rebuild(self, names: Sequence[str] | None = None) -> int:
+        """Drop and refill views (all, or those named) from position 0; returns events read."""
+        chosen = [v for v in self.views if names is None or v.name in names]
+        with self._transaction() as cur:
+            for view in chosen:
+                for table in view.tables:
+                    cur.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in view.schema:
+                    cur.execute(statement)
+                cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
+        with self._applied:
+            for view in chosen:
+                self.positions[view.name] = 0
+        return self.catch_up()
+
+    def close(self) -> None:
+        """Close the views database."""
+        self.conn.close()
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Cursor:
+        self.cur = self.conn.cursor()
+        self.cur.execute("BEGIN IMMEDIATE")
+        return self.cur
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.cur.execute("COMMIT")
+        else:
+            self.cur.execute("ROLLBACK")

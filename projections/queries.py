@@ -1,0 +1,294 @@
+"""Questions answered from the read models: recycling checks, clearance, compliance, erasure, release."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from ledger.domain.base import CLEARANCE_SEVERITY, Clearance
+from ledger.domain.number import Number
+from projections.projector import connect, tracked_positions
+from projections.views import from_us, us
+
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class TenureRow:
+    """One tenure as the numbers view holds it."""
+
+    tenure_id: str
+    subscriber_id: str
+    activated_us: int
+    disconnected_us: int | None
+    quarantine_until_us: int | None
+    required_holders: list[str]
+    outstanding_holders: list[str]
+    confirmations: list[list[Any]]
+    released_us: int | None
+    override_reason: str
+    violation: bool
+
+    @property
+    def clearance(self) -> Clearance:
+        """Clearance of the tenure (NOT_APPLICABLE while open)."""
+        if self.disconnected_us is None:
+            return Clearance.NOT_APPLICABLE
+        if self.violation:
+            return Clearance.VIOLATION
+        return Clearance.PENDING if self.outstanding_holders else Clearance.CLEARED
+
+
+@dataclass(frozen=True)
+class NumberRow:
+    """A number and its tenures, oldest first."""
+
+    number: str
+    status: str
+    provisioned_us: int
+    tenures: list[TenureRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckAnswer:
+    """The answer to one recycling check."""
+
+    number: str
+    status: str  # NOT_CHANGED, CHANGED, NO_DATA
+    last_disconnected_at: datetime | None
+    clearance: Clearance
+    outstanding_holders: list[str]
+    as_of_position: int
+
+    @property
+    def phone_number_changed(self) -> bool:
+        """True exactly when the status is CHANGED."""
+        return self.status == "CHANGED"
+
+
+def decide(row: NumberRow | None, number: str, since: date, zone: ZoneInfo, position: int) -> CheckAnswer:
+    """CAMARA Number Recycling semantics over a number's tenures.
+
+    CHANGED when the holder at ``since`` differs from today's or any tenure ended on or after ``since``
+    (a day in a gap with no holder counts as changed; the day a tenure began counts as not changed).
+    NO_DATA when the number is unknown or its records begin after ``since``. Clearance is the worst
+    of the tenures closed on or after ``since``.
+    """
+    if row is None or _local_date(row.provisioned_us, zone) > since:
+        return CheckAnswer(number, "NO_DATA", None, Clearance.NOT_APPLICABLE, [], position)
+    since_start_us = us(datetime.combine(since, time.min, tzinfo=zone))
+    closed_since = [t for t in row.tenures if t.disconnected_us is not None and t.disconnected_us >= since_start_us]
+    current = row.tenures[-1] if row.tenures and row.tenures[-1].disconnected_us is None else None
+    if closed_since or current is None:
+        status = "CHANGED"
+    else:
+        status = "NOT_CHANGED" if _local_date(current.activated_us, zone) <= since else "CHANGED"
+    clearance = Clearance.NOT_APPLICABLE
+    outstanding: list[str] = []
+    for tenure in closed_since:
+        if CLEARANCE_SEVERITY[tenure.clearance] > CLEARANCE_SEVERITY[clearance]:
+            clearance = tenure.clearance
+        outstanding.extend(h for h in tenure.outstanding_holders if h not in outstanding)
+    ended = [t.disconnected_us for t in row.tenures if t.disconnected_us is not None]
+    last = from_us(max(ended)) if ended else None
+    return CheckAnswer(number, status, last, clearance, outstanding, position)
+
+
+def _local_date(value_us: int, zone: ZoneInfo) -> date:
+    return datetime.fromtimestamp(value_us / 1_000_000, zone).date()
+
+
+class ReadModels:
+    """Read-only access to the views database; one connection per thread."""
+
+    def __init__(self, views_db: str) -> None:
+        self.views_db = views_db
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.views_db)
+            self._local.conn = conn
+        return conn
+
+    def position(self) -> int:
+        """The position every view has applied (0 before the first batch)."""
+        positions = tracked_positions(self._conn())
+        return min(positions.values()) if positions else 0
+
+    def numbers(self, numbers: Sequence[str]) -> dict[str, NumberRow]:
+        """Number rows with their tenures, for many numbers at once, read in one snapshot."""
+        conn = self._conn()
+        ids = {Number.create_id(n).hex: n for n in numbers}
+        found: dict[str, NumberRow] = {}
+        conn.execute("BEGIN")
+        try:
+            keys = list(ids)
+            for i in range(0, len(keys), CHUNK):
+                chunk = keys[i : i + CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"SELECT number_id, number, status, provisioned_us FROM rm_numbers WHERE number_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+                by_id = {r[0]: NumberRow(r[1], r[2], r[3], []) for r in rows}
+                if by_id:
+                    present = list(by_id)
+                    tenure_marks = ",".join("?" * len(present))
+                    tenure_rows = conn.execute(
+                        "SELECT number_id, tenure_id, subscriber_id, activated_us, disconnected_us, "
+                        "quarantine_until_us, required_holders, outstanding_holders, confirmations, released_us, "
+                        f"override_reason, violation FROM rm_tenures WHERE number_id IN ({tenure_marks}) "
+                        "ORDER BY number_id, ordinal",
+                        present,
+                    ).fetchall()
+                    for t in tenure_rows:
+                        by_id[t[0]].tenures.append(
+                            TenureRow(
+                                tenure_id=t[1],
+                                subscriber_id=t[2],
+                                activated_us=t[3],
+                                disconnected_us=t[4],
+                                quarantine_until_us=t[5],
+                                required_holders=_list(t[6]),
+                                outstanding_holders=_list(t[7]),
+                                confirmations=_list(t[8]),
+                                released_us=t[9],
+                                override_reason=t[10] or "",
+                                violation=bool(t[11]),
+                            )
+                        )
+                for nid, row in by_id.items():
+                    found[ids[nid]] = row
+        finally:
+            conn.execute("COMMIT")
+        return found
+
+    def check(self, queries: Sequence[tuple[str, date]], zone: ZoneInfo) -> list[CheckAnswer]:
+        """Answer recycling checks in the order asked."""
+        position = self.position()
+        rows = self.numbers([n for n, _ in queries])
+        return [decide(rows.get(n), n, since, zone, position) for n, since in queries]
+
+    def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[str]:
+        """Quarantined numbers whose quarantine ended and whose clearance is complete, by number."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT n.number FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
+                "AND t.ordinal = n.tenure_count WHERE n.status = 'QUARANTINED' AND t.quarantine_until_us <= ? "
+                "AND t.outstanding_holders = '[]' AND n.number > ? ORDER BY n.number LIMIT ?",
+                (us(now), after, limit),
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def quarantine_summary(self, now: datetime) -> dict[str, int]:
+        """Quarantined numbers by what holds them back."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT CASE WHEN t.quarantine_until_us > ? THEN 'in_quarantine' "
+                "WHEN t.outstanding_holders != '[]' THEN 'clearance_pending' ELSE 'due_for_release' END, count(*) "
+                "FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id AND t.ordinal = n.tenure_count "
+                "WHERE n.status = 'QUARANTINED' GROUP BY 1",
+                (us(now),),
+            )
+            .fetchall()
+        )
+        return {"in_quarantine": 0, "clearance_pending": 0, "due_for_release": 0, **dict(rows)}
+
+    def status_counts(self) -> dict[str, int]:
+        """Numbers by lifecycle state."""
+        return dict(self._conn().execute("SELECT status, count(*) FROM rm_numbers GROUP BY status").fetchall())
+
+    def clearance_counts(self) -> dict[str, int]:
+        """Closed tenures by clearance."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT CASE WHEN violation = 1 THEN 'VIOLATION' WHEN outstanding_holders != '[]' THEN 'PENDING' "
+                "ELSE 'CLEARED' END, count(*) FROM rm_tenures WHERE disconnected_us IS NOT NULL GROUP BY 1"
+            )
+            .fetchall()
+        )
+        return {"CLEARED": 0, "PENDING": 0, "VIOLATION": 0, **dict(rows)}
+
+    def unverified_in_service(self) -> list[tuple[str, str]]:
+        """(number_id, subscriber_id) of open tenures whose holder has no verification."""
+        return (
+            self._conn()
+            .execute(
+                "SELECT t.number_id, t.subscriber_id FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
+                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 AND (s.verified_us IS NULL "
+                "OR s.verified_us > t.activated_us) ORDER BY t.number_id"
+            )
+            .fetchall()
+        )
+
+    def agents(self) -> list[dict[str, Any]]:
+        """Verifications, activations and violations by channel and agent."""
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT channel, agent_id, verifications, activations, violations FROM rm_cmp_agents "
+                "ORDER BY channel, agent_id"
+            )
+            .fetchall()
+        )
+        return [
+            {"channel": r[0], "agent_id": r[1], "verifications": r[2], "activations": r[3], "violations": r[4]}
+            for r in rows
+        ]
+
+    def latest_swap(self, number: str) -> dict[str, Any] | None:
+        """The number's latest SIM swap, if any."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, swap_count "
+                "FROM rm_sim_swaps WHERE number = ?",
+                (number,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        keys = ("number", "swapped_at", "old_iccid", "new_iccid", "reason", "channel", "agent_id", "swap_count")
+        result = dict(zip(keys, row, strict=True))
+        result["swapped_at"] = from_us(row[1])
+        return result
+
+    def erasures_due(self, now: datetime, retention_days: int, limit: int = 10_000) -> list[str]:
+        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period."""
+        cutoff = us(now - timedelta(days=retention_days))
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
+                "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
+                (cutoff, limit),
+            )
+            .fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _list(text: str | None) -> list[Any]:
+    return [] if not text else list(orjson.loads(text))

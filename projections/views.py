@@ -1,0 +1,352 @@
+"""The read models. Each view owns its tables and its tracking row, so each rebuilds on its own.
+
+Handlers receive one decoded event, its position and an open cursor of the batch transaction; they
+write rows only. The projector writes tracking in the same transaction (see ``projections.projector``).
+Times are stored as integer microseconds since the epoch (UTC), so they compare as numbers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.utils import get_topic
+
+from ledger.domain.number import Number
+from ledger.domain.subscriber import Subscriber
+
+Cursor = sqlite3.Cursor
+# Suspension and disconnection reasons that count against the channel and agent that activated.
+VIOLATION_SUSPENSIONS = frozenset({"FRAUD", "SPAM", "UNVERIFIED_IDENTITY"})
+VIOLATION_DISCONNECTIONS = frozenset({"FRAUD", "UNVERIFIED_IDENTITY"})
+
+
+def us(moment: datetime) -> int:
+    """A datetime as integer microseconds since the epoch."""
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_us(value: int | None) -> datetime | None:
+    """Integer microseconds since the epoch as an aware datetime."""
+    return None if value is None else datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+class View:
+    """Base of the read models: a name, a schema, and a dispatching ``apply``."""
+
+    name: ClassVar[str]
+    schema: ClassVar[tuple[str, ...]]
+    tables: ClassVar[tuple[str, ...]]
+    event_classes: ClassVar[tuple[type, ...]]
+
+    @classmethod
+    def topics(cls) -> set[str]:
+        """Topics of the events this view reads; others are skipped without decoding."""
+        return {get_topic(c) for c in cls.event_classes}
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+
+class NumbersView(View):
+    """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures."""
+
+    name = "numbers"
+    tables = ("rm_numbers", "rm_tenures")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_numbers (
+            number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+            provisioned_us INTEGER NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
+            tenure_count INTEGER NOT NULL DEFAULT 0, last_position INTEGER NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS rm_tenures (
+            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+            subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
+            activated_us INTEGER NOT NULL, disconnected_us INTEGER, disconnect_reason TEXT,
+            quarantine_until_us INTEGER, required_holders TEXT, outstanding_holders TEXT,
+            confirmations TEXT, released_us INTEGER, override_reason TEXT, violation INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
+        "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
+    )
+    event_classes = (
+        Number.Provisioned,
+        Number.Activated,
+        Number.SimSwapped,
+        Number.Suspended,
+        Number.Resumed,
+        Number.Disconnected,
+        Number.DataClearanceConfirmed,
+        Number.Released,
+    )
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_numbers (number_id, number, status, provisioned_us, last_position) "
+            "VALUES (?, ?, 'AVAILABLE', ?, ?)",
+            (e.originator_id.hex, e.number, us(e.occurred_at), position),
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        nid = e.originator_id.hex
+        cur.execute(
+            "UPDATE rm_numbers SET status='ACTIVE', subscriber_id=?, tenure_id=?, suspension_reason=NULL, "
+            "tenure_count=tenure_count+1, last_position=? WHERE number_id=?",
+            (e.subscriber_id.hex, e.tenure_id.hex, position, nid),
+        )
+        cur.execute(
+            "INSERT INTO rm_tenures (tenure_id, number_id, ordinal, subscriber_id, iccid, channel, agent_id, "
+            "activated_us) VALUES (?, ?, (SELECT tenure_count FROM rm_numbers WHERE number_id=?), ?, ?, ?, ?, ?)",
+            (e.tenure_id.hex, nid, nid, e.subscriber_id.hex, e.iccid, e.channel, e.agent_id, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
+        cur.execute("UPDATE rm_tenures SET iccid=? WHERE tenure_id=?", (e.new_iccid, e.tenure_id.hex))
+        self._touch(cur, e, position)
+
+    @apply.register
+    def _(self, e: Number.Suspended, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='SUSPENDED', suspension_reason=?, last_position=? WHERE number_id=?",
+            (e.reason, position, e.originator_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.Resumed, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='ACTIVE', suspension_reason=NULL, last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='QUARANTINED', subscriber_id=NULL, tenure_id=NULL, "
+            "suspension_reason=NULL, last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+        holders = orjson.dumps(list(e.required_holders)).decode()
+        cur.execute(
+            "UPDATE rm_tenures SET disconnected_us=?, disconnect_reason=?, quarantine_until_us=?, "
+            "required_holders=?, outstanding_holders=?, confirmations='[]' WHERE tenure_id=?",
+            (us(e.occurred_at), e.reason, us(e.quarantine_until), holders, holders, e.tenure_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.DataClearanceConfirmed, position: int, cur: Cursor) -> None:
+        row = cur.execute(
+            "SELECT outstanding_holders, confirmations FROM rm_tenures WHERE tenure_id=?", (e.tenure_id.hex,)
+        ).fetchone()
+        outstanding = [h for h in orjson.loads(row[0]) if h != e.holder]
+        confirmations = [*orjson.loads(row[1]), [e.holder, e.evidence_ref, us(e.occurred_at)]]
+        cur.execute(
+            "UPDATE rm_tenures SET outstanding_holders=?, confirmations=? WHERE tenure_id=?",
+            (orjson.dumps(outstanding).decode(), orjson.dumps(confirmations).decode(), e.tenure_id.hex),
+        )
+        self._touch(cur, e, position)
+
+    @apply.register
+    def _(self, e: Number.Released, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='AVAILABLE', last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+        cur.execute(
+            "UPDATE rm_tenures SET released_us=?, override_reason=?, violation=? WHERE tenure_id=?",
+            (us(e.occurred_at), e.override_reason, int(e.clearance_overridden), e.tenure_id.hex),
+        )
+
+    @staticmethod
+    def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
+        cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
+
+
+class SimSwapsView(View):
+    """The latest SIM swap of each number (fraud desks check it before trusting a one-time code)."""
+
+    name = "sim_swaps"
+    tables = ("rm_swap_numbers", "rm_sim_swaps")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS rm_sim_swaps (
+            number TEXT PRIMARY KEY, swapped_us INTEGER NOT NULL, old_iccid TEXT NOT NULL,
+            new_iccid TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
+            swap_count INTEGER NOT NULL, position INTEGER NOT NULL)""",
+    )
+    event_classes = (Number.Provisioned, Number.SimSwapped)
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_swap_numbers VALUES (?, ?)", (e.originator_id.hex, e.number))
+
+    @apply.register
+    def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_sim_swaps (number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, "
+            "swap_count, position) SELECT number, ?, ?, ?, ?, ?, ?, 1, ? FROM rm_swap_numbers WHERE number_id=? "
+            "ON CONFLICT (number) DO UPDATE SET swapped_us=excluded.swapped_us, old_iccid=excluded.old_iccid, "
+            "new_iccid=excluded.new_iccid, reason=excluded.reason, channel=excluded.channel, "
+            "agent_id=excluded.agent_id, swap_count=swap_count+1, position=excluded.position",
+            (
+                us(e.occurred_at),
+                e.old_iccid,
+                e.new_iccid,
+                e.reason,
+                e.channel,
+                e.agent_id,
+                position,
+                e.originator_id.hex,
+            ),
+        )
+
+
+class ComplianceView(View):
+    """Real-name compliance: numbers in service without a verified holder; verifications, activations
+    and violations (tenures later cut off for fraud, spam or unverified identity) by channel and agent."""
+
+    name = "compliance"
+    tables = ("rm_cmp_subscribers", "rm_cmp_tenures", "rm_cmp_agents")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_cmp_subscribers (
+            subscriber_id TEXT PRIMARY KEY, verified_us INTEGER, erased_us INTEGER)""",
+        """CREATE TABLE IF NOT EXISTS rm_cmp_tenures (
+            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, subscriber_id TEXT NOT NULL,
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, activated_us INTEGER NOT NULL,
+            open INTEGER NOT NULL, flagged INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS rm_cmp_tenures_open ON rm_cmp_tenures (number_id, open)",
+        """CREATE TABLE IF NOT EXISTS rm_cmp_agents (
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, verifications INTEGER NOT NULL DEFAULT 0,
+            activations INTEGER NOT NULL DEFAULT 0, violations INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (channel, agent_id))""",
+    )
+    event_classes = (
+        Subscriber.Registered,
+        Subscriber.IdentityVerified,
+        Subscriber.PersonalDataErased,
+        Number.Activated,
+        Number.Suspended,
+        Number.Disconnected,
+    )
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Subscriber.Registered, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_cmp_subscribers (subscriber_id) VALUES (?)", (e.originator_id.hex,))
+
+    @apply.register
+    def _(self, e: Subscriber.IdentityVerified, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_cmp_subscribers SET verified_us=COALESCE(verified_us, ?) WHERE subscriber_id=?",
+            (us(e.occurred_at), e.originator_id.hex),
+        )
+        self._count(cur, e.channel, e.agent_id, "verifications")
+
+    @apply.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_cmp_subscribers SET erased_us=? WHERE subscriber_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_cmp_tenures (tenure_id, number_id, subscriber_id, channel, agent_id, activated_us, open) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1)",
+            (e.tenure_id.hex, e.originator_id.hex, e.subscriber_id.hex, e.channel, e.agent_id, us(e.occurred_at)),
+        )
+        self._count(cur, e.channel, e.agent_id, "activations")
+
+    @apply.register
+    def _(self, e: Number.Suspended, position: int, cur: Cursor) -> None:
+        if e.reason in VIOLATION_SUSPENSIONS:
+            self._flag_open_tenure(cur, e.originator_id.hex)
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        if e.reason in VIOLATION_DISCONNECTIONS:
+            self._flag_open_tenure(cur, e.originator_id.hex)
+        cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
+
+    def _flag_open_tenure(self, cur: Cursor, number_id: str) -> None:
+        row = cur.execute(
+            "SELECT tenure_id, channel, agent_id FROM rm_cmp_tenures WHERE number_id=? AND open=1 AND flagged=0",
+            (number_id,),
+        ).fetchone()
+        if row is not None:
+            cur.execute("UPDATE rm_cmp_tenures SET flagged=1 WHERE tenure_id=?", (row[0],))
+            self._count(cur, row[1], row[2], "violations")
+
+    @staticmethod
+    def _count(cur: Cursor, channel: str, agent_id: str, column: str) -> None:
+        cur.execute(
+            f"INSERT INTO rm_cmp_agents (channel, agent_id, {column}) VALUES (?, ?, 1) "
+            f"ON CONFLICT (channel, agent_id) DO UPDATE SET {column}={column}+1",
+            (channel, agent_id),
+        )
+
+
+class ErasureView(View):
+    """Per subscriber: open tenures, when the last one ended, and whether their data was erased."""
+
+    name = "erasure"
+    tables = ("rm_er_subscribers", "rm_er_tenures")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_er_subscribers (
+            subscriber_id TEXT PRIMARY KEY, registered_us INTEGER NOT NULL, open_tenures INTEGER NOT NULL DEFAULT 0,
+            tenure_count INTEGER NOT NULL DEFAULT 0, last_end_us INTEGER, erased_us INTEGER)""",
+        "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
+    )
+    event_classes = (Subscriber.Registered, Subscriber.PersonalDataErased, Number.Activated, Number.Disconnected)
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Subscriber.Registered, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_er_subscribers (subscriber_id, registered_us) VALUES (?, ?)",
+            (e.originator_id.hex, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET erased_us=? WHERE subscriber_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_er_tenures VALUES (?, ?)", (e.tenure_id.hex, e.subscriber_id.hex))
+        cur.execute(
+            "UPDATE rm_er_subscribers SET open_tenures=open_tenures+1, tenure_count=tenure_count+1 "
+            "WHERE subscriber_id=?",
+            (e.subscriber_id.hex,),
+        )
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET open_tenures=open_tenures-1, last_end_us=? WHERE subscriber_id="
+            "(SELECT subscriber_id FROM rm_er_tenures WHERE tenure_id=?)",
+            (us(e.occurred_at), e.tenure_id.hex),
+        )
+
+
+ALL_VIEWS: tuple[type[View], ...] = (NumbersView, SimSwapsView, ComplianceView, ErasureView)
