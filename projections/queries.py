@@ -178,19 +178,20 @@ class ReadModels:
         rows = self.numbers([n for n, _ in queries])
         return [decide(rows.get(n), n, since, zone, position) for n, since in queries]
 
-    def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[str]:
-        """Quarantined numbers whose quarantine ended and whose clearance is complete, by number."""
+    def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[tuple[str, str]]:
+        """(number, tenure_id) of quarantined numbers whose quarantine ended and whose clearance is
+        complete, ordered by number, after ``after`` (for paging)."""
         rows = (
             self._conn()
             .execute(
-                "SELECT n.number FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
+                "SELECT n.number, t.tenure_id FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
                 "AND t.ordinal = n.tenure_count WHERE n.status = 'QUARANTINED' AND t.quarantine_until_us <= ? "
                 "AND t.outstanding_holders = '[]' AND n.number > ? ORDER BY n.number LIMIT ?",
                 (us(now), after, limit),
             )
             .fetchall()
         )
-        return [r[0] for r in rows]
+        return [(r[0], r[1]) for r in rows]
 
     def quarantine_summary(self, now: datetime) -> dict[str, int]:
         """Quarantined numbers by what holds them back."""
@@ -249,6 +250,41 @@ class ReadModels:
             {"channel": r[0], "agent_id": r[1], "verifications": r[2], "activations": r[3], "violations": r[4]}
             for r in rows
         ]
+
+    def channel_rates(self) -> list[dict[str, Any]]:
+        """Per channel: tenures in service, how many with a verified holder, activations and violations."""
+        in_service = dict(
+            (r[0], (r[1], r[2]))
+            for r in self._conn().execute(
+                "SELECT t.channel, count(*), sum(CASE WHEN s.verified_us IS NOT NULL AND s.verified_us <= "
+                "t.activated_us THEN 1 ELSE 0 END) FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
+                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 GROUP BY t.channel"
+            )
+        )
+        totals = (
+            self._conn()
+            .execute(
+                "SELECT channel, sum(verifications), sum(activations), sum(violations) FROM rm_cmp_agents "
+                "GROUP BY channel ORDER BY channel"
+            )
+            .fetchall()
+        )
+        rows = []
+        for channel, verifications, activations, violations in totals:
+            open_count, verified = in_service.get(channel, (0, 0))
+            rows.append(
+                {
+                    "channel": channel,
+                    "verifications": verifications,
+                    "activations": activations,
+                    "violations": violations,
+                    "in_service": open_count,
+                    "in_service_verified": verified,
+                    "verification_rate": verified / open_count if open_count else 1.0,
+                    "violation_rate": violations / activations if activations else 0.0,
+                }
+            )
+        return rows
 
     def latest_swap(self, number: str) -> dict[str, Any] | None:
         """The number's latest SIM swap, if any."""

@@ -115,6 +115,7 @@ class Stubs:
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
         self._ids = itertools.count(1)
         self.projector: Projector | None = None
+        self.target = ""
 
     def rid(self) -> str:
         return f"req-{next(self._ids)}"
@@ -167,6 +168,7 @@ def server(settings: Settings, clock: FakeClock):
     grpc.channel_ready_future(channel).result(timeout=10)
     stubs = Stubs(channel)
     stubs.projector = projector
+    stubs.target = f"127.0.0.1:{port}"
     yield stubs, application
     channel.close()
     srv.stop(None).wait()

@@ -1,0 +1,333 @@
+"""Generate a realistic synthetic operator history through the public gRPC API.
+
+Each number lives through years of simulated tenures: sales by channel and agent, identity checks,
+SIM swaps, suspensions for non-payment, spam, lost SIMs and fraud, disconnections, quarantine,
+per-holder data clearance (some late, some missing), releases (a few by override) and erasure
+requests. The same seed always gives the same history; request ids are derived from it, so a
+re-run after an interruption continues without recording anything twice.
+
+    python -m scripts.generate_dataset --target 127.0.0.1:50051 --numbers 100000 --years 3 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from tqdm import tqdm
+
+from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts import synthetic
+
+# channel: (share of sales, agents, verification method, fraud probability per tenure)
+CHANNELS = {
+    "retail_store": (0.50, 40, "ID_CARD_READER", 0.004),
+    "online": (0.30, 3, "ONLINE_PHOTO_LIVENESS", 0.020),
+    "dealer": (0.15, 120, "IN_PERSON_MANUAL", 0.045),
+    "call_center": (0.05, 20, "IN_PERSON_MANUAL", 0.010),
+}
+HOLDERS = ("crm", "billing", "voicemail")
+MAX_TENURES = 8
+
+
+@dataclass(order=True)
+class Command:
+    """One command to send: when it happens and what it is."""
+
+    at: datetime
+    rpc: str = field(compare=False)
+    fields: dict[str, Any] = field(compare=False, default_factory=dict)
+
+
+def _channel(rng: random.Random) -> tuple[str, str, str, float]:
+    roll, acc = rng.random(), 0.0
+    for name, (share, agents, method, fraud) in CHANNELS.items():
+        acc += share
+        if roll <= acc:
+            return name, f"{name}-{rng.randrange(agents):03d}", method, fraud
+    name = "retail_store"
+    return name, f"{name}-000", CHANNELS[name][2], CHANNELS[name][3]
+
+
+def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine_days: int) -> Iterator[Command]:
+    """The commands of number i's simulated life, in time order, ending before ``end``."""
+    rng = random.Random(f"{seed}:{i}")
+    msisdn = synthetic.msisdn(i)
+    t = start + timedelta(days=rng.uniform(0, 60))
+    for ordinal in range(MAX_TENURES):
+        if t >= end:
+            return
+        person = i * MAX_TENURES + ordinal
+        channel, agent, method, fraud_p = _channel(rng)
+        passport = rng.random() < 0.05
+        yield Command(
+            t,
+            "RegisterSubscriber",
+            {
+                "person": person,
+                "full_name": f"Subscriber {person}",
+                "id_type": "ID_TYPE_PASSPORT" if passport else "ID_TYPE_RESIDENT_ID_CARD",
+                "id_number": f"E{person:09d}" if passport else synthetic.resident_id(person),
+            },
+        )
+        t += timedelta(minutes=rng.uniform(1, 20))
+        yield Command(
+            t,
+            "VerifyIdentity",
+            {
+                "subscriber": person,
+                "method": "PASSPORT_CHECK" if passport else method,
+                "channel": channel,
+                "agent_id": agent,
+                "evidence_ref": f"ev-{person}",
+            },
+        )
+        t += timedelta(minutes=1)
+        sim = person * 4
+        yield Command(
+            t,
+            "ActivateSim",
+            {
+                "number": msisdn,
+                "subscriber": person,
+                "iccid": synthetic.iccid(sim),
+                "imsi": synthetic.imsi(sim),
+                "channel": channel,
+                "agent_id": agent,
+            },
+        )
+        tenure_end = t + timedelta(days=rng.expovariate(1 / (2.5 * 365)))
+        reason = rng.choice(["SUBSCRIBER_REQUEST"] * 6 + ["NON_PAYMENT", "PORTED_OUT"])
+        if rng.random() < fraud_p:  # fraud is caught early in the tenure
+            caught = t + timedelta(days=rng.uniform(1, 60))
+            if caught >= end:
+                return
+            yield Command(caught, "SuspendNumber", {"number": msisdn, "reason": "FRAUD", "note": "fraud desk case"})
+            tenure_end, reason = caught + timedelta(days=rng.uniform(1, 10)), "FRAUD"
+        else:
+            cursor = t
+            for _ in range(20):
+                cursor += timedelta(days=rng.expovariate(1 / 300))
+                if cursor >= min(tenure_end, end):
+                    break
+                kind = rng.random()
+                if kind < 0.55:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "NON_PAYMENT", "note": ""})
+                    cursor += timedelta(days=rng.uniform(2, 20))
+                    if cursor >= end:
+                        return
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "paid"})
+                elif kind < 0.80:
+                    sim += 1
+                    yield Command(
+                        cursor,
+                        "SwapSim",
+                        {
+                            "number": msisdn,
+                            "new_iccid": synthetic.iccid(sim),
+                            "new_imsi": synthetic.imsi(sim),
+                            "reason": "UPGRADE",
+                            "channel": channel,
+                            "agent_id": agent,
+                        },
+                    )
+                elif kind < 0.97 and sim < person * 4 + 3:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "LOST_SIM", "note": ""})
+                    sim += 1
+                    cursor += timedelta(hours=rng.uniform(2, 48))
+                    if cursor >= end:
+                        return
+                    yield Command(
+                        cursor,
+                        "SwapSim",
+                        {
+                            "number": msisdn,
+                            "new_iccid": synthetic.iccid(sim),
+                            "new_imsi": synthetic.imsi(sim),
+                            "reason": "LOST_OR_STOLEN",
+                            "channel": channel,
+                            "agent_id": agent,
+                        },
+                    )
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "new SIM"})
+                else:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "SPAM", "note": "complaints"})
+                    cursor += timedelta(days=rng.uniform(1, 7))
+                    if cursor >= end:
+                        return
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "warned"})
+            tenure_end = max(tenure_end, cursor)
+        if tenure_end >= end:
+            return
+        yield Command(tenure_end, "DisconnectNumber", {"number": msisdn, "reason": reason, "tenure": ordinal})
+        last = tenure_end
+        confirmed = 0
+        for holder in HOLDERS:
+            if rng.random() < 0.97:
+                at = tenure_end + timedelta(days=rng.uniform(0.5, 40))
+                if at < end:
+                    yield Command(
+                        at,
+                        "ConfirmDataCleared",
+                        {"number": msisdn, "tenure": ordinal, "holder": holder, "evidence_ref": f"{holder}-{person}"},
+                    )
+                    confirmed += 1
+                    last = max(last, at)
+        quarantine_until = tenure_end + timedelta(days=quarantine_days)
+        if rng.random() < 0.35:
+            erase_at = tenure_end + timedelta(days=rng.uniform(30, 400))
+            if erase_at < end:
+                yield Command(erase_at, "EraseSubscriberData", {"subscriber": person, "legal_basis": "PIPL art. 47"})
+        if confirmed == len(HOLDERS):
+            release_at = max(quarantine_until, last) + timedelta(days=rng.uniform(0, 20))
+            override = ""
+        elif rng.random() < 0.3:
+            release_at, override = quarantine_until + timedelta(days=rng.uniform(0, 10)), "aging backlog"
+        else:
+            return  # stays quarantined: clearance never completed
+        if release_at >= end:
+            return
+        yield Command(release_at, "ReleaseNumber", {"number": msisdn, "override_reason": override})
+        t = release_at + timedelta(days=rng.uniform(1, 120))
+
+
+class Sender:
+    """Sends one number's commands in order, resolving subscriber and tenure ids as they are returned."""
+
+    def __init__(self, stub: lifecycle_service_pb2_grpc.LifecycleServiceStub, seed: int) -> None:
+        self.stub = stub
+        self.seed = seed
+
+    def run(self, i: int, commands: list[Command]) -> Counter[str]:
+        """Send the commands; returns counts of sent and refused commands by RPC."""
+        counts: Counter[str] = Counter()
+        subscribers: dict[int, str] = {}
+        tenures: dict[int, str] = {}
+        for k, cmd in enumerate(sorted(commands)):
+            f = dict(cmd.fields)
+            registering = f.pop("person", None)
+            if "subscriber" in f:
+                person = f.pop("subscriber")
+                if person not in subscribers:
+                    counts[f"{cmd.rpc} skipped"] += 1
+                    continue
+                f["subscriber_id"] = subscribers[person]
+            if "tenure" in f:
+                ordinal = f.pop("tenure")
+                if cmd.rpc == "ConfirmDataCleared":
+                    if ordinal not in tenures:
+                        counts[f"{cmd.rpc} skipped"] += 1
+                        continue
+                    f["tenure_id"] = tenures[ordinal]
+            request = _request(cmd.rpc, f"gen{self.seed}-{i}-{k}", cmd.at, f)
+            try:
+                response = _call(getattr(self.stub, cmd.rpc), request)
+            except grpc.RpcError as e:
+                counts[f"{cmd.rpc} refused ({e.code().name})"] += 1
+                continue
+            counts[cmd.rpc] += 1
+            if registering is not None:
+                subscribers[registering] = response.subscriber_id
+            elif cmd.rpc == "DisconnectNumber":
+                tenures[cmd.fields["tenure"]] = response.tenure_id
+        return counts
+
+
+# Enum-valued request fields: (rpc or "*", field) -> (enum descriptor, value prefix).
+ENUMS: dict[tuple[str, str], tuple[Any, str]] = {
+    ("*", "id_type"): (ledger_pb2.IdType, ""),
+    ("*", "method"): (ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_"),
+    ("SuspendNumber", "reason"): (ledger_pb2.SuspensionReason, "SUSPENSION_REASON_"),
+    ("DisconnectNumber", "reason"): (ledger_pb2.DisconnectReason, "DISCONNECT_REASON_"),
+    ("SwapSim", "reason"): (ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_"),
+}
+
+
+def _request(rpc: str, request_id: str, at: datetime, f: dict[str, Any]) -> Any:
+    values: dict[str, Any] = {}
+    for key, value in f.items():
+        enum = ENUMS.get((rpc, key)) or ENUMS.get(("*", key))
+        values[key] = enum[0].Value(enum[1] + value) if enum else value
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return getattr(lpb, f"{rpc}Request")(request_id=request_id, occurred_at=ts, **values)
+
+
+def _call(method: Any, request: Any) -> Any:
+    for attempt in range(8):
+        try:
+            return method(request, timeout=30)
+        except grpc.RpcError as e:
+            if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED) or attempt == 7:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    raise RuntimeError("unreachable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the dataset; prints a summary of what was recorded."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    parser.add_argument("--numbers", type=int, default=1000, help="how many numbers (default 1000)")
+    parser.add_argument("--years", type=float, default=3.0, help="simulated years of history (default 3)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--concurrency", type=int, default=8, help="numbers simulated in parallel (default 8)")
+    parser.add_argument("--quarantine-days", type=int, default=90, help="the server's policy (default 90)")
+    parser.add_argument("--end", help="simulated end, ISO date (default: now)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else datetime.now(UTC)
+    start = end - timedelta(days=365 * args.years)
+    channel = grpc.insecure_channel(args.target, options=[("grpc.max_send_message_length", 64 << 20)])
+    stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+    began = time.perf_counter()
+    numbers = [synthetic.msisdn(i) for i in range(args.numbers)]
+    ts = Timestamp()
+    ts.FromDatetime(start)
+    for chunk in range(0, len(numbers), 10_000):
+        _call(
+            stub.ProvisionNumbers,
+            lpb.ProvisionNumbersRequest(
+                request_id=f"gen{args.seed}-provision-{chunk}", numbers=numbers[chunk : chunk + 10_000], occurred_at=ts
+            ),
+        )
+    sender = Sender(stub, args.seed)
+    totals: Counter[str] = Counter({"ProvisionNumbers (numbers)": len(numbers)})
+    with (
+        ThreadPoolExecutor(args.concurrency) as pool,
+        tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr) as bar,
+    ):
+        futures = [
+            pool.submit(
+                lambda i: sender.run(i, list(number_history(i, args.seed, start, end, args.quarantine_days))), i
+            )
+            for i in range(args.numbers)
+        ]
+        for future in as_completed(futures):
+            totals.update(future.result())
+            bar.update(1)
+    elapsed = time.perf_counter() - began
+    commands = sum(v for k, v in totals.items() if " " not in k)
+    print(
+        f"generated {args.numbers} numbers over {args.years} years (seed {args.seed}) in {elapsed:.0f}s; "
+        f"{commands} commands accepted ({commands / elapsed:.0f}/s)"
+    )
+    for key in sorted(totals):
+        print(f"  {key:<40} {totals[key]:>10}")
+    channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

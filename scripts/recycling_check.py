@@ -1,0 +1,202 @@
+"""Check many numbers for recycling over BatchCheck: CSV or JSON lines in, the same rows with answers out.
+
+Input rows have ``number`` and ``since_date`` (YYYY-MM-DD); CSV needs a header row. Malformed rows are
+reported on stderr with their line number and skipped. Output keeps the input order and adds
+``status``, ``phone_number_changed``, ``clearance``, ``outstanding_holders`` and ``last_disconnected_at``.
+
+    python -m scripts.recycling_check numbers.csv -o answers.csv --target 127.0.0.1:50051
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+import orjson
+from tqdm import tqdm
+
+from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
+from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
+from ledger.v1 import recycling_service_pb2 as rpb
+
+OUTPUT_FIELDS = ("status", "phone_number_changed", "clearance", "outstanding_holders", "last_disconnected_at")
+STATUS = {v.number: v.name.removeprefix("CHECK_STATUS_") for v in ledger_pb2.CheckStatus.DESCRIPTOR.values}
+CLEARANCE = {v.number: v.name.removeprefix("CLEARANCE_") for v in ledger_pb2.Clearance.DESCRIPTOR.values}
+
+
+@dataclass
+class Row:
+    """One valid input row: where it came from, its original fields, and the query."""
+
+    line: int
+    fields: dict[str, Any]
+    number: str
+    since_date: str
+
+
+def read_rows(stream: IO[str], fmt: str, errors: IO[str], bad: Counter[str]) -> Iterator[Row]:
+    """Valid rows, in order; bad rows are reported to ``errors`` and counted in ``bad``."""
+    if fmt == "csv":
+        reader = csv.DictReader(stream)
+        missing = {"number", "since_date"} - set(reader.fieldnames or [])
+        if missing:
+            raise SystemExit(f"recycling_check: CSV header lacks {', '.join(sorted(missing))}")
+        records: Iterator[tuple[int, Any]] = ((reader.line_num, r) for r in reader)
+    else:
+        records = _json_lines(stream, errors, bad)
+    for line, record in records:
+        if not isinstance(record, dict):
+            _bad(errors, bad, line, "row is not an object")
+            continue
+        try:
+            number = parse_msisdn(str(record.get("number") or ""))
+            since = parse_date(str(record.get("since_date") or "")).isoformat()
+        except InvalidValue as e:
+            _bad(errors, bad, line, str(e))
+            continue
+        yield Row(line, record, number, since)
+
+
+def _json_lines(stream: IO[str], errors: IO[str], bad: Counter[str]) -> Iterator[tuple[int, Any]]:
+    for line, text in enumerate(stream, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield line, orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            _bad(errors, bad, line, f"not JSON ({e})")
+
+
+def _bad(errors: IO[str], bad: Counter[str], line: int, reason: str) -> None:
+    bad["rows"] += 1
+    print(f"line {line}: skipped: {reason}", file=errors)
+
+
+def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    """Rows grouped for one BatchCheck request each."""
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def answer(result: ledger_pb2.CheckResult) -> dict[str, Any]:
+    """A result's output columns."""
+    last = ""
+    if result.HasField("last_disconnected_at"):
+        last = result.last_disconnected_at.ToDatetime(tzinfo=UTC).isoformat()
+    return {
+        "status": STATUS[result.status],
+        "phone_number_changed": result.phone_number_changed,
+        "clearance": CLEARANCE[result.clearance],
+        "outstanding_holders": list(result.outstanding_holders),
+        "last_disconnected_at": last,
+    }
+
+
+class Writer:
+    """Writes answered rows as CSV or JSON lines, keeping the input's columns first."""
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        self.out = out
+        self.fmt = fmt
+        self.csv: csv.DictWriter[str] | None = None
+
+    def write(self, row: Row, result: dict[str, Any]) -> None:
+        """Write one row with its answer."""
+        merged = {**row.fields, **result}
+        if self.fmt == "jsonl":
+            self.out.write(orjson.dumps(merged).decode() + "\n")
+            return
+        if self.csv is None:
+            self.csv = csv.DictWriter(self.out, fieldnames=[*row.fields, *OUTPUT_FIELDS], extrasaction="ignore")
+            self.csv.writeheader()
+        merged["outstanding_holders"] = ";".join(result["outstanding_holders"])
+        merged["phone_number_changed"] = str(result["phone_number_changed"]).lower()
+        self.csv.writerow(merged)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks; exit 0 when every valid row was answered, 1 when rows were skipped."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", type=Path, help="CSV (with header) or JSON-lines file; - for stdin")
+    parser.add_argument("-o", "--output", type=Path, help="output file (default stdout)")
+    parser.add_argument("--format", choices=("csv", "jsonl"), help="input and output format (default: by extension)")
+    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    fmt = args.format or ("jsonl" if args.input.suffix in (".jsonl", ".ndjson", ".json") else "csv")
+    source: IO[str] = sys.stdin if str(args.input) == "-" else args.input.open(newline="", encoding="utf-8")
+    sink: IO[str] = (
+        io.TextIOWrapper(sys.stdout.buffer, newline="")
+        if args.output is None
+        else args.output.open("w", newline="", encoding="utf-8")
+    )
+    total_lines = None if source is sys.stdin else sum(1 for _ in args.input.open(encoding="utf-8"))
+    bad: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    clearances: Counter[str] = Counter()
+    writer = Writer(sink, fmt)
+    channel = grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+    started = time.perf_counter()
+    pending: list[list[Row]] = []
+
+    def requests() -> Iterator[rpb.BatchCheckRequest]:
+        for batch in batches(read_rows(source, fmt, sys.stderr, bad), args.batch_size):
+            pending.append(batch)
+            yield rpb.BatchCheckRequest(
+                queries=[ledger_pb2.CheckQuery(number=r.number, since_date=r.since_date) for r in batch]
+            )
+
+    checked = 0
+    try:
+        with tqdm(total=total_lines, unit="rows", disable=args.no_progress, file=sys.stderr) as bar:
+            for response in stub.BatchCheck(requests()):
+                batch = pending.pop(0)
+                for row, result in zip(batch, response.results, strict=True):
+                    values = answer(result)
+                    writer.write(row, values)
+                    statuses[values["status"]] += 1
+                    if values["clearance"] != "NOT_APPLICABLE":
+                        clearances[values["clearance"]] += 1
+                checked += len(batch)
+                bar.update(len(batch))
+    except grpc.RpcError as e:
+        print(f"recycling_check: server refused the batch: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 2
+    finally:
+        channel.close()
+        sink.flush()
+        if sink is not sys.stdout:
+            sink.close()
+    elapsed = time.perf_counter() - started
+    rate = checked / elapsed if elapsed > 0 else 0.0
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"
+    print(f"checked {checked} numbers in {elapsed:.1f}s ({rate:,.0f}/s): {summary}", file=sys.stderr)
+    if clearances:
+        print(
+            "clearance of changed numbers: " + ", ".join(f"{k} {v}" for k, v in sorted(clearances.items())),
+            file=sys.stderr,
+        )
+    print(f"skipped {bad['rows']} malformed rows", file=sys.stderr)
+    return 1 if bad["rows"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
