@@ -34,6 +34,7 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     master = load_master_key(settings)
     vault = PersonalDataVault(master, SQLiteKeyStore(str(settings.store.key_store_path())))
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
+    env["LEDGER_APPLICATION_RECORDER_TOPIC"] = "ledger.chain:ChainedSQLiteRecorder"
     return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)
 
 

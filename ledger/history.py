@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from ledger.chain import IntegrityReport, verify_chain, verify_streams
 from ledger.domain import errors
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
@@ -164,3 +165,12 @@ def number_state(app: LedgerApplication, number: str, as_of: datetime | None) ->
 def _type_name(ev: object) -> str:
     # "Number.Activated" -> "NumberActivated"
     return type(ev).__qualname__.replace(".", "")
+
+
+def verify_integrity(app: LedgerApplication, number: str | None, up_to: int = 0) -> IntegrityReport:
+    """Recompute the hash chains: the whole ledger, or the streams of one number and its holders."""
+    if not number:
+        return verify_chain(app.reader.chained(), up_to)
+    current = app.get_number(number)
+    holders = list(dict.fromkeys(t.subscriber_id for t in current.tenures))
+    return verify_streams(iter(app.reader.chained_streams([current.id, *holders])))

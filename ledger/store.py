@@ -9,8 +9,10 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from ledger.chain import CHAIN_TABLE, ChainedEvent
+
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from eventsourcing.persistence import ApplicationRecorder
 
@@ -63,3 +65,45 @@ class LogReader:
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
         return self.recorder.max_notification_id() or 0
+
+    def chained(self, batch: int = 5000) -> Iterator[ChainedEvent]:
+        """Every event in position order with its recorded hashes, read in batches."""
+        after = 0
+        sql = (
+            f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash "
+            f"FROM {self.table} e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid WHERE e.rowid > ? "
+            "ORDER BY e.rowid LIMIT ?"
+        )
+        while True:
+            with self.recorder.datastore.transaction(commit=False) as c:
+                c.execute(sql, [after, batch])
+                rows = c.fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _chained(row)
+            after = rows[-1][0]
+
+    def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
+        """Every event of some streams in position order, with their recorded hashes."""
+        marks = ",".join("?" * len(stream_ids))
+        sql = (
+            f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash "
+            f"FROM {self.table} e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
+            f"WHERE e.originator_id IN ({marks}) ORDER BY e.rowid"
+        )
+        with self.recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, [s.hex for s in stream_ids])
+            return [_chained(row) for row in c.fetchall()]
+
+
+def _chained(row: Sequence[object]) -> ChainedEvent:
+    return ChainedEvent(
+        position=int(row[0]),  # type: ignore[call-overload]
+        stream_id=str(row[1]),
+        version=int(row[2]),  # type: ignore[call-overload]
+        topic=str(row[3]),
+        state=bytes(row[4]),  # type: ignore[call-overload]
+        stream_hash=bytes(row[5]) if row[5] is not None else None,  # type: ignore[call-overload]
+        chain_hash=bytes(row[6]) if row[6] is not None else None,  # type: ignore[call-overload]
+    )

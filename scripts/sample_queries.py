@@ -1,6 +1,6 @@
 """Write a recycling-check input file for the synthetic number range of ``generate_dataset``.
 
-    python -m scripts.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
+python -m scripts.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
 """
 
 from __future__ import annotations

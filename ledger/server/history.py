@@ -10,7 +10,7 @@ from uuid import UUID
 import grpc
 from google.protobuf import struct_pb2
 
-from ledger.history import HistoryItem, NumberStateView, number_history, number_state
+from ledger.history import HistoryItem, NumberStateView, number_history, number_state, verify_integrity
 from ledger.server.lifecycle import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
@@ -133,3 +133,22 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         f.done()
         view = number_state(self.app, number, as_of)
         return pb.GetNumberStateResponse(number_state=number_state_message(view))
+
+    def VerifyIntegrity(
+        self, request: pb.VerifyIntegrityRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyIntegrityResponse:
+        """Recompute the hash chains and report the first event that does not match."""
+        f = Fields()
+        number = f.msisdn("number", request.number) if request.number else ""
+        if number and request.up_to_position:
+            f.add("up_to_position", "applies only to a whole-ledger verification")
+        f.done()
+        report = verify_integrity(self.app, number, request.up_to_position)
+        return pb.VerifyIntegrityResponse(
+            ok=report.ok,
+            events_checked=report.events_checked,
+            first_bad_position=report.first_bad_position,
+            head_digest=report.head_digest,
+            head_position=report.head_position,
+            problem=report.problem,
+        )

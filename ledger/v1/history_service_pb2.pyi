@@ -10,12 +10,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetNumberHistoryRequest(_message.Message):
-    __slots__ = ("number", "include_personal_data")
+    __slots__ = ("number", "include_personal_data", "purpose")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PERSONAL_DATA_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     number: str
     include_personal_data: bool
-    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ...) -> None: ...
+    purpose: str
+    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ...) -> None: ...
 
 class GetNumberHistoryResponse(_message.Message):
     __slots__ = ("event",)
@@ -38,22 +40,28 @@ class GetNumberStateResponse(_message.Message):
     def __init__(self, number_state: _Optional[_Union[_ledger_pb2.NumberState, _Mapping]] = ...) -> None: ...
 
 class VerifyIntegrityRequest(_message.Message):
-    __slots__ = ("number",)
+    __slots__ = ("number", "up_to_position")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
+    UP_TO_POSITION_FIELD_NUMBER: _ClassVar[int]
     number: str
-    def __init__(self, number: _Optional[str] = ...) -> None: ...
+    up_to_position: int
+    def __init__(self, number: _Optional[str] = ..., up_to_position: _Optional[int] = ...) -> None: ...
 
 class VerifyIntegrityResponse(_message.Message):
-    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest")
+    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest", "head_position", "problem")
     OK_FIELD_NUMBER: _ClassVar[int]
     EVENTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_POSITION_FIELD_NUMBER: _ClassVar[int]
     HEAD_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     events_checked: int
     first_bad_position: int
     head_digest: str
-    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ...) -> None: ...
+    head_position: int
+    problem: str
+    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., head_position: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("from_position",)
