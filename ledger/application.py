@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,8 +84,10 @@ class LedgerApplication(Application):
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.reader = LogReader(self.recorder)
-        # Called with the position after each commit (wakes an in-process projector).
+        # Called with the position after each commit (wakes an in-process projector and feeds).
         self.commit_listeners: list[Callable[[int], None]] = []
+        self.commits = threading.Condition()
+        self.commit_listeners.append(self._notify_commit)
         self.finish_pending_erasures()
 
     # Lifecycle commands, named after the RPCs.
@@ -352,6 +355,16 @@ class LedgerApplication(Application):
 
         args = {"subscriber_id": subscriber_id, "legal_basis": legal_basis}
         return self._execute("EraseSubscriberData", request_id, actor, occurred_at, args, handle)
+
+    def wait_for_commit(self, after: int, timeout: float) -> None:
+        """Block until something past position ``after`` may have been committed, or the timeout passes."""
+        with self.commits:
+            if self.reader.max_position() <= after:
+                self.commits.wait(timeout)
+
+    def _notify_commit(self, _position: int) -> None:
+        with self.commits:
+            self.commits.notify_all()
 
     def finish_pending_erasures(self) -> None:
         """Destroy keys of erasures recorded before a crash; drop intents that were never recorded."""

@@ -111,6 +111,22 @@ def number_history(app: LedgerApplication, number: str, include_personal_data: b
     return items
 
 
+FEED_STREAM_TYPES = {Number: "number", Subscriber: "subscriber"}
+
+
+def feed_item(position: int, event: DomainEventProtocol[Any], number: str) -> HistoryItem | None:
+    """An event as it appears in the public feed (never with personal data), or None for internal events."""
+    if isinstance(event, Number.Event):
+        subscriber_id = getattr(event, "subscriber_id", None)
+        return HistoryItem(
+            position, event, "number", _type_name(event), number, subscriber_id, PersonalState.NONE, None
+        )
+    if isinstance(event, Subscriber.Event):
+        state = PersonalState.WITHHELD if isinstance(event, Subscriber.Registered) else PersonalState.NONE
+        return HistoryItem(position, event, "subscriber", _type_name(event), "", event.originator_id, state, None)
+    return None
+
+
 def _personal(
     app: LedgerApplication, subscriber_id: UUID, token: str, wanted: bool, erased: bool
 ) -> tuple[str, dict[str, Any] | None]:

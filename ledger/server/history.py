@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import grpc
+from eventsourcing.utils import get_topic
 from google.protobuf import struct_pb2
 
-from ledger.history import HistoryItem, NumberStateView, number_history, number_state, verify_integrity
+from ledger.domain.number import Number
+from ledger.domain.subscriber import Subscriber
+from ledger.history import (
+    HistoryItem,
+    NumberStateView,
+    feed_item,
+    number_history,
+    number_state,
+    verify_integrity,
+)
 from ledger.server.lifecycle import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
@@ -19,6 +30,9 @@ from ledger.v1 import history_service_pb2_grpc, ledger_pb2
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
 
+FEED_BATCH = 500
+FEED_IDLE_SECONDS = 1.0
+NUMBER_CACHE_SIZE = 100_000
 STATUS_VALUES = {"AVAILABLE": 1, "ACTIVE": 2, "SUSPENDED": 3, "QUARANTINED": 4}
 STREAM_TYPES = {"number": ledger_pb2.STREAM_TYPE_NUMBER, "subscriber": ledger_pb2.STREAM_TYPE_SUBSCRIBER}
 PERSONAL_STATES = {
@@ -112,6 +126,8 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
 
     def __init__(self, app: LedgerApplication) -> None:
         self.app = app
+        self._numbers: OrderedDict[UUID, str] = OrderedDict()
+        self._feed_topics = {t for cls in (Number, Subscriber) for t in _event_topics(cls)}
 
     def GetNumberHistory(
         self, request: pb.GetNumberHistoryRequest, context: grpc.ServicerContext
@@ -152,3 +168,40 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             head_position=report.head_position,
             problem=report.problem,
         )
+
+    def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.StreamEventsResponse]:
+        """Catch up from ``from_position``, then follow new events until the caller goes away."""
+        last = max(request.from_position, 1) - 1
+        while context.is_active():
+            notifications = self.app.recorder.select_notifications(start=last + 1, limit=FEED_BATCH)
+            if not notifications:
+                self.app.wait_for_commit(last, FEED_IDLE_SECONDS)
+                continue
+            for n in notifications:
+                last = n.id
+                if n.topic not in self._feed_topics:
+                    continue
+                event = self.app.mapper.to_domain_event(n)
+                item = feed_item(n.id, event, self._number_of(event))
+                if item is not None:
+                    yield pb.StreamEventsResponse(event=ledger_event(item))
+
+    def _number_of(self, event: Any) -> str:
+        if not isinstance(event, Number.Event):
+            return ""
+        if isinstance(event, Number.Provisioned):
+            number: str = event.number
+        else:
+            cached = self._numbers.get(event.originator_id)
+            number = cached if cached is not None else self.app.repository.get(event.originator_id).number
+        self._numbers[event.originator_id] = number
+        self._numbers.move_to_end(event.originator_id)
+        while len(self._numbers) > NUMBER_CACHE_SIZE:
+            self._numbers.popitem(last=False)
+        return number
+
+
+def _event_topics(cls: type) -> list[str]:
+    return [get_topic(v) for v in vars(cls).values() if isinstance(v, type) and issubclass(v, cls.Event)]  # type: ignore[attr-defined]
