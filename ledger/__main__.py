@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings
+from ledger.server.auth import ROLES, new_token
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,10 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="file holding the base64 master key (default: LEDGER_MASTER_KEY, else generated beside the store)",
     )
+    serve.add_argument("--auth", type=Path, help="tokens and roles (TOML); without it, loopback callers only")
+    serve.add_argument("--tls-cert", type=Path, help="TLS certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
+    serve.add_argument("--tls-client-ca", type=Path, help="CA (PEM) for client certificates: mutual TLS")
     serve.add_argument(
         "--no-projections", action="store_true", help="do not run the read models here (run `ledger project`)"
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    token = sub.add_parser("token", help="make a new bearer token and print its line for the --auth file")
+    token.add_argument("--actor", required=True, help="the actor recorded for calls with this token")
+    token.add_argument("--role", action="append", required=True, choices=ROLES, help="a role (repeatable)")
     project = sub.add_parser("project", help="run the read-model projections in the foreground")
     project.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     project.add_argument("--master-key-file", type=Path, help="as for serve")
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -50,11 +58,24 @@ def main(argv: list[str] | None = None) -> int:
             from ledger.server.app import serve
 
             settings = Settings.build(
-                listen=args.listen, db=args.db, policy_file=args.policy, master_key_file=args.master_key_file
+                listen=args.listen,
+                db=args.db,
+                policy_file=args.policy,
+                master_key_file=args.master_key_file,
+                auth_file=args.auth,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                tls_client_ca=args.tls_client_ca,
             )
             if args.no_projections:
                 settings = dataclasses.replace(settings, run_projections=False)
             return serve(settings)
+        if args.command == "token":
+            token, digest = new_token()
+            roles = ", ".join(f'"{r}"' for r in args.role)
+            print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
+            print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
+            return 0
         if args.command == "project":
             from ledger.projection_worker import run_projections
 

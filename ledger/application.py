@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger.domain import errors
+from ledger.domain.access import AccessLog
 from ledger.domain.context import Context
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
@@ -365,6 +366,34 @@ class LedgerApplication(Application):
     def _notify_commit(self, _position: int) -> None:
         with self.commits:
             self.commits.notify_all()
+
+    def record_personal_data_reads(self, subscriber_ids: list[UUID], number: str, purpose: str, actor: str) -> int:
+        """Record, atomically and before disclosure, that ``actor`` read these subscribers' personal data."""
+        if not subscriber_ids:
+            return 0
+        ctx_id = f"read-{uuid4()}"
+        for attempt in range(MAX_ATTEMPTS):
+            ctx = Context(actor=actor, request_id=ctx_id, occurred_at=self.clock.now())
+            logs = []
+            for sid in subscriber_ids:
+                log_id = AccessLog.create_id(sid)
+                access_log = self._get_or_create(
+                    AccessLog,
+                    log_id,
+                    lambda sid=sid, ctx=ctx: AccessLog(subscriber_id=sid, **ctx.fields()),
+                )
+                access_log.record_read(number, purpose, ctx)
+                logs.append(access_log)
+            try:
+                recordings = self.save(*logs)
+            except IntegrityError:
+                self._backoff(attempt)
+                continue
+            position = recordings[-1].notification.id
+            for listener in self.commit_listeners:
+                listener(position)
+            return position
+        raise errors.ConcurrencyConflict("could not record the personal data read; retry")
 
     def finish_pending_erasures(self) -> None:
         """Destroy keys of erasures recorded before a crash; drop intents that were never recorded."""

@@ -164,6 +164,21 @@ class Settings:
     grace_seconds: float = 10.0
     # Run the projections inside the server process (the embedded default).
     run_projections: bool = True
+    # Tokens and roles (None: loopback callers only, every role).
+    auth_file: Path | None = None
+    # TLS: certificate chain and key; with a client CA, clients must present a certificate (mutual TLS).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        for path in (self.auth_file, self.tls_cert, self.tls_key, self.tls_client_ca):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{path} does not exist")
 
     @classmethod
     def build(
@@ -173,6 +188,10 @@ class Settings:
         policy_file: Path | None = None,
         master_key_file: Path | None = None,
         environ: dict[str, str] | None = None,
+        auth_file: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_client_ca: Path | None = None,
     ) -> Settings:
         """Combine arguments with ``LEDGER_*`` environment variables (arguments win)."""
         env = os.environ if environ is None else environ
@@ -186,4 +205,8 @@ class Settings:
             policy=Policy.from_toml(policy_path) if policy_path else Policy(),
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
+            auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
         )

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from ledger.chain import IntegrityReport, verify_chain, verify_streams
 from ledger.domain import errors
+from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
 
@@ -76,11 +77,21 @@ class NumberStateView:
     version: int
 
 
-def number_history(app: LedgerApplication, number: str, include_personal_data: bool) -> list[HistoryItem]:
-    """Every event of the number and of the subscribers who held it, in ledger order."""
+def number_history(
+    app: LedgerApplication,
+    number: str,
+    include_personal_data: bool,
+    actor: str = "",
+    purpose: str = "",
+) -> list[HistoryItem]:
+    """Every event of the number and of the subscribers who held it (with the record of who read their
+    personal data), in ledger order. Disclosed personal data is recorded as read by ``actor`` for
+    ``purpose`` before it is returned."""
     current = app.get_number(number)
     holder_ids = list(dict.fromkeys(t.subscriber_id for t in current.tenures))
-    stream_ids = [current.id, *holder_ids]
+    subscriber_of_log = {AccessLog.create_id(sid): sid for sid in holder_ids}
+    access_ids = list(subscriber_of_log)
+    stream_ids = [current.id, *holder_ids, *access_ids]
     erased: set[UUID] = set()
     items: list[HistoryItem] = []
     holder_by_tenure: dict[UUID, UUID] = {}
@@ -108,6 +119,12 @@ def number_history(app: LedgerApplication, number: str, include_personal_data: b
             if isinstance(ev, Subscriber.Registered):
                 state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
             items.append(HistoryItem(position, ev, "subscriber", _type_name(ev), number, sid, state, personal))
+        elif isinstance(ev, AccessLog.Event):
+            sid = subscriber_of_log.get(ev.originator_id)
+            items.append(HistoryItem(position, ev, "access", _type_name(ev), number, sid, PersonalState.NONE, None))
+    disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
+    if disclosed:
+        app.record_personal_data_reads(list(dict.fromkeys(disclosed)), number, purpose, actor)
     return items
 
 

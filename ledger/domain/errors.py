@@ -178,3 +178,11 @@ class ReadModelBehind(LedgerError):
         self.wanted = wanted
         self.applied = applied
         super().__init__(f"read model has applied position {applied}, not yet {wanted}; retry")
+
+
+class Unauthenticated(LedgerError):
+    """Raised when a call carries no valid credentials."""
+
+
+class PermissionDenied(LedgerError):
+    """Raised when the caller's roles do not allow the call."""

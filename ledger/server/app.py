@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import open_ledger, open_projector
+from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
@@ -53,9 +54,10 @@ def create_server(
     With a ``projector`` (running in this process) checks wait on it for ``min_position``; without
     one they poll the read models' tracking, fed by a separate ``ledger project`` process.
     """
+    auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(), AuthInterceptor(auth)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -76,7 +78,15 @@ def create_server(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    if settings.tls_cert and settings.tls_key:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+            root_certificates=settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None,
+            require_client_auth=settings.tls_client_ca is not None,
+        )
+        port = server.add_secure_port(settings.listen, credentials)
+    else:
+        port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     return server, port
@@ -96,14 +106,21 @@ def serve(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]
+    security = (
+        f"tokens from {settings.auth_file}"
+        if settings.auth_file
+        else "no credentials configured: accepting loopback callers only"
+    )
+    transport = ("mutual TLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext"
     log.info(
-        "ledger ready on %s:%d (store %s, projections %s, quarantine %d days, holders %s)",
+        "ledger ready on %s:%d (%s, %s; store %s; projections %s; quarantine %d days)",
         host,
         port,
+        transport,
+        security,
         settings.store.sqlite_path or settings.store.kind,
         "in this process" if settings.run_projections else "in a separate process",
         settings.policy.quarantine_days,
-        ",".join(settings.policy.required_holders),
     )
     try:
         stop.wait()

@@ -41,6 +41,12 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, errors.ConcurrencyConflict):
         info = error_details_pb2.ErrorInfo(reason="CONCURRENCY_CONFLICT", domain=DOMAIN)
         return _status(code_pb2.ABORTED, str(exc), info)
+    if isinstance(exc, errors.Unauthenticated):
+        info = error_details_pb2.ErrorInfo(reason="UNAUTHENTICATED", domain=DOMAIN)
+        return _status(code_pb2.UNAUTHENTICATED, str(exc), info)
+    if isinstance(exc, errors.PermissionDenied):
+        info = error_details_pb2.ErrorInfo(reason="PERMISSION_DENIED", domain=DOMAIN)
+        return _status(code_pb2.PERMISSION_DENIED, str(exc), info)
     if isinstance(exc, errors.ReadModelBehind):
         info = error_details_pb2.ErrorInfo(
             reason="READ_MODEL_BEHIND",

@@ -22,7 +22,7 @@ from ledger.history import (
     number_state,
     verify_integrity,
 )
-from ledger.server.lifecycle import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS
+from ledger.server.lifecycle import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS, actor_of
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc, ledger_pb2
@@ -34,7 +34,11 @@ FEED_BATCH = 500
 FEED_IDLE_SECONDS = 1.0
 NUMBER_CACHE_SIZE = 100_000
 STATUS_VALUES = {"AVAILABLE": 1, "ACTIVE": 2, "SUSPENDED": 3, "QUARANTINED": 4}
-STREAM_TYPES = {"number": ledger_pb2.STREAM_TYPE_NUMBER, "subscriber": ledger_pb2.STREAM_TYPE_SUBSCRIBER}
+STREAM_TYPES = {
+    "number": ledger_pb2.STREAM_TYPE_NUMBER,
+    "subscriber": ledger_pb2.STREAM_TYPE_SUBSCRIBER,
+    "access": ledger_pb2.STREAM_TYPE_ACCESS_LOG,
+}
 PERSONAL_STATES = {
     "NONE": ledger_pb2.PERSONAL_DATA_STATE_NONE,
     "WITHHELD": ledger_pb2.PERSONAL_DATA_STATE_WITHHELD,
@@ -135,8 +139,12 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         """Stream a number's history in ledger order."""
         f = Fields()
         number = f.msisdn("number", request.number)
+        purpose = ""
+        if request.include_personal_data:
+            purpose = f.text("purpose", request.purpose, 500)
         f.done()
-        for item in number_history(self.app, number, request.include_personal_data):
+        items = number_history(self.app, number, request.include_personal_data, actor_of(context), purpose)
+        for item in items:
             yield pb.GetNumberHistoryResponse(event=ledger_event(item))
 
     def GetNumberState(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from ledger.server.auth import current_caller
 from ledger.server.validation import Fields, enum_names
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as pb
@@ -28,7 +29,11 @@ CLEARANCE_VALUES: dict[str, Any] = {
 
 
 def actor_of(context: grpc.ServicerContext) -> str:
-    """Who is calling: the ``x-ledger-actor`` metadata when given, else the peer address."""
+    """Who is calling: the authenticated actor; without credentials configured, the ``x-ledger-actor``
+    metadata when given, else the peer address."""
+    caller = current_caller()
+    if caller is not None:
+        return caller.actor
     for key, value in context.invocation_metadata() or ():
         if key == ACTOR_KEY and isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
             return value

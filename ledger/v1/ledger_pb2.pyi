@@ -85,6 +85,7 @@ class StreamType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STREAM_TYPE_UNSPECIFIED: _ClassVar[StreamType]
     STREAM_TYPE_NUMBER: _ClassVar[StreamType]
     STREAM_TYPE_SUBSCRIBER: _ClassVar[StreamType]
+    STREAM_TYPE_ACCESS_LOG: _ClassVar[StreamType]
 
 class PersonalDataState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -141,6 +142,7 @@ CHECK_STATUS_NO_DATA: CheckStatus
 STREAM_TYPE_UNSPECIFIED: StreamType
 STREAM_TYPE_NUMBER: StreamType
 STREAM_TYPE_SUBSCRIBER: StreamType
+STREAM_TYPE_ACCESS_LOG: StreamType
 PERSONAL_DATA_STATE_UNSPECIFIED: PersonalDataState
 PERSONAL_DATA_STATE_NONE: PersonalDataState
 PERSONAL_DATA_STATE_WITHHELD: PersonalDataState

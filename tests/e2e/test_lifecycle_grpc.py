@@ -196,7 +196,9 @@ def test_full_lifecycle_with_every_refusal(server, clock) -> None:
 
     history = [
         r.event
-        for r in stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn, include_personal_data=True))
+        for r in stubs.history.GetNumberHistory(
+            hpb.GetNumberHistoryRequest(number=msisdn, include_personal_data=True, purpose="court order 2026/88")
+        )
     ]
     types = [e.type for e in history]
     assert types[0] == "NumberProvisioned"
@@ -214,8 +216,12 @@ def test_full_lifecycle_with_every_refusal(server, clock) -> None:
     assert disconnected.subscriber_id == alice
     assert disconnected.data["required_holders"] == ["crm", "billing", "voicemail"]
 
-    # Without asking, personal data is withheld.
+    # The disclosure of Bob's data (Alice's is erased) was itself recorded, with its purpose.
     plain = [r.event for r in stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn))]
+    reads = [e for e in plain if e.type == "AccessLogPersonalDataRead"]
+    assert len(reads) == 1 and reads[0].data["purpose"] == "court order 2026/88"
+    assert reads[0].stream_type == ledger_pb2.STREAM_TYPE_ACCESS_LOG and reads[0].actor
+    # Without asking, personal data is withheld, and nothing more is recorded.
     assert {e.personal_data_state for e in plain if e.type == "SubscriberRegistered"} == {
         ledger_pb2.PERSONAL_DATA_STATE_ERASED,
         ledger_pb2.PERSONAL_DATA_STATE_WITHHELD,

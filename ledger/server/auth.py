@@ -1,0 +1,194 @@
+"""Authentication and roles: bearer tokens mapped to an actor and roles by the server's configuration.
+
+The configuration (TOML, given with ``--auth``) lists SHA-256 digests of tokens, never tokens:
+
+    [[tokens]]
+    actor = "crm-prod"
+    sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+    roles = ["operator"]
+
+Roles: ``operator`` (LifecycleService), ``compliance`` (HistoryService, including personal data),
+``checker`` (RecyclingService), ``admin`` (everything). Without a configuration the server accepts
+loopback callers only, with every role, and records ``x-ledger-actor`` (or the peer) as the actor.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from ledger.config import ConfigError
+from ledger.domain import errors
+
+ROLES = ("operator", "compliance", "checker", "admin")
+SERVICE_ROLES = {
+    "ledger.v1.LifecycleService": "operator",
+    "ledger.v1.HistoryService": "compliance",
+    "ledger.v1.RecyclingService": "checker",
+}
+OPEN_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+ACTOR_KEY = "x-ledger-actor"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling and what they may do."""
+
+    actor: str
+    roles: frozenset[str]
+    authenticated: bool
+
+    def may(self, role: str) -> bool:
+        """Whether the caller holds ``role`` (admin holds every role)."""
+        return role in self.roles or "admin" in self.roles
+
+
+CURRENT_CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The caller of the RPC being served on this thread."""
+    return CURRENT_CALLER.get()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Token digests and their actors and roles."""
+
+    tokens: dict[str, Caller]
+
+    @classmethod
+    def from_toml(cls, path: Path) -> AuthConfig:
+        """Read and check an auth file."""
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read auth file {path}: {e}") from e
+        tokens: dict[str, Caller] = {}
+        for i, entry in enumerate(data.get("tokens", [])):
+            digest, actor, roles = entry.get("sha256", ""), entry.get("actor", ""), entry.get("roles", [])
+            if not isinstance(digest, str) or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+                raise ConfigError(f"tokens[{i}].sha256 must be 64 lowercase hex characters")
+            if not isinstance(actor, str) or not actor or not actor.isprintable():
+                raise ConfigError(f"tokens[{i}].actor is required")
+            if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
+                raise ConfigError(f"tokens[{i}].roles must be a non-empty list of {', '.join(ROLES)}")
+            tokens[digest] = Caller(actor, frozenset(roles), authenticated=True)
+        if not tokens:
+            raise ConfigError(f"auth file {path} lists no tokens")
+        return cls(tokens)
+
+    def caller_for(self, token: str) -> Caller | None:
+        """The caller a token belongs to, compared in constant time."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        found = None
+        for known, caller in self.tokens.items():
+            if hmac.compare_digest(known, digest):
+                found = caller
+        return found
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh random token and its SHA-256 digest (hex)."""
+    token = "lgr_" + secrets.token_urlsafe(32)
+    return token, hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_loopback(peer: str) -> bool:
+    """Whether a gRPC peer string (``ipv4:127.0.0.1:5000``, ``ipv6:[::1]:5000``, ``unix:...``) is local."""
+    if peer.startswith("unix:"):
+        return True
+    try:
+        kind, rest = peer.split(":", 1)
+        host = rest.rsplit(":", 1)[0].strip("[]") if kind in ("ipv4", "ipv6") else ""
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
+    for k, v in context.invocation_metadata() or ():
+        if k == key and isinstance(v, str):
+            return v
+    return None
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticates each call and checks its service's role before the servicer runs."""
+
+    def __init__(self, config: AuthConfig | None) -> None:
+        self.config = config
+
+    def authenticate(self, method: str, context: grpc.ServicerContext) -> Caller:
+        """The caller of this call, or Unauthenticated / PermissionDenied."""
+        service = method.lstrip("/").split("/", 1)[0]
+        if self.config is None:
+            if not is_loopback(context.peer()):
+                raise errors.Unauthenticated(
+                    "this server has no credentials configured and accepts loopback connections only"
+                )
+            claimed = _metadata(context, ACTOR_KEY)
+            actor = (
+                claimed if claimed and len(claimed) <= 128 and claimed.isprintable() else f"anonymous@{context.peer()}"
+            )
+            return Caller(actor, frozenset({"admin"}), authenticated=False)
+        header = _metadata(context, "authorization") or ""
+        scheme, _, token = header.partition(" ")
+        caller = self.config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
+        if caller is None:
+            raise errors.Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
+        role = SERVICE_ROLES.get(service)
+        if role is not None and not caller.may(role):
+            raise errors.PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
+        return caller
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the handler so that authentication runs first, in the serving thread."""
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
+            return handler
+        if handler.unary_unary:
+            return handler._replace(unary_unary=self._unary(method, handler.unary_unary))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=self._unary(method, handler.stream_unary))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=self._stream(method, handler.unary_stream))
+        if handler.stream_stream:
+            return handler._replace(stream_stream=self._stream(method, handler.stream_stream))
+        return handler
+
+    def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
+            token = CURRENT_CALLER.set(self.authenticate(method, context))
+            try:
+                return behaviour(request, context)
+            finally:
+                CURRENT_CALLER.reset(token)
+
+        return wrapper
+
+    def _stream(self, method: str, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            CURRENT_CALLER.set(self.authenticate(method, context))
+            yield from behaviour(request, context)
+
+        return wrapper
