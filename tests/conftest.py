@@ -157,6 +157,11 @@ class Stubs:
 @pytest.fixture
 def server(settings: Settings, clock: FakeClock):
     """The production server on loopback over a real SQLite file; yields (stubs, app)."""
+    yield from running_server(settings, clock)
+
+
+def running_server(settings: Settings, clock: FakeClock, credentials: grpc.ChannelCredentials | None = None):
+    """Start the production server (projections in-process); yields (stubs, app); stops it after."""
     application = open_ledger(settings, clock)
     projector = open_projector(settings, application)
     stop = threading.Event()
@@ -164,7 +169,12 @@ def server(settings: Settings, clock: FakeClock):
     thread.start()
     srv, port = create_server(settings, application, projector=projector)
     srv.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    if credentials is None:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    else:
+        channel = grpc.secure_channel(
+            f"127.0.0.1:{port}", credentials, options=[("grpc.ssl_target_name_override", "localhost")]
+        )
     grpc.channel_ready_future(channel).result(timeout=10)
     stubs = Stubs(channel)
     stubs.projector = projector
