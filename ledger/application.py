@@ -376,12 +376,7 @@ class LedgerApplication(Application):
             ctx = Context(actor=actor, request_id=ctx_id, occurred_at=self.clock.now())
             logs = []
             for sid in subscriber_ids:
-                log_id = AccessLog.create_id(sid)
-                access_log = self._get_or_create(
-                    AccessLog,
-                    log_id,
-                    lambda sid=sid, ctx=ctx: AccessLog(subscriber_id=sid, **ctx.fields()),
-                )
+                access_log = self._access_log(sid, ctx)
                 access_log.record_read(number, purpose, ctx)
                 logs.append(access_log)
             try:
@@ -432,6 +427,13 @@ class LedgerApplication(Application):
             IdentityHoldings,
             IdentityHoldings.create_id(identity_key),
             lambda: IdentityHoldings(identity_key=identity_key, **ctx.fields()),
+        )
+
+    def _access_log(self, subscriber_id: UUID, ctx: Context) -> AccessLog:
+        return self._get_or_create(
+            AccessLog,
+            AccessLog.create_id(subscriber_id),
+            lambda: AccessLog(subscriber_id=subscriber_id, **ctx.fields()),
         )
 
     def _sim(self, iccid: str, ctx: Context) -> SimCard:

@@ -120,8 +120,10 @@ def number_history(
                 state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
             items.append(HistoryItem(position, ev, "subscriber", _type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
-            sid = subscriber_of_log.get(ev.originator_id)
-            items.append(HistoryItem(position, ev, "access", _type_name(ev), number, sid, PersonalState.NONE, None))
+            reader_of = subscriber_of_log.get(ev.originator_id)
+            items.append(
+                HistoryItem(position, ev, "access", _type_name(ev), number, reader_of, PersonalState.NONE, None)
+            )
     disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
     if disclosed:
         app.record_personal_data_reads(list(dict.fromkeys(disclosed)), number, purpose, actor)

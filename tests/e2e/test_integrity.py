@@ -4,6 +4,7 @@ and offline by scripts/verify_ledger; published digests can be checked later."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,57 @@ def test_tampering_is_found_at_its_position(server, settings, kind, capsys) -> N
         assert not verify(stubs, number(1)).ok
         assert verify(stubs, number(2)).ok  # other numbers still verify on their own
         assert verify_ledger.main(["--db", f"sqlite:///{path}", "--number", number(1)]) == 1
+
+
+def test_an_export_verifies_and_a_modified_one_does_not(server, settings, tmp_path, capsys) -> None:
+    import base64
+
+    import orjson
+
+    from scripts import export_history, verify_export
+
+    stubs, app = server
+    build_history(stubs)
+    sid = list(stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=number(1))))[1].event.subscriber_id
+    stubs.lifecycle.DisconnectNumber(lpb.DisconnectNumberRequest(request_id="d", number=number(1), reason=1))
+    stubs.lifecycle.EraseSubscriberData(
+        lpb.EraseSubscriberDataRequest(request_id="e", subscriber_id=sid, legal_basis="PIPL")
+    )
+    db = f"sqlite:///{settings.store.sqlite_path}"
+    out = tmp_path / "export.jsonl"
+    assert export_history.main(["--db", db, "--number", number(1), "-o", str(out)]) == 0
+    lines = out.read_bytes().splitlines()
+    header = orjson.loads(lines[0])
+    assert header["ledger_head_position"] == app.reader.max_position()
+    events = [orjson.loads(line) for line in lines[1:-1]]
+    assert {e["data"].get("number") for e in events if e["topic"].endswith("Provisioned")} == {number(1)}
+    assert any(e["topic"].endswith("PersonalDataErased") for e in events)
+    assert b"Subscriber 1" not in out.read_bytes()  # personal data stays encrypted
+    assert verify_export.main([str(out)]) == 0
+    some = events[3]
+    assert verify_export.main([str(out), "--expect-digest", f"{some['position']}:{some['chain_hash']}"]) == 0
+    assert verify_export.main([str(out), "--expect-digest", f"{some['position']}:{'0' * 64}"]) == 1
+
+    def altered(index: int, change) -> Path:
+        records = [orjson.loads(line) for line in lines]
+        change(records[index])
+        path = tmp_path / f"bad-{index}.jsonl"
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+        return path
+
+    def flip_state(r: dict) -> None:
+        raw = bytearray(base64.b64decode(r["state"]))
+        raw[len(raw) // 2] ^= 0x01
+        r["state"] = base64.b64encode(bytes(raw)).decode()
+
+    capsys.readouterr()
+    assert verify_export.main([str(altered(4, flip_state))]) == 1
+    assert "line 5" in capsys.readouterr().out
+    assert verify_export.main([str(altered(4, lambda r: r["data"].update(channel="elsewhere")))]) == 1
+    assert "readable fields differ" in capsys.readouterr().out
+    dropped = tmp_path / "dropped.jsonl"
+    dropped.write_bytes(b"\n".join(lines[:3] + lines[4:]) + b"\n")
+    assert verify_export.main([str(dropped)]) == 1
+    truncated = tmp_path / "truncated.jsonl"
+    truncated.write_bytes(b"\n".join(lines[:-1]) + b"\n")
+    assert verify_export.main([str(truncated)]) == 1

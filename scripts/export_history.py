@@ -1,0 +1,189 @@
+"""Export a number's or a subscriber's full history as JSON lines, with the hash chains, for a regulator.
+
+Line 1 is a header (what was exported, the ledger head position and digest at export time); then one
+line per event, in ledger order, carrying the stored bytes (base64), both chain hashes and the previous
+global hash, and the event's fields decoded for reading; the last line is a footer with the count.
+``python -m scripts.verify_export FILE`` checks an export on its own, without the database.
+
+Personal data stays encrypted in the export unless ``--include-personal-data --purpose ...`` is given;
+then it is decrypted with the operator's keys and the read is recorded in the ledger.
+
+    python -m scripts.export_history --db sqlite:///ledger.db --number +8613800138000 -o export.jsonl
+    python -m scripts.export_history --db sqlite:///ledger.db --subscriber 6f1c... -o export.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
+
+from ledger.chain import CHAIN_TABLE, GENESIS
+from ledger.config import Settings, StoreConfig
+from ledger.domain.access import AccessLog
+from ledger.domain.identifiers import InvalidValue, parse_msisdn
+from ledger.domain.number import Number
+
+FORMAT = "ledger-export-v1"
+HIDDEN = {"personal_data", "identity_key"}
+
+
+def transcoder() -> JSONTranscoder:
+    """The JSON transcoder the ledger stores events with."""
+    t = JSONTranscoder()
+    t.register(UUIDAsHex())
+    t.register(DatetimeAsISO())
+    return t
+
+
+def readable(state: bytes, codec: JSONTranscoder) -> dict[str, Any]:
+    """An event's stored fields, decoded, without ciphertext and identity keys, as JSON values."""
+    return {k: _plain(v) for k, v in codec.decode(state).items() if k not in HIDDEN}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def stream_ids(conn: sqlite3.Connection, number: str | None, subscriber: UUID | None) -> list[str]:
+    """The streams of the export: a number with its holders, or a subscriber, each with its access log."""
+    codec = transcoder()
+    if subscriber is not None:
+        return [subscriber.hex, AccessLog.create_id(subscriber).hex]
+    assert number is not None
+    number_id = Number.create_id(number).hex
+    holders: list[str] = []
+    for topic, state in conn.execute(
+        "SELECT topic, state FROM stored_events WHERE originator_id = ? ORDER BY originator_version", (number_id,)
+    ):
+        if topic.endswith(":Number.Activated"):
+            sid = codec.decode(bytes(state))["subscriber_id"]
+            if sid.hex not in holders:
+                holders.append(sid.hex)
+    return [number_id, *holders, *(AccessLog.create_id(UUID(h)).hex for h in holders)]
+
+
+def export(
+    db: str,
+    out: Any,
+    number: str | None = None,
+    subscriber: UUID | None = None,
+    personal: dict[str, dict[str, Any] | None] | None = None,
+) -> int:
+    """Write the export; returns the number of events written."""
+    path = StoreConfig.from_url(db).sqlite_path
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    codec = transcoder()
+    try:
+        conn.execute("BEGIN")  # one snapshot for the whole export
+        head = conn.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1").fetchone()
+        ids = stream_ids(conn, number, subscriber)
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash, "
+            f"p.chain_hash FROM stored_events e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
+            f"LEFT JOIN {CHAIN_TABLE} p ON p.position = e.rowid - 1 WHERE e.originator_id IN ({marks}) "
+            "ORDER BY e.rowid",
+            ids,
+        ).fetchall()
+        if not rows:
+            raise SystemExit("export_history: nothing to export (unknown number or subscriber)")
+        header = {
+            "kind": "header",
+            "format": FORMAT,
+            "number": number or "",
+            "subscriber_id": str(subscriber or ""),
+            "exported_at": datetime.now(UTC).isoformat(),
+            "ledger_head_position": head[0] if head else 0,
+            "ledger_head_digest": bytes(head[1]).hex() if head else "",
+            "streams": [str(UUID(i)) for i in ids],
+        }
+        out.write(orjson.dumps(header) + b"\n")
+        for position, sid, version, topic, state, s_hash, c_hash, previous in rows:
+            line: dict[str, Any] = {
+                "kind": "event",
+                "position": position,
+                "stream_id": str(UUID(sid)),
+                "version": version,
+                "topic": topic,
+                "state": base64.b64encode(bytes(state)).decode(),
+                "stream_hash": bytes(s_hash).hex() if s_hash else "",
+                "chain_hash": bytes(c_hash).hex() if c_hash else "",
+                "previous_chain_hash": (bytes(previous) if previous else GENESIS).hex(),
+                "data": readable(bytes(state), codec),
+            }
+            if personal is not None and topic.endswith(":Subscriber.Registered"):
+                line["personal_data"] = personal.get(str(UUID(sid)))
+            out.write(orjson.dumps(line) + b"\n")
+        out.write(orjson.dumps({"kind": "footer", "events": len(rows)}) + b"\n")
+        return len(rows)
+    finally:
+        conn.close()
+
+
+def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, purpose: str) -> dict[str, Any]:
+    """Decrypt the subscribers' personal data with the operator's keys, recording the read first."""
+    from ledger.bootstrap import open_ledger
+    from ledger.history import number_history
+
+    app = open_ledger(Settings.build(db=db))
+    try:
+        if number:
+            items = number_history(app, number, True, actor="export_history", purpose=purpose)
+            return {str(i.subscriber_id): i.personal_data for i in items if i.type_name == "SubscriberRegistered"}
+        assert subscriber is not None
+        sub = app.get_subscriber(subscriber)
+        data = None if sub.is_erased else app.vault.open(sub.id, sub.personal_data)
+        if data is not None:
+            app.record_personal_data_reads([sub.id], "", purpose, "export_history")
+        return {str(subscriber): data}
+    finally:
+        app.close()
+        app.vault.store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the export file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--number", help="export this number and the subscribers who held it")
+    which.add_argument("--subscriber", help="export this subscriber (id)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file to write")
+    parser.add_argument("--include-personal-data", action="store_true", help="decrypt personal data (recorded)")
+    parser.add_argument("--purpose", default="", help="why personal data is exported (required with it)")
+    args = parser.parse_args(argv)
+    try:
+        number = parse_msisdn(args.number) if args.number else None
+        subscriber = UUID(args.subscriber) if args.subscriber else None
+    except (InvalidValue, ValueError) as e:
+        parser.error(str(e))
+    personal = None
+    if args.include_personal_data:
+        if not args.purpose.strip():
+            parser.error("--include-personal-data needs --purpose")
+        personal = decrypt_personal_data(args.db, number, subscriber, args.purpose)
+    with args.output.open("wb") as out:
+        count = export(args.db, out, number, subscriber, personal)
+    print(f"exported {count} events to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
