@@ -160,7 +160,7 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None
     master_key_text: str | None = None
-    max_workers: int = 16
+    max_workers: int = 32
     grace_seconds: float = 10.0
     # Run the projections inside the server process (the embedded default).
     run_projections: bool = True

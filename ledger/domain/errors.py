@@ -186,3 +186,7 @@ class Unauthenticated(LedgerError):
 
 class PermissionDenied(LedgerError):
     """Raised when the caller's roles do not allow the call."""
+
+
+class ResourceExhausted(LedgerError):
+    """Raised when a limit on concurrent streams or request size is reached."""

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledger")
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SERVICE_NAMES = (
     lifecycle_service_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
     history_service_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
@@ -63,9 +63,13 @@ def create_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
+        # Beyond this many calls in progress or queued, new calls get RESOURCE_EXHAUSTED instead of piling up.
+        maximum_concurrent_rpcs=settings.max_workers * 8,
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
-    history_service_pb2_grpc.add_HistoryServiceServicer_to_server(HistoryServicer(app), server)
+    history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
+        HistoryServicer(app, max_feeds=max(1, settings.max_workers // 4)), server
+    )
     read_models = ReadModels(str(settings.store.views_path()))
     recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
         RecyclingServicer(read_models, settings.policy, projector.wait_for if projector else None), server

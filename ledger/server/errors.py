@@ -47,6 +47,9 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, errors.PermissionDenied):
         info = error_details_pb2.ErrorInfo(reason="PERMISSION_DENIED", domain=DOMAIN)
         return _status(code_pb2.PERMISSION_DENIED, str(exc), info)
+    if isinstance(exc, errors.ResourceExhausted):
+        info = error_details_pb2.ErrorInfo(reason="RESOURCE_EXHAUSTED", domain=DOMAIN)
+        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), info)
     if isinstance(exc, errors.ReadModelBehind):
         info = error_details_pb2.ErrorInfo(
             reason="READ_MODEL_BEHIND",
@@ -80,8 +83,39 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort_with_status(rpc_status.to_status(status))
 
 
+class _Malformed:
+    """Stands in for a request whose bytes did not parse, so the call fails with INVALID_ARGUMENT."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+    def error(self) -> errors.InvalidArgument:
+        return errors.InvalidArgument([("request", f"is not a valid protobuf message: {self.problem}")])
+
+
+def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as e:
+            return _Malformed(type(e).__name__)
+
+    return parse
+
+
+def _checked(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error()
+        yield request
+
+
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error."""
+    """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error.
+    Requests that do not parse are answered INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
 
     def intercept_service(
         self,
@@ -92,6 +126,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
+        handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
         if handler.unary_unary:
             return handler._replace(unary_unary=_wrap_unary(handler.unary_unary))
         if handler.unary_stream:
@@ -103,10 +138,18 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         return handler
 
 
+def _unwrap(request: Any) -> Any:
+    if isinstance(request, _Malformed):
+        raise request.error()
+    if isinstance(request, Iterator):
+        return _checked(request)
+    return request
+
+
 def _wrap_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return behaviour(request, context)
+            return behaviour(_unwrap(request), context)
         except Exception as exc:
             if _is_abort(exc):
                 raise
@@ -118,7 +161,7 @@ def _wrap_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callab
 def _wrap_stream(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[..., Any]:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            yield from behaviour(request, context)
+            yield from behaviour(_unwrap(request), context)
         except Exception as exc:
             if _is_abort(exc):
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -12,6 +13,7 @@ import grpc
 from eventsourcing.utils import get_topic
 from google.protobuf import struct_pb2
 
+from ledger.domain import errors
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from ledger.history import (
@@ -128,8 +130,11 @@ def number_state_message(view: NumberStateView) -> ledger_pb2.NumberState:
 class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
     """The compliance-facing read API."""
 
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: LedgerApplication, max_feeds: int = 8) -> None:
         self.app = app
+        # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
+        self._feeds = threading.BoundedSemaphore(max_feeds)
+        self.max_feeds = max_feeds
         self._numbers: OrderedDict[UUID, str] = OrderedDict()
         self._feed_topics = {t for cls in (Number, Subscriber) for t in _event_topics(cls)}
 
@@ -181,7 +186,14 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.StreamEventsResponse]:
         """Catch up from ``from_position``, then follow new events until the caller goes away."""
-        last = max(request.from_position, 1) - 1
+        if not self._feeds.acquire(blocking=False):
+            raise errors.ResourceExhausted(f"at most {self.max_feeds} StreamEvents calls at once; retry later")
+        try:
+            yield from self._follow(max(request.from_position, 1) - 1, context)
+        finally:
+            self._feeds.release()
+
+    def _follow(self, last: int, context: grpc.ServicerContext) -> Iterator[pb.StreamEventsResponse]:
         while context.is_active():
             notifications = self.app.recorder.select_notifications(start=last + 1, limit=FEED_BATCH)
             if not notifications:
