@@ -175,11 +175,14 @@ def test_oversized_messages_are_refused_and_the_ledger_still_verifies(fuzz_serve
     assert state.subscriber_id
 
 
-def test_feeds_are_bounded(fuzz_server) -> None:
+def test_feeds_are_bounded(server, settings) -> None:
     from ledger.v1 import history_service_pb2 as hpb
+    from ledger.v1 import lifecycle_service_pb2 as lpb
 
-    stubs, _ = fuzz_server
-    calls = [stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=10) for _ in range(4)]
+    stubs, _ = server
+    stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=["+8613800000001"]))
+    limit = settings.max_workers // 4
+    calls = [stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=10) for _ in range(limit)]
     for call in calls:
         next(call)
     with pytest.raises(grpc.RpcError) as e:
