@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
-from ledger.keys import MasterKey, PersonalDataVault, SQLiteKeyStore
+from ledger.keys import KeyStore, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
 from projections.projector import Projector
 
 if TYPE_CHECKING:
@@ -21,20 +21,24 @@ def load_master_key(settings: Settings) -> MasterKey:
         if not settings.master_key_file.exists():
             raise ConfigError(f"master key file {settings.master_key_file} does not exist")
         return MasterKey.from_text(settings.master_key_file.read_text())
+    if settings.store.kind != "sqlite":
+        raise ConfigError("a PostgreSQL store needs the operator's master key: LEDGER_MASTER_KEY or --master-key-file")
     return MasterKey.load_or_create(settings.store.default_master_key_path())
 
 
 def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
     """Open (creating on first use) the ledger's stores and return the application."""
-    if settings.store.kind != "sqlite":
-        raise ConfigError("only the embedded SQLite store is available in this version")
-    db_path = settings.store.sqlite_path
-    if db_path is not None and db_path.parent != db_path:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
     master = load_master_key(settings)
-    vault = PersonalDataVault(master, SQLiteKeyStore(str(settings.store.key_store_path())))
+    store: KeyStore
+    if settings.store.kind == "sqlite":
+        db_path = settings.store.sqlite_path
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        store = SQLiteKeyStore(str(settings.store.key_store_path()))
+    else:
+        store = PostgresKeyStore(settings.store.conninfo())
+    vault = PersonalDataVault(master, store)
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
-    env["LEDGER_APPLICATION_RECORDER_TOPIC"] = "ledger.chain:ChainedSQLiteRecorder"
     return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)
 
 

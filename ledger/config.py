@@ -127,8 +127,35 @@ class StoreConfig:
     def event_store_env(self) -> dict[str, str]:
         """Environment for the eventsourcing library's infrastructure factory."""
         if self.kind == "sqlite":
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self._sqlite())}
-        raise ConfigError("the PostgreSQL store is not available yet; use sqlite:///FILE")
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self._sqlite()),
+                "APPLICATION_RECORDER_TOPIC": "ledger.chain:ChainedSQLiteRecorder",
+            }
+        pg = self.postgres
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": pg["dbname"],
+            "POSTGRES_HOST": pg["host"],
+            "POSTGRES_PORT": pg["port"],
+            "POSTGRES_USER": pg["user"],
+            "POSTGRES_PASSWORD": pg["password"],
+            "POSTGRES_SCHEMA": "public",
+            "POSTGRES_POOL_SIZE": "10",
+            "POSTGRES_MAX_OVERFLOW": "20",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "ledger.pgstore:ChainedPostgresRecorder",
+        }
+
+    def conninfo(self) -> str:
+        """A libpq connection string for the PostgreSQL store."""
+        pg = self.postgres
+        parts = [f"host={pg['host']}", f"port={pg['port']}", f"dbname={pg['dbname']}"]
+        if pg["user"]:
+            parts.append(f"user={pg['user']}")
+        if pg["password"]:
+            parts.append(f"password={pg['password']}")
+        return " ".join(parts)
 
     def key_store_path(self) -> Path:
         """The key store sits beside the SQLite event database: ``ledger.db`` -> ``ledger.keys.db``."""

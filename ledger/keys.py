@@ -160,10 +160,97 @@ class SQLiteKeyStore:
             self._conn.close()
 
 
+class PostgresKeyStore:
+    """Wrapped data keys in their own PostgreSQL schema (or database), apart from the events.
+
+    PostgreSQL has no ``secure_delete``: a deleted key's row stays in the table file until VACUUM
+    reclaims it, so every destruction is followed by ``VACUUM`` of the key table, and key-store
+    backups must be rotated within the erasure deadline (see the README).
+    """
+
+    def __init__(self, conninfo: str, schema: str = "ledger_keys") -> None:
+        import psycopg
+
+        self.schema = schema
+        self._lock = threading.Lock()
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        s = f'"{schema}"'
+        with self._lock:
+            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.data_keys (subscriber_id uuid PRIMARY KEY, "
+                "wrapped_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+            )
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.destroyed_keys (subscriber_id uuid PRIMARY KEY, "
+                "destroyed_at timestamptz NOT NULL DEFAULT now())"
+            )
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {s}.pending_erasures (subscriber_id uuid PRIMARY KEY, "
+                "requested_at timestamptz NOT NULL DEFAULT now())"
+            )
+        self._t = s
+
+    def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
+        """Store a new wrapped data key."""
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO {self._t}.data_keys (subscriber_id, wrapped_key) VALUES (%s, %s)",
+                (subscriber_id, wrapped_key),
+            )
+
+    def get(self, subscriber_id: UUID) -> bytes | None:
+        """The wrapped data key, or None when it never existed or was destroyed."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT wrapped_key FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def mark_erasure_pending(self, subscriber_id: UUID) -> None:
+        """Note an erasure about to be recorded."""
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO {self._t}.pending_erasures (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                (subscriber_id,),
+            )
+
+    def pending_erasures(self) -> list[UUID]:
+        """Erasures started but not finished."""
+        with self._lock:
+            rows = self._conn.execute(f"SELECT subscriber_id FROM {self._t}.pending_erasures").fetchall()
+        return [r[0] for r in rows]
+
+    def clear_pending(self, subscriber_id: UUID) -> None:
+        """Forget a pending erasure that was never recorded."""
+        with self._lock:
+            self._conn.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
+
+    def destroy(self, subscriber_id: UUID) -> None:
+        """Delete the data key, keep a tombstone, and vacuum the key table."""
+        with self._lock:
+            with self._conn.transaction():
+                self._conn.execute(f"DELETE FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,))
+                self._conn.execute(
+                    f"INSERT INTO {self._t}.destroyed_keys (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (subscriber_id,),
+                )
+                self._conn.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
+            self._conn.execute(f"VACUUM {self._t}.data_keys")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+KeyStore = SQLiteKeyStore | PostgresKeyStore
+
+
 class PersonalDataVault:
     """Seals and opens personal data under per-subscriber keys; destroys keys on erasure."""
 
-    def __init__(self, master: MasterKey, store: SQLiteKeyStore, cache_size: int = 10_000) -> None:
+    def __init__(self, master: MasterKey, store: KeyStore, cache_size: int = 10_000) -> None:
         self.master = master
         self.store = store
         self._cache: OrderedDict[UUID, bytes] = OrderedDict()

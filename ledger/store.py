@@ -1,19 +1,21 @@
-"""Reads of the event log that the library does not offer: several streams at once, with positions."""
+"""Reads of the event log that the library does not offer: several streams at once, with positions and
+the hash chains. The same SQL serves SQLite (position = rowid) and PostgreSQL (position =
+notification_id)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from ledger.chain import CHAIN_TABLE, ChainedEvent
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-
     from eventsourcing.persistence import ApplicationRecorder
 
 
@@ -29,38 +31,47 @@ class LogReader:
     """Position-aware reads over the application's events table."""
 
     def __init__(self, recorder: ApplicationRecorder) -> None:
-        if not isinstance(recorder, SQLiteApplicationRecorder):
-            raise TypeError(f"unsupported recorder {type(recorder).__name__}")
         self.recorder = recorder
-        self.table = recorder.events_table_name
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            self.postgres = False
+            self.events, self.chain, self.pos, self.mark = recorder.events_table_name, CHAIN_TABLE, "rowid", "?"
+        elif isinstance(recorder, PostgresApplicationRecorder):
+            self.postgres = True
+            schema = recorder.datastore.schema
+            self.events = f'"{schema}"."{recorder.events_table_name}"'
+            self.chain, self.pos, self.mark = f'"{schema}"."{CHAIN_TABLE}"', "notification_id", "%s"
+        else:
+            raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        sql = sql.replace("?", self.mark)
+        with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+            c.execute(sql, params)
+            rows = c.fetchall()
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+    def _id(self, stream_id: UUID) -> Any:
+        return stream_id if self.postgres else stream_id.hex
 
     def read_streams(self, stream_ids: Sequence[UUID]) -> list[PositionedEvent]:
         """Every event of the given streams, in ledger order."""
         if not stream_ids:
             return []
         marks = ",".join("?" * len(stream_ids))
-        sql = (
-            f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.table} "
-            f"WHERE originator_id IN ({marks}) ORDER BY rowid"
+        rows = self._rows(
+            f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
+            f"WHERE originator_id IN ({marks}) ORDER BY {self.pos}",
+            [self._id(s) for s in stream_ids],
         )
-        with self.recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, [s.hex for s in stream_ids])
-            rows = c.fetchall()
-        return [
-            PositionedEvent(
-                position=row[0],
-                stored=StoredEvent(originator_id=UUID(row[1]), originator_version=row[2], topic=row[3], state=row[4]),
-            )
-            for row in rows
-        ]
+        return [PositionedEvent(int(r[0]), StoredEvent(_uuid(r[1]), int(r[2]), str(r[3]), bytes(r[4]))) for r in rows]
 
     def position_of(self, stream_id: UUID, version: int) -> int | None:
         """The position of one event, or None if it is not stored."""
-        sql = f"SELECT rowid FROM {self.table} WHERE originator_id = ? AND originator_version = ?"
-        with self.recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, [stream_id.hex, version])
-            row = c.fetchone()
-        return None if row is None else int(row[0])
+        rows = self._rows(
+            f"SELECT {self.pos} FROM {self.events} WHERE originator_id = ? AND originator_version = ?",
+            [self._id(stream_id), version],
+        )
+        return int(rows[0][0]) if rows else None
 
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
@@ -69,41 +80,42 @@ class LogReader:
     def chained(self, batch: int = 5000) -> Iterator[ChainedEvent]:
         """Every event in position order with its recorded hashes, read in batches."""
         after = 0
-        sql = (
-            f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash "
-            f"FROM {self.table} e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid WHERE e.rowid > ? "
-            "ORDER BY e.rowid LIMIT ?"
-        )
         while True:
-            with self.recorder.datastore.transaction(commit=False) as c:
-                c.execute(sql, [after, batch])
-                rows = c.fetchall()
+            rows = self._rows(
+                f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
+                f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
+                f"WHERE e.{self.pos} > ? ORDER BY e.{self.pos} LIMIT ?",
+                [after, batch],
+            )
             if not rows:
                 return
             for row in rows:
                 yield _chained(row)
-            after = rows[-1][0]
+            after = int(rows[-1][0])
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
         marks = ",".join("?" * len(stream_ids))
-        sql = (
-            f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash "
-            f"FROM {self.table} e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
-            f"WHERE e.originator_id IN ({marks}) ORDER BY e.rowid"
+        rows = self._rows(
+            f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
+            f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
+            f"WHERE e.originator_id IN ({marks}) ORDER BY e.{self.pos}",
+            [self._id(s) for s in stream_ids],
         )
-        with self.recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, [s.hex for s in stream_ids])
-            return [_chained(row) for row in c.fetchall()]
+        return [_chained(row) for row in rows]
 
 
-def _chained(row: Sequence[object]) -> ChainedEvent:
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def _chained(row: tuple[Any, ...]) -> ChainedEvent:
     return ChainedEvent(
-        position=int(row[0]),  # type: ignore[call-overload]
-        stream_id=str(row[1]),
-        version=int(row[2]),  # type: ignore[call-overload]
+        position=int(row[0]),
+        stream_id=_uuid(row[1]).hex,
+        version=int(row[2]),
         topic=str(row[3]),
-        state=bytes(row[4]),  # type: ignore[call-overload]
-        stream_hash=bytes(row[5]) if row[5] is not None else None,  # type: ignore[call-overload]
-        chain_hash=bytes(row[6]) if row[6] is not None else None,  # type: ignore[call-overload]
+        state=bytes(row[4]),
+        stream_hash=bytes(row[5]) if row[5] is not None else None,
+        chain_hash=bytes(row[6]) if row[6] is not None else None,
     )

@@ -187,3 +187,45 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     projector.close()
     application.close()
     application.vault.store.close()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url():
+    """A PostgreSQL server for the session: LEDGER_TEST_POSTGRES, or a throwaway cluster started here."""
+    import os
+
+    from tests.pgserver import Cluster
+
+    if os.environ.get("LEDGER_TEST_POSTGRES"):
+        yield os.environ["LEDGER_TEST_POSTGRES"]
+        return
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster.admin_url()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request, tmp_path: Path) -> Settings:
+    """Settings for each store: an SQLite file, and a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return Settings(listen="127.0.0.1:0", store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"))
+    from tests.pgserver import new_database
+
+    url = new_database(request.getfixturevalue("pg_admin_url"))
+    return Settings(
+        listen="127.0.0.1:0",
+        store=StoreConfig.from_url(url),
+        master_key_text="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    )
+
+
+@pytest.fixture
+def store_app(store_settings: Settings, clock: FakeClock):
+    """The application on each store."""
+    application = open_ledger(store_settings, clock)
+    yield application
+    application.close()
+    application.vault.store.close()

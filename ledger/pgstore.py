@@ -1,0 +1,88 @@
+"""The PostgreSQL event store: the library's recorder with gap-free positions and the hash chains.
+
+The library numbers events with a ``bigserial``, which leaves gaps whenever a transaction that drew
+numbers rolls back (every optimistic-concurrency conflict does). Positions here are gap-free: under the
+library's ``EXCLUSIVE`` table lock (which serialises writers across processes, so commit order equals
+position order) each insert takes ``max(notification_id) + 1``. The chain rows are written in the same
+transaction, exactly as on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
+
+from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, stream_hash
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """Gap-free positions and both hash chains, in the transaction that inserts the events."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema, table = Identifier(datastore.schema), Identifier(events_table_name)
+        chain = Identifier(CHAIN_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} (position bigint PRIMARY KEY, "
+                "stream_hash bytea NOT NULL, chain_hash bytea NOT NULL)"
+            ).format(schema=schema, chain=chain)
+        )
+        self._max_position = SQL("SELECT COALESCE(MAX(notification_id), 0) AS m FROM {schema}.{table}").format(
+            schema=schema, table=table
+        )
+        self._chain_head = SQL("SELECT chain_hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1").format(
+            schema=schema, chain=chain
+        )
+        self._insert = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state, notification_id) "
+            "VALUES (%s, %s, %s, %s, %s)"
+        ).format(schema=schema, table=table)
+        self._stream_head = SQL(
+            "SELECT h.stream_hash FROM {schema}.{table} e JOIN {schema}.{chain} h ON h.position = e.notification_id "
+            "WHERE e.originator_id = %s AND e.originator_version = %s"
+        ).format(schema=schema, table=table, chain=chain)
+        self._insert_chain = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s, %s)").format(schema=schema, chain=chain)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert the events and their chain rows atomically; returns their positions."""
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(self._max_position, prepare=True)
+            base = int(curs.fetchone()["m"])  # type: ignore[index]
+            positions = list(range(base + 1, base + 1 + len(stored_events)))
+            curs.executemany(
+                self._insert,
+                [
+                    (e.originator_id, e.originator_version, e.topic, e.state, p)
+                    for e, p in zip(stored_events, positions, strict=True)
+                ],
+            )
+            curs.execute(self._chain_head, prepare=True)
+            row = curs.fetchone()
+            previous_chain = bytes(row["chain_hash"]) if row else GENESIS
+            heads: dict[Any, bytes] = {}
+            chain_rows = []
+            for e, position in zip(stored_events, positions, strict=True):
+                previous_stream = heads.get(e.originator_id)
+                if previous_stream is None:
+                    previous_stream = GENESIS
+                    if e.originator_version > 1:
+                        curs.execute(self._stream_head, (e.originator_id, e.originator_version - 1), prepare=True)
+                        found = curs.fetchone()
+                        previous_stream = bytes(found["stream_hash"]) if found else GENESIS
+                digest = stream_hash(previous_stream, e.originator_id, e.originator_version, e.topic, e.state)
+                previous_chain = chain_hash(previous_chain, position, digest)
+                heads[e.originator_id] = digest
+                chain_rows.append((position, digest, previous_chain))
+            curs.executemany(self._insert_chain, chain_rows)
+        return positions

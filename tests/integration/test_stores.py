@@ -1,0 +1,133 @@
+"""The same application behaviour on both stores: SQLite file and PostgreSQL."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+import pytest
+
+from ledger.domain import errors
+from ledger.history import number_history, number_state, verify_integrity
+from tests.conftest import imsi_for, new_iccid, number, resident_id
+
+
+def onboard(app, msisdn: str, seq: int) -> UUID:
+    app.provision_numbers(request_id=f"p{seq}", actor="t", numbers=[msisdn])
+    sid = UUID(
+        app.register_subscriber(
+            request_id=f"r{seq}",
+            actor="t",
+            full_name=f"Person {seq}",
+            id_type="RESIDENT_ID_CARD",
+            id_number=resident_id(seq),
+            date_of_birth="",
+        ).data["subscriber_id"]
+    )
+    app.verify_identity(
+        request_id=f"v{seq}",
+        actor="t",
+        subscriber_id=sid,
+        method="ID_CARD_READER",
+        channel="retail",
+        agent_id="a",
+        evidence_ref="e",
+    )
+    iccid = new_iccid()
+    app.activate_sim(
+        request_id=f"a{seq}",
+        actor="t",
+        number=msisdn,
+        subscriber_id=sid,
+        iccid=iccid,
+        imsi=imsi_for(iccid),
+        channel="retail",
+        agent_id="a",
+    )
+    return sid
+
+
+def test_lifecycle_history_state_and_integrity(store_app) -> None:
+    app = store_app
+    sid = onboard(app, number(1), 1)
+    app.suspend_number(request_id="s", actor="t", number=number(1), reason="FRAUD", note="")
+    with pytest.raises(errors.NumberNotActive):
+        app.suspend_number(request_id="s2", actor="t", number=number(1), reason="FRAUD", note="")
+    app.disconnect_number(request_id="d", actor="t", number=number(1), reason="FRAUD")
+    app.erase_subscriber_data(request_id="e", actor="t", subscriber_id=sid, legal_basis="PIPL")
+    items = number_history(app, number(1), include_personal_data=True, actor="t", purpose="audit")
+    positions = [i.position for i in items]
+    assert positions == sorted(positions)
+    assert [i.personal_state for i in items if i.type_name == "SubscriberRegistered"] == ["ERASED"]
+    assert number_state(app, number(1), None).status == "QUARANTINED"
+    report = verify_integrity(app, None)
+    assert report.ok and report.events_checked == app.reader.max_position()
+    assert verify_integrity(app, number(1)).ok
+
+
+def test_positions_stay_gap_free_through_conflicts(store_app) -> None:
+    app = store_app
+    onboard(app, number(1), 1)
+
+    def toggle(i: int) -> None:
+        try:
+            if i % 2:
+                app.suspend_number(request_id=f"x{i}", actor="t", number=number(1), reason="SPAM", note="")
+            else:
+                app.resume_number(request_id=f"x{i}", actor="t", number=number(1), note="")
+        except errors.RuleViolation:
+            pass
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(toggle, range(80)))
+    positions = [p.position for p in app.reader.read_streams([app.get_number(number(1)).id])]
+    head = app.reader.max_position()
+    assert len(list(app.reader.chained())) == head  # every position from 1 to head is there
+    assert positions == sorted(positions)
+    assert verify_integrity(app, None).ok
+
+
+def test_idempotency_and_cap_on_each_store(store_app) -> None:
+    app = store_app
+    first = app.provision_numbers(request_id="same", actor="t", numbers=[number(5)])
+    again = app.provision_numbers(request_id="same", actor="t", numbers=[number(5)])
+    assert again.position == first.position and again.replayed
+    with pytest.raises(errors.RequestIdReused):
+        app.provision_numbers(request_id="same", actor="t", numbers=[number(6)])
+    numbers = [number(10 + i) for i in range(6)]
+    app.provision_numbers(request_id="many", actor="t", numbers=numbers)
+    sid = UUID(
+        app.register_subscriber(
+            request_id="r", actor="t", full_name="Cap", id_type="PASSPORT", id_number="E1234567", date_of_birth=""
+        ).data["subscriber_id"]
+    )
+    app.verify_identity(
+        request_id="v",
+        actor="t",
+        subscriber_id=sid,
+        method="PASSPORT_CHECK",
+        channel="c",
+        agent_id="a",
+        evidence_ref="e",
+    )
+
+    def activate(msisdn: str) -> str:
+        iccid = new_iccid()
+        try:
+            app.activate_sim(
+                request_id=f"a{msisdn}",
+                actor="t",
+                number=msisdn,
+                subscriber_id=sid,
+                iccid=iccid,
+                imsi=imsi_for(iccid),
+                channel="c",
+                agent_id="a",
+            )
+            return "ok"
+        except errors.IdentityNumberCap:
+            return "cap"
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(activate, numbers))
+    assert results.count("ok") == 5 and results.count("cap") == 1

@@ -1,0 +1,89 @@
+"""A throwaway PostgreSQL cluster for the tests, on a loopback port, owned by the postgres user.
+
+``./dev test`` installs Debian's ``postgresql`` package when it is missing; this module creates the
+cluster on first use (``initdb`` and ``pg_ctl`` refuse to run as root, so they run through ``runuser``)
+and stops it when the test session ends. ``LEDGER_TEST_POSTGRES`` (a URL) uses an existing server instead.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+
+PORT = int(os.environ.get("LEDGER_TEST_POSTGRES_PORT", "54329"))
+
+
+def _bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"PostgreSQL's {name} was not found; install Debian's postgresql package")
+    return path
+
+
+def _as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+class Cluster:
+    """A cluster in a temporary folder; ``url(db)`` names a database in it."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
+        self.data = self.folder / "data"
+        self.started = False
+
+    def start(self) -> None:
+        """initdb, then start on 127.0.0.1:PORT with durability settings relaxed for speed."""
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                [_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        options = (
+            f"-p {PORT} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        subprocess.run(
+            _as_postgres(
+                [_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.started = True
+
+    def stop(self) -> None:
+        """Stop the cluster and remove its folder."""
+        if self.started:
+            subprocess.run(
+                _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+                check=False,
+                capture_output=True,
+            )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def admin_url(self) -> str:
+        """The maintenance database."""
+        return f"postgresql://postgres@127.0.0.1:{PORT}/postgres"
+
+
+def new_database(admin_url: str) -> str:
+    """Create an empty database for one test; returns its URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
