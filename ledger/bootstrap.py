@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
 from ledger.keys import KeyStore, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
+from projections.db import ViewsDatabase
 from projections.projector import Projector
 
 if TYPE_CHECKING:
@@ -44,6 +45,6 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
 
 def open_projector(settings: Settings, app: LedgerApplication) -> Projector:
     """The projector that feeds the read models from this ledger (creates their tables)."""
-    projector = Projector(app.recorder, app.mapper, str(settings.store.views_path()))
+    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store))
     app.commit_listeners.append(lambda _position: projector.wake.set())
     return projector

@@ -9,13 +9,13 @@ notification log (in batches), and is woken early when the server in the same pr
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from projections.db import Cursor, ViewsConnection, ViewsDatabase
 from projections.views import ALL_VIEWS, View
 
 if TYPE_CHECKING:
@@ -23,27 +23,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """A connection to the views database (WAL, so readers never wait for the projector)."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def views_path_for(events_db: Path) -> Path:
-    """The read models sit beside the event database: ``ledger.db`` -> ``ledger.views.db``."""
-    return events_db.with_name(events_db.stem + ".views.db")
-
-
-def tracked_positions(conn: sqlite3.Connection) -> dict[str, int]:
-    """Each view's last applied position."""
+def tracked_positions(conn: ViewsConnection) -> dict[str, int]:
+    """Each view's last applied position (empty before the views were created)."""
     try:
-        return dict(conn.execute("SELECT view, position FROM rm_tracking").fetchall())
-    except sqlite3.OperationalError:
+        return {str(k): int(v) for k, v in conn.execute("SELECT view, position FROM rm_tracking").fetchall()}
+    except Exception:  # no tracking table yet (SQLite and PostgreSQL raise different errors): nothing applied
         return {}
 
 
@@ -54,7 +41,7 @@ class Projector:
         self,
         recorder: ApplicationRecorder,
         mapper: Mapper,
-        views_db: str,
+        views_db: ViewsDatabase,
         views: Sequence[View] | None = None,
         batch_size: int = 2000,
     ) -> None:
@@ -63,7 +50,7 @@ class Projector:
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
-        self.conn = connect(views_db)
+        self.conn = views_db.connect()
         self._topics: dict[str, list[View]] = {}
         for view in self.views:
             for topic in view.topics():
@@ -80,7 +67,7 @@ class Projector:
             for view in self.views:
                 for statement in view.schema:
                     cur.execute(statement)
-                cur.execute("INSERT OR IGNORE INTO rm_tracking VALUES (?, 0)", (view.name,))
+                cur.execute("INSERT INTO rm_tracking VALUES (?, 0) ON CONFLICT DO NOTHING", (view.name,))
 
     def _load_positions(self) -> dict[str, int]:
         known = tracked_positions(self.conn)
@@ -173,21 +160,13 @@ class Projector:
         """Close the views database."""
         self.conn.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
-
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Cursor:
-        self.cur = self.conn.cursor()
-        self.cur.execute("BEGIN IMMEDIATE")
-        return self.cur
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.cur.execute("COMMIT")
-        else:
-            self.cur.execute("ROLLBACK")
+    @contextmanager
+    def _transaction(self) -> Iterator[Cursor]:
+        cur = self.conn.cursor()
+        cur.execute(self.conn.begin_write)
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +13,8 @@ import orjson
 
 from ledger.domain.base import CLEARANCE_SEVERITY, Clearance
 from ledger.domain.number import Number
-from projections.projector import connect, tracked_positions
+from projections.db import ViewsConnection, ViewsDatabase
+from projections.projector import tracked_positions
 from projections.views import from_us, us
 
 CHUNK = 500
@@ -108,14 +108,14 @@ def _local_date(value_us: int, zone: ZoneInfo) -> date:
 class ReadModels:
     """Read-only access to the views database; one connection per thread."""
 
-    def __init__(self, views_db: str) -> None:
+    def __init__(self, views_db: ViewsDatabase) -> None:
         self.views_db = views_db
         self._local = threading.local()
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> ViewsConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.views_db)
+            conn = self.views_db.connect()
             self._local.conn = conn
         return conn
 
@@ -129,7 +129,7 @@ class ReadModels:
         conn = self._conn()
         ids = {Number.create_id(n).hex: n for n in numbers}
         found: dict[str, NumberRow] = {}
-        conn.execute("BEGIN")
+        conn.execute(conn.begin_read)
         try:
             keys = list(ids)
             for i in range(0, len(keys), CHUNK):
@@ -256,15 +256,16 @@ class ReadModels:
         in_service = dict(
             (r[0], (r[1], r[2]))
             for r in self._conn().execute(
-                "SELECT t.channel, count(*), sum(CASE WHEN s.verified_us IS NOT NULL AND s.verified_us <= "
-                "t.activated_us THEN 1 ELSE 0 END) FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
+                "SELECT t.channel, count(*), CAST(sum(CASE WHEN s.verified_us IS NOT NULL AND s.verified_us <= "
+                "t.activated_us THEN 1 ELSE 0 END) AS BIGINT) FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
                 "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 GROUP BY t.channel"
             )
         )
         totals = (
             self._conn()
             .execute(
-                "SELECT channel, sum(verifications), sum(activations), sum(violations) FROM rm_cmp_agents "
+                "SELECT channel, CAST(sum(verifications) AS BIGINT), CAST(sum(activations) AS BIGINT), "
+                "CAST(sum(violations) AS BIGINT) FROM rm_cmp_agents "
                 "GROUP BY channel ORDER BY channel"
             )
             .fetchall()

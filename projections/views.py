@@ -7,7 +7,6 @@ Times are stored as integer microseconds since the epoch (UTC), so they compare 
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -17,8 +16,8 @@ from eventsourcing.utils import get_topic
 
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
+from projections.db import Cursor
 
-Cursor = sqlite3.Cursor
 # Suspension and disconnection reasons that count against the channel and agent that activated.
 VIOLATION_SUSPENSIONS = frozenset({"FRAUD", "SPAM", "UNVERIFIED_IDENTITY"})
 VIOLATION_DISCONNECTIONS = frozenset({"FRAUD", "UNVERIFIED_IDENTITY"})
@@ -60,14 +59,14 @@ class NumbersView(View):
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_numbers (
             number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
-            provisioned_us INTEGER NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
-            tenure_count INTEGER NOT NULL DEFAULT 0, last_position INTEGER NOT NULL)""",
+            provisioned_us BIGINT NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS rm_tenures (
-            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal INTEGER NOT NULL,
+            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal BIGINT NOT NULL,
             subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
-            activated_us INTEGER NOT NULL, disconnected_us INTEGER, disconnect_reason TEXT,
-            quarantine_until_us INTEGER, required_holders TEXT, outstanding_holders TEXT,
-            confirmations TEXT, released_us INTEGER, override_reason TEXT, violation INTEGER NOT NULL DEFAULT 0)""",
+            activated_us BIGINT NOT NULL, disconnected_us BIGINT, disconnect_reason TEXT,
+            quarantine_until_us BIGINT, required_holders TEXT, outstanding_holders TEXT,
+            confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0)""",
         "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
         "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
     )
@@ -178,9 +177,9 @@ class SimSwapsView(View):
     schema = (
         "CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL)",
         """CREATE TABLE IF NOT EXISTS rm_sim_swaps (
-            number TEXT PRIMARY KEY, swapped_us INTEGER NOT NULL, old_iccid TEXT NOT NULL,
+            number TEXT PRIMARY KEY, swapped_us BIGINT NOT NULL, old_iccid TEXT NOT NULL,
             new_iccid TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
-            swap_count INTEGER NOT NULL, position INTEGER NOT NULL)""",
+            swap_count BIGINT NOT NULL, position BIGINT NOT NULL)""",
     )
     event_classes = (Number.Provisioned, Number.SimSwapped)
 
@@ -199,7 +198,7 @@ class SimSwapsView(View):
             "swap_count, position) SELECT number, ?, ?, ?, ?, ?, ?, 1, ? FROM rm_swap_numbers WHERE number_id=? "
             "ON CONFLICT (number) DO UPDATE SET swapped_us=excluded.swapped_us, old_iccid=excluded.old_iccid, "
             "new_iccid=excluded.new_iccid, reason=excluded.reason, channel=excluded.channel, "
-            "agent_id=excluded.agent_id, swap_count=swap_count+1, position=excluded.position",
+            "agent_id=excluded.agent_id, swap_count=rm_sim_swaps.swap_count+1, position=excluded.position",
             (
                 us(e.occurred_at),
                 e.old_iccid,
@@ -221,15 +220,15 @@ class ComplianceView(View):
     tables = ("rm_cmp_subscribers", "rm_cmp_tenures", "rm_cmp_agents")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_cmp_subscribers (
-            subscriber_id TEXT PRIMARY KEY, verified_us INTEGER, erased_us INTEGER)""",
+            subscriber_id TEXT PRIMARY KEY, verified_us BIGINT, erased_us BIGINT)""",
         """CREATE TABLE IF NOT EXISTS rm_cmp_tenures (
             tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, subscriber_id TEXT NOT NULL,
-            channel TEXT NOT NULL, agent_id TEXT NOT NULL, activated_us INTEGER NOT NULL,
-            open INTEGER NOT NULL, flagged INTEGER NOT NULL DEFAULT 0)""",
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, activated_us BIGINT NOT NULL,
+            open BIGINT NOT NULL, flagged BIGINT NOT NULL DEFAULT 0)""",
         "CREATE INDEX IF NOT EXISTS rm_cmp_tenures_open ON rm_cmp_tenures (number_id, open)",
         """CREATE TABLE IF NOT EXISTS rm_cmp_agents (
-            channel TEXT NOT NULL, agent_id TEXT NOT NULL, verifications INTEGER NOT NULL DEFAULT 0,
-            activations INTEGER NOT NULL DEFAULT 0, violations INTEGER NOT NULL DEFAULT 0,
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, verifications BIGINT NOT NULL DEFAULT 0,
+            activations BIGINT NOT NULL DEFAULT 0, violations BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (channel, agent_id))""",
     )
     event_classes = (
@@ -296,7 +295,7 @@ class ComplianceView(View):
     def _count(cur: Cursor, channel: str, agent_id: str, column: str) -> None:
         cur.execute(
             f"INSERT INTO rm_cmp_agents (channel, agent_id, {column}) VALUES (?, ?, 1) "
-            f"ON CONFLICT (channel, agent_id) DO UPDATE SET {column}={column}+1",
+            f"ON CONFLICT (channel, agent_id) DO UPDATE SET {column}=rm_cmp_agents.{column}+1",
             (channel, agent_id),
         )
 
@@ -308,8 +307,8 @@ class ErasureView(View):
     tables = ("rm_er_subscribers", "rm_er_tenures")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_er_subscribers (
-            subscriber_id TEXT PRIMARY KEY, registered_us INTEGER NOT NULL, open_tenures INTEGER NOT NULL DEFAULT 0,
-            tenure_count INTEGER NOT NULL DEFAULT 0, last_end_us INTEGER, erased_us INTEGER)""",
+            subscriber_id TEXT PRIMARY KEY, registered_us BIGINT NOT NULL, open_tenures BIGINT NOT NULL DEFAULT 0,
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT)""",
         "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
     )
     event_classes = (Subscriber.Registered, Subscriber.PersonalDataErased, Number.Activated, Number.Disconnected)

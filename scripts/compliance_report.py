@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.config import Policy, StoreConfig
+from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
 COLOURS = {"ok": "#2f855a", "warn": "#c05621", "bad": "#c53030", "info": "#2b6cb0", "muted": "#718096"}
@@ -157,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", type=Path, help="policy file, as given to the server")
     parser.add_argument("-o", "--output", type=Path, default=Path("compliance.html"), help="HTML file to write")
     args = parser.parse_args(argv)
-    views = StoreConfig.from_url(args.db).views_path()
+    views = ViewsDatabase.for_store(StoreConfig.from_url(args.db))
     if not views.exists():
-        print(f"compliance_report: no read models at {views}", file=sys.stderr)
+        print(f"compliance_report: no read models at {views.sqlite_path}", file=sys.stderr)
         return 2
     policy = Policy.from_toml(args.policy) if args.policy else Policy()
-    read_models = ReadModels(str(views))
+    read_models = ReadModels(views)
     try:
         args.output.write_text(build(read_models, policy, datetime.now(UTC)), encoding="utf-8")
     finally:

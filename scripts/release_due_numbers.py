@@ -20,6 +20,7 @@ import grpc
 from ledger.config import StoreConfig
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import lifecycle_service_pb2_grpc
+from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
 
@@ -33,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actor", default="release_due_numbers", help="actor recorded with each release")
     args = parser.parse_args(argv)
     store = StoreConfig.from_url(args.db)
-    views = store.views_path()
+    views = ViewsDatabase.for_store(store)
     if not views.exists():
         print(
-            f"release_due_numbers: no read models at {views}; is the server or `ledger project` running?",
+            f"release_due_numbers: no read models at {views.sqlite_path}; is the server or `ledger project` running?",
             file=sys.stderr,
         )
         return 2
-    read_models = ReadModels(str(views))
+    read_models = ReadModels(views)
     channel = grpc.insecure_channel(args.target)
     stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
     outcome: Counter[str] = Counter()

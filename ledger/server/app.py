@@ -26,6 +26,7 @@ from ledger.v1 import (
     recycling_service_pb2,
     recycling_service_pb2_grpc,
 )
+from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def create_server(
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app, max_feeds=max(1, settings.max_workers // 4)), server
     )
-    read_models = ReadModels(str(settings.store.views_path()))
+    read_models = ReadModels(ViewsDatabase.for_store(settings.store))
     recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
         RecyclingServicer(read_models, settings.policy, projector.wait_for if projector else None), server
     )

@@ -21,6 +21,7 @@ from ledger.config import Policy, Settings, StoreConfig
 from ledger.domain.errors import LedgerError
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
+from projections.db import ViewsDatabase
 from projections.projector import Projector
 from projections.views import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, NumbersView, us
 from tests.conftest import FakeClock, imsi_for, new_iccid, number, resident_id
@@ -309,7 +310,7 @@ def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: 
             views_db = str(settings.store.views_path())
 
             # A projector that dies mid-stream: the batch in flight is rolled back.
-            first = Projector(app.recorder, app.mapper, views_db, batch_size=batch_size)
+            first = Projector(app.recorder, app.mapper, ViewsDatabase(sqlite_path=views_db), batch_size=batch_size)
             for _ in range(crash_after):
                 first.run_once()
             original = NumbersView.__dict__["apply"]  # the descriptor itself, not a bound dispatcher

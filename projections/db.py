@@ -1,0 +1,137 @@
+"""Where the read models live: an SQLite file beside the embedded store, or a PostgreSQL schema.
+
+Both speak the same SQL (``?`` placeholders, translated for PostgreSQL) through a small connection
+wrapper, so the views and queries are written once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ledger.config import StoreConfig
+
+
+class Cursor(Protocol):
+    """What view handlers use: ``execute`` returning something with ``fetchone``/``fetchall``."""
+
+    def execute(self, sql: str, params: Any = ...) -> Any:
+        """Run one statement."""
+        ...
+
+
+class ViewsConnection:
+    """One connection to the views database."""
+
+    begin_write = "BEGIN"
+    begin_read = "BEGIN"
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """Run a statement; returns a cursor."""
+        raise NotImplementedError
+
+    def cursor(self) -> Cursor:
+        """A cursor for handlers."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the connection."""
+        raise NotImplementedError
+
+
+class SQLiteViewsConnection(ViewsConnection):
+    """SQLite in WAL mode, so readers never wait for the projector."""
+
+    begin_write = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: str) -> None:
+        self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """Run a statement."""
+        return self.conn.execute(sql, params)
+
+    def cursor(self) -> Cursor:
+        """A cursor for handlers."""
+        return self.conn.cursor()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+class _PgCursor:
+    def __init__(self, cursor: Any) -> None:
+        self.cur = cursor
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self.cur.execute(sql.replace("?", "%s"), params)
+
+
+class PostgresViewsConnection(ViewsConnection):
+    """PostgreSQL, with the views in their own schema."""
+
+    begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    def __init__(self, conninfo: str, schema: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self.conn.execute(f'SET search_path TO "{schema}"')
+        self._cursor = _PgCursor(self.conn.cursor())
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """Run a statement."""
+        return self.conn.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+    def cursor(self) -> Cursor:
+        """A cursor for handlers."""
+        return self._cursor
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+class ViewsDatabase:
+    """Opens connections to the read models' database."""
+
+    def __init__(
+        self, sqlite_path: str | None = None, conninfo: str | None = None, schema: str = "ledger_views"
+    ) -> None:
+        if (sqlite_path is None) == (conninfo is None):
+            raise ValueError("give exactly one of sqlite_path and conninfo")
+        self.sqlite_path = sqlite_path
+        self.conninfo = conninfo
+        self.schema = schema
+
+    @classmethod
+    def for_store(cls, store: StoreConfig) -> ViewsDatabase:
+        """The views of a store: ``ledger.views.db`` beside an SQLite store, schema ``ledger_views`` in PostgreSQL."""
+        if store.kind == "sqlite":
+            return cls(sqlite_path=str(store.views_path()))
+        return cls(conninfo=store.conninfo())
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the views live in PostgreSQL."""
+        return self.conninfo is not None
+
+    def connect(self) -> ViewsConnection:
+        """A new connection."""
+        if self.sqlite_path is not None:
+            return SQLiteViewsConnection(self.sqlite_path)
+        assert self.conninfo is not None
+        return PostgresViewsConnection(self.conninfo, self.schema)
+
+    def exists(self) -> bool:
+        """Whether the views database was created (an SQLite file, or any PostgreSQL database)."""
+        if self.sqlite_path is not None:
+            from pathlib import Path
+
+            return Path(self.sqlite_path).exists()
+        return True
