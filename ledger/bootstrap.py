@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from ledger.application import Clock, LedgerApplication
@@ -48,3 +49,18 @@ def open_projector(settings: Settings, app: LedgerApplication) -> Projector:
     projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store))
     app.commit_listeners.append(lambda _position: projector.wake.set())
     return projector
+
+
+def start_projections(settings: Settings, projector: Projector, stop: threading.Event) -> list[threading.Thread]:
+    """Run the projector (and, on PostgreSQL, its LISTEN wake-ups) in background threads until ``stop``."""
+    threads = [threading.Thread(target=projector.run, args=(stop,), name="projector", daemon=True)]
+    if settings.store.kind == "postgres":
+        channel = projector.recorder.events_table_name  # type: ignore[attr-defined]
+        threads.append(
+            threading.Thread(
+                target=projector.listen, args=(settings.store.conninfo(), channel, stop), name="listen", daemon=True
+            )
+        )
+    for thread in threads:
+        thread.start()
+    return threads

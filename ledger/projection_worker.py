@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ledger.bootstrap import open_ledger, open_projector
+from ledger.bootstrap import open_ledger, open_projector, start_projections
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -37,7 +37,9 @@ def run_projections(settings: Settings, rebuild: bool = False, once: bool = Fals
             )
         if not once:
             log.info("projections following the ledger from position %d", projector.position)
-            projector.run(stop)
+            for thread in start_projections(settings, projector, stop):
+                while thread.is_alive():
+                    thread.join(0.5)
     finally:
         projector.close()
         app.close()

@@ -129,6 +129,25 @@ class Projector:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
+    def listen(self, conninfo: str, channel: str, stop: threading.Event) -> None:
+        """Wake the projector on PostgreSQL NOTIFY (sent by every insert); reconnect when the connection
+        drops, so a lost connection costs latency (polling continues meanwhile), never a silent stall."""
+        import psycopg
+
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f'LISTEN "{channel}"')
+                    backoff = 0.2
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake.set()
+            except psycopg.Error as e:
+                log.warning("LISTEN %s failed (%s); reconnecting in %.1fs", channel, e, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until every view has applied ``position`` (or the timeout passes)."""
         deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ledger.bootstrap import open_ledger, open_projector
+from ledger.bootstrap import open_ledger, open_projector, start_projections
 from ledger.config import Policy, Settings, StoreConfig
 from ledger.server.app import create_server
 from ledger.v1 import (
@@ -165,8 +165,7 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     application = open_ledger(settings, clock)
     projector = open_projector(settings, application)
     stop = threading.Event()
-    thread = threading.Thread(target=projector.run, args=(stop,), daemon=True)
-    thread.start()
+    threads = start_projections(settings, projector, stop)
     srv, port = create_server(settings, application, projector=projector)
     srv.start()
     if credentials is None:
@@ -183,7 +182,8 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     channel.close()
     srv.stop(None).wait()
     stop.set()
-    thread.join(10)
+    for thread in threads:
+        thread.join(10)
     projector.close()
     application.close()
     application.vault.store.close()

@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ledger.bootstrap import open_ledger, open_projector
+from ledger.bootstrap import open_ledger, open_projector, start_projections
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
@@ -103,10 +103,7 @@ def serve(settings: Settings) -> int:
     health_servicer = health.HealthServicer()
     projector = open_projector(settings, app)
     stop = threading.Event()
-    projection_thread = None
-    if settings.run_projections:
-        projection_thread = threading.Thread(target=projector.run, args=(stop,), name="projector", daemon=True)
-        projection_thread.start()
+    projection_threads = start_projections(settings, projector, stop) if settings.run_projections else []
     server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
@@ -132,8 +129,8 @@ def serve(settings: Settings) -> int:
     finally:
         health_servicer.enter_graceful_shutdown()
         server.stop(settings.grace_seconds).wait()
-        if projection_thread is not None:
-            projection_thread.join(timeout=settings.grace_seconds)
+        for thread in projection_threads:
+            thread.join(timeout=settings.grace_seconds)
         projector.close()
         app.close()
         app.vault.store.close()
