@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Advisory lock key that serialises projection batches across processes on PostgreSQL.
+PROJECTION_LOCK = 0x1ED6E0
 TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
 
 
@@ -79,32 +81,45 @@ class Projector:
         return min(self.positions.values()) if self.positions else 0
 
     def run_once(self) -> int:
-        """Apply the next batch; returns how many events were read (0 when caught up)."""
-        start = self.position + 1
-        notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
-        if not notifications:
+        """Apply the next batch; returns how many events were read (0 when caught up).
+
+        Safe with several projectors on the same views (one per server process, say): the batch
+        transaction takes the views' write lock first (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+        PostgreSQL) and reads the tracking positions inside it, so no event is applied twice."""
+        if self._caught_up_cheaply():
             return 0
-        last = notifications[-1].id
         with self._transaction() as cur:
+            if self.views_db.is_postgres:
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (PROJECTION_LOCK,))
+            fresh = {str(k): int(v) for k, v in cur.execute("SELECT view, position FROM rm_tracking").fetchall()}
+            positions = {view.name: fresh.get(view.name, 0) for view in self.views}
+            start = min(positions.values()) + 1
+            notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
+            last = notifications[-1].id if notifications else start - 1
             for n in notifications:
                 interested = self._topics.get(n.topic)
                 if not interested:
                     continue
                 event = None
                 for view in interested:
-                    if n.id <= self.positions[view.name]:
-                        continue  # this view already has it (it was rebuilt or ran ahead)
+                    if n.id <= positions[view.name]:
+                        continue  # this view already has it (it was rebuilt, or another projector ran ahead)
                     if event is None:
                         event = self.mapper.to_domain_event(n)
                     view.apply(event, n.id, cur)
             for view in self.views:
-                if self.positions[view.name] < last:
+                if positions[view.name] < last:
                     cur.execute("UPDATE rm_tracking SET position=? WHERE view=?", (last, view.name))
+                    positions[view.name] = last
         with self._applied:
-            for view in self.views:
-                self.positions[view.name] = max(self.positions[view.name], last)
+            self.positions = positions
             self._applied.notify_all()
         return len(notifications)
+
+    def _caught_up_cheaply(self) -> bool:
+        # Avoid taking the write lock when there is nothing new (the common case when idle).
+        head = self.recorder.max_notification_id() or 0
+        return self.position >= head and self._load_positions() == self.positions
 
     def catch_up(self) -> int:
         """Apply batches until the log is exhausted; returns the events read."""
@@ -164,6 +179,8 @@ class Projector:
         """Drop and refill views (all, or those named) from position 0; returns events read."""
         chosen = [v for v in self.views if names is None or v.name in names]
         with self._transaction() as cur:
+            if self.views_db.is_postgres:
+                cur.execute("SELECT pg_advisory_xact_lock(?)", (PROJECTION_LOCK,))
             for view in chosen:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}")

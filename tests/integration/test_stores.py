@@ -131,3 +131,34 @@ def test_idempotency_and_cap_on_each_store(store_app) -> None:
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(activate, numbers))
     assert results.count("ok") == 5 and results.count("cap") == 1
+
+
+def test_two_projectors_on_the_same_views_apply_every_event_once(store_settings, store_app) -> None:
+    import threading
+
+    from ledger.bootstrap import open_projector
+
+    app = store_app
+    for i in range(8):
+        onboard(app, number(100 + i), 100 + i)
+        app.suspend_number(request_id=f"s{i}", actor="t", number=number(100 + i), reason="FRAUD", note="")
+        app.disconnect_number(request_id=f"d{i}", actor="t", number=number(100 + i), reason="FRAUD")
+    projectors = [open_projector(store_settings, app) for _ in range(2)]
+    for p in projectors:
+        p.batch_size = 7
+    threads = [threading.Thread(target=p.catch_up) for p in projectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    from projections.queries import ReadModels
+
+    read = ReadModels(projectors[0].views_db)
+    before = (read.agents(), read.clearance_counts(), read.status_counts(), read.position())
+    assert before[3] == app.reader.max_position()
+    assert sum(a["violations"] for a in before[0]) == 8 and sum(a["activations"] for a in before[0]) == 8
+    projectors[0].rebuild()
+    assert (read.agents(), read.clearance_counts(), read.status_counts(), read.position()) == before
+    read.close()
+    for p in projectors:
+        p.close()
