@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings
+from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings, StoreConfig
 from ledger.server.auth import ROLES, new_token
 
 
@@ -29,10 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", type=Path, help="TLS certificate chain (PEM)")
     serve.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
     serve.add_argument("--tls-client-ca", type=Path, help="CA (PEM) for client certificates: mutual TLS")
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port (default 1)")
+    serve.add_argument("--read-db", help="answer recycling checks from this store's read models (a replica)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.add_argument(
         "--no-projections", action="store_true", help="do not run the read models here (run `ledger project`)"
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    migrate = sub.add_parser("migrate", help="create the store's tables (events, keys, read models) and exit")
+    migrate.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
+    migrate.add_argument("--master-key-file", type=Path, help="as for serve")
     token = sub.add_parser("token", help="make a new bearer token and print its line for the --auth file")
     token.add_argument("--actor", required=True, help="the actor recorded for calls with this token")
     token.add_argument("--role", action="append", required=True, choices=ROLES, help="a role (repeatable)")
@@ -54,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.command == "serve" and args.workers > 1:
+            from ledger.workers import run_workers
+
+            return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
         if args.command == "serve":
             from ledger.server.app import serve
 
@@ -67,14 +77,23 @@ def main(argv: list[str] | None = None) -> int:
                 tls_key=args.tls_key,
                 tls_client_ca=args.tls_client_ca,
             )
-            if args.no_projections:
-                settings = dataclasses.replace(settings, run_projections=False)
+            settings = dataclasses.replace(
+                settings,
+                run_projections=not args.no_projections,
+                reuse_port=args.reuse_port,
+                read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
+            )
             return serve(settings)
         if args.command == "token":
             token, digest = new_token()
             roles = ", ".join(f'"{r}"' for r in args.role)
             print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
             print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
+            return 0
+        if args.command == "migrate":
+            from ledger.bootstrap import migrate
+
+            print(migrate(Settings.build(db=args.db, master_key_file=args.master_key_file)))
             return 0
         if args.command == "project":
             from ledger.projection_worker import run_projections

@@ -64,3 +64,15 @@ def start_projections(settings: Settings, projector: Projector, stop: threading.
     for thread in threads:
         thread.start()
     return threads
+
+
+def migrate(settings: Settings) -> str:
+    """Create every table the ledger needs (idempotent); returns a summary."""
+    app = open_ledger(settings)
+    try:
+        projector = open_projector(settings, app)
+        projector.close()
+        return f"schema ready: events and hash chain, data keys, read models; at position {app.reader.max_position()}"
+    finally:
+        app.close()
+        app.vault.store.close()

@@ -144,6 +144,10 @@ class StoreConfig:
             "POSTGRES_POOL_SIZE": "10",
             "POSTGRES_MAX_OVERFLOW": "20",
             "POSTGRES_LOCK_TIMEOUT": "10",
+            # Fail fast while the database is down (callers get UNAVAILABLE and retry), and never hand out
+            # a pooled connection that died with a database restart.
+            "POSTGRES_CONNECT_TIMEOUT": "1",
+            "POSTGRES_PRE_PING": "y",
             "APPLICATION_RECORDER_TOPIC": "ledger.pgstore:ChainedPostgresRecorder",
         }
 
@@ -197,6 +201,10 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    # Share the listening port with sibling processes (``serve --workers N``).
+    reuse_port: bool = False
+    # Answer recycling checks from this store's read models (a streaming replica of the primary).
+    read_store: StoreConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -165,83 +165,110 @@ class PostgresKeyStore:
 
     PostgreSQL has no ``secure_delete``: a deleted key's row stays in the table file until VACUUM
     reclaims it, so every destruction is followed by ``VACUUM`` of the key table, and key-store
-    backups must be rotated within the erasure deadline (see the README).
+    backups must be rotated within the erasure deadline (see the README). A dropped connection (a
+    database restart) is reopened on the next call.
     """
 
     def __init__(self, conninfo: str, schema: str = "ledger_keys") -> None:
+        self.conninfo = conninfo
+        self.schema = schema
+        self._t = f'"{schema}"'
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._run(
+            lambda c: (
+                c.execute(f"CREATE SCHEMA IF NOT EXISTS {self._t}"),
+                c.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t}.data_keys (subscriber_id uuid PRIMARY KEY, "
+                    "wrapped_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+                ),
+                c.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t}.destroyed_keys (subscriber_id uuid PRIMARY KEY, "
+                    "destroyed_at timestamptz NOT NULL DEFAULT now())"
+                ),
+                c.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._t}.pending_erasures (subscriber_id uuid PRIMARY KEY, "
+                    "requested_at timestamptz NOT NULL DEFAULT now())"
+                ),
+            )
+        )
+
+    def _run(self, work: Any) -> Any:
         import psycopg
 
-        self.schema = schema
-        self._lock = threading.Lock()
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        s = f'"{schema}"'
         with self._lock:
-            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-            self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {s}.data_keys (subscriber_id uuid PRIMARY KEY, "
-                "wrapped_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-            )
-            self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {s}.destroyed_keys (subscriber_id uuid PRIMARY KEY, "
-                "destroyed_at timestamptz NOT NULL DEFAULT now())"
-            )
-            self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {s}.pending_erasures (subscriber_id uuid PRIMARY KEY, "
-                "requested_at timestamptz NOT NULL DEFAULT now())"
-            )
-        self._t = s
+            for attempt in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                    return work(self._conn)
+                except psycopg.OperationalError:
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt == 1:
+                        raise
+        return None
 
     def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
         """Store a new wrapped data key."""
-        with self._lock:
-            self._conn.execute(
+        self._run(
+            lambda c: c.execute(
                 f"INSERT INTO {self._t}.data_keys (subscriber_id, wrapped_key) VALUES (%s, %s)",
                 (subscriber_id, wrapped_key),
             )
+        )
 
     def get(self, subscriber_id: UUID) -> bytes | None:
         """The wrapped data key, or None when it never existed or was destroyed."""
-        with self._lock:
-            row = self._conn.execute(
+        row = self._run(
+            lambda c: c.execute(
                 f"SELECT wrapped_key FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,)
             ).fetchone()
+        )
         return None if row is None else bytes(row[0])
 
     def mark_erasure_pending(self, subscriber_id: UUID) -> None:
         """Note an erasure about to be recorded."""
-        with self._lock:
-            self._conn.execute(
+        self._run(
+            lambda c: c.execute(
                 f"INSERT INTO {self._t}.pending_erasures (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
                 (subscriber_id,),
             )
+        )
 
     def pending_erasures(self) -> list[UUID]:
         """Erasures started but not finished."""
-        with self._lock:
-            rows = self._conn.execute(f"SELECT subscriber_id FROM {self._t}.pending_erasures").fetchall()
+        rows = self._run(lambda c: c.execute(f"SELECT subscriber_id FROM {self._t}.pending_erasures").fetchall())
         return [r[0] for r in rows]
 
     def clear_pending(self, subscriber_id: UUID) -> None:
         """Forget a pending erasure that was never recorded."""
-        with self._lock:
-            self._conn.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
+        self._run(
+            lambda c: c.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
+        )
 
     def destroy(self, subscriber_id: UUID) -> None:
         """Delete the data key, keep a tombstone, and vacuum the key table."""
-        with self._lock:
-            with self._conn.transaction():
-                self._conn.execute(f"DELETE FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,))
-                self._conn.execute(
+
+        def work(c: Any) -> None:
+            with c.transaction():
+                c.execute(f"DELETE FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,))
+                c.execute(
                     f"INSERT INTO {self._t}.destroyed_keys (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
                     (subscriber_id,),
                 )
-                self._conn.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
-            self._conn.execute(f"VACUUM {self._t}.data_keys")
+                c.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
+            c.execute(f"VACUUM {self._t}.data_keys")
+
+        self._run(work)
 
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 KeyStore = SQLiteKeyStore | PostgresKeyStore

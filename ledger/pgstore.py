@@ -49,7 +49,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         ).format(schema=schema, table=table, chain=chain)
         self._insert_chain = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s, %s)").format(schema=schema, chain=chain)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # The library retries every read 10 times; while the database is down that holds a call for tens of
+    # seconds. Two quick attempts ride over a dropped pooled connection, then the caller hears UNAVAILABLE.
+    select_events = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(
+        PostgresApplicationRecorder.select_events.__wrapped__  # type: ignore[attr-defined]
+    )
+    select_notifications = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(
+        PostgresApplicationRecorder.select_notifications.__wrapped__  # type: ignore[attr-defined]
+    )
+    max_notification_id = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)(
+        PostgresApplicationRecorder.max_notification_id.__wrapped__  # type: ignore[attr-defined]
+    )
+
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert the events and their chain rows atomically; returns their positions."""
         if not stored_events:

@@ -39,6 +39,10 @@ class ViewsConnection:
         """Close the connection."""
         raise NotImplementedError
 
+    def broken(self) -> bool:
+        """Whether the connection was lost (a database restart); it is then replaced."""
+        return False
+
 
 class SQLiteViewsConnection(ViewsConnection):
     """SQLite in WAL mode, so readers never wait for the projector."""
@@ -95,6 +99,10 @@ class PostgresViewsConnection(ViewsConnection):
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
+
+    def broken(self) -> bool:
+        """Whether the connection was lost."""
+        return bool(self.conn.closed or self.conn.broken)
 
 
 class ViewsDatabase:

@@ -143,6 +143,12 @@ class Projector:
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
+                if self.conn.broken():
+                    try:
+                        self.conn.close()
+                        self.conn = self.views_db.connect()
+                    except Exception:
+                        log.warning("views database still unavailable")
 
     def listen(self, conninfo: str, channel: str, stop: threading.Event) -> None:
         """Wake the projector on PostgreSQL NOTIFY (sent by every insert); reconnect when the connection

@@ -114,6 +114,9 @@ class ReadModels:
 
     def _conn(self) -> ViewsConnection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.broken():
+            conn.close()
+            conn = None
         if conn is None:
             conn = self.views_db.connect()
             self._local.conn = conn

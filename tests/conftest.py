@@ -190,21 +190,22 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url():
-    """A PostgreSQL server for the session: LEDGER_TEST_POSTGRES, or a throwaway cluster started here."""
-    import os
-
+def pg_cluster():
+    """A throwaway PostgreSQL cluster on a loopback port for the whole session."""
     from tests.pgserver import Cluster
 
-    if os.environ.get("LEDGER_TEST_POSTGRES"):
-        yield os.environ["LEDGER_TEST_POSTGRES"]
-        return
     cluster = Cluster()
     try:
         cluster.start()
-        yield cluster.admin_url()
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(pg_cluster) -> str:
+    """The cluster's maintenance database URL."""
+    return pg_cluster.admin_url()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

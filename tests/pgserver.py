@@ -2,7 +2,7 @@
 
 ``./dev test`` installs Debian's ``postgresql`` package when it is missing; this module creates the
 cluster on first use (``initdb`` and ``pg_ctl`` refuse to run as root, so they run through ``runuser``)
-and stops it when the test session ends. ``LEDGER_TEST_POSTGRES`` (a URL) uses an existing server instead.
+and stops it when the test session ends. The port is ``LEDGER_TEST_POSTGRES_PORT`` (default 54329).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 
 PORT = int(os.environ.get("LEDGER_TEST_POSTGRES_PORT", "54329"))
+# The tests own this cluster (they restart it in a fault test), so an outside server is not used.
 
 
 def _bin(name: str) -> str:
@@ -65,6 +66,28 @@ class Cluster:
             capture_output=True,
         )
         self.started = True
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast shutdown: sessions are cut), stay down a while, start it again."""
+        import time
+
+        subprocess.run(
+            _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+        )
+        time.sleep(down_seconds)
+        options = (
+            f"-p {PORT} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        subprocess.run(
+            _as_postgres(
+                [_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
         """Stop the cluster and remove its folder."""

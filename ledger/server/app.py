@@ -62,7 +62,7 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
         # Beyond this many calls in progress or queued, new calls get RESOURCE_EXHAUSTED instead of piling up.
         maximum_concurrent_rpcs=settings.max_workers * 8,
@@ -71,9 +71,11 @@ def create_server(
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(app, max_feeds=max(1, settings.max_workers // 4)), server
     )
-    read_models = ReadModels(ViewsDatabase.for_store(settings.store))
+    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
+    # With a local projector, checks wait on it; on a replica (or with projections elsewhere) they poll tracking.
+    wait_for = projector.wait_for if projector is not None and settings.read_store is None else None
     recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
-        RecyclingServicer(read_models, settings.policy, projector.wait_for if projector else None), server
+        RecyclingServicer(read_models, settings.policy, wait_for), server
     )
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -59,11 +59,20 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
     if isinstance(exc, NotImplementedError):
         return _status(code_pb2.UNIMPLEMENTED, "this RPC is not implemented in this version")
-    if isinstance(exc, (OperationalError, PersistenceError)):
+    if isinstance(exc, (OperationalError, PersistenceError)) or _is_database_outage(exc):
         log.warning("store unavailable: %s", exc)
         info = error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE", domain=DOMAIN)
         return _status(code_pb2.UNAVAILABLE, "the event store is unavailable; retry", info)
     return None
+
+
+def _is_database_outage(exc: BaseException) -> bool:
+    """A read-model or key-store database that is down, restarting or locked (retryable)."""
+    import sqlite3
+
+    import psycopg
+
+    return isinstance(exc, (psycopg.OperationalError, sqlite3.OperationalError))
 
 
 def _status(code: int, message: str, *details: Any) -> status_pb2.Status:
