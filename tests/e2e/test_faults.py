@@ -266,3 +266,66 @@ def test_processes_racing_for_one_number_and_one_identity(db) -> None:
         results = list(pool.map(activate, cap))
     assert results.count("ok") == 5 and results.count("refused") == 3
     assert a.stop() == 0 and b.stop() == 0
+
+
+def test_migrate_then_workers_sharing_a_port_and_checks_from_a_read_store(db) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger", "migrate", "--db", db], env=ENV, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "schema ready" in result.stdout
+    with psycopg.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables")}
+    assert {"public.ledger_events", "public.event_chain", "ledger_keys.data_keys", "ledger_views.rm_numbers"} <= tables
+
+    port = free_port()
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "serve",
+            "--db",
+            db,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--read-db",
+            db,
+            "--log-level",
+            "WARNING",
+        ],
+        env=ENV,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[str] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            out = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout
+            workers = out.split()
+            time.sleep(0.2)
+        assert len(workers) == 2
+        from ledger.v1 import recycling_service_pb2 as rpb
+        from ledger.v1 import recycling_service_pb2_grpc
+
+        positions = []
+        for i in range(20):  # a new connection each time: the kernel spreads them over the workers
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+            grpc.channel_ready_future(channel).result(timeout=60)
+            stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+            positions.append(
+                stub.ProvisionNumbers(
+                    lpb.ProvisionNumbersRequest(request_id=f"w{i}", numbers=[number(900 + i)]), timeout=30
+                ).position
+            )
+            check = recycling_service_pb2_grpc.RecyclingServiceStub(channel).CheckNumber(
+                rpb.CheckNumberRequest(number=number(900 + i), since_date="2020-01-01", min_position=positions[-1]),
+                timeout=30,
+            )
+            assert check.result.as_of_position >= positions[-1]
+            channel.close()
+        assert sorted(positions) == positions and len(set(positions)) == 20
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0
