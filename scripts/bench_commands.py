@@ -9,6 +9,7 @@ Prints one table (commands per second and latency percentiles per RPC and concur
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
 import itertools
 import os
@@ -65,13 +66,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, port: int) -> subprocess.Popen[str]:
-    """Start ``python -m ledger serve`` and wait for its ready line."""
+def start_server(workdir: Path, port: int, db: str, master_key: str) -> subprocess.Popen[str]:
+    """Start ``python -m ledger serve`` on ``db`` and wait until it answers."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "ledger",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--db",
+            db,
+            "--log-level",
+            "WARNING",
+        ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key},
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -106,22 +118,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark lifecycle commands over gRPC (SQLite store).")
     parser.add_argument("--numbers", type=int, default=2000, help="numbers per concurrency level (default 2000)")
     parser.add_argument("--concurrency", default="1,8", help="comma-separated caller counts (default 1,8)")
+    parser.add_argument("--processes", type=int, default=1, help="server processes on the same store (default 1)")
+    parser.add_argument(
+        "--postgres", help="admin URL of a PostgreSQL server; a fresh database is created there (default: SQLite)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     rows: list[dict[str, Any]] = []
     ids = itertools.count(1)
+    master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-        port = free_port()
-        proc = start_server(Path(tmp), port)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+        if args.postgres:
+            import psycopg
+
+            name = f"bench_{os.getpid()}_{int(time.time())}"
+            with psycopg.connect(args.postgres, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+            subprocess.run(
+                [sys.executable, "-m", "ledger", "migrate", "--db", db],
+                check=True,
+                capture_output=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key},
+            )
+        else:
+            db = f"sqlite:///{tmp}/ledger.db"
+        ports = [free_port() for _ in range(args.processes)]
+        procs = [start_server(Path(tmp), port, db, master_key) for port in ports]
+        channels = [grpc.insecure_channel(f"127.0.0.1:{port}") for port in ports]
+        stubs = [lifecycle_service_pb2_grpc.LifecycleServiceStub(c) for c in channels]
+        store = "PostgreSQL" if args.postgres else "SQLite"
         try:
             for level in levels:
                 base = next(ids) * 1_000_000
                 numbers = [f"+86139{base // 1_000_000:02d}{i:06d}" for i in range(args.numbers)]
                 for chunk in range(0, len(numbers), 5000):
-                    stub.ProvisionNumbers(
+                    stubs[0].ProvisionNumbers(
                         lpb.ProvisionNumbersRequest(
                             request_id=f"prov-{base}-{chunk}", numbers=numbers[chunk : chunk + 5000]
                         )
@@ -129,17 +162,21 @@ def main(argv: list[str] | None = None) -> int:
                 sids: list[str] = [""] * len(numbers)
 
                 def register(i: int, base: int = base, sids: list[str] = sids) -> None:
-                    sids[i] = stub.RegisterSubscriber(
-                        lpb.RegisterSubscriberRequest(
-                            request_id=f"reg-{base}-{i}",
-                            full_name=f"Bench {i}",
-                            id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
-                            id_number=resident_id(base // 1_000_000 * 50_000 + i),
+                    sids[i] = (
+                        stubs[i % len(stubs)]
+                        .RegisterSubscriber(
+                            lpb.RegisterSubscriberRequest(
+                                request_id=f"reg-{base}-{i}",
+                                full_name=f"Bench {i}",
+                                id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
+                                id_number=resident_id(base // 1_000_000 * 50_000 + i),
+                            )
                         )
-                    ).subscriber_id
+                        .subscriber_id
+                    )
 
                 def verify(i: int, base: int = base, sids: list[str] = sids) -> None:
-                    stub.VerifyIdentity(
+                    stubs[i % len(stubs)].VerifyIdentity(
                         lpb.VerifyIdentityRequest(
                             request_id=f"ver-{base}-{i}",
                             subscriber_id=sids[i],
@@ -152,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 def activate(i: int, base: int = base, numbers: list[str] = numbers, sids: list[str] = sids) -> None:
                     sim = iccid(base + i)
-                    stub.ActivateSim(
+                    stubs[i % len(stubs)].ActivateSim(
                         lpb.ActivateSimRequest(
                             request_id=f"act-{base}-{i}",
                             number=numbers[i],
@@ -173,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
                     elapsed, lat = run_phase(calls, level)
                     rows.append(
                         {
+                            "store": store,
+                            "processes": args.processes,
                             "rpc": name,
                             "callers": level,
                             "calls": args.numbers,
@@ -183,11 +222,17 @@ def main(argv: list[str] | None = None) -> int:
                         }
                     )
         finally:
-            channel.close()
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            for channel in channels:
+                channel.close()
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                proc.wait(timeout=60)
     command = "python -m scripts.bench_commands " + shlex.join(argv if argv is not None else sys.argv[1:])
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, store SQLite")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"store {store}; {args.processes} server process(es)"
+    )
     print(f"{'rpc':<20} {'callers':>7} {'calls':>6} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for r in rows:
         print(
