@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("--master-key-file", type=Path, help="as for serve")
     project.add_argument("--rebuild", action="store_true", help="drop the read models and rebuild them from position 0")
     project.add_argument("--once", action="store_true", help="catch up with the ledger and exit")
+    project.add_argument(
+        "--views", help="only these read models (comma-separated): numbers, sim_swaps, compliance, erasure"
+    )
     project.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     return parser
 
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             from ledger.projection_worker import run_projections
 
             settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
-            return run_projections(settings, rebuild=args.rebuild, once=args.once)
+            views = args.views.split(",") if args.views else None
+            return run_projections(settings, rebuild=args.rebuild, once=args.once, views=views)
     except ConfigError as e:
         print(f"ledger: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from projections.projector import Projector
 
 if TYPE_CHECKING:
     from ledger.config import Settings
+    from projections.views import View
 
 
 def load_master_key(settings: Settings) -> MasterKey:
@@ -44,9 +45,9 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)
 
 
-def open_projector(settings: Settings, app: LedgerApplication) -> Projector:
-    """The projector that feeds the read models from this ledger (creates their tables)."""
-    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store))
+def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:
+    """The projector that feeds the read models (all, or ``views``) from this ledger (creates their tables)."""
+    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), views)
     app.commit_listeners.append(lambda _position: projector.wake.set())
     return projector
 

@@ -9,6 +9,8 @@ import time
 from typing import TYPE_CHECKING
 
 from ledger.bootstrap import open_ledger, open_projector, start_projections
+from ledger.config import ConfigError
+from projections.views import ALL_VIEWS
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -16,10 +18,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger.project")
 
 
-def run_projections(settings: Settings, rebuild: bool = False, once: bool = False) -> int:
-    """Catch up (after a rebuild if asked), then follow the ledger until SIGTERM or Ctrl-C."""
+def run_projections(
+    settings: Settings, rebuild: bool = False, once: bool = False, views: list[str] | None = None
+) -> int:
+    """Catch up (after a rebuild if asked), then follow the ledger until SIGTERM or Ctrl-C.
+    With ``views``, this worker keeps only those read models (one worker per read model scales them apart)."""
+    known = {cls.name: cls for cls in ALL_VIEWS}
+    unknown = sorted(set(views or ()) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown read models: {', '.join(unknown)} (known: {', '.join(known)})")
     app = open_ledger(settings)
-    projector = open_projector(settings, app)
+    projector = open_projector(settings, app, [known[name]() for name in views] if views else None)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

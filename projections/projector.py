@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -89,8 +90,7 @@ class Projector:
         if self._caught_up_cheaply():
             return 0
         with self._transaction() as cur:
-            if self.views_db.is_postgres:
-                cur.execute("SELECT pg_advisory_xact_lock(?)", (PROJECTION_LOCK,))
+            self._lock_views(cur)
             fresh = {str(k): int(v) for k, v in cur.execute("SELECT view, position FROM rm_tracking").fetchall()}
             positions = {view.name: fresh.get(view.name, 0) for view in self.views}
             start = min(positions.values()) + 1
@@ -115,6 +115,13 @@ class Projector:
             self.positions = positions
             self._applied.notify_all()
         return len(notifications)
+
+    def _lock_views(self, cur: Cursor) -> None:
+        # On PostgreSQL, one advisory lock per view (in a fixed order, so no deadlock): workers of different
+        # views run in parallel, workers of the same view take turns. SQLite's BEGIN IMMEDIATE serialises all.
+        if self.views_db.is_postgres:
+            for name in sorted(v.name for v in self.views):
+                cur.execute("SELECT pg_advisory_xact_lock(?, ?)", (PROJECTION_LOCK, zlib.crc32(name.encode()) >> 1))
 
     def _caught_up_cheaply(self) -> bool:
         # Avoid taking the write lock when there is nothing new (the common case when idle).
@@ -185,8 +192,7 @@ class Projector:
         """Drop and refill views (all, or those named) from position 0; returns events read."""
         chosen = [v for v in self.views if names is None or v.name in names]
         with self._transaction() as cur:
-            if self.views_db.is_postgres:
-                cur.execute("SELECT pg_advisory_xact_lock(?)", (PROJECTION_LOCK,))
+            self._lock_views(cur)
             for view in chosen:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}")

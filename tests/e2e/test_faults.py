@@ -329,3 +329,18 @@ def test_migrate_then_workers_sharing_a_port_and_checks_from_a_read_store(db) ->
     finally:
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(60) == 0
+
+
+def test_a_projection_worker_per_read_model(db) -> None:
+    server = ServerProcess(db, extra=("--no-projections",))
+    server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1), number(2)]))
+    base = [sys.executable, "-m", "ledger", "project", "--db", db, "--once"]
+    for views in ("numbers", "sim_swaps,compliance", "erasure"):
+        subprocess.run([*base, "--views", views], env=ENV, check=True, capture_output=True, timeout=120)
+    with psycopg.connect(db) as conn:
+        tracked = dict(conn.execute("SELECT view, position FROM ledger_views.rm_tracking").fetchall())
+        head = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()[0]
+    assert tracked == {"numbers": head, "sim_swaps": head, "compliance": head, "erasure": head}
+    bad = subprocess.run([*base, "--views", "nonsense"], env=ENV, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown read models" in bad.stderr
+    assert server.stop() == 0
