@@ -87,8 +87,33 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+TEST_MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules that set ``STORES = ("sqlite", "postgres")`` run each of their tests on both stores."""
+    stores = getattr(metafunc.module, "STORES", None)
+    if stores and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", stores, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) -> Settings:
+    if store_kind == "postgres":
+        from tests.pgserver import new_database
+
+        return Settings(
+            listen="127.0.0.1:0",
+            store=StoreConfig.from_url(new_database(request.getfixturevalue("pg_admin_url"))),
+            policy=Policy(),
+            max_workers=32,
+            master_key_text=TEST_MASTER_KEY,
+        )
     return Settings(
         listen="127.0.0.1:0",
         store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),

@@ -21,6 +21,9 @@ from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import running_server
 from tests.e2e.test_lifecycle_grpc import details
 
+# Every test here runs on both stores.
+STORES = ("sqlite", "postgres")
+
 ROLES = ("operator", "compliance", "checker", "admin")
 
 

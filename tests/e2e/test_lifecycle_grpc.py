@@ -15,6 +15,9 @@ from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from tests.conftest import RESIDENT_DOB, RESIDENT_ID, imsi_for, new_iccid, number, resident_id
 
+# Every test here runs on both stores.
+STORES = ("sqlite", "postgres")
+
 
 def details(err: grpc.RpcError) -> tuple[str, list[tuple[str, str]]]:
     """(ErrorInfo.reason, [(field, description)]) from a call's rich status."""

@@ -14,6 +14,9 @@ from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import imsi_for, new_iccid, number, resident_id
 from tests.e2e.test_lifecycle_grpc import details
 
+# Every test here runs on both stores.
+STORES = ("sqlite", "postgres")
+
 NOT_CHANGED, CHANGED, NO_DATA = (
     ledger_pb2.CHECK_STATUS_NOT_CHANGED,
     ledger_pb2.CHECK_STATUS_CHANGED,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
@@ -13,23 +12,19 @@ from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from tests.conftest import number
 
+# Every test here runs on both stores.
+STORES = ("sqlite", "postgres")
+
 FEED_PREFIXES = ("ledger.domain.number:Number.", "ledger.domain.subscriber:Subscriber.")
 
 
-def feed_positions(db: str) -> list[int]:
-    conn = sqlite3.connect(db)
-    try:
-        return [
-            r[0]
-            for r in conn.execute("SELECT rowid, topic FROM stored_events ORDER BY rowid")
-            if r[1].startswith(FEED_PREFIXES)
-        ]
-    finally:
-        conn.close()
+def feed_positions(app) -> list[int]:
+    notifications = app.recorder.select_notifications(start=1, limit=10**6)
+    return [n.id for n in notifications if n.topic.startswith(FEED_PREFIXES)]
 
 
-def test_feed_is_exactly_once_across_a_reconnect_while_the_ledger_grows(server, settings) -> None:
-    stubs, _ = server
+def test_feed_is_exactly_once_across_a_reconnect_while_the_ledger_grows(server) -> None:
+    stubs, app = server
     for i in range(5):
         stubs.onboard(number(i), seq=i)
     stop = threading.Event()
@@ -62,14 +57,14 @@ def test_feed_is_exactly_once_across_a_reconnect_while_the_ledger_grows(server, 
             received.append(response.event)
             if time.monotonic() > deadline:
                 stop.set()
-            if stop.is_set() and len(received) >= len(feed_positions(str(settings.store.sqlite_path))):
+            if stop.is_set() and len(received) >= len(feed_positions(app)):
                 call.cancel()
                 break
     finally:
         stop.set()
         thread.join()
     positions = [e.position for e in received]
-    expected = feed_positions(str(settings.store.sqlite_path))
+    expected = feed_positions(app)
     assert positions == expected[: len(positions)]
     assert len(positions) == len(set(positions)) and len(positions) >= len(expected) - 2
     kinds = {e.type for e in received}
