@@ -2,7 +2,7 @@
 
 ``./dev test`` installs Debian's ``postgresql`` package when it is missing; this module creates the
 cluster on first use (``initdb`` and ``pg_ctl`` refuse to run as root, so they run through ``runuser``)
-and stops it when the test session ends. The port is ``LEDGER_TEST_POSTGRES_PORT`` (default 54329).
+and stops it when the test session ends. The port is a free one picked at start (or ``LEDGER_TEST_POSTGRES_PORT``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from pathlib import Path
 
 import psycopg
 
-PORT = int(os.environ.get("LEDGER_TEST_POSTGRES_PORT", "54329"))
 # The tests own this cluster (they restart it in a fault test), so an outside server is not used.
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _bin(name: str) -> str:
@@ -41,6 +48,7 @@ class Cluster:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
         self.data = self.folder / "data"
+        self.port = int(os.environ.get("LEDGER_TEST_POSTGRES_PORT") or _free_port())
         self.started = False
 
     def start(self) -> None:
@@ -55,7 +63,7 @@ class Cluster:
             capture_output=True,
         )
         options = (
-            f"-p {PORT} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         subprocess.run(
@@ -78,7 +86,7 @@ class Cluster:
         )
         time.sleep(down_seconds)
         options = (
-            f"-p {PORT} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         subprocess.run(
@@ -101,7 +109,7 @@ class Cluster:
 
     def admin_url(self) -> str:
         """The maintenance database."""
-        return f"postgresql://postgres@127.0.0.1:{PORT}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
 def new_database(admin_url: str) -> str:

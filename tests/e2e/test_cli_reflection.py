@@ -87,6 +87,15 @@ def test_serve_reflection_lifecycle_sigterm_and_restart(workdir: Path) -> None:
     policy.write_text('quarantine_days = 0\nrequired_holders = ["crm", "billing"]\n')
     port = free_port()
     server = Server(workdir, port, policy)
+    try:
+        _first_run(server, port, workdir)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(30)
+
+
+def _first_run(server: Server, port: int, workdir: Path) -> None:
     assert f"127.0.0.1:{port}" in server.ready_line
     # Default store and generated master key live in the working directory.
     assert (workdir / "ledger.db").exists() and (workdir / "ledger.master.key").exists()

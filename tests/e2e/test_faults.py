@@ -35,6 +35,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes():
+    """Whatever a test started is gone after it, pass or fail."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class ServerProcess:
     """``python -m ledger serve`` on PostgreSQL, as its own process."""
 
@@ -179,6 +193,7 @@ def test_projection_worker_killed_mid_catch_up_matches_a_rebuild(db) -> None:
         )
     command = [sys.executable, "-m", "ledger", "project", "--db", db, "--once"]
     worker = subprocess.Popen(command, env=ENV, stderr=subprocess.DEVNULL)
+    STARTED.append(worker)
     deadline = time.monotonic() + 60
     position = 0
     while time.monotonic() < deadline and worker.poll() is None and position == 0:
