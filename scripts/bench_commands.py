@@ -30,33 +30,11 @@ from typing import Any
 import grpc
 import orjson
 
-from ledger.domain.identifiers import resident_id_check_char
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts.synthetic import iccid, imsi, resident_id
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _luhn_digit(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return str((10 - total % 10) % 10)
-
-
-def iccid(i: int) -> str:
-    """A valid ICCID for each i."""
-    body = f"898601{i:013d}"
-    return body + _luhn_digit(body)
-
-
-def resident_id(i: int) -> str:
-    """A distinct valid resident ID card number for each i (up to 10,000 per birth day)."""
-    day = 1 + (i // 1000) % 28
-    month = 1 + (i // 28000) % 12
-    first17 = f"110105{1960 + (i // 336000) % 40}{month:02d}{day:02d}{i % 1000:03d}"
-    return first17 + resident_id_check_char(first17)
 
 
 def free_port() -> int:
@@ -195,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                             number=numbers[i],
                             subscriber_id=sids[i],
                             iccid=sim,
-                            imsi="46001" + sim[-10:],
+                            imsi=imsi(base + i),
                             channel="retail",
                             agent_id="bench",
                         )

@@ -62,6 +62,10 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        self._pg_ctl_start()
+        self.started = True
+
+    def _pg_ctl_start(self) -> None:
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
@@ -73,7 +77,6 @@ class Cluster:
             check=True,
             capture_output=True,
         )
-        self.started = True
 
     def restart(self, down_seconds: float = 0.0) -> None:
         """Stop the server (fast shutdown: sessions are cut), stay down a while, start it again."""
@@ -85,17 +88,7 @@ class Cluster:
             capture_output=True,
         )
         time.sleep(down_seconds)
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
-        subprocess.run(
-            _as_postgres(
-                [_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"]
-            ),
-            check=True,
-            capture_output=True,
-        )
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         """Stop the cluster and remove its folder."""

@@ -29,6 +29,7 @@ import grpc
 
 from ledger.config import ConfigError
 from ledger.domain import errors
+from ledger.server.errors import wrap_handler
 
 ROLES = ("operator", "compliance", "checker", "admin")
 SERVICE_ROLES = {
@@ -166,15 +167,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
             return handler
-        if handler.unary_unary:
-            return handler._replace(unary_unary=self._unary(method, handler.unary_unary))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=self._unary(method, handler.stream_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=self._stream(method, handler.unary_stream))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=self._stream(method, handler.stream_stream))
-        return handler
+        return wrap_handler(handler, lambda b: self._unary(method, b), lambda b: self._stream(method, b))
 
     def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Any:

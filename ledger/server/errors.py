@@ -136,15 +136,24 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
-        if handler.unary_unary:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=_wrap_unary(handler.stream_unary))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=_wrap_stream(handler.stream_stream))
-        return handler
+        return wrap_handler(handler, _wrap_unary, _wrap_stream)
+
+
+Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def wrap_handler(handler: grpc.RpcMethodHandler, unary: Wrapper, stream: Wrapper) -> grpc.RpcMethodHandler:
+    """Replace a handler's behaviour: ``unary`` wraps those that return one response, ``stream`` those that
+    yield responses."""
+    if handler.unary_unary:
+        return handler._replace(unary_unary=unary(handler.unary_unary))
+    if handler.stream_unary:
+        return handler._replace(stream_unary=unary(handler.stream_unary))
+    if handler.unary_stream:
+        return handler._replace(unary_stream=stream(handler.unary_stream))
+    if handler.stream_stream:
+        return handler._replace(stream_stream=stream(handler.stream_stream))
+    return handler
 
 
 def _unwrap(request: Any) -> Any:
