@@ -134,7 +134,7 @@ def test_server_killed_under_load_loses_nothing_acknowledged(db) -> None:
     for t in threads:
         t.join(30)
     counts = provisioned_counts(db)
-    assert len(acked) > 50
+    assert len(acked) > 20
     assert all(counts.get(n) == 1 for n in acked), "an acknowledged command is missing"
     assert all(c == 1 for c in counts.values()), "a command was recorded twice"
     report = restarted.history.VerifyIntegrity(hpb.VerifyIntegrityRequest(), timeout=60)
