@@ -82,6 +82,44 @@ def number(i: int) -> str:
     return f"+86138{i:08d}"
 
 
+def onboard_app(app, msisdn: str, seq: int):
+    """Through the application: provision, register, verify and activate; returns the subscriber id."""
+    from uuid import UUID
+
+    app.provision_numbers(request_id=f"p{seq}", actor="t", numbers=[msisdn])
+    sid = UUID(
+        app.register_subscriber(
+            request_id=f"r{seq}",
+            actor="t",
+            full_name=f"Person {seq}",
+            id_type="RESIDENT_ID_CARD",
+            id_number=resident_id(seq),
+            date_of_birth="",
+        ).data["subscriber_id"]
+    )
+    app.verify_identity(
+        request_id=f"v{seq}",
+        actor="t",
+        subscriber_id=sid,
+        method="ID_CARD_READER",
+        channel="retail",
+        agent_id="a",
+        evidence_ref="e",
+    )
+    iccid = new_iccid()
+    app.activate_sim(
+        request_id=f"a{seq}",
+        actor="t",
+        number=msisdn,
+        subscriber_id=sid,
+        iccid=iccid,
+        imsi=imsi_for(iccid),
+        channel="retail",
+        agent_id="a",
+    )
+    return sid
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -15,7 +15,7 @@ from ledger.domain.number import Number
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from tests.conftest import imsi_for, new_iccid, number, resident_id
+from tests.conftest import imsi_for, new_iccid, number, onboard_app, resident_id
 
 
 def _events(stubs, msisdn: str) -> list:
@@ -192,32 +192,7 @@ def test_personal_data_never_reaches_the_files_and_erasure_destroys_the_key(serv
 def test_erased_history_replays_after_restart(settings, clock) -> None:
     app = open_ledger(settings, clock)
     msisdn = number(5)
-    app.provision_numbers(request_id="p", actor="t", numbers=[msisdn])
-    sid = __import__("uuid").UUID(
-        app.register_subscriber(
-            request_id="r", actor="t", full_name="Gone", id_type="PASSPORT", id_number="G1234567", date_of_birth=""
-        ).data["subscriber_id"]
-    )
-    app.verify_identity(
-        request_id="v",
-        actor="t",
-        subscriber_id=sid,
-        method="PASSPORT_CHECK",
-        channel="retail",
-        agent_id="a",
-        evidence_ref="e",
-    )
-    iccid = new_iccid()
-    app.activate_sim(
-        request_id="a",
-        actor="t",
-        number=msisdn,
-        subscriber_id=sid,
-        iccid=iccid,
-        imsi=imsi_for(iccid),
-        channel="retail",
-        agent_id="a",
-    )
+    sid = onboard_app(app, msisdn, 5)
     app.disconnect_number(request_id="d", actor="t", number=msisdn, reason="SUBSCRIBER_REQUEST")
     app.erase_subscriber_data(request_id="e", actor="t", subscriber_id=sid, legal_basis="PIPL")
     app.close()

@@ -9,42 +9,8 @@ import pytest
 
 from ledger.domain import errors
 from ledger.history import number_history, number_state, verify_integrity
-from tests.conftest import imsi_for, new_iccid, number, resident_id
-
-
-def onboard(app, msisdn: str, seq: int) -> UUID:
-    app.provision_numbers(request_id=f"p{seq}", actor="t", numbers=[msisdn])
-    sid = UUID(
-        app.register_subscriber(
-            request_id=f"r{seq}",
-            actor="t",
-            full_name=f"Person {seq}",
-            id_type="RESIDENT_ID_CARD",
-            id_number=resident_id(seq),
-            date_of_birth="",
-        ).data["subscriber_id"]
-    )
-    app.verify_identity(
-        request_id=f"v{seq}",
-        actor="t",
-        subscriber_id=sid,
-        method="ID_CARD_READER",
-        channel="retail",
-        agent_id="a",
-        evidence_ref="e",
-    )
-    iccid = new_iccid()
-    app.activate_sim(
-        request_id=f"a{seq}",
-        actor="t",
-        number=msisdn,
-        subscriber_id=sid,
-        iccid=iccid,
-        imsi=imsi_for(iccid),
-        channel="retail",
-        agent_id="a",
-    )
-    return sid
+from tests.conftest import imsi_for, new_iccid, number
+from tests.conftest import onboard_app as onboard
 
 
 def test_lifecycle_history_state_and_integrity(store_app) -> None:
