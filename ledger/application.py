@@ -23,6 +23,7 @@ from ledger.domain.context import Context
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
+from ledger.group_commit import GroupCommitter
 from ledger.store import LogReader
 
 if TYPE_CHECKING:
@@ -79,8 +80,10 @@ class LedgerApplication(Application):
         vault: PersonalDataVault,
         policy: Policy,
         clock: Clock | None = None,
+        group_commit: bool = True,
     ) -> None:
         super().__init__(env=env)
+        self.committer = GroupCommitter(lambda *events: self.save(*events)) if group_commit else None
         self.vault = vault
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
@@ -357,6 +360,19 @@ class LedgerApplication(Application):
         args = {"subscriber_id": subscriber_id, "legal_basis": legal_basis}
         return self._execute("EraseSubscriberData", request_id, actor, occurred_at, args, handle)
 
+    def _commit(self, aggregates: list[Aggregate]) -> list[Any]:
+        """Save the aggregates' new events atomically, with other commands' when group commit is on."""
+        events = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        if self.committer is None:
+            return list(self.save(*events))
+        return self.committer.submit(events)
+
+    def close(self) -> None:
+        """Stop the group committer (finishing what is queued), then close the store."""
+        if self.committer is not None:
+            self.committer.close()
+        super().close()
+
     def wait_for_commit(self, after: int, timeout: float) -> None:
         """Block until something past position ``after`` may have been committed, or the timeout passes."""
         with self.commits:
@@ -380,7 +396,7 @@ class LedgerApplication(Application):
                 access_log.record_read(number, purpose, ctx)
                 logs.append(access_log)
             try:
-                recordings = self.save(*logs)
+                recordings = self._commit(list(logs))
             except IntegrityError:
                 self._backoff(attempt)
                 continue
@@ -478,7 +494,7 @@ class LedgerApplication(Application):
             if outcome.before_save is not None:
                 outcome.before_save()
             try:
-                recordings = self.save(*outcome.aggregates, record)
+                recordings = self._commit([*outcome.aggregates, record])
             except IntegrityError:
                 # Another writer changed one of these streams (or recorded this request) first.
                 self._backoff(attempt)

@@ -42,7 +42,9 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
         store = PostgresKeyStore(settings.store.conninfo())
     vault = PersonalDataVault(master, store)
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
-    return LedgerApplication(env=env, vault=vault, policy=settings.policy, clock=clock)
+    return LedgerApplication(
+        env=env, vault=vault, policy=settings.policy, clock=clock, group_commit=settings.group_commit
+    )
 
 
 def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:

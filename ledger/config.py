@@ -201,6 +201,8 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    # Save concurrent commands together (one transaction for many); LEDGER_GROUP_COMMIT=0 turns it off.
+    group_commit: bool = True
     # Share the listening port with sibling processes (``serve --workers N``).
     reuse_port: bool = False
     # Answer recycling checks from this store's read models (a streaming replica of the primary).
@@ -241,6 +243,7 @@ class Settings:
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
+            group_commit=env.get("LEDGER_GROUP_COMMIT", "1").strip().lower() not in ("0", "false", "no", "off"),
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,

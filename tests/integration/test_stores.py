@@ -128,3 +128,67 @@ def test_two_projectors_on_the_same_views_apply_every_event_once(store_settings,
     read.close()
     for p in projectors:
         p.close()
+
+
+def test_group_commit_shares_transactions_and_keeps_every_command_separate(store_app) -> None:
+    from ledger.domain.indexes import RequestRecord
+
+    app = store_app
+    assert app.committer is not None
+    before_batches, before_commands = app.committer.batches, app.committer.commands
+    with ThreadPoolExecutor(16) as pool:
+        results = list(
+            pool.map(
+                lambda i: app.register_subscriber(
+                    request_id=f"g{i}",
+                    actor="t",
+                    full_name=f"G {i}",
+                    id_type="PASSPORT",
+                    id_number=f"G{i:07d}",
+                    date_of_birth="",
+                ),
+                range(40),
+            )
+        )
+    assert app.committer.commands - before_commands == 40
+    assert app.committer.batches - before_batches <= 40
+    assert len({r.position for r in results}) == 40
+    # Each command's position is its own last event (its request record), and the ledger verifies.
+    for i, r in enumerate(results):
+        assert app.reader.position_of(RequestRecord.create_id(f"g{i}"), 1) == r.position
+    assert verify_integrity(app, None).ok
+
+
+def test_group_commit_conflicting_writes_fail_alone(store_app) -> None:
+    import threading
+
+    from eventsourcing.persistence import IntegrityError
+
+    from ledger.domain.context import Context
+
+    app = store_app
+    onboard(app, number(400), 400)
+    ctx = Context(actor="t", request_id="x", occurred_at=app.clock.now())
+    # Two copies of the same number at the same version, each deciding a different change.
+    first, second = app.get_number(number(400)), app.get_number(number(400))
+    first.suspend("SPAM", "", ctx)
+    second.suspend("FRAUD", "", ctx)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def submit(aggregate) -> None:
+        barrier.wait()
+        try:
+            app.committer.submit(list(aggregate.collect_events()))
+            outcomes.append("ok")
+        except IntegrityError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=submit, args=(a,)) for a in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["conflict", "ok"]
+    assert app.get_number(number(400)).status == "SUSPENDED"
+    assert verify_integrity(app, None).ok
