@@ -175,10 +175,17 @@ class ReadModels:
             conn.execute("COMMIT")
         return found
 
-    def check(self, queries: Sequence[tuple[str, date]], zone: ZoneInfo) -> list[CheckAnswer]:
-        """Answer recycling checks in the order asked."""
-        position = self.position()
-        rows = self.numbers([n for n, _ in queries])
+    def check(
+        self,
+        queries: Sequence[tuple[str, date]],
+        zone: ZoneInfo,
+        rows: dict[str, NumberRow] | None = None,
+        position: int | None = None,
+    ) -> list[CheckAnswer]:
+        """Answer recycling checks in the order asked (with ``rows`` already read, when given)."""
+        position = self.position() if position is None else position
+        if rows is None:
+            rows = self.numbers([n for n, _ in queries])
         return [decide(rows.get(n), n, since, zone, position) for n, since in queries]
 
     def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[tuple[str, str]]:

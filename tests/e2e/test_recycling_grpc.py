@@ -204,6 +204,20 @@ def test_bad_check_input_names_the_fields(server) -> None:
         )
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in details(e.value)[1]] == ["queries[1].number"]
+    # Canonical-looking but not a valid number (unassigned country code): still refused, not NO_DATA.
+    with pytest.raises(grpc.RpcError) as e:
+        list(
+            stubs.recycling.BatchCheck(
+                iter(
+                    [
+                        rpb.BatchCheckRequest(
+                            queries=[ledger_pb2.CheckQuery(number="+999123456789", since_date="2026-01-01")]
+                        )
+                    ]
+                )
+            )
+        )
+    assert [f for f, _ in details(e.value)[1]] == ["queries[0].number"]
 
 
 def test_batch_check_of_100000_queries_is_complete_and_ordered(server) -> None:
