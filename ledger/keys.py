@@ -116,6 +116,18 @@ class SQLiteKeyStore:
                 (str(subscriber_id), wrapped_key, _now()),
             )
 
+    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
+        """Store several new wrapped data keys in one transaction (bulk import)."""
+        rows = [(str(sid), wrapped, _now()) for sid, wrapped in keys]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
     def get(self, subscriber_id: UUID) -> bytes | None:
         """The wrapped data key, or None when it never existed or was destroyed."""
         with self._lock:
@@ -219,6 +231,15 @@ class PostgresKeyStore:
             )
         )
 
+    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
+        """Store several new wrapped data keys in one transaction (bulk import)."""
+
+        def work(c: Any) -> None:
+            with c.transaction(), c.cursor() as cur:
+                cur.executemany(f"INSERT INTO {self._t}.data_keys (subscriber_id, wrapped_key) VALUES (%s, %s)", keys)
+
+        self._run(work)
+
     def get(self, subscriber_id: UUID) -> bytes | None:
         """The wrapped data key, or None when it never existed or was destroyed."""
         row = self._run(
@@ -300,6 +321,13 @@ class PersonalDataVault:
         data_key = os.urandom(KEY_BYTES)
         self.store.put(subscriber_id, self.master.wrap(data_key, subscriber_id.bytes))
         self._remember(subscriber_id, data_key)
+
+    def new_key(self, subscriber_id: UUID) -> tuple[UUID, bytes]:
+        """Make a fresh data key, usable at once; the caller must store the returned wrapped key
+        (``store.put_many``) before anything sealed under it is saved."""
+        data_key = os.urandom(KEY_BYTES)
+        self._remember(subscriber_id, data_key)
+        return subscriber_id, self.master.wrap(data_key, subscriber_id.bytes)
 
     def seal(self, subscriber_id: UUID, data: dict[str, Any]) -> str:
         """Encrypt personal data under the subscriber's key; returns a text token for the event."""

@@ -65,6 +65,19 @@ class LogReader:
         )
         return [PositionedEvent(int(r[0]), StoredEvent(_uuid(r[1]), int(r[2]), str(r[3]), bytes(r[4]))) for r in rows]
 
+    def existing(self, stream_ids: Sequence[UUID], chunk: int = 500) -> set[UUID]:
+        """Which of these streams have any event."""
+        found: set[UUID] = set()
+        for start in range(0, len(stream_ids), chunk):
+            part = stream_ids[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            rows = self._rows(
+                f"SELECT DISTINCT originator_id FROM {self.events} WHERE originator_id IN ({marks})",
+                [self._id(s) for s in part],
+            )
+            found.update(_uuid(r[0]) for r in rows)
+        return found
+
     def position_of(self, stream_id: UUID, version: int) -> int | None:
         """The position of one event, or None if it is not stored."""
         rows = self._rows(

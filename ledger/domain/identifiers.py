@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 
 import phonenumbers
@@ -18,6 +19,7 @@ _CHECK_CHARS = "10X98765432"
 _SEPARATORS = re.compile(r"[\s\-.()]")
 
 
+@functools.lru_cache(maxsize=32_768)  # a number recurs in every command of its history; parsing dominates
 def parse_msisdn(text: str) -> str:
     """Return the number in E.164 form; only international input ("+...") is accepted."""
     raw = text.strip()

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
-from ledger.domain.base import LedgerEvent, check_order
+from ledger.domain.base import LedgerEvent, check_order, stable_id
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
@@ -70,6 +70,12 @@ class Subscriber(Aggregate):
         self.last_occurred_at = occurred_at
         self.verifications: list[Verification] = []
         self.erased_at: datetime | None = None
+
+    @staticmethod
+    def id_for_request(request_id: str) -> UUID:
+        """A subscriber's id, derived from the request_id of the RegisterSubscriber that created it, so a
+        client importing history can refer to subscribers it registered without waiting for the answer."""
+        return stable_id(f"/subscribers/registered-by/{request_id}")
 
     @classmethod
     def register(

@@ -24,7 +24,8 @@ from ledger.history import (
     number_state,
     verify_integrity,
 )
-from ledger.server.lifecycle import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS, actor_of
+from ledger.server.lifecycle import actor_of
+from ledger.server.lifecycle_commands import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc, ledger_pb2

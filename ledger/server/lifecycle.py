@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from ledger.server.auth import current_caller
-from ledger.server.validation import Fields, enum_names
-from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
+from ledger.server.importer import Importer
+from ledger.server.lifecycle_commands import run_command
 from ledger.v1 import lifecycle_service_pb2 as pb
+from ledger.v1 import lifecycle_service_pb2_grpc
 
 if TYPE_CHECKING:
-    from ledger.application import CommandResult, LedgerApplication
+    from ledger.application import LedgerApplication
 
-MAX_NUMBERS_PER_PROVISION = 10_000
 ACTOR_KEY = "x-ledger-actor"
-
-ID_TYPES = enum_names(ledger_pb2.IdType, "ID_TYPE_")
-METHODS = enum_names(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_")
-SUSPENSION_REASONS = enum_names(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_")
-DISCONNECT_REASONS = enum_names(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_")
-SWAP_REASONS = enum_names(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_")
-CLEARANCE_VALUES: dict[str, Any] = {
-    name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()
-}
 
 
 def actor_of(context: grpc.ServicerContext) -> str:
@@ -46,202 +37,55 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
     def __init__(self, app: LedgerApplication) -> None:
         self.app = app
 
-    def ProvisionNumbers(
-        self, request: pb.ProvisionNumbersRequest, context: grpc.ServicerContext
-    ) -> pb.ProvisionNumbersResponse:
+    def ProvisionNumbers(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Provision numbers as AVAILABLE."""
-        f = Fields()
-        request_id = f.request_id(request.request_id)
-        if not request.numbers:
-            f.add("numbers", "at least one number is required")
-        if len(request.numbers) > MAX_NUMBERS_PER_PROVISION:
-            f.add("numbers", f"at most {MAX_NUMBERS_PER_PROVISION} numbers per request")
-        numbers = [f.msisdn(f"numbers[{i}]", n) for i, n in enumerate(request.numbers[:MAX_NUMBERS_PER_PROVISION])]
-        occurred_at = f.timestamp(request, "occurred_at")
-        f.done()
-        result = self.app.provision_numbers(
-            request_id=request_id, actor=actor_of(context), numbers=numbers, occurred_at=occurred_at
-        )
-        return pb.ProvisionNumbersResponse(
-            provisioned_count=result.data["provisioned_count"],
-            already_provisioned=result.data["already_provisioned"],
-            position=result.position,
-        )
+        return run_command(self.app, "provision_numbers", request, actor_of(context))
 
-    def RegisterSubscriber(
-        self, request: pb.RegisterSubscriberRequest, context: grpc.ServicerContext
-    ) -> pb.RegisterSubscriberResponse:
+    def RegisterSubscriber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Register a subscriber with encrypted personal data."""
-        f = Fields()
-        request_id = f.request_id(request.request_id)
-        full_name = f.text("full_name", request.full_name, 200)
-        id_type = f.enum("id_type", request.id_type, ID_TYPES) or None
-        id_number = f.id_number("id_number", id_type, request.id_number)
-        birth = f.date("date_of_birth", request.date_of_birth, required=False)
-        occurred_at = f.timestamp(request, "occurred_at")
-        if (
-            birth is not None
-            and id_type == "RESIDENT_ID_CARD"
-            and len(id_number) == 18
-            and (id_number[6:14] != birth.strftime("%Y%m%d"))
-        ):
-            f.add("date_of_birth", "does not match the birth date in id_number")
-        f.done()
-        result = self.app.register_subscriber(
-            request_id=request_id,
-            actor=actor_of(context),
-            full_name=full_name,
-            id_type=id_type or "",
-            id_number=id_number,
-            date_of_birth=birth.isoformat() if birth else "",
-            occurred_at=occurred_at,
-        )
-        return pb.RegisterSubscriberResponse(subscriber_id=result.data["subscriber_id"], position=result.position)
+        return run_command(self.app, "register_subscriber", request, actor_of(context))
 
-    def VerifyIdentity(
-        self, request: pb.VerifyIdentityRequest, context: grpc.ServicerContext
-    ) -> pb.VerifyIdentityResponse:
+    def VerifyIdentity(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Record an identity verification."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
-            "method": f.enum("method", request.method, METHODS),
-            "channel": f.channel("channel", request.channel),
-            "agent_id": f.text("agent_id", request.agent_id, 128),
-            "evidence_ref": f.text("evidence_ref", request.evidence_ref, 256),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.verify_identity(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.VerifyIdentityResponse(position=result.position)
+        return run_command(self.app, "verify_identity", request, actor_of(context))
 
-    def ActivateSim(self, request: pb.ActivateSimRequest, context: grpc.ServicerContext) -> pb.ActivateSimResponse:
+    def ActivateSim(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Start a tenure."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
-            "iccid": f.iccid("iccid", request.iccid),
-            "imsi": f.imsi("imsi", request.imsi),
-            "channel": f.channel("channel", request.channel),
-            "agent_id": f.text("agent_id", request.agent_id, 128),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.activate_sim(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.ActivateSimResponse(tenure_id=result.data["tenure_id"], position=result.position)
+        return run_command(self.app, "activate_sim", request, actor_of(context))
 
-    def SwapSim(self, request: pb.SwapSimRequest, context: grpc.ServicerContext) -> pb.SwapSimResponse:
+    def SwapSim(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Move a number to a new SIM."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "new_iccid": f.iccid("new_iccid", request.new_iccid),
-            "new_imsi": f.imsi("new_imsi", request.new_imsi),
-            "reason": f.enum("reason", request.reason, SWAP_REASONS),
-            "channel": f.channel("channel", request.channel),
-            "agent_id": f.text("agent_id", request.agent_id, 128),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.swap_sim(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.SwapSimResponse(position=result.position)
+        return run_command(self.app, "swap_sim", request, actor_of(context))
 
-    def SuspendNumber(
-        self, request: pb.SuspendNumberRequest, context: grpc.ServicerContext
-    ) -> pb.SuspendNumberResponse:
+    def SuspendNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Suspend an active number."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "reason": f.enum("reason", request.reason, SUSPENSION_REASONS),
-            "note": f.text("note", request.note, 1000, required=False, multiline=True),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.suspend_number(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.SuspendNumberResponse(position=result.position)
+        return run_command(self.app, "suspend_number", request, actor_of(context))
 
-    def ResumeNumber(self, request: pb.ResumeNumberRequest, context: grpc.ServicerContext) -> pb.ResumeNumberResponse:
+    def ResumeNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Resume a suspended number."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "note": f.text("note", request.note, 1000, required=False, multiline=True),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.resume_number(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.ResumeNumberResponse(position=result.position)
+        return run_command(self.app, "resume_number", request, actor_of(context))
 
-    def DisconnectNumber(
-        self, request: pb.DisconnectNumberRequest, context: grpc.ServicerContext
-    ) -> pb.DisconnectNumberResponse:
+    def DisconnectNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Close a tenure and start quarantine."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "reason": f.enum("reason", request.reason, DISCONNECT_REASONS),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.disconnect_number(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        response = pb.DisconnectNumberResponse(tenure_id=result.data["tenure_id"], position=result.position)
-        response.quarantine_until.FromDatetime(datetime.fromisoformat(result.data["quarantine_until"]))
-        return response
+        return run_command(self.app, "disconnect_number", request, actor_of(context))
 
-    def ConfirmDataCleared(
-        self, request: pb.ConfirmDataClearedRequest, context: grpc.ServicerContext
-    ) -> pb.ConfirmDataClearedResponse:
+    def ConfirmDataCleared(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Record a holder's clearance of a closed tenure."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "tenure_id": f.uuid("tenure_id", request.tenure_id),
-            "holder": f.holder("holder", request.holder),
-            "evidence_ref": f.text("evidence_ref", request.evidence_ref, 256),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.confirm_data_cleared(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.ConfirmDataClearedResponse(
-            clearance=CLEARANCE_VALUES[result.data["clearance"]],
-            position=result.position,  # type: ignore[arg-type]
-        )
+        return run_command(self.app, "confirm_data_cleared", request, actor_of(context))
 
-    def ReleaseNumber(
-        self, request: pb.ReleaseNumberRequest, context: grpc.ServicerContext
-    ) -> pb.ReleaseNumberResponse:
+    def ReleaseNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Release a quarantined number."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "number": f.msisdn("number", request.number),
-            "override_reason": f.text("override_reason", request.override_reason, 500, required=False),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result = self.app.release_number(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.ReleaseNumberResponse(position=result.position)
+        return run_command(self.app, "release_number", request, actor_of(context))
 
-    def EraseSubscriberData(
-        self, request: pb.EraseSubscriberDataRequest, context: grpc.ServicerContext
-    ) -> pb.EraseSubscriberDataResponse:
+    def EraseSubscriberData(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Erase a subscriber's personal data by destroying their key."""
-        f = Fields()
-        kwargs = {
-            "request_id": f.request_id(request.request_id),
-            "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
-            "legal_basis": f.text("legal_basis", request.legal_basis, 256),
-            "occurred_at": f.timestamp(request, "occurred_at"),
-        }
-        f.done()
-        result: CommandResult = self.app.erase_subscriber_data(actor=actor_of(context), **kwargs)  # type: ignore[arg-type]
-        return pb.EraseSubscriberDataResponse(position=result.position)
+        return run_command(self.app, "erase_subscriber_data", request, actor_of(context))
+
+    def ImportCommands(
+        self, request_iterator: Iterator[pb.ImportCommandsRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ImportCommandsResponse]:
+        """Apply streamed commands in order, committed in segments; one response per request."""
+        importer = Importer(self.app, actor_of(context))
+        with importer:
+            for request in request_iterator:
+                yield importer.run(request)

@@ -251,3 +251,95 @@ class EraseSubscriberDataResponse(_message.Message):
     POSITION_FIELD_NUMBER: _ClassVar[int]
     position: int
     def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class ImportCommandsRequest(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[ImportCommand]
+    def __init__(self, commands: _Optional[_Iterable[_Union[ImportCommand, _Mapping]]] = ...) -> None: ...
+
+class ImportCommand(_message.Message):
+    __slots__ = ("provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data")
+    PROVISION_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_SIM_FIELD_NUMBER: _ClassVar[int]
+    SWAP_SIM_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RESUME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DISCONNECT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_DATA_CLEARED_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ERASE_SUBSCRIBER_DATA_FIELD_NUMBER: _ClassVar[int]
+    provision_numbers: ProvisionNumbersRequest
+    register_subscriber: RegisterSubscriberRequest
+    verify_identity: VerifyIdentityRequest
+    activate_sim: ActivateSimRequest
+    swap_sim: SwapSimRequest
+    suspend_number: SuspendNumberRequest
+    resume_number: ResumeNumberRequest
+    disconnect_number: DisconnectNumberRequest
+    confirm_data_cleared: ConfirmDataClearedRequest
+    release_number: ReleaseNumberRequest
+    erase_subscriber_data: EraseSubscriberDataRequest
+    def __init__(self, provision_numbers: _Optional[_Union[ProvisionNumbersRequest, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityRequest, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimRequest, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimRequest, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberRequest, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberRequest, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberRequest, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedRequest, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberRequest, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataRequest, _Mapping]] = ...) -> None: ...
+
+class ImportCommandsResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ImportCommandResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ImportCommandResult, _Mapping]]] = ...) -> None: ...
+
+class ImportCommandResult(_message.Message):
+    __slots__ = ("index", "request_id", "error", "replayed", "provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    PROVISION_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_SIM_FIELD_NUMBER: _ClassVar[int]
+    SWAP_SIM_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RESUME_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DISCONNECT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CONFIRM_DATA_CLEARED_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ERASE_SUBSCRIBER_DATA_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    request_id: str
+    error: CommandError
+    replayed: bool
+    provision_numbers: ProvisionNumbersResponse
+    register_subscriber: RegisterSubscriberResponse
+    verify_identity: VerifyIdentityResponse
+    activate_sim: ActivateSimResponse
+    swap_sim: SwapSimResponse
+    suspend_number: SuspendNumberResponse
+    resume_number: ResumeNumberResponse
+    disconnect_number: DisconnectNumberResponse
+    confirm_data_cleared: ConfirmDataClearedResponse
+    release_number: ReleaseNumberResponse
+    erase_subscriber_data: EraseSubscriberDataResponse
+    def __init__(self, index: _Optional[int] = ..., request_id: _Optional[str] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., replayed: _Optional[bool] = ..., provision_numbers: _Optional[_Union[ProvisionNumbersResponse, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberResponse, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityResponse, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimResponse, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimResponse, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberResponse, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberResponse, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberResponse, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedResponse, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberResponse, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataResponse, _Mapping]] = ...) -> None: ...
+
+class CommandError(_message.Message):
+    __slots__ = ("code", "reason", "message", "field_violations")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FIELD_VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    reason: str
+    message: str
+    field_violations: _containers.RepeatedCompositeFieldContainer[FieldViolation]
+    def __init__(self, code: _Optional[int] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., field_violations: _Optional[_Iterable[_Union[FieldViolation, _Mapping]]] = ...) -> None: ...
+
+class FieldViolation(_message.Message):
+    __slots__ = ("field", "description")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    description: str
+    def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...

@@ -90,6 +90,11 @@ class LifecycleServiceStub:
                 request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.FromString,
                 _registered_method=True)
+        self.ImportCommands = channel.stream_stream(
+                '/ledger.v1.LifecycleService/ImportCommands',
+                request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsResponse.FromString,
+                _registered_method=True)
 
 
 class LifecycleServiceServicer:
@@ -173,6 +178,15 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportCommands(self, request_iterator, context):
+        """ImportCommands is how recorded history is moved into the ledger in bulk: the same commands, applied
+        in order under the same rules, committed together; each request is answered, after its commands are
+        committed, by one response holding one result per command, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +244,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.EraseSubscriberData,
                     request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.SerializeToString,
+            ),
+            'ImportCommands': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportCommands,
+                    request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +549,33 @@ class LifecycleService:
             '/ledger.v1.LifecycleService/EraseSubscriberData',
             ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.SerializeToString,
             ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportCommands(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ledger.v1.LifecycleService/ImportCommands',
+            ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsRequest.SerializeToString,
+            ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,11 +16,11 @@ def test_a_command_that_keeps_conflicting_gives_up_and_records_nothing(app, monk
     monkeypatch.setattr(application, "MAX_ATTEMPTS", 3)
     attempts = []
 
-    def conflicting_save(*aggregates, **kwargs):  # a fault injected at the store boundary
-        attempts.append(aggregates)
+    def conflicting_record(processing_event):  # a fault injected at the store boundary
+        attempts.append(processing_event.events)
         raise IntegrityError("simulated concurrent writer")
 
-    monkeypatch.setattr(app, "save", conflicting_save)
+    monkeypatch.setattr(app, "_record", conflicting_record)
     with pytest.raises(errors.ConcurrencyConflict):
         app.provision_numbers(request_id="p", actor="t", numbers=["+8613800000001"])
     assert len(attempts) == 3

@@ -1,0 +1,251 @@
+"""The lifecycle commands: how each request is validated, which application method runs it, and how its
+result becomes a response. Shared by the unary RPCs and ImportCommands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ledger.server.validation import Fields, enum_names
+from ledger.v1 import ledger_pb2
+from ledger.v1 import lifecycle_service_pb2 as pb
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from ledger.application import CommandResult, LedgerApplication
+
+MAX_NUMBERS_PER_PROVISION = 10_000
+
+ID_TYPES = enum_names(ledger_pb2.IdType, "ID_TYPE_")
+METHODS = enum_names(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_")
+SUSPENSION_REASONS = enum_names(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_")
+DISCONNECT_REASONS = enum_names(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_")
+SWAP_REASONS = enum_names(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_")
+CLEARANCE_VALUES: dict[str, Any] = {
+    name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()
+}
+
+
+def _provision_numbers(request: pb.ProvisionNumbersRequest) -> dict[str, Any]:
+    f = Fields()
+    request_id = f.request_id(request.request_id)
+    if not request.numbers:
+        f.add("numbers", "at least one number is required")
+    if len(request.numbers) > MAX_NUMBERS_PER_PROVISION:
+        f.add("numbers", f"at most {MAX_NUMBERS_PER_PROVISION} numbers per request")
+    numbers = [f.msisdn(f"numbers[{i}]", n) for i, n in enumerate(request.numbers[:MAX_NUMBERS_PER_PROVISION])]
+    occurred_at = f.timestamp(request, "occurred_at")
+    f.done()
+    return {"request_id": request_id, "numbers": numbers, "occurred_at": occurred_at}
+
+
+def _register_subscriber(request: pb.RegisterSubscriberRequest) -> dict[str, Any]:
+    f = Fields()
+    request_id = f.request_id(request.request_id)
+    full_name = f.text("full_name", request.full_name, 200)
+    id_type = f.enum("id_type", request.id_type, ID_TYPES) or None
+    id_number = f.id_number("id_number", id_type, request.id_number)
+    birth = f.date("date_of_birth", request.date_of_birth, required=False)
+    occurred_at = f.timestamp(request, "occurred_at")
+    if (
+        birth is not None
+        and id_type == "RESIDENT_ID_CARD"
+        and len(id_number) == 18
+        and (id_number[6:14] != birth.strftime("%Y%m%d"))
+    ):
+        f.add("date_of_birth", "does not match the birth date in id_number")
+    f.done()
+    return {
+        "request_id": request_id,
+        "full_name": full_name,
+        "id_type": id_type or "",
+        "id_number": id_number,
+        "date_of_birth": birth.isoformat() if birth else "",
+        "occurred_at": occurred_at,
+    }
+
+
+def _verify_identity(request: pb.VerifyIdentityRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
+        "method": f.enum("method", request.method, METHODS),
+        "channel": f.channel("channel", request.channel),
+        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "evidence_ref": f.text("evidence_ref", request.evidence_ref, 256),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _activate_sim(request: pb.ActivateSimRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
+        "iccid": f.iccid("iccid", request.iccid),
+        "imsi": f.imsi("imsi", request.imsi),
+        "channel": f.channel("channel", request.channel),
+        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _swap_sim(request: pb.SwapSimRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "new_iccid": f.iccid("new_iccid", request.new_iccid),
+        "new_imsi": f.imsi("new_imsi", request.new_imsi),
+        "reason": f.enum("reason", request.reason, SWAP_REASONS),
+        "channel": f.channel("channel", request.channel),
+        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _suspend_number(request: pb.SuspendNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "reason": f.enum("reason", request.reason, SUSPENSION_REASONS),
+        "note": f.text("note", request.note, 1000, required=False, multiline=True),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _resume_number(request: pb.ResumeNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "note": f.text("note", request.note, 1000, required=False, multiline=True),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _disconnect_number(request: pb.DisconnectNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "reason": f.enum("reason", request.reason, DISCONNECT_REASONS),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _confirm_data_cleared(request: pb.ConfirmDataClearedRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "tenure_id": f.uuid("tenure_id", request.tenure_id),
+        "holder": f.holder("holder", request.holder),
+        "evidence_ref": f.text("evidence_ref", request.evidence_ref, 256),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _release_number(request: pb.ReleaseNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "override_reason": f.text("override_reason", request.override_reason, 500, required=False),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _erase_subscriber_data(request: pb.EraseSubscriberDataRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
+        "legal_basis": f.text("legal_basis", request.legal_basis, 256),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _disconnect_response(result: CommandResult) -> pb.DisconnectNumberResponse:
+    response = pb.DisconnectNumberResponse(tenure_id=result.data["tenure_id"], position=result.position)
+    response.quarantine_until.FromDatetime(datetime.fromisoformat(result.data["quarantine_until"]))
+    return response
+
+
+@dataclass(frozen=True)
+class Command:
+    """One lifecycle command: how its request is validated, which application method runs it and how
+    its result becomes a response. Keyed by the command's name in ``ImportCommand``'s oneof."""
+
+    parse: Callable[[Any], dict[str, Any]]
+    respond: Callable[[CommandResult], Message]
+
+
+COMMANDS: dict[str, Command] = {
+    "provision_numbers": Command(
+        _provision_numbers,
+        lambda r: pb.ProvisionNumbersResponse(
+            provisioned_count=r.data["provisioned_count"],
+            already_provisioned=r.data["already_provisioned"],
+            position=r.position,
+        ),
+    ),
+    "register_subscriber": Command(
+        _register_subscriber,
+        lambda r: pb.RegisterSubscriberResponse(subscriber_id=r.data["subscriber_id"], position=r.position),
+    ),
+    "verify_identity": Command(_verify_identity, lambda r: pb.VerifyIdentityResponse(position=r.position)),
+    "activate_sim": Command(
+        _activate_sim, lambda r: pb.ActivateSimResponse(tenure_id=r.data["tenure_id"], position=r.position)
+    ),
+    "swap_sim": Command(_swap_sim, lambda r: pb.SwapSimResponse(position=r.position)),
+    "suspend_number": Command(_suspend_number, lambda r: pb.SuspendNumberResponse(position=r.position)),
+    "resume_number": Command(_resume_number, lambda r: pb.ResumeNumberResponse(position=r.position)),
+    "disconnect_number": Command(_disconnect_number, _disconnect_response),
+    "confirm_data_cleared": Command(
+        _confirm_data_cleared,
+        lambda r: pb.ConfirmDataClearedResponse(
+            clearance=CLEARANCE_VALUES[r.data["clearance"]],
+            position=r.position,
+        ),
+    ),
+    "release_number": Command(_release_number, lambda r: pb.ReleaseNumberResponse(position=r.position)),
+    "erase_subscriber_data": Command(
+        _erase_subscriber_data, lambda r: pb.EraseSubscriberDataResponse(position=r.position)
+    ),
+}
+
+
+def execute(app: LedgerApplication, name: str, request: Any, actor: str) -> CommandResult:
+    """Validate a command's request and run it (raises the command's errors)."""
+    result: CommandResult = getattr(app, name)(actor=actor, **COMMANDS[name].parse(request))
+    return result
+
+
+def run_command(app: LedgerApplication, name: str, request: Any, actor: str) -> Message:
+    """Validate a command's request, run it and build its response (raises the command's errors)."""
+    return COMMANDS[name].respond(execute(app, name, request, actor))
