@@ -243,3 +243,26 @@ def test_open_projector_catch_up_counts(settings, clock) -> None:
     finally:
         app.close()
         app.vault.store.close()
+
+
+def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
+    """The quick suite runs end to end and writes rows a regression script can read (figures not judged)."""
+    from scripts import bench
+
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--json", str(out)]) == 0
+    rows = orjson.loads(out.read_bytes())["rows"]
+    names = [r["name"] for r in rows]
+    for expected in (
+        "SQLite import commands/s",
+        "SQLite ActivateSim, 64 callers",
+        "SQLite BatchCheck, 1000 per batch",
+        "SQLite projection rebuild events/s",
+        "SQLite server peak RSS",
+    ):
+        assert expected in names
+    assert any(n.startswith("SQLite GetNumberHistory ~1,000 events p99") for n in names)
+    for row in rows:
+        assert set(row) >= {"name", "value", "unit", "ceiling", "ratio"}
+        assert row["value"] > 0
+        assert row["ceiling"] is None or row["ratio"] > 0

@@ -1,0 +1,512 @@
+"""The benchmark suite: every figure beside its ceiling, measured in the same run on the same machine.
+
+For each store it starts a real ``ledger serve`` process on a fresh database, fills it with
+``generate_dataset`` (through ImportCommands), and measures:
+
+(a) single ActivateSim calls at 1, 8 and 64 concurrent callers, beside a bare gRPC server that answers
+    the same messages with no work, and beside raw inserts of the same rows (one transaction per
+    command) through sqlite3 or psycopg;
+(b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server;
+(c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
+    of the same events;
+(d) GetNumberHistory latency (p50, p99) for numbers with about 10 and 1,000 events;
+(e) the server's peak memory (VmHWM), against the 500 MB budget;
+and ImportCommands against one call per command.
+
+    python -m scripts.bench --quick --json bench.json          # SQLite, under three minutes
+    python -m scripts.bench --numbers 100000 --postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+``--json`` writes ``{"rows": [{"name", "value", "unit", "ceiling", "ratio", "target"}]}``; ``ratio`` is
+value / ceiling (for latency and memory, ceiling / value, so higher is always better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import os
+import platform
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+from ledger.domain.subscriber import Subscriber
+from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import (
+    history_service_pb2_grpc,
+    ledger_pb2,
+    lifecycle_service_pb2_grpc,
+    recycling_service_pb2_grpc,
+)
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from ledger.v1 import recycling_service_pb2 as rpb
+from scripts import generate_dataset, synthetic
+from scripts.bench_commands import free_port, pct, run_phase, start_server
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_WORKERS = 32  # the server's default
+
+
+class Rows:
+    """The result table."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self, name: str, value: float, unit: str, ceiling: float | None, target: str, inverse: bool = False
+    ) -> None:
+        """One figure and its ceiling (None where there is none to measure); ratio is higher-is-better."""
+        ratio = (ceiling / value if inverse else value / ceiling) if value and ceiling else None
+        self.rows.append(
+            {
+                "name": name,
+                "value": round(value, 2),
+                "unit": unit,
+                "ceiling": None if ceiling is None else round(ceiling, 2),
+                "ratio": None if ratio is None else round(ratio, 3),
+                "target": target,
+            }
+        )
+        shown = "-" if ceiling is None else f"{ceiling:,.1f}"
+        print(
+            f"  {name:<52} {value:>11,.1f} {unit:<9} ceiling {shown:>11}  ratio "
+            f"{'-' if ratio is None else f'{ratio:.2f}':>5}  {target}",
+            flush=True,
+        )
+
+
+# The bare server: the same services and messages, no work.
+
+
+class _BareLifecycle(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
+    def ActivateSim(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return lpb.ActivateSimResponse(tenure_id="00000000-0000-0000-0000-000000000000", position=1)
+
+
+class _BareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    def BatchCheck(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        for request in request_iterator:
+            yield rpb.BatchCheckResponse(
+                results=[
+                    ledger_pb2.CheckResult(
+                        number=q.number,
+                        status=ledger_pb2.CHECK_STATUS_NOT_CHANGED,
+                        clearance=ledger_pb2.CLEARANCE_NOT_APPLICABLE,
+                        as_of_position=1,
+                    )
+                    for q in request.queries
+                ]
+            )
+
+
+def serve_bare(port: int) -> None:
+    """Run the bare server until SIGTERM (``--bare-server PORT``)."""
+    server = grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS))
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(_BareLifecycle(), server)
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(_BareRecycling(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    server.stop(1)
+
+
+def start_bare() -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.bench", "--bare-server", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(channel).result(timeout=30)
+    channel.close()
+    return proc, f"127.0.0.1:{port}"
+
+
+# Workloads, run against the ledger and the bare server alike.
+
+
+def activate_calls(stub: Any, prefix: str, numbers: list[str], sids: list[str]) -> list[Callable[[], Any]]:
+    calls: list[Callable[[], Any]] = []
+    for i, (msisdn, sid) in enumerate(zip(numbers, sids, strict=True)):
+        sim = synthetic.iccid(10_000_000 + hash(prefix) % 1000 * 100_000 + i)
+        request = lpb.ActivateSimRequest(
+            request_id=f"{prefix}-act-{i}",
+            number=msisdn,
+            subscriber_id=sid,
+            iccid=sim,
+            imsi=synthetic.imsi(i),
+            channel="retail",
+            agent_id="bench",
+        )
+        calls.append(functools.partial(stub.ActivateSim, request, timeout=60))
+    return calls
+
+
+def batch_check_rate(stub: Any, numbers: list[str], batch: int) -> float:
+    requests = [
+        rpb.BatchCheckRequest(
+            queries=[ledger_pb2.CheckQuery(number=n, since_date="2025-01-01") for n in numbers[i : i + batch]]
+        )
+        for i in range(0, len(numbers), batch)
+    ]
+    start = time.perf_counter()
+    answered = sum(len(r.results) for r in stub.BatchCheck(iter(requests), timeout=600))
+    return answered / (time.perf_counter() - start)
+
+
+def prepare_subscribers(
+    stub: Any, prefix: str, count: int, first_person: int, numbers: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Numbers provisioned and verified subscribers registered (through ImportCommands) for activation."""
+    numbers = numbers or [f"+86137{first_person + i:08d}" for i in range(count)]
+    commands = [
+        lpb.ImportCommand(
+            provision_numbers=lpb.ProvisionNumbersRequest(
+                request_id=f"{prefix}-prov-{k}", numbers=numbers[k : k + 5000]
+            )
+        )
+        for k in range(0, count, 5000)
+    ]
+    sids = []
+    for i in range(count):
+        rid = f"{prefix}-reg-{i}"
+        sid = str(Subscriber.id_for_request(rid))
+        sids.append(sid)
+        commands.append(
+            lpb.ImportCommand(
+                register_subscriber=lpb.RegisterSubscriberRequest(
+                    request_id=rid,
+                    full_name=f"Bench {i}",
+                    id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
+                    id_number=synthetic.resident_id(first_person + i),
+                )
+            )
+        )
+        commands.append(
+            lpb.ImportCommand(
+                verify_identity=lpb.VerifyIdentityRequest(
+                    request_id=f"{prefix}-ver-{i}",
+                    subscriber_id=sid,
+                    method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
+                    channel="retail",
+                    agent_id="bench",
+                    evidence_ref="e",
+                )
+            )
+        )
+    requests = [lpb.ImportCommandsRequest(commands=commands[k : k + 2000]) for k in range(0, len(commands), 2000)]
+    for response in stub.ImportCommands(iter(requests), timeout=600):
+        bad = [r.error.reason for r in response.results if r.HasField("error")]
+        if bad:
+            raise RuntimeError(f"preparation refused: {bad[:3]}")
+    return numbers, sids
+
+
+def long_history(stub: Any, msisdn: str, pairs: int, person: int) -> None:
+    """A number with an activation and ``pairs`` suspend/resume pairs (2 * pairs + 2 events)."""
+    numbers, sids = prepare_subscribers(stub, f"hist-{msisdn}", 1, person, [msisdn])
+    stub.ActivateSim(
+        lpb.ActivateSimRequest(
+            request_id=f"hist-act-{msisdn}",
+            number=numbers[0],
+            subscriber_id=sids[0],
+            iccid=synthetic.iccid(90_000_000 + person),
+            imsi=synthetic.imsi(person),
+            channel="retail",
+            agent_id="bench",
+        )
+    )
+    commands = []
+    for k in range(pairs):
+        commands.append(
+            lpb.ImportCommand(
+                suspend_number=lpb.SuspendNumberRequest(
+                    request_id=f"hist-s-{msisdn}-{k}",
+                    number=numbers[0],
+                    reason=ledger_pb2.SUSPENSION_REASON_NON_PAYMENT,
+                )
+            )
+        )
+        commands.append(
+            lpb.ImportCommand(
+                resume_number=lpb.ResumeNumberRequest(request_id=f"hist-r-{msisdn}-{k}", number=numbers[0])
+            )
+        )
+    for _ in stub.ImportCommands(iter([lpb.ImportCommandsRequest(commands=commands)]), timeout=600):
+        pass
+    return None
+
+
+def history_latency(stub: Any, msisdn: str, calls: int) -> tuple[float, float, int]:
+    latencies = []
+    events = 0
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        events = sum(1 for _ in stub.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn), timeout=60))
+        latencies.append(time.perf_counter() - t0)
+    return pct(latencies, 50), pct(latencies, 99), events
+
+
+# Raw ceilings through the database drivers.
+
+
+def raw_insert_rate(db: str, rows: list[tuple[Any, ...]], per_transaction: int) -> float:
+    """Insert the same event rows, ``per_transaction`` per commit, into a scratch table."""
+    if db.startswith("sqlite"):
+        path = Path(db[len("sqlite:///") :]).with_name("raw-ceiling.db")
+        lite = sqlite3.connect(path, isolation_level=None)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute(
+            "CREATE TABLE raw_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        )
+        start = time.perf_counter()
+        for k in range(0, len(rows), per_transaction):
+            lite.execute("BEGIN")
+            lite.executemany("INSERT INTO raw_events VALUES (?, ?, ?, ?)", rows[k : k + per_transaction])
+            lite.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        lite.close()
+        path.unlink()
+        return len(rows) / per_transaction / elapsed
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE raw_events (notification_id bigserial, originator_id uuid, originator_version "
+            "bigint, topic text, state bytea, PRIMARY KEY (originator_id, originator_version))"
+        )
+        start = time.perf_counter()
+        for k in range(0, len(rows), per_transaction):
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO raw_events (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
+                    rows[k : k + per_transaction],
+                )
+        return len(rows) / per_transaction / (time.perf_counter() - start)
+
+
+def sample_rows(app: Any, count: int) -> list[tuple[Any, ...]]:
+    """``count`` recent stored events, as raw rows."""
+    top = app.recorder.max_notification_id() or 0
+    notes = app.recorder.select_notifications(max(1, top - count + 1), count)
+    pg = "Postgres" in type(app.recorder).__name__
+    return [
+        (n.originator_id if pg else n.originator_id.hex, n.originator_version, n.topic, bytes(n.state)) for n in notes
+    ]
+
+
+def raw_select_decode_rate(app: Any, batch: int = 5000) -> tuple[float, int]:
+    """Read every event in batches and decode it into a domain event: the floor of any projection."""
+    start = time.perf_counter()
+    after, total = 0, 0
+    to_domain = app.mapper.to_domain_event
+    while True:
+        notes = app.recorder.select_notifications(after + 1, batch)
+        if not notes:
+            break
+        for n in notes:
+            to_domain(n)
+        total += len(notes)
+        after = notes[-1].id
+    return total / (time.perf_counter() - start), total
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# One store, end to end.
+
+
+def bench_store(label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str) -> None:
+    master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key}
+    if db.startswith("postgresql"):
+        subprocess.run(
+            [sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True
+        )
+    port = free_port()
+    os.environ["LEDGER_MASTER_KEY"] = master_key
+    server = start_server(workdir, port, db, master_key)
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}",
+        options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)],
+    )
+    bare_channel = grpc.insecure_channel(bare)
+    lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+    recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+    history = history_service_pb2_grpc.HistoryServiceStub(channel)
+    bare_lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(bare_channel)
+    bare_recycling = recycling_service_pb2_grpc.RecyclingServiceStub(bare_channel)
+    print(f"{label}: {db}")
+    try:
+        # The dataset, through ImportCommands (the import figure comes from a cleaner run below).
+        t0 = time.perf_counter()
+        generate_dataset.main(
+            ["--target", f"127.0.0.1:{port}", "--numbers", str(args.numbers), "--years", "3", "--seed", "7",
+             "--end", "2026-11-01", "--no-progress"]
+        )  # fmt: skip
+        print(f"  dataset: {args.numbers} numbers in {time.perf_counter() - t0:.0f}s")
+        # Import against one call per command, on the same kind of commands (register + verify).
+        n = args.calls
+        t0 = time.perf_counter()
+        prepare_subscribers(lifecycle, f"{label}-imp", n, 5_000_000)
+        import_rate = (2 * n + (n + 4999) // 5000) / (time.perf_counter() - t0)
+
+        def register_and_verify(rid: str, i: int) -> tuple[Any, Any]:
+            return (
+                lifecycle.RegisterSubscriber(
+                    lpb.RegisterSubscriberRequest(
+                        request_id=rid,
+                        full_name="One",
+                        id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
+                        id_number=synthetic.resident_id(6_000_000 + i),
+                    )
+                ),
+                lifecycle.VerifyIdentity(
+                    lpb.VerifyIdentityRequest(
+                        request_id=rid + "-v",
+                        subscriber_id=str(Subscriber.id_for_request(rid)),
+                        method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
+                        channel="retail",
+                        agent_id="bench",
+                        evidence_ref="e",
+                    )
+                ),
+            )
+
+        one_by_one: list[Callable[[], Any]] = [
+            functools.partial(register_and_verify, f"{label}-one-{i}", i) for i in range(min(n, 300))
+        ]
+        elapsed, _ = run_phase(one_by_one, 1)
+        rows.add(f"{label} import commands/s", import_rate, "cmd/s", 2 * len(one_by_one) / elapsed, ">= 10x one-by-one")
+        # (a) single commands.
+        for level in (1, 8, 64):
+            numbers, sids = prepare_subscribers(lifecycle, f"{label}-a{level}", n, 1_000_000 * level)
+            elapsed, _ = run_phase(activate_calls(lifecycle, f"{label}-a{level}", numbers, sids), level)
+            rate = n / elapsed
+            bare_elapsed, _ = run_phase(activate_calls(bare_lifecycle, "bare", numbers, sids), level)
+            target = ">= 0.5" if level == 64 else ""
+            rows.add(f"{label} ActivateSim, {level} callers", rate, "cmd/s", n / bare_elapsed, target)
+            if level == 64:
+                app = _open(db)
+                sample = sample_rows(app, 4 * n)
+                app.close()
+                raw = raw_insert_rate(db, sample, 4)
+                rows.add(f"{label} ActivateSim, 64 callers vs raw insert", rate, "cmd/s", raw, "(one commit each)")
+        # (b) BatchCheck.
+        check_numbers = [synthetic.msisdn(i % args.numbers) for i in range(args.checks)]
+        for batch in (100, 1000, 10_000):
+            rate = batch_check_rate(recycling, check_numbers, batch)
+            ceiling = batch_check_rate(bare_recycling, check_numbers, batch)
+            rows.add(
+                f"{label} BatchCheck, {batch} per batch", rate, "numbers/s", ceiling, ">= 0.5" if batch == 1000 else ""
+            )
+        # (d) GetNumberHistory.
+        short, long_ = "+8613600000001", "+8613600000002"
+        long_history(lifecycle, short, 4, 7_000_001)
+        long_history(lifecycle, long_, 499, 7_000_002)
+        for msisdn, label_events in ((short, "~10"), (long_, "~1,000")):
+            p50, p99, events = history_latency(history, msisdn, args.history_calls)
+            rows.add(f"{label} GetNumberHistory {label_events} events p50 ({events})", p50, "ms", None, "")
+            rows.add(f"{label} GetNumberHistory {label_events} events p99 ({events})", p99, "ms", None, "")
+        # (e) peak memory of the server.
+        rss = peak_rss_mb(server.pid)
+        rows.add(f"{label} server peak RSS", rss, "MB", 500, "< 500 MB", inverse=True)
+    finally:
+        channel.close()
+        bare_channel.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    # (c) projection rebuild, with the server stopped, beside a raw select and decode.
+    from scripts import rebuild_projections
+
+    app = _open(db)
+    raw_rate, total = raw_select_decode_rate(app)
+    app.close()
+    t0 = time.perf_counter()
+    rebuild_projections.main(["--db", db])
+    seconds = time.perf_counter() - t0
+    rows.add(f"{label} projection rebuild events/s", total / seconds, "events/s", raw_rate, ">= 0.3")
+    rows.add(f"{label} projection rebuild seconds ({total} events)", seconds, "s", total / raw_rate, "", inverse=True)
+
+
+def _open(db: str) -> Any:
+    from ledger.bootstrap import open_ledger
+    from ledger.config import Settings
+
+    return open_ledger(Settings.build(db=db))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced run on SQLite only (under three minutes)")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON to this file")
+    parser.add_argument("--numbers", type=int, default=100_000, help="dataset numbers (default 100000)")
+    parser.add_argument("--calls", type=int, default=2000, help="single calls per concurrency level (default 2000)")
+    parser.add_argument("--checks", type=int, default=100_000, help="numbers checked per batch size (default 100000)")
+    parser.add_argument(
+        "--history-calls", type=int, default=200, help="GetNumberHistory calls per number (default 200)"
+    )
+    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server: also bench a fresh database there")
+    parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare_server:
+        serve_bare(args.bare_server)
+        return 0
+    if args.quick:
+        args.numbers, args.calls, args.checks, args.history_calls, args.postgres = 1500, 400, 20_000, 50, None
+    rows = Rows()
+    bare, bare_address = start_bare()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            bench_store("SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address)
+            if args.postgres:
+                import psycopg
+
+                name = f"bench_{os.getpid()}_{int(time.time())}"
+                with psycopg.connect(args.postgres, autocommit=True) as conn:
+                    conn.execute(f"CREATE DATABASE {name}")
+                db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address)
+    finally:
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(timeout=30)
+    command = "python -m scripts.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print(f"reproduce: {command}")
+    if args.json:
+        args.json.write_bytes(
+            orjson.dumps(
+                {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows.rows},
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
