@@ -75,7 +75,7 @@ class Staging:
 
     aggregates: dict[UUID, Aggregate] = field(default_factory=dict)
     events: list[Any] = field(default_factory=list)
-    keys: list[tuple[UUID, bytes]] = field(default_factory=list)
+    keys: dict[UUID, bytes] = field(default_factory=dict)
     before: list[Callable[[], None]] = field(default_factory=list)
     after: list[Callable[[], None]] = field(default_factory=list)
     touched: list[Aggregate] = field(default_factory=list)
@@ -180,8 +180,8 @@ class LedgerApplication(Application):
         def handle(ctx: Context) -> _Outcome:
             staging = self.staging
             if staging is not None:
-                if subscriber_id not in {k for k, _ in staging.keys}:
-                    staging.keys.append(self.vault.new_key(subscriber_id))
+                if subscriber_id not in staging.keys:
+                    staging.keys.update([self.vault.new_key(subscriber_id)])
             elif not self.vault.has_key(subscriber_id):
                 self.vault.create_key(subscriber_id)
             subscriber = Subscriber.register(
@@ -458,7 +458,7 @@ class LedgerApplication(Application):
             if not staging.events:
                 return []
             if staging.keys:
-                self.vault.store.put_many(staging.keys)
+                self.vault.store.put_many(list(staging.keys.items()))
             for hook in staging.before:
                 hook()
             recordings = self.save_events(*staging.events)
