@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
 TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+# The schema version each view's tables were built with (views created before versions were kept are version 1).
+VERSIONS_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_versions (view TEXT PRIMARY KEY, version BIGINT NOT NULL)"
 
 
 def tracked_positions(conn: ViewsConnection) -> dict[str, int]:
@@ -64,13 +66,33 @@ class Projector:
         self.positions = self._load_positions()
 
     def create_tables(self) -> None:
-        """Create missing tables and tracking rows."""
+        """Create missing tables and tracking rows; a view built with an older schema version is dropped
+        and rebuilt from position 0 (by the catch-up that follows)."""
         with self._transaction() as cur:
+            self._lock_views(cur)
             cur.execute(TRACKING_SCHEMA)
+            cur.execute(VERSIONS_SCHEMA)
+            tracked = {str(k) for (k,) in cur.execute("SELECT view FROM rm_tracking").fetchall()}
+            built = {str(k): int(v) for k, v in cur.execute("SELECT view, version FROM rm_versions").fetchall()}
             for view in self.views:
+                version = built.get(view.name, 1 if view.name in tracked else view.version)
+                if version != view.version:
+                    log.warning(
+                        "view %s was built with schema version %d, this release has %d: rebuilding it from position 0",
+                        view.name,
+                        version,
+                        view.version,
+                    )
+                    for table in view.tables:
+                        cur.execute(f"DROP TABLE IF EXISTS {table}")
+                    cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
                 for statement in view.schema:
                     cur.execute(statement)
                 cur.execute("INSERT INTO rm_tracking VALUES (?, 0) ON CONFLICT DO NOTHING", (view.name,))
+                cur.execute(
+                    "INSERT INTO rm_versions VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET version=excluded.version",
+                    (view.name, view.version),
+                )
 
     def _load_positions(self) -> dict[str, int]:
         known = tracked_positions(self.conn)

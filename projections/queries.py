@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -55,16 +55,46 @@ class NumberRow:
     provisioned_us: int
     tenures: list[TenureRow] = field(default_factory=list)
 
+    def check_row(self) -> CheckRow:
+        """What a recycling check reads of this number, derived from its tenures."""
+        current = self.tenures[-1].activated_us if self.tenures and self.tenures[-1].disconnected_us is None else None
+        ended = [t for t in self.tenures if t.disconnected_us is not None]
+        last = max((t.disconnected_us for t in ended if t.disconnected_us is not None), default=None)
+        closed = [[t.disconnected_us, t.clearance.value, t.outstanding_holders] for t in ended]
+        return (self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode())
 
-@dataclass(frozen=True)
-class CheckAnswer:
+
+# What a recycling check reads of a number (the numbers view keeps it on the number's row):
+# (number, provisioned_us, current_activated_us, last_disconnected_us, closed JSON).
+CheckRow = tuple[str, int, int | None, int | None, str]
+_CHECK_COLUMNS = "n.number, n.provisioned_us, n.current_activated_us, n.last_disconnected_us, n.closed"
+# One row per number asked, in the order asked (the numbers come as one JSON array, or one array on PostgreSQL).
+_CHECK_ROWS_SQLITE = (
+    f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_numbers n ON n.number = j.value ORDER BY j.key"
+)
+_CHECK_ROWS_PG = (
+    f"SELECT {_CHECK_COLUMNS} FROM unnest(?::text[]) WITH ORDINALITY AS j(value, ord) "
+    "LEFT JOIN rm_numbers n ON n.number = j.value ORDER BY j.ord"
+)
+
+
+# A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders), with
+# status NOT_CHANGED, CHANGED or NO_DATA. The common answers are shared constants.
+Decision = tuple[str, int | None, Clearance, tuple[str, ...]]
+NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, ())
+_NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, ())
+_CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, ())
+_CLEARANCES = {c.value: c for c in Clearance}
+
+
+class CheckAnswer(NamedTuple):
     """The answer to one recycling check."""
 
     number: str
     status: str  # NOT_CHANGED, CHANGED, NO_DATA
-    last_disconnected_at: datetime | None
+    last_disconnected_us: int | None
     clearance: Clearance
-    outstanding_holders: list[str]
+    outstanding_holders: tuple[str, ...]
     as_of_position: int
 
     @property
@@ -72,37 +102,47 @@ class CheckAnswer:
         """True exactly when the status is CHANGED."""
         return self.status == "CHANGED"
 
+    @property
+    def last_disconnected_at(self) -> datetime | None:
+        """When the latest tenure ended (None when none ended)."""
+        return from_us(self.last_disconnected_us)
 
-def decide(row: NumberRow | None, number: str, since: date, zone: ZoneInfo, position: int) -> CheckAnswer:
-    """CAMARA Number Recycling semantics over a number's tenures.
 
-    CHANGED when the holder at ``since`` differs from today's or any tenure ended on or after ``since``
-    (a day in a gap with no holder counts as changed; the day a tenure began counts as not changed).
-    NO_DATA when the number is unknown or its records begin after ``since``. Clearance is the worst
-    of the tenures closed on or after ``since``.
+def day_bounds(since: date, zone: ZoneInfo) -> tuple[int, int]:
+    """The first microsecond of ``since`` and of the next day in the business time zone."""
+    start = datetime.combine(since, time.min, tzinfo=zone)
+    following = datetime.combine(since + timedelta(days=1), time.min, tzinfo=zone)
+    return us(start), us(following)
+
+
+def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
+    """CAMARA Number Recycling semantics over a number's check row, for the day ``bounds`` (see
+    ``day_bounds``).
+
+    CHANGED when the holder at the start of the day differs from today's or any tenure ended on or after
+    it (a day in a gap with no holder counts as changed; the day a tenure began counts as not changed).
+    NO_DATA when the number is unknown or its records begin after that day. Clearance is the worst of
+    the tenures closed on or after the day began.
     """
-    if row is None or _local_date(row.provisioned_us, zone) > since:
-        return CheckAnswer(number, "NO_DATA", None, Clearance.NOT_APPLICABLE, [], position)
-    since_start_us = us(datetime.combine(since, time.min, tzinfo=zone))
-    closed_since = [t for t in row.tenures if t.disconnected_us is not None and t.disconnected_us >= since_start_us]
-    current = row.tenures[-1] if row.tenures and row.tenures[-1].disconnected_us is None else None
-    if closed_since or current is None:
-        status = "CHANGED"
-    else:
-        status = "NOT_CHANGED" if _local_date(current.activated_us, zone) <= since else "CHANGED"
-    clearance = Clearance.NOT_APPLICABLE
+    since_start, next_day = bounds
+    if row is None or row[1] >= next_day:
+        return NO_DATA
+    current, last = row[2], row[3]
+    if last is None or last < since_start:
+        held = current is not None and current < next_day
+        if last is None:
+            return _NOT_CHANGED if held else _CHANGED
+        return ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, ())
+    worst = Clearance.NOT_APPLICABLE
     outstanding: list[str] = []
-    for tenure in closed_since:
-        if CLEARANCE_SEVERITY[tenure.clearance] > CLEARANCE_SEVERITY[clearance]:
-            clearance = tenure.clearance
-        outstanding.extend(h for h in tenure.outstanding_holders if h not in outstanding)
-    ended = [t.disconnected_us for t in row.tenures if t.disconnected_us is not None]
-    last = from_us(max(ended)) if ended else None
-    return CheckAnswer(number, status, last, clearance, outstanding, position)
-
-
-def _local_date(value_us: int, zone: ZoneInfo) -> date:
-    return datetime.fromtimestamp(value_us / 1_000_000, zone).date()
+    for end, clearance, holders in orjson.loads(row[4]):
+        if end >= since_start:
+            if CLEARANCE_SEVERITY[clearance] > CLEARANCE_SEVERITY[worst]:
+                worst = _CLEARANCES[clearance]
+            for holder in holders:
+                if holder not in outstanding:
+                    outstanding.append(holder)
+    return ("CHANGED", last, worst, tuple(outstanding))
 
 
 class ReadModels:
@@ -175,18 +215,31 @@ class ReadModels:
             conn.execute("COMMIT")
         return found
 
-    def check(
-        self,
-        queries: Sequence[tuple[str, date]],
-        zone: ZoneInfo,
-        rows: dict[str, NumberRow] | None = None,
-        position: int | None = None,
-    ) -> list[CheckAnswer]:
-        """Answer recycling checks in the order asked (with ``rows`` already read, when given)."""
-        position = self.position() if position is None else position
-        if rows is None:
-            rows = self.numbers([n for n, _ in queries])
-        return [decide(rows.get(n), n, since, zone, position) for n, since in queries]
+    def check_rows(self, numbers: Sequence[str]) -> tuple[int, list[CheckRow | None]]:
+        """The applied position and each number's check row (None where unknown), in the order given,
+        read in one snapshot."""
+        conn = self._conn()
+        if self.views_db.is_postgres:
+            sql, param = _CHECK_ROWS_PG, list(numbers)
+        else:
+            sql, param = _CHECK_ROWS_SQLITE, orjson.dumps(numbers)  # type: ignore[assignment]
+        conn.execute(conn.begin_read)
+        try:
+            positions = tracked_positions(conn)
+            rows = conn.execute(sql, (param,)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return (min(positions.values()) if positions else 0), [None if r[0] is None else r for r in rows]
+
+    def check(self, queries: Sequence[tuple[str, date]], zone: ZoneInfo) -> list[CheckAnswer]:
+        """Answer recycling checks in the order asked."""
+        position, rows = self.check_rows([n for n, _ in queries])
+        bounds: dict[date, tuple[int, int]] = {}
+        answers = []
+        for (number, since), row in zip(queries, rows, strict=True):
+            day = bounds.get(since) or bounds.setdefault(since, day_bounds(since, zone))
+            answers.append(CheckAnswer(number, *decide(row, day), position))
+        return answers
 
     def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[tuple[str, str]]:
         """(number, tenure_id) of quarantined numbers whose quarantine ended and whose clearance is

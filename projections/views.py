@@ -14,6 +14,7 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
+from ledger.domain.base import Clearance
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
@@ -34,9 +35,13 @@ def from_us(value: int | None) -> datetime | None:
 
 
 class View:
-    """Base of the read models: a name, a schema, and a dispatching ``apply``."""
+    """Base of the read models: a name, a schema version, a schema, and a dispatching ``apply``.
+
+    Raise ``version`` whenever ``schema`` or what the handlers write changes: the projector then drops
+    the view's tables and rebuilds it from position 0 when it starts."""
 
     name: ClassVar[str]
+    version: ClassVar[int] = 1
     schema: ClassVar[tuple[str, ...]]
     tables: ClassVar[tuple[str, ...]]
     event_classes: ClassVar[tuple[type, ...]]
@@ -52,15 +57,23 @@ class View:
 
 
 class NumbersView(View):
-    """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures."""
+    """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures.
+
+    Each number row also carries what a recycling check needs, so a check reads one row by number and
+    decodes nothing in the common case: ``current_activated_us`` (the open tenure's start, NULL when
+    none is open), ``last_disconnected_us``, and ``closed``, the closed tenures oldest first as JSON
+    ``[[disconnected_us, clearance, [outstanding holders]], ...]`` (read only when one closed on or after
+    the date asked)."""
 
     name = "numbers"
+    version = 2
     tables = ("rm_numbers", "rm_tenures")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_numbers (
             number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
             provisioned_us BIGINT NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
-            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL)""",
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL,
+            current_activated_us BIGINT, last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]')""",
         """CREATE TABLE IF NOT EXISTS rm_tenures (
             tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal BIGINT NOT NULL,
             subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
@@ -96,15 +109,16 @@ class NumbersView(View):
     @apply.register
     def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
         nid = e.originator_id.hex
+        activated = us(e.occurred_at)
         cur.execute(
             "UPDATE rm_numbers SET status='ACTIVE', subscriber_id=?, tenure_id=?, suspension_reason=NULL, "
-            "tenure_count=tenure_count+1, last_position=? WHERE number_id=?",
-            (e.subscriber_id.hex, e.tenure_id.hex, position, nid),
+            "tenure_count=tenure_count+1, last_position=?, current_activated_us=? WHERE number_id=?",
+            (e.subscriber_id.hex, e.tenure_id.hex, position, activated, nid),
         )
         cur.execute(
             "INSERT INTO rm_tenures (tenure_id, number_id, ordinal, subscriber_id, iccid, channel, agent_id, "
             "activated_us) VALUES (?, ?, (SELECT tenure_count FROM rm_numbers WHERE number_id=?), ?, ?, ?, ?, ?)",
-            (e.tenure_id.hex, nid, nid, e.subscriber_id.hex, e.iccid, e.channel, e.agent_id, us(e.occurred_at)),
+            (e.tenure_id.hex, nid, nid, e.subscriber_id.hex, e.iccid, e.channel, e.agent_id, activated),
         )
 
     @apply.register
@@ -130,8 +144,9 @@ class NumbersView(View):
     def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
         cur.execute(
             "UPDATE rm_numbers SET status='QUARANTINED', subscriber_id=NULL, tenure_id=NULL, "
-            "suspension_reason=NULL, last_position=? WHERE number_id=?",
-            (position, e.originator_id.hex),
+            "suspension_reason=NULL, last_position=?, current_activated_us=NULL, last_disconnected_us=? "
+            "WHERE number_id=?",
+            (position, us(e.occurred_at), e.originator_id.hex),
         )
         holders = orjson.dumps(list(e.required_holders)).decode()
         cur.execute(
@@ -139,6 +154,7 @@ class NumbersView(View):
             "required_holders=?, outstanding_holders=?, confirmations='[]' WHERE tenure_id=?",
             (us(e.occurred_at), e.reason, us(e.quarantine_until), holders, holders, e.tenure_id.hex),
         )
+        self._summarise_closed(cur, e)
 
     @apply.register
     def _(self, e: Number.DataClearanceConfirmed, position: int, cur: Cursor) -> None:
@@ -152,6 +168,7 @@ class NumbersView(View):
             (orjson.dumps(outstanding).decode(), orjson.dumps(confirmations).decode(), e.tenure_id.hex),
         )
         self._touch(cur, e, position)
+        self._summarise_closed(cur, e)
 
     @apply.register
     def _(self, e: Number.Released, position: int, cur: Cursor) -> None:
@@ -163,10 +180,33 @@ class NumbersView(View):
             "UPDATE rm_tenures SET released_us=?, override_reason=?, violation=? WHERE tenure_id=?",
             (us(e.occurred_at), e.override_reason, int(e.clearance_overridden), e.tenure_id.hex),
         )
+        if e.clearance_overridden:
+            self._summarise_closed(cur, e)
 
     @staticmethod
     def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
         cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
+
+    @staticmethod
+    def _summarise_closed(cur: Cursor, e: Number.Event) -> None:
+        nid = e.originator_id.hex
+        tenures = cur.execute(
+            "SELECT disconnected_us, outstanding_holders, violation FROM rm_tenures "
+            "WHERE number_id=? AND disconnected_us IS NOT NULL ORDER BY ordinal",
+            (nid,),
+        ).fetchall()
+        closed = [
+            [end, closed_clearance(outstanding, violation), orjson.loads(outstanding or "[]")]
+            for end, outstanding, violation in tenures
+        ]
+        cur.execute("UPDATE rm_numbers SET closed=? WHERE number_id=?", (orjson.dumps(closed).decode(), nid))
+
+
+def closed_clearance(outstanding_json: str | None, violation: Any) -> str:
+    """Clearance of a closed tenure from its stored outstanding holders and violation flag."""
+    if violation:
+        return Clearance.VIOLATION.value
+    return Clearance.PENDING.value if outstanding_json not in (None, "", "[]") else Clearance.CLEARED.value
 
 
 class SimSwapsView(View):

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import open_ledger, open_projector, start_projections
+from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
@@ -24,7 +25,6 @@ from ledger.v1 import (
     lifecycle_service_pb2,
     lifecycle_service_pb2_grpc,
     recycling_service_pb2,
-    recycling_service_pb2_grpc,
 )
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels
@@ -74,9 +74,7 @@ def create_server(
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
     # With a local projector, checks wait on it; on a replica (or with projections elsewhere) they poll tracking.
     wait_for = projector.wait_for if projector is not None and settings.read_store is None else None
-    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(
-        RecyclingServicer(read_models, settings.policy, wait_for), server
-    )
+    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, wait_for), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable, Iterator
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.domain import errors
 from ledger.domain.base import Clearance
 from ledger.server.validation import Fields
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
+from projections.queries import CheckAnswer, Decision, day_bounds, decide
 from projections.views import from_us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
-    from projections.queries import CheckAnswer, ReadModels
+    from projections.queries import ReadModels
 
 MAX_QUERIES_PER_BATCH = 10_000
-CANONICAL = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
 STATUS = {
@@ -43,14 +42,115 @@ def check_result(answer: CheckAnswer) -> ledger_pb2.CheckResult:
     result = ledger_pb2.CheckResult(
         number=answer.number,
         status=STATUS[answer.status],  # type: ignore[arg-type]
-        phone_number_changed=answer.phone_number_changed,
+        phone_number_changed=answer.status == "CHANGED",
         clearance=CLEARANCE[answer.clearance],
         outstanding_holders=answer.outstanding_holders,
         as_of_position=answer.as_of_position,
     )
-    if answer.last_disconnected_at is not None:
-        result.last_disconnected_at.FromDatetime(answer.last_disconnected_at)
+    if answer.last_disconnected_us is not None:
+        seconds, micros = divmod(answer.last_disconnected_us, 1_000_000)
+        result.last_disconnected_at.seconds = seconds
+        result.last_disconnected_at.nanos = micros * 1000
     return result
+
+
+def encode_results(decisions: Sequence[tuple[str, Decision]], position: int) -> bytes:
+    """A BatchCheckResponse's wire bytes for (number, decision) pairs, built without a message per result.
+
+    A result is its number (field 1), its status (2, 3), its last disconnection (4) and the rest (5-7).
+    The status and the rest repeat across a batch: they are serialised by protobuf once per distinct
+    value and reused. Fields are written in number order, as protobuf writes them, so the bytes equal
+    ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()``."""
+    tails: dict[Decision, bytes] = {}  # whole tails of the answers without a disconnection
+    pieces: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # the parts around a disconnection time
+    parts: list[bytes] = []
+    append = parts.append
+    for number, decision in decisions:
+        encoded = number.encode()
+        if decision[1] is None:
+            tail = tails.get(decision)
+            if tail is None:
+                tail = tails[decision] = b"".join(_tail_pieces(decision, position))
+        else:
+            status, last, clearance, holders = decision
+            key = (status, clearance, *holders)
+            around = pieces.get(key)
+            if around is None:
+                around = pieces[key] = _tail_pieces(decision, position)
+            seconds, micros = divmod(last, 1_000_000)  # type: ignore[operator]
+            moment = Timestamp(seconds=seconds, nanos=micros * 1000).SerializeToString()
+            # A Timestamp is at most 18 bytes, so its length is one byte.
+            tail = b"".join((around[0], _TIMESTAMP_TAG, _LENGTH[len(moment)], moment, around[1]))
+        size = len(encoded)
+        if size == 0:  # proto3 leaves an empty string out (validation refuses one before this)
+            append(_field1(len(tail)))
+            append(tail)
+            continue
+        body = size + 2 + len(tail) if size < 128 else size + len(_varint(size)) + 1 + len(tail)
+        append(_field1(body))
+        append(_field1(size))
+        append(encoded)
+        append(tail)
+    return b"".join(parts)
+
+
+def _tail_pieces(decision: Decision, position: int) -> tuple[bytes, bytes]:
+    status, _, clearance, holders = decision
+    return (
+        ledger_pb2.CheckResult(
+            status=STATUS[status],  # type: ignore[arg-type]
+            phone_number_changed=status == "CHANGED",
+        ).SerializeToString(),
+        ledger_pb2.CheckResult(
+            clearance=CLEARANCE[clearance], outstanding_holders=holders, as_of_position=position
+        ).SerializeToString(),
+    )
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+# Field 1, length-delimited (tag byte 0x0a), and its length: the prefix of a number and of a result.
+_LENGTH = [bytes((n,)) for n in range(128)]
+_SHORT_FIELD1 = [b"\n" + n for n in _LENGTH]
+_TIMESTAMP_TAG = b"\x22"  # field 4, length-delimited
+
+
+def _field1(size: int) -> bytes:
+    return _SHORT_FIELD1[size] if size < 128 else b"\n" + _varint(size)
+
+
+def _serialize(response: bytes | Any) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
+    """Register the service as the generated ``add_RecyclingServiceServicer_to_server`` does, except that
+    BatchCheck's responses arrive already encoded (see ``encode_results``)."""
+    handlers = {
+        "CheckNumber": grpc.unary_unary_rpc_method_handler(
+            servicer.CheckNumber,
+            request_deserializer=pb.CheckNumberRequest.FromString,
+            response_serializer=pb.CheckNumberResponse.SerializeToString,
+        ),
+        "BatchCheck": grpc.stream_stream_rpc_method_handler(
+            servicer.BatchCheck, request_deserializer=pb.BatchCheckRequest.FromString, response_serializer=_serialize
+        ),
+        "GetClearance": grpc.unary_unary_rpc_method_handler(
+            servicer.GetClearance,
+            request_deserializer=pb.GetClearanceRequest.FromString,
+            response_serializer=pb.GetClearanceResponse.SerializeToString,
+        ),
+    }
+    name = pb.DESCRIPTOR.services_by_name["RecyclingService"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
 
 
 class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
@@ -70,34 +170,53 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         number = f.msisdn("number", request.number)
         since = f.date("since_date", request.since_date)
         f.done()
+        assert since is not None
         if request.min_position:
             self._await(request.min_position, context)
-        answer = self.read_models.check([(number, since or date.min)], self.zone)[0]
+        answer = self.read_models.check([(number, since)], self.zone)[0]
         return pb.CheckNumberResponse(result=check_result(answer))
 
     def BatchCheck(
         self, request_iterator: Iterator[pb.BatchCheckRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.BatchCheckResponse]:
-        """One response per request, results in the order asked."""
+    ) -> Iterator[bytes]:
+        """One response per request, results in the order asked (each an encoded BatchCheckResponse)."""
         for request in request_iterator:
-            f = Fields()
-            if len(request.queries) > MAX_QUERIES_PER_BATCH:
-                f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
-                f.done()
-            # Numbers the ledger knows were validated when they were provisioned, so a query already in
-            # canonical E.164 form that is found needs no parsing; the others are validated in full.
-            numbers = [q.number if CANONICAL.match(q.number) else "" for q in request.queries]
-            position = self.read_models.position()
-            rows = self.read_models.numbers([n for n in numbers if n])
-            queries: list[tuple[str, date]] = []
-            for i, q in enumerate(request.queries):
-                number = numbers[i] if numbers[i] in rows else f.msisdn(f"queries[{i}].number", q.number)
-                since = f.date(f"queries[{i}].since_date", q.since_date)
-                if since is not None:
-                    queries.append((number, since))
+            position, decisions = self._decide(request.queries)
+            yield encode_results(decisions, position)
+
+    def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
+        f = Fields()
+        if len(queries) > MAX_QUERIES_PER_BATCH:
+            f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
             f.done()
-            answers = self.read_models.check(queries, self.zone, rows=rows, position=position)
-            yield pb.BatchCheckResponse(results=[check_result(a) for a in answers])
+        numbers = [q.number for q in queries]
+        # Numbers are looked up as given first: those the ledger knows were validated when provisioned, so
+        # only the others are parsed (and looked up again in canonical form when that differs).
+        position, rows = self.read_models.check_rows(numbers)
+        again: list[int] = []
+        for i, row in enumerate(rows):
+            if row is None:
+                parsed = f.msisdn(f"queries[{i}].number", numbers[i])
+                if parsed != numbers[i]:
+                    numbers[i] = parsed
+                    again.append(i)
+        if again:
+            _, more = self.read_models.check_rows([numbers[i] for i in again])
+            for i, row in zip(again, more, strict=True):
+                rows[i] = row
+        days: dict[str, tuple[int, int] | None] = {}
+        sinces = [q.since_date for q in queries]
+        for i, since in enumerate(sinces):
+            if since not in days:
+                day = f.date(f"queries[{i}].since_date", since)
+                days[since] = None if day is None else day_bounds(day, self.zone)
+            elif days[since] is None:
+                f.date(f"queries[{i}].since_date", since)
+        f.done()
+        return position, [
+            (n, decide(row, days[since]))  # type: ignore[arg-type]
+            for n, since, row in zip(numbers, sinces, rows, strict=True)
+        ]
 
     def GetClearance(self, request: pb.GetClearanceRequest, context: grpc.ServicerContext) -> pb.GetClearanceResponse:
         """Clearance of each closed tenure of a number."""

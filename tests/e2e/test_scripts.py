@@ -10,15 +10,26 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import compliance_report, generate_dataset, rebuild_projections, recycling_check, release_due_numbers
+from ledger.v1 import recycling_service_pb2 as rpb
+from projections.db import ViewsDatabase
+from projections.queries import ReadModels
+from scripts import (
+    compliance_report,
+    generate_dataset,
+    rebuild_projections,
+    recycling_check,
+    release_due_numbers,
+    synthetic,
+)
 from tests.conftest import number
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,3 +277,90 @@ def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
         assert set(row) >= {"name", "value", "unit", "ceiling", "ratio"}
         assert row["value"] > 0
         assert row["ceiling"] is None or row["ratio"] > 0
+
+
+def _reference_status(tenures: list, provisioned_us: int, since: date) -> tuple[str, str, list[str], int | None]:
+    """CAMARA semantics read straight off the tenure rows, written independently of ``projections.queries``."""
+    start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
+    if datetime.fromtimestamp(provisioned_us / 1e6, UTC).date() > since:
+        return "NO_DATA", "NOT_APPLICABLE", [], None
+    closed = [t for t in tenures if t.disconnected_us is not None and t.disconnected_us >= start.timestamp() * 1e6]
+    current = tenures[-1] if tenures and tenures[-1].disconnected_us is None else None
+    held = current is not None and datetime.fromtimestamp(current.activated_us / 1e6, UTC).date() <= since
+    status = "NOT_CHANGED" if held and not closed else "CHANGED"
+    order = ["NOT_APPLICABLE", "CLEARED", "PENDING", "VIOLATION"]
+    worst = max((t.clearance.value for t in closed), key=order.index, default="NOT_APPLICABLE")
+    outstanding: list[str] = []
+    for t in closed:
+        outstanding += [h for h in t.outstanding_holders if h not in outstanding]
+    ends = [t.disconnected_us for t in tenures if t.disconnected_us is not None]
+    return status, worst, outstanding, max(ends, default=None)
+
+
+def test_batch_check_answers_match_the_tenures_on_every_date(server, settings) -> None:
+    """The check summary kept on each number row and the encoded BatchCheck answers agree, number by
+    number and date by date, with CAMARA semantics applied to the full tenure rows."""
+    stubs, app = server
+    generate_dataset.main(
+        ["--target", stubs.target, "--numbers", "40", "--seed", "5", "--end", "2026-01-01", "--no-progress"]
+    )
+    assert stubs.projector.wait_for(app.reader.max_position(), 20)
+    read_models = ReadModels(ViewsDatabase.for_store(settings.store))
+    numbers = [synthetic.msisdn(i) for i in range(40)] + [number(999_999)]
+    rows = read_models.numbers(numbers)
+    _, check_rows = read_models.check_rows(numbers)
+    assert [None if n not in rows else rows[n].check_row() for n in numbers] == [
+        None if r is None else tuple(r) for r in check_rows
+    ]
+    dates = [date(2022, 12, 1) + timedelta(days=9 * k) for k in range(130)]
+    queries = [ledger_pb2.CheckQuery(number=n, since_date=d.isoformat()) for n in numbers for d in dates]
+    results = [
+        r
+        for response in stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]))
+        for r in response.results
+    ]
+    assert len(results) == len(queries)
+    statuses = set()
+    for query, result in zip(queries, results, strict=True):
+        row = rows.get(query.number)
+        since = date.fromisoformat(query.since_date)
+        if row is None:
+            expected = ("NO_DATA", "NOT_APPLICABLE", [], None)
+        else:
+            expected = _reference_status(row.tenures, row.provisioned_us, since)
+        last = result.last_disconnected_at.ToMicroseconds() if result.HasField("last_disconnected_at") else None
+        got = (
+            ledger_pb2.CheckStatus.Name(result.status).removeprefix("CHECK_STATUS_"),
+            ledger_pb2.Clearance.Name(result.clearance).removeprefix("CLEARANCE_"),
+            list(result.outstanding_holders),
+            last,
+        )
+        assert got == expected, (query, row)
+        assert result.phone_number_changed == (got[0] == "CHANGED") and result.number == query.number
+        statuses.add((got[0], got[1]))
+    assert {("NO_DATA", "NOT_APPLICABLE"), ("NOT_CHANGED", "NOT_APPLICABLE"), ("CHANGED", "PENDING")} <= statuses
+    assert {("CHANGED", "CLEARED"), ("CHANGED", "NOT_APPLICABLE")} <= statuses
+
+
+def test_views_built_with_an_older_schema_are_rebuilt_on_start(server, settings, caplog) -> None:
+    stubs, app = server
+    generate_dataset.main(
+        ["--target", stubs.target, "--numbers", "10", "--seed", "3", "--end", "2026-01-01", "--no-progress"]
+    )
+    assert stubs.projector.wait_for(app.reader.max_position(), 20)
+    views = settings.store.views_path()
+    before = _dump(views)
+    conn = sqlite3.connect(views)
+    # As a views database from before the check summary: no versions kept, no summary columns.
+    conn.execute("DROP TABLE rm_versions")
+    for column in ("closed", "last_disconnected_us", "current_activated_us"):
+        conn.execute(f"ALTER TABLE rm_numbers DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    projector = open_projector(settings, app)
+    try:
+        assert "view numbers was built with schema version 1, this release has 2" in caplog.text
+        projector.catch_up()
+    finally:
+        projector.close()
+    assert _dump(views) == before

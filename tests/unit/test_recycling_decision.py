@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from ledger.domain.base import Clearance
-from projections.queries import NumberRow, TenureRow, decide
+from projections.queries import CheckAnswer, NumberRow, TenureRow, day_bounds, decide
 from projections.views import us
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -39,8 +39,13 @@ HISTORY = row(
 )
 
 
+def answer(r: NumberRow | None, since: date, zone: ZoneInfo = UTC_ZONE, position: int = 9) -> CheckAnswer:
+    row = None if r is None else r.check_row()
+    return CheckAnswer("+8613800000001", *decide(row, day_bounds(since, zone)), position)
+
+
 def status(r: NumberRow | None, since: str, zone: ZoneInfo = UTC_ZONE) -> str:
-    return decide(r, "+8613800000001", date.fromisoformat(since), zone, 9).status
+    return answer(r, date.fromisoformat(since), zone).status
 
 
 def test_contract_date_and_later_are_not_changed() -> None:
@@ -70,16 +75,16 @@ def test_disconnected_number_is_changed_even_without_a_new_holder() -> None:
 
 
 def test_clearance_of_tenures_closed_since_the_date() -> None:
-    answer = decide(HISTORY, "+8613800000001", date(2025, 3, 1), UTC_ZONE, 9)
-    assert answer.clearance == Clearance.PENDING and answer.outstanding_holders == ["crm"]
-    assert answer.last_disconnected_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
-    assert answer.phone_number_changed and answer.as_of_position == 9
-    assert decide(HISTORY, "+8613800000001", date(2025, 9, 1), UTC_ZONE, 9).clearance == Clearance.NOT_APPLICABLE
+    found = answer(HISTORY, date(2025, 3, 1))
+    assert found.clearance == Clearance.PENDING and found.outstanding_holders == ("crm",)
+    assert found.last_disconnected_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
+    assert found.phone_number_changed and found.as_of_position == 9
+    assert answer(HISTORY, date(2025, 9, 1)).clearance == Clearance.NOT_APPLICABLE
     worst = row(
         tenure("2025-02-01T10:00:00+00:00", "2025-03-01T10:00:00+00:00", violation=True),
         tenure("2025-04-01T10:00:00+00:00", "2025-05-01T10:00:00+00:00", outstanding=("crm",)),
     )
-    assert decide(worst, "+8613800000001", date(2025, 1, 1), UTC_ZONE, 1).clearance == Clearance.VIOLATION
+    assert answer(worst, date(2025, 1, 1)).clearance == Clearance.VIOLATION
 
 
 def test_dates_are_read_in_the_business_time_zone() -> None:

@@ -1,0 +1,35 @@
+"""BatchCheck answers are encoded by hand for speed; the bytes must be exactly what protobuf writes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.domain.base import Clearance
+from ledger.server.recycling import check_result, encode_results
+from ledger.v1 import recycling_service_pb2 as rpb
+from projections.queries import CheckAnswer
+
+decisions = st.tuples(
+    st.sampled_from(["NOT_CHANGED", "CHANGED", "NO_DATA"]),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=253402300799_999999)),
+    st.sampled_from(list(Clearance)),
+    st.lists(st.text(min_size=1, max_size=70), max_size=4, unique=True).map(tuple),
+)
+numbers = st.one_of(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True), st.text(max_size=200))
+
+
+@given(st.lists(st.tuples(numbers, decisions), max_size=30), st.integers(min_value=0, max_value=2**63))
+def test_encoded_results_equal_protobuf_serialisation(pairs, position) -> None:
+    encoded = encode_results(pairs, position)
+    expected = rpb.BatchCheckResponse(results=[check_result(CheckAnswer(n, *d, position)) for n, d in pairs])
+    assert encoded == expected.SerializeToString()
+    assert rpb.BatchCheckResponse.FromString(encoded) == expected
+
+
+def test_long_results_use_multi_byte_lengths() -> None:
+    pairs = [("+8613800000001", ("CHANGED", 1_760_000_000_000_001, Clearance.PENDING, ("h" * 100, "crm")))]
+    encoded = encode_results(pairs, 7)
+    assert len(encoded) > 130
+    (result,) = rpb.BatchCheckResponse.FromString(encoded).results
+    assert list(result.outstanding_holders) == ["h" * 100, "crm"] and result.last_disconnected_at.nanos == 1000
