@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -12,6 +12,7 @@ from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
+from ledger.snapshots import replay
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEventProtocol
@@ -203,9 +204,22 @@ def _type_name(ev: object) -> str:
 
 
 def verify_integrity(app: LedgerApplication, number: str | None, up_to: int = 0) -> IntegrityReport:
-    """Recompute the hash chains: the whole ledger, or the streams of one number and its holders."""
+    """Recompute the hash chains: the whole ledger, or the streams of one number and its holders. Snapshots
+    (of the whole ledger, or of the number) must match a replay of their streams' events."""
     if not number:
-        return verify_chain(app.reader.chained(), up_to)
-    current = app.get_number(number)
-    holders = list(dict.fromkeys(t.subscriber_id for t in current.tenures))
-    return verify_streams(iter(app.reader.chained_streams([current.id, *holders])))
+        report = verify_chain(app.reader.chained(), up_to)
+        bad = app.verify_snapshots() if report.ok and not up_to else []
+    else:
+        current = app.get_number(number)  # NOT_FOUND for an unknown number
+        replayed = replay(app.events, current.id, current.version)
+        holders = list(dict.fromkeys(t.subscriber_id for t in replayed.tenures))
+        report = verify_streams(iter(app.reader.chained_streams([current.id, *holders])))
+        bad = app.verify_snapshots([current.id]) if report.ok else []
+    if bad:
+        stream_id, version = bad[0]
+        problem = (
+            f"the snapshot of stream {stream_id} at version {version} does not match its events "
+            f"({len(bad)} snapshot(s) differ; snapshots are a cache and may be deleted)"
+        )
+        return replace(report, ok=False, problem=problem)
+    return report

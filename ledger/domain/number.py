@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -149,6 +149,38 @@ class Number(Aggregate):
         self.last_occurred_at = occurred_at
         self.tenures: list[Tenure] = []
         self.suspension_reason: str | None = None
+
+    # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
+
+    @staticmethod
+    def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
+        """The aggregate's state with tenures as dicts and the status as text."""
+        state["status"] = str(state["status"])
+        state["tenures"] = [
+            {
+                **vars(t),
+                "required_holders": list(t.required_holders),
+                "confirmations": [[c.holder, c.evidence_ref, c.confirmed_at] for c in t.confirmations.values()],
+            }
+            for t in state["tenures"]
+        ]
+        return state
+
+    @staticmethod
+    def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of ``encode_snapshot_state``."""
+        state["status"] = NumberStatus(state["status"])
+        state["tenures"] = [
+            Tenure(
+                **{
+                    **t,
+                    "required_holders": tuple(t["required_holders"]),
+                    "confirmations": {h: Confirmation(h, ref, at) for h, ref, at in t["confirmations"]},
+                }
+            )
+            for t in state["tenures"]
+        ]
+        return state
 
     # Queries.
 

@@ -1,0 +1,71 @@
+"""Snapshots of long streams: taken at every hundredth event, used on load, never trusted over the events."""
+
+from __future__ import annotations
+
+from ledger.domain.access import AccessLog
+from ledger.domain.number import Number
+from ledger.history import verify_integrity
+from ledger.snapshots import SNAPSHOT_INTERVAL, LedgerSnapshot, comparable, replay, stored_snapshot_ids
+from tests.conftest import number, onboard_app
+
+
+def _long_number(app, clock, msisdn: str, pairs: int) -> None:
+    onboard_app(app, msisdn, 1)
+    for k in range(pairs):
+        clock.advance(minutes=1)
+        app.suspend_number(request_id=f"susp-{k}", actor="t", number=msisdn, reason="NON_PAYMENT", note="")
+        clock.advance(minutes=1)
+        app.resume_number(request_id=f"res-{k}", actor="t", number=msisdn, note="")
+
+
+def test_long_streams_are_snapshotted_and_loaded_from_the_snapshot(store_app, clock) -> None:
+    app = store_app
+    msisdn = number(1)
+    _long_number(app, clock, msisdn, 130)  # provisioned + activated + 260 = 262 events
+    stream = Number.create_id(msisdn)
+    versions = [s.originator_version for s in app.snapshots.store.get(stream)]
+    assert versions == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
+    assert stored_snapshot_ids(app.snapshots.store) == {stream}
+    # The disconnection that follows sees the same state as a full replay, and is decided the same way.
+    clock.advance(minutes=1)
+    app.disconnect_number(request_id="disc", actor="t", number=msisdn, reason="SUBSCRIBER_REQUEST")
+    loaded = app.get_number(msisdn)
+    assert loaded.version == 263
+    assert comparable(loaded) == comparable(replay(app.events, stream, 263))
+    assert loaded.tenures[0].disconnect_reason == "SUBSCRIBER_REQUEST"
+    assert app.verify_snapshots() == []
+
+
+def test_a_snapshot_that_differs_from_its_events_is_reported(store_app, clock) -> None:
+    app = store_app
+    msisdn = number(2)
+    _long_number(app, clock, msisdn, 60)
+    stream = Number.create_id(msisdn)
+    (snapshot,) = list(app.snapshots.store.get(stream))
+    forged = snapshot.mutate(None)
+    forged.tenures[0].subscriber_id = forged.id  # a different holder
+    recorder = app.snapshots.recorder
+    table = recorder.events_table_name
+    if hasattr(recorder.datastore, "schema"):
+        table = f'"{recorder.datastore.schema}"."{table}"'
+    with recorder.datastore.transaction(commit=True) as c:
+        c.execute(f"DELETE FROM {table}")
+    app.snapshots.put([LedgerSnapshot.take(forged)])
+    # Loads trust the snapshot (that is what makes them cheap) ...
+    assert app.get_number(msisdn).tenures[0].subscriber_id == forged.id
+    # ... and verification does not: the forged snapshot is found, for the whole ledger and for the number.
+    assert app.verify_snapshots() == [(stream, SNAPSHOT_INTERVAL)]
+    for report in (verify_integrity(app, None), verify_integrity(app, msisdn)):
+        assert not report.ok and f"snapshot of stream {stream} at version {SNAPSHOT_INTERVAL}" in report.problem
+    assert verify_integrity(app, None, up_to=5).ok  # a published digest's check covers events only
+
+
+def test_access_logs_are_snapshotted_too(store_app, clock) -> None:
+    app = store_app
+    sid = onboard_app(app, number(3), 3)
+    for _ in range(SNAPSHOT_INTERVAL):
+        app.record_personal_data_reads([sid], number(3), "court order 7", "auditor")
+    stream = AccessLog.create_id(sid)
+    assert [s.originator_version for s in app.snapshots.store.get(stream)] == [SNAPSHOT_INTERVAL]
+    assert app.repository.get(stream).reads == SNAPSHOT_INTERVAL
+    assert app.verify_snapshots() == []
