@@ -223,7 +223,7 @@ class LedgerApplication(Application):
             subscriber.verify_identity(method, channel, agent_id, evidence_ref, ctx)
             return _Outcome([subscriber])
 
-        return self._execute("VerifyIdentity", request_id, actor, occurred_at, args, handle)
+        return self._execute("VerifyIdentity", request_id, actor, occurred_at, args, handle, (subscriber_id,))
 
     def activate_sim(
         self,
@@ -259,7 +259,15 @@ class LedgerApplication(Application):
             sim.assign(number, tenure_id, ctx)
             return _Outcome([num, holdings, sim], {"tenure_id": str(tenure_id)})
 
-        return self._execute("ActivateSim", request_id, actor, occurred_at, args, handle)
+        return self._execute(
+            "ActivateSim",
+            request_id,
+            actor,
+            occurred_at,
+            args,
+            handle,
+            (Number.create_id(number), subscriber_id, SimCard.create_id(iccid)),
+        )
 
     def swap_sim(
         self,
@@ -294,7 +302,15 @@ class LedgerApplication(Application):
             old_sim.unassign(ctx)
             return _Outcome([num, old_sim, new_sim])
 
-        return self._execute("SwapSim", request_id, actor, occurred_at, args, handle)
+        return self._execute(
+            "SwapSim",
+            request_id,
+            actor,
+            occurred_at,
+            args,
+            handle,
+            (Number.create_id(number), SimCard.create_id(new_iccid)),
+        )
 
     def suspend_number(
         self,
@@ -314,7 +330,7 @@ class LedgerApplication(Application):
             return _Outcome([num])
 
         args = {"number": number, "reason": reason, "note": note}
-        return self._execute("SuspendNumber", request_id, actor, occurred_at, args, handle)
+        return self._execute("SuspendNumber", request_id, actor, occurred_at, args, handle, (Number.create_id(number),))
 
     def resume_number(
         self, *, request_id: str, actor: str, number: str, note: str, occurred_at: datetime | None = None
@@ -327,7 +343,7 @@ class LedgerApplication(Application):
             return _Outcome([num])
 
         args = {"number": number, "note": note}
-        return self._execute("ResumeNumber", request_id, actor, occurred_at, args, handle)
+        return self._execute("ResumeNumber", request_id, actor, occurred_at, args, handle, (Number.create_id(number),))
 
     def disconnect_number(
         self, *, request_id: str, actor: str, number: str, reason: str, occurred_at: datetime | None = None
@@ -347,7 +363,9 @@ class LedgerApplication(Application):
             return _Outcome([num, holdings, sim], data)
 
         args = {"number": number, "reason": reason}
-        return self._execute("DisconnectNumber", request_id, actor, occurred_at, args, handle)
+        return self._execute(
+            "DisconnectNumber", request_id, actor, occurred_at, args, handle, (Number.create_id(number),)
+        )
 
     def confirm_data_cleared(
         self,
@@ -368,7 +386,9 @@ class LedgerApplication(Application):
             return _Outcome([num], {"clearance": tenure.clearance.value})
 
         args = {"number": number, "tenure_id": tenure_id, "holder": holder, "evidence_ref": evidence_ref}
-        return self._execute("ConfirmDataCleared", request_id, actor, occurred_at, args, handle)
+        return self._execute(
+            "ConfirmDataCleared", request_id, actor, occurred_at, args, handle, (Number.create_id(number),)
+        )
 
     def release_number(
         self,
@@ -387,7 +407,7 @@ class LedgerApplication(Application):
             return _Outcome([num])
 
         args = {"number": number, "override_reason": override_reason}
-        return self._execute("ReleaseNumber", request_id, actor, occurred_at, args, handle)
+        return self._execute("ReleaseNumber", request_id, actor, occurred_at, args, handle, (Number.create_id(number),))
 
     def erase_subscriber_data(
         self,
@@ -412,7 +432,7 @@ class LedgerApplication(Application):
             )
 
         args = {"subscriber_id": subscriber_id, "legal_basis": legal_basis}
-        return self._execute("EraseSubscriberData", request_id, actor, occurred_at, args, handle)
+        return self._execute("EraseSubscriberData", request_id, actor, occurred_at, args, handle, (subscriber_id,))
 
     def save_events(self, *events: Any) -> list[Any]:
         """Record already collected events atomically. ``Application.save`` does the same after testing
@@ -503,9 +523,30 @@ class LedgerApplication(Application):
             listener(position)
         return recordings
 
+    def _prefetch(self, stream_ids: list[UUID]) -> None:
+        """Read the streams a command is about to load in one query (the library reads one stream per
+        query); ``_load`` then takes each from here once. Streams with a snapshot load through it."""
+        assert self.snapshots is not None
+        known = self.snapshots.known  # type: ignore[attr-defined]
+        wanted = [i for i in dict.fromkeys(stream_ids) if i not in known]
+        stored = self.reader.stream_events(wanted)
+        loaded: dict[UUID, Any] = {}
+        for stream_id in wanted:
+            aggregate = None
+            for item in stored.get(stream_id, ()):
+                aggregate = self.mapper.to_domain_event(item).mutate(aggregate)  # type: ignore[attr-defined]
+            loaded[stream_id] = aggregate
+        self._local.prefetched = loaded
+
     def _load(self, aggregate_id: UUID) -> Any:
         staging = self.staging
         if staging is None:
+            prefetched = getattr(self._local, "prefetched", None)
+            if prefetched and aggregate_id in prefetched:
+                aggregate = prefetched.pop(aggregate_id)
+                if aggregate is None:
+                    raise AggregateNotFoundError(aggregate_id)
+                return aggregate
             return self.repository.get(aggregate_id)
         aggregate = staging.aggregates.get(aggregate_id)
         if aggregate is None:
@@ -640,7 +681,10 @@ class LedgerApplication(Application):
         occurred_at: datetime | None,
         args: dict[str, Any],
         handle: Callable[[Context], _Outcome],
+        streams: tuple[UUID, ...] = (),
     ) -> CommandResult:
+        """Run one command: its request record and ``streams`` (those it will load) are read together,
+        then ``handle`` decides against them, then everything is saved atomically or retried."""
         if occurred_at is not None:
             self._check_not_future(occurred_at)
         payload = orjson.dumps(
@@ -651,11 +695,16 @@ class LedgerApplication(Application):
         fingerprint = self.vault.fingerprint(payload)
         record_id = RequestRecord.create_id(request_id)
         for attempt in range(MAX_ATTEMPTS):
-            prior = self._prior_result(record_id, request_id, method, fingerprint)
-            if prior is not None:
-                return prior
-            ctx = Context(actor=actor, request_id=request_id, occurred_at=occurred_at or self.clock.now())
-            outcome = handle(ctx)
+            if self.staging is None:
+                self._prefetch([record_id, *streams])
+            try:
+                prior = self._prior_result(record_id, request_id, method, fingerprint)
+                if prior is not None:
+                    return prior
+                ctx = Context(actor=actor, request_id=request_id, occurred_at=occurred_at or self.clock.now())
+                outcome = handle(ctx)
+            finally:
+                self._local.prefetched = None
             record = RequestRecord(method=method, fingerprint=fingerprint, result=outcome.data, **ctx.fields())
             staging = self.staging
             if staging is not None:

@@ -243,6 +243,7 @@ class Settings:
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
+            max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
             group_commit=env.get("LEDGER_GROUP_COMMIT", "1").strip().lower() not in ("0", "false", "no", "off"),
             tls_cert=tls_cert,
             tls_key=tls_key,

@@ -65,6 +65,23 @@ class LogReader:
         )
         return [PositionedEvent(int(r[0]), StoredEvent(_uuid(r[1]), int(r[2]), str(r[3]), bytes(r[4]))) for r in rows]
 
+    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of several streams (in version order), read in one query; streams without
+        events are absent from the result."""
+        if not stream_ids:
+            return {}
+        marks = ",".join("?" * len(stream_ids))
+        rows = self._rows(
+            f"SELECT originator_id, originator_version, topic, state FROM {self.events} "
+            f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+            [self._id(s) for s in stream_ids],
+        )
+        found: dict[UUID, list[StoredEvent]] = {}
+        for r in rows:
+            stream_id = _uuid(r[0])
+            found.setdefault(stream_id, []).append(StoredEvent(stream_id, int(r[1]), str(r[2]), bytes(r[3])))
+        return found
+
     def existing(self, stream_ids: Sequence[UUID], chunk: int = 500) -> set[UUID]:
         """Which of these streams have any event."""
         found: set[UUID] = set()

@@ -65,7 +65,7 @@ def create_server(
             ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ],
         # Beyond this many calls in progress or queued, new calls get RESOURCE_EXHAUSTED instead of piling up.
-        maximum_concurrent_rpcs=settings.max_workers * 8,
+        maximum_concurrent_rpcs=max(256, settings.max_workers * 8),
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(

@@ -126,17 +126,28 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error.
     Requests that do not parse are answered INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
 
+    def __init__(self) -> None:
+        # The wrapped handler of each method, built on its first call. Interceptors registered after this
+        # one run inside that first continuation, so they too must wrap per method, not per call.
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         """Wrap the behaviour of the handler that serves this call."""
+        method = handler_call_details.method
+        cached = self._handlers.get(method)
+        if cached is not None:
+            return cached
         handler = continuation(handler_call_details)
         if handler is None:
-            return None
+            return None  # unknown methods are not remembered
         handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
-        return wrap_handler(handler, _wrap_unary, _wrap_stream)
+        wrapped = wrap_handler(handler, _wrap_unary, _wrap_stream)
+        self._handlers[method] = wrapped
+        return wrapped
 
 
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]
