@@ -45,7 +45,9 @@ def _as_postgres(args: list[str]) -> list[str]:
 class Cluster:
     """A cluster in a temporary folder; ``url(db)`` names a database in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        # The tests relax durability for speed; a benchmark keeps PostgreSQL's defaults (fsync, synchronous commit).
+        self.durable = durable
         self.folder = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
         self.data = self.folder / "data"
         self.port = int(os.environ.get("LEDGER_TEST_POSTGRES_PORT") or _free_port())
@@ -66,10 +68,9 @@ class Cluster:
         self.started = True
 
     def _pg_ctl_start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
             _as_postgres(
                 [_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"]
