@@ -87,7 +87,7 @@ class Projector:
                         cur.execute(f"DROP TABLE IF EXISTS {table}")
                     cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
                 for statement in view.schema:
-                    cur.execute(statement)
+                    cur.execute(self._dialect(statement))
                 cur.execute("INSERT INTO rm_tracking VALUES (?, 0) ON CONFLICT DO NOTHING", (view.name,))
                 cur.execute(
                     "INSERT INTO rm_versions VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET version=excluded.version",
@@ -137,6 +137,10 @@ class Projector:
             self.positions = positions
             self._applied.notify_all()
         return len(notifications)
+
+    def _dialect(self, statement: str) -> str:
+        # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
+        return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
 
     def _lock_views(self, cur: Cursor) -> None:
         # On PostgreSQL, one advisory lock per view (in a fixed order, so no deadlock): workers of different
@@ -219,7 +223,7 @@ class Projector:
                 for table in view.tables:
                     cur.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in view.schema:
-                    cur.execute(statement)
+                    cur.execute(self._dialect(statement))
                 cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
         with self._applied:
             for view in chosen:

@@ -67,14 +67,14 @@ class NumberRow:
 # What a recycling check reads of a number (the numbers view keeps it on the number's row):
 # (number, provisioned_us, current_activated_us, last_disconnected_us, closed JSON).
 CheckRow = tuple[str, int, int | None, int | None, str]
-_CHECK_COLUMNS = "n.number, n.provisioned_us, n.current_activated_us, n.last_disconnected_us, n.closed"
+_CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed"
 # One row per number asked, in the order asked (the numbers come as one JSON array, or one array on PostgreSQL).
 _CHECK_ROWS_SQLITE = (
-    f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_numbers n ON n.number = j.value ORDER BY j.key"
+    f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.key"
 )
 _CHECK_ROWS_PG = (
     f"SELECT {_CHECK_COLUMNS} FROM unnest(?::text[]) WITH ORDINALITY AS j(value, ord) "
-    "LEFT JOIN rm_numbers n ON n.number = j.value ORDER BY j.ord"
+    "LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.ord"
 )
 
 

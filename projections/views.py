@@ -59,21 +59,21 @@ class View:
 class NumbersView(View):
     """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures.
 
-    Each number row also carries what a recycling check needs, so a check reads one row by number and
-    decodes nothing in the common case: ``current_activated_us`` (the open tenure's start, NULL when
-    none is open), ``last_disconnected_us``, and ``closed``, the closed tenures oldest first as JSON
+    ``rm_checks`` holds what a recycling check needs, one narrow row per number keyed by the number
+    itself (on SQLite without a rowid, so a lookup walks one B-tree), and decodes nothing in the common
+    case: ``provisioned_us``, ``current_activated_us`` (the open tenure's start, NULL when none is open),
+    ``last_disconnected_us``, and ``closed``, the closed tenures oldest first as JSON
     ``[[disconnected_us, clearance, [outstanding holders]], ...]`` (read only when one closed on or after
     the date asked)."""
 
     name = "numbers"
-    version = 2
-    tables = ("rm_numbers", "rm_tenures")
+    version = 3
+    tables = ("rm_numbers", "rm_tenures", "rm_checks")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_numbers (
             number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
             provisioned_us BIGINT NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
-            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL,
-            current_activated_us BIGINT, last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]')""",
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS rm_tenures (
             tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal BIGINT NOT NULL,
             subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
@@ -82,6 +82,9 @@ class NumbersView(View):
             confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0)""",
         "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
         "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
+        """CREATE TABLE IF NOT EXISTS rm_checks (
+            number TEXT PRIMARY KEY, provisioned_us BIGINT NOT NULL, current_activated_us BIGINT,
+            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID""",
     )
     event_classes = (
         Number.Provisioned,
@@ -105,6 +108,7 @@ class NumbersView(View):
             "VALUES (?, ?, 'AVAILABLE', ?, ?)",
             (e.originator_id.hex, e.number, us(e.occurred_at), position),
         )
+        cur.execute("INSERT INTO rm_checks (number, provisioned_us) VALUES (?, ?)", (e.number, us(e.occurred_at)))
 
     @apply.register
     def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
@@ -112,9 +116,10 @@ class NumbersView(View):
         activated = us(e.occurred_at)
         cur.execute(
             "UPDATE rm_numbers SET status='ACTIVE', subscriber_id=?, tenure_id=?, suspension_reason=NULL, "
-            "tenure_count=tenure_count+1, last_position=?, current_activated_us=? WHERE number_id=?",
-            (e.subscriber_id.hex, e.tenure_id.hex, position, activated, nid),
+            "tenure_count=tenure_count+1, last_position=? WHERE number_id=?",
+            (e.subscriber_id.hex, e.tenure_id.hex, position, nid),
         )
+        cur.execute(f"UPDATE rm_checks SET current_activated_us=? WHERE number={_NUMBER_OF}", (activated, nid))
         cur.execute(
             "INSERT INTO rm_tenures (tenure_id, number_id, ordinal, subscriber_id, iccid, channel, agent_id, "
             "activated_us) VALUES (?, ?, (SELECT tenure_count FROM rm_numbers WHERE number_id=?), ?, ?, ?, ?, ?)",
@@ -144,9 +149,12 @@ class NumbersView(View):
     def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
         cur.execute(
             "UPDATE rm_numbers SET status='QUARANTINED', subscriber_id=NULL, tenure_id=NULL, "
-            "suspension_reason=NULL, last_position=?, current_activated_us=NULL, last_disconnected_us=? "
-            "WHERE number_id=?",
-            (position, us(e.occurred_at), e.originator_id.hex),
+            "suspension_reason=NULL, last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+        cur.execute(
+            f"UPDATE rm_checks SET current_activated_us=NULL, last_disconnected_us=? WHERE number={_NUMBER_OF}",
+            (us(e.occurred_at), e.originator_id.hex),
         )
         holders = orjson.dumps(list(e.required_holders)).decode()
         cur.execute(
@@ -199,7 +207,11 @@ class NumbersView(View):
             [end, closed_clearance(outstanding, violation), orjson.loads(outstanding or "[]")]
             for end, outstanding, violation in tenures
         ]
-        cur.execute("UPDATE rm_numbers SET closed=? WHERE number_id=?", (orjson.dumps(closed).decode(), nid))
+        cur.execute(f"UPDATE rm_checks SET closed=? WHERE number={_NUMBER_OF}", (orjson.dumps(closed).decode(), nid))
+
+
+# The number (text) of a number id, for rows keyed by the number.
+_NUMBER_OF = "(SELECT number FROM rm_numbers WHERE number_id=?)"
 
 
 def closed_clearance(outstanding_json: str | None, violation: Any) -> str:

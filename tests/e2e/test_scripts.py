@@ -351,16 +351,28 @@ def test_views_built_with_an_older_schema_are_rebuilt_on_start(server, settings,
     views = settings.store.views_path()
     before = _dump(views)
     conn = sqlite3.connect(views)
-    # As a views database from before the check summary: no versions kept, no summary columns.
+    # As a views database from before the check rows: no versions kept, no rm_checks.
     conn.execute("DROP TABLE rm_versions")
-    for column in ("closed", "last_disconnected_us", "current_activated_us"):
-        conn.execute(f"ALTER TABLE rm_numbers DROP COLUMN {column}")
+    conn.execute("DROP TABLE rm_checks")
     conn.commit()
     conn.close()
     projector = open_projector(settings, app)
     try:
-        assert "view numbers was built with schema version 1, this release has 2" in caplog.text
+        assert "view numbers was built with schema version 1, this release has 3" in caplog.text
         projector.catch_up()
     finally:
         projector.close()
     assert _dump(views) == before
+
+
+def test_profile_summary_counts_busy_stacks_only(tmp_path) -> None:
+    from scripts.bench import top_frames
+
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "_bootstrap (threading.py:1);Thread.run (threading.py:9);execute (ledger/server/x.py:5);"
+        "decide (projections/queries.py:120) 6\n"
+        "_bootstrap (threading.py:1);Thread.run (threading.py:9);execute (ledger/server/x.py:7) 2\n"
+        "_bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:3);Condition.wait (threading.py:320) 50\n"
+    )
+    assert top_frames(raw, 5) == [(100.0, "execute (x.py)"), (75.0, "decide (queries.py)")]
