@@ -20,7 +20,7 @@ from projections.db import Cursor, ViewsConnection, ViewsDatabase
 from projections.views import ALL_VIEWS, View
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder, Mapper
+    from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +118,8 @@ class Projector:
             start = min(positions.values()) + 1
             notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
             last = notifications[-1].id if notifications else start - 1
-            for n in notifications:
-                interested = self._topics.get(n.topic)
-                if not interested:
-                    continue
-                event = None
-                for view in interested:
-                    if n.id <= positions[view.name]:
-                        continue  # this view already has it (it was rebuilt, or another projector ran ahead)
-                    if event is None:
-                        event = self.mapper.to_domain_event(n)
-                    view.apply(event, n.id, cur)
+            with self.conn.pipeline():
+                self._apply(notifications, positions, cur)
             for view in self.views:
                 if positions[view.name] < last:
                     cur.execute("UPDATE rm_tracking SET position=? WHERE view=?", (last, view.name))
@@ -141,6 +132,19 @@ class Projector:
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
+
+    def _apply(self, notifications: Sequence[Notification], positions: dict[str, int], cur: Cursor) -> None:
+        for n in notifications:
+            interested = self._topics.get(n.topic)
+            if not interested:
+                continue
+            event = None
+            for view in interested:
+                if n.id <= positions[view.name]:
+                    continue  # this view already has it (it was rebuilt, or another projector ran ahead)
+                if event is None:
+                    event = self.mapper.to_domain_event(n)
+                view.apply(event, n.id, cur)
 
     def _lock_views(self, cur: Cursor) -> None:
         # On PostgreSQL, one advisory lock per view (in a fixed order, so no deadlock): workers of different
