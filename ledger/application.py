@@ -24,7 +24,15 @@ from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from ledger.group_commit import GroupCommitter
-from ledger.snapshots import LedgerSnapshot, SnapshotStore, comparable, replay, stored_snapshot_ids
+from ledger.snapshots import (
+    SNAPSHOT_INTERVAL,
+    SNAPSHOTTED,
+    LedgerSnapshot,
+    SnapshotStore,
+    comparable,
+    replay,
+    stored_snapshot_ids,
+)
 from ledger.snapshots import due as snapshots_due
 from ledger.store import LogReader
 
@@ -460,6 +468,17 @@ class LedgerApplication(Application):
         except Exception:
             log.warning("snapshot of stream %s at version %d not taken", stream_id, version, exc_info=True)
 
+    def _snapshot_loaded(self, aggregate: Any) -> None:
+        # A long stream was just replayed in full: another process snapshotted it after this one started,
+        # or its snapshot was lost. Snapshot it at the version loaded, or learn that one exists there.
+        store: SnapshotStore = self.snapshots  # type: ignore[assignment]
+        try:
+            store.put([LedgerSnapshot.take(aggregate)])
+        except IntegrityError:
+            store.known.add(aggregate.id)
+        except Exception:
+            log.warning("snapshot of stream %s at version %d not taken", aggregate.id, aggregate.version, exc_info=True)
+
     def verify_snapshots(self, stream_ids: list[UUID] | None = None) -> list[tuple[UUID, int]]:
         """(stream id, version) of every snapshot (of all streams, or of these) that differs from a replay
         of its stream's events."""
@@ -536,6 +555,8 @@ class LedgerApplication(Application):
             for item in stored.get(stream_id, ()):
                 aggregate = self.mapper.to_domain_event(item).mutate(aggregate)  # type: ignore[attr-defined]
             loaded[stream_id] = aggregate
+            if aggregate is not None and aggregate.version >= SNAPSHOT_INTERVAL and isinstance(aggregate, SNAPSHOTTED):
+                self._snapshot_loaded(aggregate)
         self._local.prefetched = loaded
 
     def _load(self, aggregate_id: UUID) -> Any:

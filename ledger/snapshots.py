@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # A snapshot is taken each time a stream reaches a multiple of this many events.
 SNAPSHOT_INTERVAL = 100
+SNAPSHOTTED = (Number, AccessLog)
 SNAPSHOTTED_EVENTS = (Number.Event, AccessLog.Event)
 
 
@@ -52,8 +53,9 @@ class LedgerSnapshot(Snapshot):
 
 class SnapshotStore:
     """The snapshot event store, fronted by the set of stream ids that have a snapshot, so the load of a
-    stream without one (nearly all of them) costs no query. The set is read at start; snapshots taken
-    by another process after that are found after a restart (until then those streams replay in full)."""
+    stream without one (nearly all of them) costs no query. The set is read at start; a stream that
+    another process snapshotted after that is replayed in full once, then snapshotted again at the
+    version loaded (``LedgerApplication._snapshot_loaded``) and known from then on."""
 
     def __init__(self, store: EventStore[UUID], known: Iterable[UUID]) -> None:
         self.store = store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.bootstrap import open_ledger
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
 from ledger.history import verify_integrity
@@ -9,13 +10,13 @@ from ledger.snapshots import SNAPSHOT_INTERVAL, LedgerSnapshot, comparable, repl
 from tests.conftest import number, onboard_app
 
 
-def _long_number(app, clock, msisdn: str, pairs: int) -> None:
-    onboard_app(app, msisdn, 1)
+def _long_number(app, clock, msisdn: str, pairs: int, seq: int = 1) -> None:
+    onboard_app(app, msisdn, seq)
     for k in range(pairs):
         clock.advance(minutes=1)
-        app.suspend_number(request_id=f"susp-{k}", actor="t", number=msisdn, reason="NON_PAYMENT", note="")
+        app.suspend_number(request_id=f"susp-{seq}-{k}", actor="t", number=msisdn, reason="NON_PAYMENT", note="")
         clock.advance(minutes=1)
-        app.resume_number(request_id=f"res-{k}", actor="t", number=msisdn, note="")
+        app.resume_number(request_id=f"res-{seq}-{k}", actor="t", number=msisdn, note="")
 
 
 def test_long_streams_are_snapshotted_and_loaded_from_the_snapshot(store_app, clock) -> None:
@@ -44,12 +45,7 @@ def test_a_snapshot_that_differs_from_its_events_is_reported(store_app, clock) -
     (snapshot,) = list(app.snapshots.store.get(stream))
     forged = snapshot.mutate(None)
     forged.tenures[0].subscriber_id = forged.id  # a different holder
-    recorder = app.snapshots.recorder
-    table = recorder.events_table_name
-    if hasattr(recorder.datastore, "schema"):
-        table = f'"{recorder.datastore.schema}"."{table}"'
-    with recorder.datastore.transaction(commit=True) as c:
-        c.execute(f"DELETE FROM {table}")
+    _delete_snapshots(app)
     app.snapshots.put([LedgerSnapshot.take(forged)])
     # Loads trust the snapshot (that is what makes them cheap) ...
     assert app.get_number(msisdn).tenures[0].subscriber_id == forged.id
@@ -69,3 +65,48 @@ def test_access_logs_are_snapshotted_too(store_app, clock) -> None:
     assert [s.originator_version for s in app.snapshots.store.get(stream)] == [SNAPSHOT_INTERVAL]
     assert app.repository.get(stream).reads == SNAPSHOT_INTERVAL
     assert app.verify_snapshots() == []
+
+
+def _delete_snapshots(app) -> None:
+    recorder = app.snapshots.recorder
+    table = recorder.events_table_name
+    if hasattr(recorder.datastore, "schema"):
+        table = f'"{recorder.datastore.schema}"."{table}"'
+    with recorder.datastore.transaction(commit=True) as c:
+        c.execute(f"DELETE FROM {table}")
+
+
+def test_another_process_s_snapshots_are_learnt_and_lost_ones_taken_again(store_settings, clock) -> None:
+    first = open_ledger(store_settings, clock)
+    second = open_ledger(store_settings, clock)  # started before the streams grew long
+    third = None
+    try:
+        # A stream the first process snapshotted at exactly the version the second then loads: the second
+        # finds that snapshot already stored and learns of it.
+        exact, later = number(4), number(5)
+        _long_number(first, clock, exact, (SNAPSHOT_INTERVAL - 2) // 2, seq=4)
+        exact_id = Number.create_id(exact)
+        assert first.get_number(exact).version == SNAPSHOT_INTERVAL and exact_id not in second.snapshots.known
+        second.suspend_number(request_id="exact-susp", actor="t", number=exact, reason="FRAUD", note="")
+        assert exact_id in second.snapshots.known
+        assert [s.originator_version for s in second.snapshots.store.get(exact_id)] == [SNAPSHOT_INTERVAL]
+        # A stream already past its snapshot: the second replays it once and snapshots it where it loaded it.
+        _long_number(first, clock, later, 60, seq=5)  # 122 events, snapshot at 100 by the first
+        later_id = Number.create_id(later)
+        second.suspend_number(request_id="later-susp", actor="t", number=later, reason="FRAUD", note="")
+        assert [s.originator_version for s in second.snapshots.store.get(later_id)] == [SNAPSHOT_INTERVAL, 122]
+        assert second.get_number(later).version == 123
+        assert comparable(second.get_number(later)) == comparable(replay(second.events, later_id, 123))
+        # Snapshots deleted: a process that loads the stream takes one again.
+        _delete_snapshots(first)
+        third = open_ledger(store_settings, clock)
+        clock.advance(minutes=1)
+        third.resume_number(request_id="later-res", actor="t", number=later, note="")
+        assert [s.originator_version for s in third.snapshots.store.get(later_id)] == [123]
+        assert stored_snapshot_ids(third.snapshots.store) == {later_id}
+        assert third.verify_snapshots() == []
+    finally:
+        for app in (first, second, third):
+            if app is not None:
+                app.close()
+                app.vault.store.close()
