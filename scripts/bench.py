@@ -146,10 +146,17 @@ def start_bare() -> tuple[subprocess.Popen[str], str]:
 # Workloads, run against the ledger and the bare server alike.
 
 
-def activate_calls(stub: Any, prefix: str, numbers: list[str], sids: list[str]) -> list[Callable[[], Any]]:
+# The bench's own SIMs are numbered from here: far above any dataset's (generate_dataset numbers a
+# person's SIMs from person * 4), so an ICCID never collides with one the dataset left in service.
+BENCH_SIMS = 900_000_000_000
+
+
+def activate_calls(
+    stub: Any, prefix: str, numbers: list[str], sids: list[str], first_person: int
+) -> list[Callable[[], Any]]:
     calls: list[Callable[[], Any]] = []
     for i, (msisdn, sid) in enumerate(zip(numbers, sids, strict=True)):
-        sim = synthetic.iccid(10_000_000 + hash(prefix) % 1000 * 100_000 + i)
+        sim = synthetic.iccid(BENCH_SIMS + first_person + i)
         request = lpb.ActivateSimRequest(
             request_id=f"{prefix}-act-{i}",
             number=msisdn,
@@ -231,7 +238,7 @@ def long_history(stub: Any, msisdn: str, pairs: int, person: int) -> None:
             request_id=f"hist-act-{msisdn}",
             number=numbers[0],
             subscriber_id=sids[0],
-            iccid=synthetic.iccid(90_000_000 + person),
+            iccid=synthetic.iccid(BENCH_SIMS + person),
             imsi=synthetic.imsi(person),
             channel="retail",
             agent_id="bench",
@@ -510,11 +517,12 @@ def bench_store(label: str, db: str, workdir: Path, args: argparse.Namespace, ro
         rows.add(f"{label} import commands/s", import_rate, "cmd/s", 2 * len(one_by_one) / elapsed, ">= 10x one-by-one")
         # (a) single commands.
         for level in (1, 8, 64):
-            numbers, sids = prepare_subscribers(lifecycle, f"{label}-a{level}", n, 1_000_000 * level)
+            first = 1_000_000 * level
+            numbers, sids = prepare_subscribers(lifecycle, f"{label}-a{level}", n, first)
             with profiler.phase(f"{label}-activate-{level}") if level == 64 else nullcontext():
-                elapsed, _ = run_phase(activate_calls(lifecycle, f"{label}-a{level}", numbers, sids), level)
+                elapsed, _ = run_phase(activate_calls(lifecycle, f"{label}-a{level}", numbers, sids, first), level)
             rate = n / elapsed
-            bare_elapsed, _ = run_phase(activate_calls(bare_lifecycle, "bare", numbers, sids), level)
+            bare_elapsed, _ = run_phase(activate_calls(bare_lifecycle, "bare", numbers, sids, first), level)
             target = ">= 0.5" if level == 64 else ""
             rows.add(f"{label} ActivateSim, {level} callers", rate, "cmd/s", n / bare_elapsed, target)
             if level == 64:
