@@ -602,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile", type=Path, help="sample the server with py-spy in two phases, stacks to this dir")
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server: also bench a fresh database there")
+    parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: bench PostgreSQL only")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_server:
@@ -614,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
-            bench_store("SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address)
+            if not (args.no_sqlite and args.postgres):
+                bench_store("SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address)
             if args.postgres:
                 import psycopg
 
