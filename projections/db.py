@@ -7,7 +7,6 @@ wrapper, so the views and queries are written once.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -43,11 +42,6 @@ class ViewsConnection:
     def broken(self) -> bool:
         """Whether the connection was lost (a database restart); it is then replaced."""
         return False
-
-    def pipeline(self) -> AbstractContextManager[Any]:
-        """A block whose statements may be sent without waiting for each one's answer (reads that
-        fetch still wait for theirs); errors are raised at the latest when the block ends."""
-        return nullcontext()
 
 
 class SQLiteViewsConnection(ViewsConnection):
@@ -109,10 +103,6 @@ class PostgresViewsConnection(ViewsConnection):
     def broken(self) -> bool:
         """Whether the connection was lost."""
         return bool(self.conn.closed or self.conn.broken)
-
-    def pipeline(self) -> AbstractContextManager[Any]:
-        """psycopg's pipeline mode: one round trip for many writes instead of one each."""
-        return self.conn.pipeline()
 
 
 class ViewsDatabase:

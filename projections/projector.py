@@ -118,8 +118,7 @@ class Projector:
             start = min(positions.values()) + 1
             notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
             last = notifications[-1].id if notifications else start - 1
-            with self.conn.pipeline():
-                self._apply(notifications, positions, cur)
+            self._apply(notifications, positions, cur)
             for view in self.views:
                 if positions[view.name] < last:
                     cur.execute("UPDATE rm_tracking SET position=? WHERE view=?", (last, view.name))
