@@ -463,14 +463,14 @@ class LedgerApplication(Application):
         # The events are committed: a snapshot that fails only means a longer replay later.
         try:
             aggregate: Any = self.repository.get(stream_id, version=version)
-            assert self.snapshots is not None
-            self.snapshots.put([LedgerSnapshot.take(aggregate)])
         except Exception:
             log.warning("snapshot of stream %s at version %d not taken", stream_id, version, exc_info=True)
+            return
+        self._store_snapshot(aggregate)
 
-    def _snapshot_loaded(self, aggregate: Any) -> None:
-        # A long stream was just replayed in full: another process snapshotted it after this one started,
-        # or its snapshot was lost. Snapshot it at the version loaded, or learn that one exists there.
+    def _store_snapshot(self, aggregate: Any) -> None:
+        """Snapshot an aggregate as loaded (from committed events). A snapshot already stored at that version
+        (another process took it) is only learnt; any other failure is logged, never raised."""
         store: SnapshotStore = self.snapshots  # type: ignore[assignment]
         try:
             store.put([LedgerSnapshot.take(aggregate)])
@@ -556,7 +556,9 @@ class LedgerApplication(Application):
                 aggregate = self.mapper.to_domain_event(item).mutate(aggregate)  # type: ignore[attr-defined]
             loaded[stream_id] = aggregate
             if aggregate is not None and aggregate.version >= SNAPSHOT_INTERVAL and isinstance(aggregate, SNAPSHOTTED):
-                self._snapshot_loaded(aggregate)
+                # Replayed in full: another process snapshotted it after this one started, or its snapshot
+                # was lost. Snapshot it at the version loaded, or learn of the one stored there.
+                self._store_snapshot(aggregate)
         self._local.prefetched = loaded
 
     def _load(self, aggregate_id: UUID) -> Any:

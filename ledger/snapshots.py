@@ -55,7 +55,7 @@ class SnapshotStore:
     """The snapshot event store, fronted by the set of stream ids that have a snapshot, so the load of a
     stream without one (nearly all of them) costs no query. The set is read at start; a stream that
     another process snapshotted after that is replayed in full once, then snapshotted again at the
-    version loaded (``LedgerApplication._snapshot_loaded``) and known from then on."""
+    version loaded (``LedgerApplication._store_snapshot``) and known from then on."""
 
     def __init__(self, store: EventStore[UUID], known: Iterable[UUID]) -> None:
         self.store = store
