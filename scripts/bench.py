@@ -451,10 +451,15 @@ def peak_rss_mb(pid: int) -> float:
 # One store, end to end.
 
 
-def bench_store(label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str) -> None:
-    master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+def bench_store(
+    label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str, loaded: bool = False
+) -> None:
+    """Measure one store; ``loaded``: the dataset is already in ``db`` (a copy of ``--template``)."""
+    # A master key given in the environment is used (a template's data is readable only under the key it
+    # was loaded with); otherwise each run has its own.
+    master_key = os.environ.get("LEDGER_MASTER_KEY") or base64.urlsafe_b64encode(os.urandom(32)).decode()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key}
-    if db.startswith("postgresql"):
+    if db.startswith("postgresql") and not loaded:
         subprocess.run(
             [sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True
         )
@@ -475,13 +480,16 @@ def bench_store(label: str, db: str, workdir: Path, args: argparse.Namespace, ro
     print(f"{label}: {db}")
     try:
         # The dataset, through ImportCommands (the import figure comes from a cleaner run below).
-        t0 = time.perf_counter()
-        generate_dataset.main(
-            ["--target", f"127.0.0.1:{port}", "--numbers", str(args.numbers), "--years", str(args.years), "--seed", "7",
-             "--end", "2026-11-01", "--no-progress"]
-        )  # fmt: skip
-        print(f"  dataset: {args.numbers} numbers in {time.perf_counter() - t0:.0f}s")
+        if not loaded:
+            t0 = time.perf_counter()
+            generate_dataset.main(
+                ["--target", f"127.0.0.1:{port}", "--numbers", str(args.numbers), "--years", str(args.years),
+                 "--seed", "7", "--end", "2026-11-01", "--no-progress"]
+            )  # fmt: skip
+            print(f"  dataset: {args.numbers} numbers in {time.perf_counter() - t0:.0f}s")
         settle(lifecycle, recycling)
+        if args.load_only:
+            return
         # Import against one call per command, on the same kind of commands (register + verify).
         n = args.calls
         t0 = time.perf_counter()
@@ -568,6 +576,8 @@ def bench_store(label: str, db: str, workdir: Path, args: argparse.Namespace, ro
         bare_channel.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+    if args.load_only:
+        return
     # (c) projection rebuild, with the server stopped, beside a raw select and decode.
     from scripts import rebuild_projections
 
@@ -603,11 +613,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="sample the server with py-spy in two phases, stacks to this dir")
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server: also bench a fresh database there")
     parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: bench PostgreSQL only")
+    parser.add_argument(
+        "--load-only",
+        metavar="DBNAME",
+        help="with --postgres: load the dataset into a new database of this name, keep it, measure nothing "
+        "(set LEDGER_MASTER_KEY, and give the same one with --template)",
+    )
+    parser.add_argument(
+        "--template",
+        metavar="DBNAME",
+        help="with --postgres: measure a copy of this database (made by --load-only with the same --numbers "
+        "and --years) instead of loading the dataset again",
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_server:
         serve_bare(args.bare_server)
         return 0
+    if (args.load_only or args.template) and not args.postgres:
+        parser.error("--load-only and --template need --postgres")
+    if args.load_only:
+        args.no_sqlite = True
     if args.quick:
         args.numbers, args.calls, args.checks, args.history_calls, args.postgres = 1500, 400, 20_000, 50, None
     rows = Rows()
@@ -620,11 +646,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.postgres:
                 import psycopg
 
-                name = f"bench_{os.getpid()}_{int(time.time())}"
+                name = args.load_only or f"bench_{os.getpid()}_{int(time.time())}"
+                copy = f" TEMPLATE {args.template} STRATEGY FILE_COPY" if args.template else ""
+                t0 = time.perf_counter()
                 with psycopg.connect(args.postgres, autocommit=True) as conn:
-                    conn.execute(f"CREATE DATABASE {name}")
+                    conn.execute(f"CREATE DATABASE {name}{copy}")
+                if args.template:
+                    print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
                 db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
-                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address)
+                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, loaded=bool(args.template))
     finally:
         bare.send_signal(signal.SIGTERM)
         bare.wait(timeout=30)
