@@ -68,11 +68,44 @@ class SQLiteViewsConnection(ViewsConnection):
 
 
 class _PgCursor:
+    """Writes are held back and sent together in psycopg's pipeline mode (one round trip for many
+    statements, while the server works on them); anything else (a read, COMMIT, a lock) first sends what
+    is held, in order, and then runs alone, so every read sees every earlier write of its transaction.
+    A held write returns None: its error, if any, is raised when it is sent (at the latest at COMMIT).
+    ROLLBACK drops what is held."""
+
+    _WRITES = ("INSERT", "UPDATE", "DELETE")
+
     def __init__(self, cursor: Any) -> None:
+        import psycopg
+
         self.cur = cursor
+        self.literal = psycopg.ClientCursor(cursor.connection)
+        self.held: list[tuple[str, Any]] = []
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        return self.cur.execute(sql.replace("?", "%s"), params)
+        sql = sql.replace("?", "%s")
+        head = sql.lstrip()[:8].upper()
+        if head.startswith(self._WRITES):
+            self.held.append((sql, params))
+            return None
+        if head.startswith("ROLLBACK"):
+            self.held.clear()
+        else:
+            self.flush()
+        return self.cur.execute(sql, params)
+
+    def flush(self) -> None:
+        """Send the held writes: bound on this side into one text of several statements, which the
+        server runs in order in one round trip."""
+        if not self.held:
+            return
+        held, self.held = self.held, []
+        if len(held) == 1:
+            self.cur.execute(*held[0])
+            return
+        mogrify = self.literal.mogrify
+        self.cur.execute(";".join([mogrify(sql, params) for sql, params in held]))
 
 
 class PostgresViewsConnection(ViewsConnection):
