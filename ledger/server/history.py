@@ -33,6 +33,8 @@ from ledger.v1 import history_service_pb2_grpc, ledger_pb2
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
 
+# Positions are stored as signed 64-bit integers.
+MAX_POSITION = 2**63 - 1
 FEED_BATCH = 500
 FEED_IDLE_SECONDS = 1.0
 NUMBER_CACHE_SIZE = 100_000
@@ -187,6 +189,8 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.StreamEventsResponse]:
         """Catch up from ``from_position``, then follow new events until the caller goes away."""
+        if request.from_position > MAX_POSITION:
+            raise errors.InvalidArgument([("from_position", f"must be at most {MAX_POSITION}")])
         if not self._feeds.acquire(blocking=False):
             raise errors.ResourceExhausted(f"at most {self.max_feeds} StreamEvents calls at once; retry later")
         try:

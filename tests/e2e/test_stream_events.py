@@ -108,3 +108,26 @@ def test_feed_from_beyond_the_head_waits_for_new_events(server) -> None:
         raise AssertionError("no event should arrive")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_position_beyond_the_stored_range_is_refused_with_its_field(server) -> None:
+    """Positions are signed 64-bit in both stores: a larger from_position (the field is uint64) is a
+    bad request, not an internal error."""
+    from tests.e2e.test_lifecycle_grpc import details
+
+    stubs, _ = server
+    for first in (2**63, 2**64 - 1):
+        call = stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=first))
+        try:
+            next(iter(call))
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert [field for field, _ in details(e)[1]] == ["from_position"]
+        else:
+            raise AssertionError("accepted")
+    # The largest storable position is accepted (and waits for events that will never come).
+    call = stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=2**63 - 1), timeout=0.5)
+    try:
+        next(iter(call))
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
