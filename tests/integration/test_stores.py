@@ -192,3 +192,50 @@ def test_group_commit_conflicting_writes_fail_alone(store_app) -> None:
     assert sorted(outcomes) == ["conflict", "ok"]
     assert app.get_number(number(400)).status == "SUSPENDED"
     assert verify_integrity(app, None).ok
+
+
+@pytest.mark.parametrize("store_settings", ["postgres"], indirect=True)
+def test_postgres_writers_leave_room_for_vacuum_and_analyze(store_app, store_settings) -> None:
+    """Writers serialise on an advisory lock, never on a table lock that conflicts with VACUUM and ANALYZE
+    (autovacuum, cancelled by every writer queued behind it, never analysed the events table): sampled
+    while writes go on without pause, the writers hold the advisory lock and no lock on the events
+    table stronger than an insert's; ANALYZE and VACUUM of the table run meanwhile."""
+    import threading
+
+    import psycopg
+
+    app = store_app
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            i = written[0]
+            app.provision_numbers(request_id=f"p{i}", actor="t", numbers=[f"+86139{i:08d}"])
+            written[0] = i + 1
+
+    seen: set[tuple[str, str]] = set()
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with psycopg.connect(store_settings.store.conninfo(), autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '2s'")
+            rounds = 0
+            while rounds < 300 or written[0] < 50 or ("advisory", "ExclusiveLock") not in seen:
+                rows = conn.execute(
+                    "SELECT l.locktype, l.mode FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE l.granted AND l.pid <> pg_backend_pid() "
+                    "AND (l.locktype = 'advisory' OR c.relname = 'ledger_events')"
+                ).fetchall()
+                seen.update(rows)
+                rounds += 1
+                if rounds % 100 == 0:
+                    conn.execute("ANALYZE ledger_events")
+                    conn.execute("VACUUM ledger_events")
+                assert rounds < 20_000, seen
+    finally:
+        stop.set()
+        thread.join()
+    assert ("relation", "RowExclusiveLock") in seen  # the inserts were seen too
+    assert {mode for kind, mode in seen if kind == "relation"} <= {"AccessShareLock", "RowExclusiveLock"}
+    assert len(list(app.reader.chained())) == app.reader.max_position()  # still gap-free
