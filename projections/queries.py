@@ -68,12 +68,14 @@ class NumberRow:
 # (number, provisioned_us, current_activated_us, last_disconnected_us, closed JSON).
 CheckRow = tuple[str, int, int | None, int | None, str]
 _CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed"
-# One row per number asked, in the order asked (the numbers come as one JSON array, or one array on PostgreSQL).
+# One row per number asked, in the order asked. The numbers come as one JSON text on both databases
+# (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
+# element; one string is adapted at once and orjson writes it in C).
 _CHECK_ROWS_SQLITE = (
     f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.key"
 )
 _CHECK_ROWS_PG = (
-    f"SELECT {_CHECK_COLUMNS} FROM unnest(?::text[]) WITH ORDINALITY AS j(value, ord) "
+    f"SELECT {_CHECK_COLUMNS} FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, ord) "
     "LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.ord"
 )
 
@@ -219,10 +221,8 @@ class ReadModels:
         """The applied position and each number's check row (None where unknown), in the order given,
         read in one snapshot."""
         conn = self._conn()
-        if self.views_db.is_postgres:
-            sql, param = _CHECK_ROWS_PG, list(numbers)
-        else:
-            sql, param = _CHECK_ROWS_SQLITE, orjson.dumps(numbers)  # type: ignore[assignment]
+        sql = _CHECK_ROWS_PG if self.views_db.is_postgres else _CHECK_ROWS_SQLITE
+        param = orjson.dumps(numbers).decode()
         conn.execute(conn.begin_read)
         try:
             positions = tracked_positions(conn)
