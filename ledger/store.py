@@ -53,6 +53,14 @@ class LogReader:
     def _id(self, stream_id: UUID) -> Any:
         return stream_id if self.postgres else stream_id.hex
 
+    def _any(self, column: str, stream_ids: Sequence[UUID]) -> tuple[str, list[Any]]:
+        # One array parameter on PostgreSQL: the statement text is the same for any number of streams, so
+        # psycopg prepares it once (an IN list of each length was a new statement, and at most 100 are
+        # kept prepared, so they were prepared and dropped over and over).
+        if self.postgres:
+            return f"{column} = ANY(?)", [list(stream_ids)]
+        return f"{column} IN ({','.join('?' * len(stream_ids))})", [s.hex for s in stream_ids]
+
     # Reads of a few streams are ordered by the stream key (the primary key's order) and put in ledger
     # order here: ordered by position, a planner without statistics may walk the whole position index
     # instead of looking the streams up (seen on PostgreSQL at two million events).
@@ -61,11 +69,11 @@ class LogReader:
         """Every event of the given streams, in ledger order."""
         if not stream_ids:
             return []
-        marks = ",".join("?" * len(stream_ids))
+        where, params = self._any("originator_id", stream_ids)
         rows = self._rows(
             f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
-            f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
-            [self._id(s) for s in stream_ids],
+            f"WHERE {where} ORDER BY originator_id, originator_version",
+            params,
         )
         rows.sort(key=_position)
         return [PositionedEvent(int(r[0]), StoredEvent(_uuid(r[1]), int(r[2]), str(r[3]), bytes(r[4]))) for r in rows]
@@ -75,11 +83,11 @@ class LogReader:
         events are absent from the result."""
         if not stream_ids:
             return {}
-        marks = ",".join("?" * len(stream_ids))
+        where, params = self._any("originator_id", stream_ids)
         rows = self._rows(
             f"SELECT originator_id, originator_version, topic, state FROM {self.events} "
-            f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
-            [self._id(s) for s in stream_ids],
+            f"WHERE {where} ORDER BY originator_id, originator_version",
+            params,
         )
         found: dict[UUID, list[StoredEvent]] = {}
         for r in rows:
@@ -92,10 +100,9 @@ class LogReader:
         found: set[UUID] = set()
         for start in range(0, len(stream_ids), chunk):
             part = stream_ids[start : start + chunk]
-            marks = ",".join("?" * len(part))
+            where, params = self._any("originator_id", part)
             rows = self._rows(
-                f"SELECT originator_id FROM {self.events} WHERE originator_id IN ({marks}) AND originator_version = 1",
-                [self._id(s) for s in part],
+                f"SELECT originator_id FROM {self.events} WHERE {where} AND originator_version = 1", params
             )
             found.update(_uuid(r[0]) for r in rows)
         return found
@@ -130,12 +137,12 @@ class LogReader:
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
-        marks = ",".join("?" * len(stream_ids))
+        where, params = self._any("e.originator_id", stream_ids)
         rows = self._rows(
             f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
             f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
-            f"WHERE e.originator_id IN ({marks}) ORDER BY e.originator_id, e.originator_version",
-            [self._id(s) for s in stream_ids],
+            f"WHERE {where} ORDER BY e.originator_id, e.originator_version",
+            params,
         )
         rows.sort(key=_position)
         return [_chained(row) for row in rows]
