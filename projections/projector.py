@@ -115,6 +115,11 @@ class Projector:
             self._lock_views(cur)
             fresh = {str(k): int(v) for k, v in cur.execute("SELECT view, position FROM rm_tracking").fetchall()}
             positions = {view.name: fresh.get(view.name, 0) for view in self.views}
+            for view in self.views:
+                if positions[view.name] != self.positions.get(view.name):
+                    view.forget()  # another projector applied events to it since this one did
+                if positions[view.name] == 0:
+                    view.start_empty()
             start = min(positions.values()) + 1
             notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
             last = notifications[-1].id if notifications else start - 1
@@ -244,6 +249,8 @@ class Projector:
         try:
             yield cur
         except BaseException:
+            for view in self.views:
+                view.forget()  # it may remember changes that are being rolled back
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")

@@ -55,6 +55,13 @@ class View:
     def apply(self, event: Any, position: int, cur: Cursor) -> None:
         """Events this view does not use change nothing."""
 
+    def forget(self) -> None:
+        """Drop whatever the view remembers of its rows: another projector may have changed them, or the
+        batch that changed what it remembers was rolled back."""
+
+    def start_empty(self) -> None:
+        """The view's tables are empty (nothing applied yet): what it remembers is the whole truth."""
+
 
 class NumbersView(View):
     """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures.
@@ -96,6 +103,56 @@ class NumbersView(View):
         Number.DataClearanceConfirmed,
         Number.Released,
     )
+
+    # The closed tenures of the numbers seen lately, as rm_tenures holds them, so that a confirmation and
+    # the summary in rm_checks need no read (on PostgreSQL a read costs a round trip and sends the writes
+    # held before it). Entries: [tenure_id, disconnected_us, outstanding holders, violation, confirmations],
+    # oldest first. When ``_complete`` (the view was empty when this projector began, and no other wrote
+    # since) a number missing here has no closed tenure; otherwise a missing one is read.
+    CACHE_LIMIT: ClassVar[int] = 200_000
+
+    def __init__(self) -> None:
+        self._closed: dict[str, list[list[Any]]] = {}
+        self._complete = False
+
+    def forget(self) -> None:
+        """Drop the cached closed tenures."""
+        self._closed.clear()
+        self._complete = False
+
+    def start_empty(self) -> None:
+        """The view is empty: no number has a closed tenure."""
+        self._closed.clear()
+        self._complete = True
+
+    def _remember(self, nid: str, closed: list[list[Any]]) -> list[list[Any]]:
+        if len(self._closed) >= self.CACHE_LIMIT:
+            self.forget()  # bounded memory; numbers are read again when next needed
+        self._closed[nid] = closed
+        return closed
+
+    def _cached(self, nid: str) -> list[list[Any]] | None:
+        """A number's closed tenures if known without a read (to update along with the rows)."""
+        closed = self._closed.get(nid)
+        if closed is None and self._complete:
+            closed = self._remember(nid, [])
+        return closed
+
+    def _closed_of(self, cur: Cursor, nid: str) -> list[list[Any]]:
+        """A number's closed tenures, read from rm_tenures when not known."""
+        closed = self._cached(nid)
+        if closed is None:
+            rows = cur.execute(
+                "SELECT tenure_id, disconnected_us, outstanding_holders, violation, confirmations FROM rm_tenures "
+                "WHERE number_id=? AND disconnected_us IS NOT NULL ORDER BY ordinal",
+                (nid,),
+            ).fetchall()
+            closed = [
+                [t, end, orjson.loads(out or "[]"), int(v or 0), orjson.loads(conf or "[]")]
+                for t, end, out, v, conf in rows
+            ]
+            self._remember(nid, closed)
+        return closed
 
     @singledispatchmethod
     def apply(self, event: Any, position: int, cur: Cursor) -> None:
@@ -162,18 +219,20 @@ class NumbersView(View):
             "required_holders=?, outstanding_holders=?, confirmations='[]' WHERE tenure_id=?",
             (us(e.occurred_at), e.reason, us(e.quarantine_until), holders, holders, e.tenure_id.hex),
         )
+        closed = self._cached(e.originator_id.hex)
+        if closed is not None:  # otherwise the read below finds the row just written
+            closed.append([e.tenure_id.hex, us(e.occurred_at), list(e.required_holders), 0, []])
         self._summarise_closed(cur, e)
 
     @apply.register
     def _(self, e: Number.DataClearanceConfirmed, position: int, cur: Cursor) -> None:
-        row = cur.execute(
-            "SELECT outstanding_holders, confirmations FROM rm_tenures WHERE tenure_id=?", (e.tenure_id.hex,)
-        ).fetchone()
-        outstanding = [h for h in orjson.loads(row[0]) if h != e.holder]
-        confirmations = [*orjson.loads(row[1]), [e.holder, e.evidence_ref, us(e.occurred_at)]]
+        tid = e.tenure_id.hex
+        tenure = next(t for t in self._closed_of(cur, e.originator_id.hex) if t[0] == tid)
+        tenure[2] = [h for h in tenure[2] if h != e.holder]
+        tenure[4] = [*tenure[4], [e.holder, e.evidence_ref, us(e.occurred_at)]]
         cur.execute(
             "UPDATE rm_tenures SET outstanding_holders=?, confirmations=? WHERE tenure_id=?",
-            (orjson.dumps(outstanding).decode(), orjson.dumps(confirmations).decode(), e.tenure_id.hex),
+            (orjson.dumps(tenure[2]).decode(), orjson.dumps(tenure[4]).decode(), tid),
         )
         self._touch(cur, e, position)
         self._summarise_closed(cur, e)
@@ -189,23 +248,21 @@ class NumbersView(View):
             (us(e.occurred_at), e.override_reason, int(e.clearance_overridden), e.tenure_id.hex),
         )
         if e.clearance_overridden:
+            closed = self._closed.get(e.originator_id.hex)
+            for tenure in closed or ():
+                if tenure[0] == e.tenure_id.hex:
+                    tenure[3] = 1
             self._summarise_closed(cur, e)
 
     @staticmethod
     def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
         cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
 
-    @staticmethod
-    def _summarise_closed(cur: Cursor, e: Number.Event) -> None:
+    def _summarise_closed(self, cur: Cursor, e: Number.Event) -> None:
         nid = e.originator_id.hex
-        tenures = cur.execute(
-            "SELECT disconnected_us, outstanding_holders, violation FROM rm_tenures "
-            "WHERE number_id=? AND disconnected_us IS NOT NULL ORDER BY ordinal",
-            (nid,),
-        ).fetchall()
         closed = [
-            [end, closed_clearance(outstanding, violation), orjson.loads(outstanding or "[]")]
-            for end, outstanding, violation in tenures
+            [end, _clearance(outstanding, violation), outstanding]
+            for _, end, outstanding, violation, _ in self._closed_of(cur, nid)
         ]
         cur.execute(f"UPDATE rm_checks SET closed=? WHERE number={_NUMBER_OF}", (orjson.dumps(closed).decode(), nid))
 
@@ -214,11 +271,10 @@ class NumbersView(View):
 _NUMBER_OF = "(SELECT number FROM rm_numbers WHERE number_id=?)"
 
 
-def closed_clearance(outstanding_json: str | None, violation: Any) -> str:
-    """Clearance of a closed tenure from its stored outstanding holders and violation flag."""
+def _clearance(outstanding: list[str], violation: int) -> str:
     if violation:
         return Clearance.VIOLATION.value
-    return Clearance.PENDING.value if outstanding_json not in (None, "", "[]") else Clearance.CLEARED.value
+    return Clearance.PENDING.value if outstanding else Clearance.CLEARED.value
 
 
 class SimSwapsView(View):
