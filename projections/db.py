@@ -68,11 +68,12 @@ class SQLiteViewsConnection(ViewsConnection):
 
 
 class _PgCursor:
-    """Writes are held back and sent together in psycopg's pipeline mode (one round trip for many
-    statements, while the server works on them); anything else (a read, COMMIT, a lock) first sends what
-    is held, in order, and then runs alone, so every read sees every earlier write of its transaction.
-    A held write returns None: its error, if any, is raised when it is sent (at the latest at COMMIT).
-    ROLLBACK drops what is held."""
+    """Writes are held back and sent together, bound on this side into one text of many statements
+    that the server runs in order in one round trip (psycopg's pipeline mode cost about 60 us of Python
+    per statement; sending from a background thread while the next ones were bound gained nothing).
+    Anything else (a read, COMMIT, a lock) first sends what is held, in order, and then runs alone, so
+    every read sees every earlier write of its transaction. A held write returns None: its error, if
+    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held."""
 
     _WRITES = ("INSERT", "UPDATE", "DELETE")
 

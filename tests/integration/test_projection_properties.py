@@ -472,3 +472,58 @@ def test_read_models_equal_a_replay_in_one_batch_small_batches_and_two_projector
     finally:
         app.close()
         app.vault.store.close()
+
+
+def test_postgres_held_write_that_fails_rolls_the_batch_back(pg_admin_url) -> None:
+    """A write held back that fails when it is sent makes the batch fail and roll back whole (the handlers
+    after it already ran); the projector then goes on from where its tracking says and ends equal to the
+    replay."""
+    import psycopg
+
+    from tests.pgserver import new_database
+
+    url = new_database(pg_admin_url)
+    settings = Settings(
+        store=StoreConfig.from_url(url), policy=Policy(quarantine_days=30), master_key_text=TEST_MASTER_KEY
+    )
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = open_ledger(settings, clock)
+    pick = random.Random(1)
+    try:
+        d = Driver(app, clock)
+        for _ in range(600):
+            d.step(
+                pick.choice(OPS),
+                pick.randrange(N_NUMBERS),
+                pick.randrange(N_PEOPLE),
+                pick.choice(["FRAUD", "SPAM", "LOST_SIM", "NON_PAYMENT"]),
+                pick.choice(["shop", "web"]),
+            )
+        projector = open_projector(settings, app)
+        projector.batch_size = 1_000_000
+        original = NumbersView.__dict__["apply"]
+        seen = [0]
+
+        def failing(self, event, position, cur):
+            seen[0] += 1
+            if seen[0] == 30:
+                cur.execute("INSERT INTO rm_numbers (number_id) VALUES (?)", ("broken",))  # NOT NULL violated
+            return original.__get__(self, type(self))(event, position, cur)
+
+        NumbersView.apply = failing  # type: ignore[method-assign]
+        try:
+            with pytest.raises(psycopg.errors.NotNullViolation):
+                projector.run_once()
+            assert seen[0] > 30  # the batch went on after the failing write was held back
+        finally:
+            NumbersView.apply = original  # type: ignore[method-assign]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute('SET search_path TO "ledger_views"')
+            assert conn.execute("SELECT count(*) FROM rm_numbers").fetchone() == (0,)
+            assert {p for (p,) in conn.execute("SELECT position FROM rm_tracking")} == {0}
+            projector.catch_up()
+            assert actual_from_views(conn) == _normalise_expected(expected_from_replay(app))
+        projector.close()
+    finally:
+        app.close()
+        app.vault.store.close()
