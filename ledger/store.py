@@ -115,6 +115,18 @@ class LogReader:
         )
         return int(rows[0][0]) if rows else None
 
+    def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The global-chain hash recorded at each of some positions (absent where the ledger has none)."""
+        if not positions:
+            return {}
+        params: list[Any]
+        if self.postgres:
+            where, params = "position = ANY(?)", [list(positions)]
+        else:
+            where, params = f"position IN ({','.join('?' * len(positions))})", list(positions)
+        rows = self._rows(f"SELECT position, chain_hash FROM {self.chain} WHERE {where}", params)
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
         return self.recorder.max_notification_id() or 0

@@ -114,11 +114,12 @@ class PostgresViewsConnection(ViewsConnection):
 
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
-    def __init__(self, conninfo: str, schema: str) -> None:
+    def __init__(self, conninfo: str, schema: str, readonly: bool = False) -> None:
         import psycopg
 
         self.conn = psycopg.connect(conninfo, autocommit=True)
-        self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        if not readonly:  # readers write nothing: they may be on a hot standby
+            self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self.conn.execute(f'SET search_path TO "{schema}"')
         self._cursor = _PgCursor(self.conn.cursor())
 
@@ -163,12 +164,12 @@ class ViewsDatabase:
         """Whether the views live in PostgreSQL."""
         return self.conninfo is not None
 
-    def connect(self) -> ViewsConnection:
-        """A new connection."""
+    def connect(self, readonly: bool = False) -> ViewsConnection:
+        """A new connection; a ``readonly`` one creates nothing (a reader may be on a hot standby)."""
         if self.sqlite_path is not None:
             return SQLiteViewsConnection(self.sqlite_path)
         assert self.conninfo is not None
-        return PostgresViewsConnection(self.conninfo, self.schema)
+        return PostgresViewsConnection(self.conninfo, self.schema, readonly)
 
     def exists(self) -> bool:
         """Whether the views database was created (an SQLite file, or any PostgreSQL database)."""

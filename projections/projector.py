@@ -1,9 +1,15 @@
 """Feeds the read models from the ledger's event log: batched, tracked, exactly once, resumable.
 
-Each batch of events is applied to every view in one SQLite transaction together with the views'
-tracking positions, so a crash at any point leaves each view exactly at a batch boundary, and the
+Each batch of events is applied to every view in one transaction together with the views' positions
+(in ``rm_generations``), so a crash at any point leaves each view exactly at a batch boundary, and the
 next run continues from there. The embedded store has no subscription, so the projector polls the
 notification log (in batches), and is woken early when the server in the same process commits.
+
+A projector follows, for each view, the generation that serves (see ``projections.generations``); when
+none can (first start, or a release with a new schema version) it builds one and makes it serve once it
+has caught up with the ledger. ``rebuild`` fills a new generation beside the serving one and switches
+to it, in one transaction, once it has caught up with the serving one. Each batch checks the ledger's
+chain digest at the views' position, so views never follow a ledger they were not built from.
 """
 
 from __future__ import annotations
@@ -12,11 +18,17 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from projections.db import Cursor, ViewsConnection, ViewsDatabase
+from ledger.domain import errors
+from ledger.store import LogReader
+from projections import generations as gens_
+from projections.db import Cursor, ViewsDatabase
+from projections.generations import BUILDING, MISMATCH, READY, RETIRED, Generation, RenamedCursor
+from projections.legacy import migrate_legacy
 from projections.views import ALL_VIEWS, View
 
 if TYPE_CHECKING:
@@ -26,17 +38,14 @@ log = logging.getLogger(__name__)
 
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
-TRACKING_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)"
-# The schema version each view's tables were built with (views created before versions were kept are version 1).
-VERSIONS_SCHEMA = "CREATE TABLE IF NOT EXISTS rm_versions (view TEXT PRIMARY KEY, version BIGINT NOT NULL)"
 
 
-def tracked_positions(conn: ViewsConnection) -> dict[str, int]:
-    """Each view's last applied position (empty before the views were created)."""
-    try:
-        return {str(k): int(v) for k, v in conn.execute("SELECT view, position FROM rm_tracking").fetchall()}
-    except Exception:  # no tracking table yet (SQLite and PostgreSQL raise different errors): nothing applied
-        return {}
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
+def _hex(digest: bytes | None) -> str | None:
+    return digest.hex() if digest else None
 
 
 class Projector:
@@ -52,6 +61,7 @@ class Projector:
     ) -> None:
         self.recorder = recorder
         self.mapper = mapper
+        self.log = LogReader(recorder)
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
@@ -62,82 +72,236 @@ class Projector:
                 self._topics.setdefault(topic, []).append(view)
         self._applied = threading.Condition()
         self.wake = threading.Event()
-        self.create_tables()
-        self.positions = self._load_positions()
+        # Called with the position every view has applied, after each batch that advanced.
+        self.listeners: list[Callable[[int], None]] = []
+        # The generation each view writes, and its signature after this projector's last batch.
+        self.targets: dict[str, Generation] = {}
+        self._seen: dict[str, tuple[str, int, int, str]] = {}
+        # Views being rebuilt beside the serving generation: the key of the generation being filled.
+        self._rebuilding: dict[str, str] = {}
+        self._renamers: dict[str, gens_.Renamer] = {}
+        self.setup()
 
-    def create_tables(self) -> None:
-        """Create missing tables and tracking rows; a view built with an older schema version is dropped
-        and rebuilt from position 0 (by the catch-up that follows)."""
+    # -- generations ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the control table (taking over the views of a release before generations) and each
+        view's generation to follow, creating one where none exists."""
         with self._transaction() as cur:
             self._lock_views(cur)
-            cur.execute(TRACKING_SCHEMA)
-            cur.execute(VERSIONS_SCHEMA)
-            tracked = {str(k) for (k,) in cur.execute("SELECT view FROM rm_tracking").fetchall()}
-            built = {str(k): int(v) for k, v in cur.execute("SELECT view, version FROM rm_versions").fetchall()}
-            for view in self.views:
-                version = built.get(view.name, 1 if view.name in tracked else view.version)
-                if version != view.version:
-                    log.warning(
-                        "view %s was built with schema version %d, this release has %d: rebuilding it from position 0",
-                        view.name,
-                        version,
-                        view.version,
-                    )
-                    for table in view.tables:
-                        cur.execute(f"DROP TABLE IF EXISTS {table}")
-                    cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
-                for statement in view.schema:
-                    cur.execute(self._dialect(statement))
-                cur.execute("INSERT INTO rm_tracking VALUES (?, 0) ON CONFLICT DO NOTHING", (view.name,))
-                cur.execute(
-                    "INSERT INTO rm_versions VALUES (?, ?) ON CONFLICT (view) DO UPDATE SET version=excluded.version",
-                    (view.name, view.version),
-                )
+            cur.execute(gens_.CONTROL_SCHEMA)
+            migrate_legacy(cur, self.views_db.is_postgres, _now_us())
+            found = gens_.read_generations(cur)
+            try:
+                self.targets = self._select(cur, found)
+            except errors.ReadModelMismatch as e:
+                log.error("projection stopped: %s", e)
+                self.targets = {}
+        self._seen = {}
 
-    def _load_positions(self) -> dict[str, int]:
-        known = tracked_positions(self.conn)
-        return {view.name: known.get(view.name, 0) for view in self.views}
+    def create_tables(self) -> None:
+        """Kept for callers of earlier releases: the same as ``setup``."""
+        self.setup()
+
+    def _select(self, cur: Cursor, found: list[Generation]) -> dict[str, Generation]:
+        """Each view's generation to write now (under the views' lock)."""
+        targets: dict[str, Generation] = {}
+        for view in self.views:
+            key = self._rebuilding.get(view.name)
+            if key is not None:
+                target = next((g for g in found if g.key == key), None)
+                if target is None or target.state not in (BUILDING, READY):
+                    raise RuntimeError(f"the {view.name} generation being rebuilt ({key}) was removed")
+                if target.state == READY:
+                    del self._rebuilding[view.name]  # another rebuilder finished it
+                targets[view.name] = target
+                continue
+            target = gens_.of_view(found, view.name, view.version, READY) or gens_.of_view(
+                found, view.name, view.version, BUILDING
+            )
+            if target is None:
+                if gens_.of_view(found, view.name, view.version, MISMATCH) is not None:
+                    raise errors.ReadModelMismatch(
+                        f"the {view.name} read model does not match this ledger; rebuild it with "
+                        "`ledger project --rebuild`"
+                    )
+                target = self._create(cur, found, view)
+                found.append(target)
+            targets[view.name] = target
+        return targets
+
+    def _create(self, cur: Cursor, found: list[Generation], view: View) -> Generation:
+        """A new, empty generation of a view (generation 0 on a ledger that never had this view)."""
+        own = [g for g in found if g.view == view.name]
+        number = max((g.generation for g in own), default=-1) + 1
+        older = [g for g in own if g.state == READY and g.version != view.version]
+        if older:
+            log.warning(
+                "view %s was built with schema version %d, this release has %d: building generation %d "
+                "beside it from position 0",
+                view.name,
+                older[-1].version,
+                view.version,
+                number,
+            )
+        gen = Generation(view.name, number, view.version, BUILDING, 0, None, 0, _now_us())
+        gens_.drop_tables(cur, view, gen)  # leftovers of a generation whose row is gone
+        named = self._cursor(cur, view, gen)
+        for statement in view.schema:
+            named.execute(self._dialect(statement))
+        gens_.insert(cur, gen)
+        return gen
+
+    def _cursor(self, cur: Any, view: View, gen: Generation) -> Any:
+        if not gen.generation:
+            return cur
+        rename = self._renamers.get(gen.key)
+        if rename is None:
+            rename = self._renamers[gen.key] = gens_.renamer([(view, gen)])
+        return RenamedCursor(cur, rename)
+
+    def _check_log(self, targets: dict[str, Generation]) -> tuple[list[tuple[Generation, str]], dict[int, bytes]]:
+        """Generations whose position and digest do not match this ledger's chain, and the chain's
+        digests at the generations' positions."""
+        at = {g.position for g in targets.values() if g.position > 0}
+        hashes = self.log.chain_hashes(sorted(at)) if at else {}
+        bad = []
+        for gen in targets.values():
+            if gen.position <= 0:
+                continue
+            digest = hashes.get(gen.position)
+            if digest is None:
+                bad.append((gen, f"the ledger has no event at the views' position {gen.position}"))
+            elif gen.digest is not None and gen.digest != digest.hex():
+                bad.append((gen, f"the ledger's chain digest at position {gen.position} differs from the views'"))
+        return bad, hashes
+
+    # -- batches -------------------------------------------------------------------------------
 
     @property
     def position(self) -> int:
         """The position every view has applied."""
-        return min(self.positions.values()) if self.positions else 0
+        return min((g.position for g in self.targets.values()), default=0)
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """Each view's applied position."""
+        return {name: g.position for name, g in self.targets.items()}
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read (0 when caught up).
 
         Safe with several projectors on the same views (one per server process, say): the batch
         transaction takes the views' write lock first (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
-        PostgreSQL) and reads the tracking positions inside it, so no event is applied twice."""
+        PostgreSQL) and reads the positions inside it, so no event is applied twice."""
         if self._caught_up_cheaply():
             return 0
+        mismatched: list[tuple[Generation, str]] = []
         with self._transaction() as cur:
             self._lock_views(cur)
-            fresh = {str(k): int(v) for k, v in cur.execute("SELECT view, position FROM rm_tracking").fetchall()}
-            positions = {view.name: fresh.get(view.name, 0) for view in self.views}
-            for view in self.views:
-                if positions[view.name] != self.positions.get(view.name):
-                    view.forget()  # another projector applied events to it since this one did
-                if positions[view.name] == 0:
-                    view.start_empty()
-            start = min(positions.values()) + 1
-            notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
-            last = notifications[-1].id if notifications else start - 1
-            self._apply(notifications, positions, cur)
-            for view in self.views:
-                if positions[view.name] < last:
-                    cur.execute("UPDATE rm_tracking SET position=? WHERE view=?", (last, view.name))
-                    positions[view.name] = last
+            found = gens_.read_generations(cur)
+            targets = self._select(cur, found)
+            mismatched, hashes = self._check_log(targets)
+            if mismatched:
+                for gen, _ in mismatched:
+                    gens_.set_state(cur, gen.key, MISMATCH, _now_us())
+                notifications: Sequence[Notification] = ()
+            else:
+                notifications = self._batch(cur, found, targets, hashes)
+        # Only now, after the commit: a waiter woken by the new position must find the rows in the views.
+        self.targets = targets
+        self._seen = {name: g.signature for name, g in targets.items()}
+        if mismatched:
+            self.targets = {}
+            gen, problem = mismatched[0]
+            raise errors.ReadModelMismatch(
+                f"the {gen.view} read model (generation {gen.generation}) does not match this ledger: {problem}; "
+                "checks answer READ_MODEL_MISMATCH until it is rebuilt with `ledger project --rebuild`"
+            )
         with self._applied:
-            self.positions = positions
             self._applied.notify_all()
+        if notifications:
+            for listener in self.listeners:
+                listener(self.position)
         return len(notifications)
+
+    def _batch(
+        self, cur: Cursor, found: list[Generation], targets: dict[str, Generation], hashes: dict[int, bytes]
+    ) -> Sequence[Notification]:
+        for view in self.views:
+            gen = targets[view.name]
+            if self._seen.get(view.name) != gen.signature:
+                view.forget()  # another projector (or a repair) changed its rows since this one did
+                if gen.position == 0:
+                    view.start_empty()
+        start = min(g.position for g in targets.values()) + 1
+        notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
+        last = notifications[-1].id if notifications else start - 1
+        cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
+        self._apply(notifications, targets, cursors)
+        if last > 0 and last not in hashes and any(g.position < last for g in targets.values()):
+            hashes.update(self.log.chain_hashes([last]))
+        for view in self.views:
+            gen = targets[view.name]
+            # Each generation records the chain digest at its position (one first recorded by a release
+            # before digests is taken as it is now).
+            if gen.position < last:
+                gen = replace(gen, position=last, digest=_hex(hashes.get(last)))
+            elif gen.digest is None and gen.position > 0:
+                gen = replace(gen, digest=_hex(hashes.get(gen.position)))
+            else:
+                continue
+            gens_.set_position(cur, gen.key, gen.position, gen.digest)
+            targets[view.name] = gen
+        self._promote(cur, found, targets, len(notifications) < self.batch_size)
+        self._drop_retired(cur, found)
+        return notifications
+
+    def _promote(self, cur: Cursor, found: list[Generation], targets: dict[str, Generation], at_end: bool) -> None:
+        """A generation being built serves once it has caught up: with the serving generation of its
+        schema version (a rebuild), or with the ledger (when none serves)."""
+        head = None
+        for view in self.views:
+            gen = targets[view.name]
+            if gen.state != BUILDING:
+                continue
+            current = gens_.of_view(found, view.name, view.version, READY)
+            if current is None:
+                if not at_end:
+                    continue
+                if head is None:
+                    head = self.recorder.max_notification_id() or 0
+                if gen.position < head:
+                    continue
+            elif gen.position < current.position:
+                continue
+            now = _now_us()
+            gens_.set_state(cur, gen.key, READY, now)
+            for old in found:
+                if old.view == view.name and old.version == view.version and old.state in (READY, MISMATCH):
+                    gens_.set_state(cur, old.key, RETIRED, now)
+            log.info("view %s: generation %d serves from position %d", view.name, gen.generation, gen.position)
+            targets[view.name] = replace(gen, state=READY, changed_us=now)
+            self._rebuilding.pop(view.name, None)
+
+    def _drop_retired(self, cur: Cursor, found: list[Generation]) -> None:
+        by_name = {view.name: view for view in self.views}
+        cutoff = _now_us() - gens_.RETIRED_GRACE_US
+        for gen in found:
+            view = by_name.get(gen.view)
+            if view is not None and gen.state == RETIRED and gen.changed_us <= cutoff:
+                gens_.drop_tables(cur, view, gen)
+                cur.execute("DELETE FROM rm_generations WHERE key=?", (gen.key,))
+                log.info("view %s: generation %d dropped", gen.view, gen.generation)
 
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
 
-    def _apply(self, notifications: Sequence[Notification], positions: dict[str, int], cur: Cursor) -> None:
+    def _apply(
+        self, notifications: Sequence[Notification], targets: dict[str, Generation], cursors: dict[str, Any]
+    ) -> None:
+        positions = {name: g.position for name, g in targets.items()}
         for n in notifications:
             interested = self._topics.get(n.topic)
             if not interested:
@@ -145,10 +309,10 @@ class Projector:
             event = None
             for view in interested:
                 if n.id <= positions[view.name]:
-                    continue  # this view already has it (it was rebuilt, or another projector ran ahead)
+                    continue  # this view already has it (another projector ran ahead)
                 if event is None:
                     event = self.mapper.to_domain_event(n)
-                view.apply(event, n.id, cur)
+                view.apply(event, n.id, cursors[view.name])
 
     def _lock_views(self, cur: Cursor) -> None:
         # On PostgreSQL, one advisory lock per view (in a fixed order, so no deadlock): workers of different
@@ -159,27 +323,42 @@ class Projector:
 
     def _caught_up_cheaply(self) -> bool:
         # Avoid taking the write lock when there is nothing new (the common case when idle).
+        if self._rebuilding or not self.targets:
+            return False
         head = self.recorder.max_notification_id() or 0
-        return self.position >= head and self._load_positions() == self.positions
+        if self.position != head:
+            return False  # behind, or beyond a ledger that is shorter than the views (checked in the batch)
+        found = {g.key: g for g in gens_.read_generations(self.conn)}
+        return all(
+            (gen := found.get(target.key)) is not None and gen.signature == self._seen.get(name)
+            for name, target in self.targets.items()
+        ) and all(g.state != BUILDING for g in self.targets.values())
 
     def catch_up(self) -> int:
-        """Apply batches until the log is exhausted; returns the events read."""
+        """Apply batches until the log is exhausted (and any rebuild has switched); returns the events read."""
         total = 0
         while True:
             n = self.run_once()
-            if n == 0:
-                return total
             total += n
+            if n == 0 and not self._rebuilding and all(g.state == READY for g in self.targets.values()):
+                return total
 
     def run(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
         """Follow the log until ``stop`` is set; errors are logged and retried, never a silent stall."""
         backoff = poll_interval
+        mismatch_logged = False
         while not stop.is_set():
             try:
                 if self.run_once() == 0:
                     self.wake.wait(poll_interval)
                     self.wake.clear()
                 backoff = poll_interval
+                mismatch_logged = False
+            except errors.ReadModelMismatch as e:
+                if not mismatch_logged:
+                    log.error("projection stopped: %s", e)
+                    mismatch_logged = True
+                stop.wait(1.0)
             except Exception:
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
@@ -223,19 +402,27 @@ class Projector:
         return True
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
-        """Drop and refill views (all, or those named) from position 0; returns events read."""
+        """Rebuild views (all, or those named) from position 0 beside the generation that serves, which
+        goes on serving (and following the ledger) until the new one has caught up and replaces it in one
+        transaction. A generation left half-built by a rebuild that died is resumed. Returns events read."""
         chosen = [v for v in self.views if names is None or v.name in names]
         with self._transaction() as cur:
             self._lock_views(cur)
+            found = gens_.read_generations(cur)
             for view in chosen:
-                for table in view.tables:
-                    cur.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in view.schema:
-                    cur.execute(self._dialect(statement))
-                cur.execute("UPDATE rm_tracking SET position=0 WHERE view=?", (view.name,))
-        with self._applied:
-            for view in chosen:
-                self.positions[view.name] = 0
+                resumed = gens_.of_view(found, view.name, view.version, BUILDING)
+                if resumed is not None:
+                    log.info(
+                        "view %s: resuming generation %d from position %d",
+                        view.name,
+                        resumed.generation,
+                        resumed.position,
+                    )
+                target = resumed or self._create(cur, found, view)
+                if resumed is None:
+                    found.append(target)
+                    log.info("view %s: building generation %d beside the serving one", view.name, target.generation)
+                self._rebuilding[view.name] = target.key
         return self.catch_up()
 
     def close(self) -> None:
@@ -251,6 +438,7 @@ class Projector:
         except BaseException:
             for view in self.views:
                 view.forget()  # it may remember changes that are being rolled back
+            self._seen = {}
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")

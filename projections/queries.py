@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from ledger.domain import errors
 from ledger.domain.base import CLEARANCE_SEVERITY, Clearance
 from ledger.domain.number import Number
+from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
-from projections.projector import tracked_positions
-from projections.views import from_us, us
+from projections.views import ALL_VIEWS, from_us, us
+
+T = TypeVar("T")
+VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
 
 CHUNK = 500
 
@@ -153,6 +158,7 @@ class ReadModels:
     def __init__(self, views_db: ViewsDatabase) -> None:
         self.views_db = views_db
         self._local = threading.local()
+        self._renamers: dict[tuple[tuple[str, int], ...], gens_.Renamer] = {}
 
     def _conn(self) -> ViewsConnection:
         conn = getattr(self._local, "conn", None)
@@ -160,76 +166,113 @@ class ReadModels:
             conn.close()
             conn = None
         if conn is None:
-            conn = self.views_db.connect()
+            conn = self.views_db.connect(readonly=True)
             self._local.conn = conn
         return conn
 
-    def position(self) -> int:
-        """The position every view has applied (0 before the first batch)."""
-        positions = tracked_positions(self._conn())
-        return min(positions.values()) if positions else 0
+    def read(self, views: Sequence[str], work: Callable[[Any, dict[str, gens_.Generation]], T]) -> T:
+        """Run ``work(cursor, generations)`` in one read snapshot of the generations that serve ``views``;
+        the cursor takes statements written with the plain table names. Raises ``ReadModelRebuilding`` or
+        ``ReadModelMismatch`` when a view has no generation that can serve."""
+        for attempt in (1, 2):
+            conn = self._conn()
+            conn.execute(conn.begin_read)
+            try:
+                try:
+                    found = gens_.read_generations(conn)
+                except Exception as e:
+                    if _missing_table(e):  # no views yet (nothing projected, or a release before generations)
+                        raise errors.ReadModelRebuilding(views[0], 0) from None
+                    raise
+                chosen = {name: gens_.serving(found, name, VIEW_CLASSES[name].version) for name in views}
+                result = work(gens_.RenamedCursor(conn, self._renamer(chosen)), chosen)
+            except Exception as e:
+                _end(conn, "ROLLBACK")
+                if attempt == 1 and _missing_table(e):
+                    continue  # a generation retired after this snapshot chose it was dropped: choose again
+                raise
+            _end(conn, "COMMIT")
+            return result
+        raise AssertionError("unreachable")
+
+    def _renamer(self, chosen: dict[str, gens_.Generation]) -> gens_.Renamer:
+        key = tuple(sorted((name, g.generation) for name, g in chosen.items()))
+        found = self._renamers.get(key)
+        if found is None:
+            found = self._renamers[key] = gens_.renamer((VIEW_CLASSES[n], g) for n, g in chosen.items())
+        return found
+
+    def generations(self) -> list[gens_.Generation]:
+        """Every generation of every view, as the control table holds them (empty before the first)."""
+        conn = self._conn()
+        try:
+            return gens_.read_generations(conn)
+        except Exception as e:
+            if _missing_table(e):
+                return []
+            raise
+
+    def position(self, views: Sequence[str] = tuple(VIEW_CLASSES)) -> int:
+        """The position every view named has applied, in the generation that serves it."""
+        return self.read(views, lambda _cur, chosen: min(g.position for g in chosen.values()))
 
     def numbers(self, numbers: Sequence[str]) -> dict[str, NumberRow]:
         """Number rows with their tenures, for many numbers at once, read in one snapshot."""
-        conn = self._conn()
+        return self.read(("numbers",), lambda cur, _: self._numbers(cur, numbers))
+
+    def _numbers(self, conn: Any, numbers: Sequence[str]) -> dict[str, NumberRow]:
         ids = {Number.create_id(n).hex: n for n in numbers}
         found: dict[str, NumberRow] = {}
-        conn.execute(conn.begin_read)
-        try:
-            keys = list(ids)
-            for i in range(0, len(keys), CHUNK):
-                chunk = keys[i : i + CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    f"SELECT number_id, number, status, provisioned_us FROM rm_numbers WHERE number_id IN ({marks})",
-                    chunk,
+        keys = list(ids)
+        for i in range(0, len(keys), CHUNK):
+            chunk = keys[i : i + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT number_id, number, status, provisioned_us FROM rm_numbers WHERE number_id IN ({marks})",
+                chunk,
+            ).fetchall()
+            by_id = {r[0]: NumberRow(r[1], r[2], r[3], []) for r in rows}
+            if by_id:
+                present = list(by_id)
+                tenure_marks = ",".join("?" * len(present))
+                tenure_rows = conn.execute(
+                    "SELECT number_id, tenure_id, subscriber_id, activated_us, disconnected_us, "
+                    "quarantine_until_us, required_holders, outstanding_holders, confirmations, released_us, "
+                    f"override_reason, violation FROM rm_tenures WHERE number_id IN ({tenure_marks}) "
+                    "ORDER BY number_id, ordinal",
+                    present,
                 ).fetchall()
-                by_id = {r[0]: NumberRow(r[1], r[2], r[3], []) for r in rows}
-                if by_id:
-                    present = list(by_id)
-                    tenure_marks = ",".join("?" * len(present))
-                    tenure_rows = conn.execute(
-                        "SELECT number_id, tenure_id, subscriber_id, activated_us, disconnected_us, "
-                        "quarantine_until_us, required_holders, outstanding_holders, confirmations, released_us, "
-                        f"override_reason, violation FROM rm_tenures WHERE number_id IN ({tenure_marks}) "
-                        "ORDER BY number_id, ordinal",
-                        present,
-                    ).fetchall()
-                    for t in tenure_rows:
-                        by_id[t[0]].tenures.append(
-                            TenureRow(
-                                tenure_id=t[1],
-                                subscriber_id=t[2],
-                                activated_us=t[3],
-                                disconnected_us=t[4],
-                                quarantine_until_us=t[5],
-                                required_holders=_list(t[6]),
-                                outstanding_holders=_list(t[7]),
-                                confirmations=_list(t[8]),
-                                released_us=t[9],
-                                override_reason=t[10] or "",
-                                violation=bool(t[11]),
-                            )
+                for t in tenure_rows:
+                    by_id[t[0]].tenures.append(
+                        TenureRow(
+                            tenure_id=t[1],
+                            subscriber_id=t[2],
+                            activated_us=t[3],
+                            disconnected_us=t[4],
+                            quarantine_until_us=t[5],
+                            required_holders=_list(t[6]),
+                            outstanding_holders=_list(t[7]),
+                            confirmations=_list(t[8]),
+                            released_us=t[9],
+                            override_reason=t[10] or "",
+                            violation=bool(t[11]),
                         )
-                for nid, row in by_id.items():
-                    found[ids[nid]] = row
-        finally:
-            conn.execute("COMMIT")
+                    )
+            for nid, row in by_id.items():
+                found[ids[nid]] = row
         return found
 
     def check_rows(self, numbers: Sequence[str]) -> tuple[int, list[CheckRow | None]]:
         """The applied position and each number's check row (None where unknown), in the order given,
         read in one snapshot."""
-        conn = self._conn()
         sql = _CHECK_ROWS_PG if self.views_db.is_postgres else _CHECK_ROWS_SQLITE
         param = orjson.dumps(numbers).decode()
-        conn.execute(conn.begin_read)
-        try:
-            positions = tracked_positions(conn)
-            rows = conn.execute(sql, (param,)).fetchall()
-        finally:
-            conn.execute("COMMIT")
-        return (min(positions.values()) if positions else 0), [None if r[0] is None else r for r in rows]
+
+        def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, list[CheckRow | None]]:
+            rows = cur.execute(sql, (param,)).fetchall()
+            return chosen["numbers"].position, [None if r[0] is None else r for r in rows]
+
+        return self.read(("numbers",), work)
 
     def check(self, queries: Sequence[tuple[str, date]], zone: ZoneInfo) -> list[CheckAnswer]:
         """Answer recycling checks in the order asked."""
@@ -241,73 +284,62 @@ class ReadModels:
             answers.append(CheckAnswer(number, *decide(row, day), position))
         return answers
 
+    def _fetch(self, view: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement over one view's serving generation."""
+        return self.read((view,), lambda cur, _: cur.execute(sql, params).fetchall())
+
     def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[tuple[str, str]]:
         """(number, tenure_id) of quarantined numbers whose quarantine ended and whose clearance is
         complete, ordered by number, after ``after`` (for paging)."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT n.number, t.tenure_id FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
-                "AND t.ordinal = n.tenure_count WHERE n.status = 'QUARANTINED' AND t.quarantine_until_us <= ? "
-                "AND t.outstanding_holders = '[]' AND n.number > ? ORDER BY n.number LIMIT ?",
-                (us(now), after, limit),
-            )
-            .fetchall()
+        rows = self._fetch(
+            "numbers",
+            "SELECT n.number, t.tenure_id FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
+            "AND t.ordinal = n.tenure_count WHERE n.status = 'QUARANTINED' AND t.quarantine_until_us <= ? "
+            "AND t.outstanding_holders = '[]' AND n.number > ? ORDER BY n.number LIMIT ?",
+            (us(now), after, limit),
         )
         return [(r[0], r[1]) for r in rows]
 
     def quarantine_summary(self, now: datetime) -> dict[str, int]:
         """Quarantined numbers by what holds them back."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT CASE WHEN t.quarantine_until_us > ? THEN 'in_quarantine' "
-                "WHEN t.outstanding_holders != '[]' THEN 'clearance_pending' ELSE 'due_for_release' END, count(*) "
-                "FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id AND t.ordinal = n.tenure_count "
-                "WHERE n.status = 'QUARANTINED' GROUP BY 1",
-                (us(now),),
-            )
-            .fetchall()
+        rows = self._fetch(
+            "numbers",
+            "SELECT CASE WHEN t.quarantine_until_us > ? THEN 'in_quarantine' "
+            "WHEN t.outstanding_holders != '[]' THEN 'clearance_pending' ELSE 'due_for_release' END, count(*) "
+            "FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id AND t.ordinal = n.tenure_count "
+            "WHERE n.status = 'QUARANTINED' GROUP BY 1",
+            (us(now),),
         )
         return {"in_quarantine": 0, "clearance_pending": 0, "due_for_release": 0, **dict(rows)}
 
     def status_counts(self) -> dict[str, int]:
         """Numbers by lifecycle state."""
-        return dict(self._conn().execute("SELECT status, count(*) FROM rm_numbers GROUP BY status").fetchall())
+        return dict(self._fetch("numbers", "SELECT status, count(*) FROM rm_numbers GROUP BY status"))
 
     def clearance_counts(self) -> dict[str, int]:
         """Closed tenures by clearance."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT CASE WHEN violation = 1 THEN 'VIOLATION' WHEN outstanding_holders != '[]' THEN 'PENDING' "
-                "ELSE 'CLEARED' END, count(*) FROM rm_tenures WHERE disconnected_us IS NOT NULL GROUP BY 1"
-            )
-            .fetchall()
+        rows = self._fetch(
+            "numbers",
+            "SELECT CASE WHEN violation = 1 THEN 'VIOLATION' WHEN outstanding_holders != '[]' THEN 'PENDING' "
+            "ELSE 'CLEARED' END, count(*) FROM rm_tenures WHERE disconnected_us IS NOT NULL GROUP BY 1",
         )
         return {"CLEARED": 0, "PENDING": 0, "VIOLATION": 0, **dict(rows)}
 
     def unverified_in_service(self) -> list[tuple[str, str]]:
         """(number_id, subscriber_id) of open tenures whose holder has no verification."""
-        return (
-            self._conn()
-            .execute(
-                "SELECT t.number_id, t.subscriber_id FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
-                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 AND (s.verified_us IS NULL "
-                "OR s.verified_us > t.activated_us) ORDER BY t.number_id"
-            )
-            .fetchall()
+        return self._fetch(
+            "compliance",
+            "SELECT t.number_id, t.subscriber_id FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
+            "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 AND (s.verified_us IS NULL "
+            "OR s.verified_us > t.activated_us) ORDER BY t.number_id",
         )
 
     def agents(self) -> list[dict[str, Any]]:
         """Verifications, activations and violations by channel and agent."""
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT channel, agent_id, verifications, activations, violations FROM rm_cmp_agents "
-                "ORDER BY channel, agent_id"
-            )
-            .fetchall()
+        rows = self._fetch(
+            "compliance",
+            "SELECT channel, agent_id, verifications, activations, violations FROM rm_cmp_agents "
+            "ORDER BY channel, agent_id",
         )
         return [
             {"channel": r[0], "agent_id": r[1], "verifications": r[2], "activations": r[3], "violations": r[4]}
@@ -318,20 +350,18 @@ class ReadModels:
         """Per channel: tenures in service, how many with a verified holder, activations and violations."""
         in_service = dict(
             (r[0], (r[1], r[2]))
-            for r in self._conn().execute(
+            for r in self._fetch(
+                "compliance",
                 "SELECT t.channel, count(*), CAST(sum(CASE WHEN s.verified_us IS NOT NULL AND s.verified_us <= "
                 "t.activated_us THEN 1 ELSE 0 END) AS BIGINT) FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
-                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 GROUP BY t.channel"
+                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 GROUP BY t.channel",
             )
         )
-        totals = (
-            self._conn()
-            .execute(
-                "SELECT channel, CAST(sum(verifications) AS BIGINT), CAST(sum(activations) AS BIGINT), "
-                "CAST(sum(violations) AS BIGINT) FROM rm_cmp_agents "
-                "GROUP BY channel ORDER BY channel"
-            )
-            .fetchall()
+        totals = self._fetch(
+            "compliance",
+            "SELECT channel, CAST(sum(verifications) AS BIGINT), CAST(sum(activations) AS BIGINT), "
+            "CAST(sum(violations) AS BIGINT) FROM rm_cmp_agents "
+            "GROUP BY channel ORDER BY channel",
         )
         rows = []
         for channel, verifications, activations, violations in totals:
@@ -352,17 +382,15 @@ class ReadModels:
 
     def latest_swap(self, number: str) -> dict[str, Any] | None:
         """The number's latest SIM swap, if any."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, swap_count "
-                "FROM rm_sim_swaps WHERE number = ?",
-                (number,),
-            )
-            .fetchone()
+        rows = self._fetch(
+            "sim_swaps",
+            "SELECT number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, swap_count "
+            "FROM rm_sim_swaps WHERE number = ?",
+            (number,),
         )
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         keys = ("number", "swapped_at", "old_iccid", "new_iccid", "reason", "channel", "agent_id", "swap_count")
         result = dict(zip(keys, row, strict=True))
         result["swapped_at"] = from_us(row[1])
@@ -371,14 +399,11 @@ class ReadModels:
     def erasures_due(self, now: datetime, retention_days: int, limit: int = 10_000) -> list[str]:
         """Subscribers not erased whose tenures all ended (or who never held one) before the retention period."""
         cutoff = us(now - timedelta(days=retention_days))
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
-                "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
-                (cutoff, limit),
-            )
-            .fetchall()
+        rows = self._fetch(
+            "erasure",
+            "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
+            "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
+            (cutoff, limit),
         )
         return [r[0] for r in rows]
 
@@ -388,6 +413,26 @@ class ReadModels:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """Whether a read failed because a table is not there (no views yet, or a generation just dropped)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return "no such table" in str(exc)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName))
+
+
+def _end(conn: ViewsConnection, statement: str) -> None:
+    try:
+        conn.execute(statement)
+    except Exception:
+        if statement == "COMMIT":
+            raise
+        # ending a failed read on a lost connection: the connection is replaced on next use
 
 
 def _list(text: str | None) -> list[Any]:

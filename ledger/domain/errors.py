@@ -180,6 +180,22 @@ class ReadModelBehind(LedgerError):
         super().__init__(f"read model has applied position {applied}, not yet {wanted}; retry")
 
 
+class ReadModelRebuilding(LedgerError):
+    """Raised when no complete generation of a read model can serve: one is being built from the log
+    (``position`` is how far it got; ``head`` is the ledger's head when the server knows it)."""
+
+    def __init__(self, view: str, position: int, head: int = 0) -> None:
+        self.view = view
+        self.position = position
+        self.head = head
+        super().__init__(f"the {view} read model is being rebuilt (at position {position}); retry")
+
+
+class ReadModelMismatch(LedgerError):
+    """Raised when the read models do not match the ledger they claim to follow (a restored ledger,
+    another database): nothing is answered from them until they are rebuilt."""
+
+
 class Unauthenticated(LedgerError):
     """Raised when a call carries no valid credentials."""
 

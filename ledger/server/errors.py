@@ -57,6 +57,15 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
             metadata={"min_position": str(exc.wanted), "applied_position": str(exc.applied)},
         )
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
+    if isinstance(exc, errors.ReadModelRebuilding):
+        metadata = {"view": exc.view, "position": str(exc.position)}
+        if exc.head:
+            metadata["head_position"] = str(exc.head)
+        info = error_details_pb2.ErrorInfo(reason="READ_MODEL_REBUILDING", domain=DOMAIN, metadata=metadata)
+        return _status(code_pb2.UNAVAILABLE, str(exc), info)
+    if isinstance(exc, errors.ReadModelMismatch):
+        info = error_details_pb2.ErrorInfo(reason="READ_MODEL_MISMATCH", domain=DOMAIN)
+        return _status(code_pb2.UNAVAILABLE, str(exc), info)
     if isinstance(exc, NotImplementedError):
         return _status(code_pb2.UNIMPLEMENTED, "this RPC is not implemented in this version")
     if isinstance(exc, (OperationalError, PersistenceError)) or _is_database_outage(exc):

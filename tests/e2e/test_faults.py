@@ -21,6 +21,7 @@ import pytest
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import history_service_pb2_grpc, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from tests import views as vt
 from tests.conftest import imsi_for, new_iccid, number, resident_id
 from tests.pgserver import new_database
 
@@ -214,22 +215,16 @@ def test_projection_worker_killed_mid_catch_up_matches_a_rebuild(db) -> None:
 def _tracked(db: str) -> int:
     try:
         with psycopg.connect(db) as conn:
-            row = conn.execute("SELECT min(position) FROM ledger_views.rm_tracking").fetchone()
-            return int(row[0] or 0)
+            conn.execute('SET search_path TO "ledger_views"')
+            return vt.tracked(conn)
     except psycopg.Error:
         return 0
 
 
 def _dump(db: str) -> dict[str, list[str]]:
     with psycopg.connect(db) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ledger_views' "
-                "AND table_name <> 'rm_tracking'"
-            )
-        ]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM ledger_views.{t}"))) for t in tables}
+        conn.execute('SET search_path TO "ledger_views"')
+        return vt.dump(conn)
 
 
 def test_processes_racing_for_one_number_and_one_identity(db) -> None:
@@ -353,7 +348,8 @@ def test_a_projection_worker_per_read_model(db) -> None:
     for views in ("numbers", "sim_swaps,compliance", "erasure"):
         subprocess.run([*base, "--views", views], env=ENV, check=True, capture_output=True, timeout=120)
     with psycopg.connect(db) as conn:
-        tracked = dict(conn.execute("SELECT view, position FROM ledger_views.rm_tracking").fetchall())
+        conn.execute('SET search_path TO "ledger_views", public')
+        tracked = vt.positions(conn)
         head = conn.execute("SELECT max(notification_id) FROM ledger_events").fetchone()[0]
     assert tracked == {"numbers": head, "sim_swaps": head, "compliance": head, "erasure": head}
     bad = subprocess.run([*base, "--views", "nonsense"], env=ENV, capture_output=True, text=True, timeout=60)

@@ -30,6 +30,7 @@ from scripts import (
     release_due_numbers,
     synthetic,
 )
+from tests import views as vt
 from tests.conftest import number
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,8 +191,7 @@ def test_rebuild_and_report(server, settings, tmp_path, capsys) -> None:
 def _dump(path: Path) -> dict:
     conn = sqlite3.connect(path)
     try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rm_%'")]
-        return {n: sorted(map(repr, conn.execute(f"SELECT * FROM {n}"))) for n in names if n != "rm_tracking"}
+        return vt.dump(conn)
     finally:
         conn.close()
 
@@ -235,10 +235,7 @@ def _tracked(views: Path) -> int:
         return 0
     conn = sqlite3.connect(views, timeout=10)
     try:
-        rows = conn.execute("SELECT min(position) FROM rm_tracking").fetchone()
-        return int(rows[0] or 0)
-    except sqlite3.OperationalError:
-        return 0
+        return vt.tracked(conn)
     finally:
         conn.close()
 
@@ -350,12 +347,10 @@ def test_views_built_with_an_older_schema_are_rebuilt_on_start(server, settings,
     assert stubs.projector.wait_for(app.reader.max_position(), 20)
     views = settings.store.views_path()
     before = _dump(views)
-    conn = sqlite3.connect(views)
-    # As a views database from before the check rows: no versions kept, no rm_checks.
-    conn.execute("DROP TABLE rm_versions")
-    conn.execute("DROP TABLE rm_checks")
-    conn.commit()
-    conn.close()
+    # As a views database from before the check rows (and before generations): positions in rm_tracking,
+    # no versions kept, no rm_checks.
+    _as_a_release_before_generations(views, versions=False)
+    sqlite3.connect(views).execute("DROP TABLE rm_checks").connection.close()
     projector = open_projector(settings, app)
     try:
         assert "view numbers was built with schema version 1, this release has 3" in caplog.text
@@ -363,6 +358,40 @@ def test_views_built_with_an_older_schema_are_rebuilt_on_start(server, settings,
     finally:
         projector.close()
     assert _dump(views) == before
+
+
+def test_views_of_a_release_before_generations_serve_without_a_rebuild(server, settings, caplog) -> None:
+    stubs, app = server
+    generate_dataset.main(
+        ["--target", stubs.target, "--numbers", "10", "--seed", "3", "--end", "2026-01-01", "--no-progress"]
+    )
+    assert stubs.projector.wait_for(app.reader.max_position(), 20)
+    views = settings.store.views_path()
+    before = _dump(views)
+    _as_a_release_before_generations(views, versions=True)
+    projector = open_projector(settings, app)
+    try:
+        assert projector.catch_up() == 0  # nothing rebuilt: the old tables are generation 0
+        assert {g.generation for g in projector.targets.values()} == {0}
+    finally:
+        projector.close()
+    assert _dump(views) == before
+    assert "schema version" not in caplog.text
+
+
+def _as_a_release_before_generations(views: Path, versions: bool) -> None:
+    """Turn a views database into what a release before generations left: rm_tracking (and rm_versions)."""
+    conn = sqlite3.connect(views, timeout=30, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    rows = conn.execute("SELECT view, position, version FROM rm_generations WHERE state = 'ready'").fetchall()
+    conn.execute("CREATE TABLE rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+    conn.executemany("INSERT INTO rm_tracking VALUES (?, ?)", [(v, p) for v, p, _ in rows])
+    if versions:
+        conn.execute("CREATE TABLE rm_versions (view TEXT PRIMARY KEY, version BIGINT NOT NULL)")
+        conn.executemany("INSERT INTO rm_versions VALUES (?, ?)", [(v, n) for v, _, n in rows])
+    conn.execute("DROP TABLE rm_generations")
+    conn.execute("COMMIT")
+    conn.close()
 
 
 def test_profile_summary_counts_busy_stacks_only(tmp_path) -> None:

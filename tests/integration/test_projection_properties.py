@@ -27,6 +27,7 @@ from ledger.domain.subscriber import Subscriber
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 from projections.views import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, NumbersView, us
+from tests import views as vt
 from tests.conftest import TEST_MASTER_KEY, FakeClock, imsi_for, new_iccid, number, resident_id
 
 N_NUMBERS, N_PEOPLE = 3, 5
@@ -165,11 +166,10 @@ class Driver:
             pass
 
 
-def tables(db: str) -> dict[str, list[tuple]]:
+def tables(db: str) -> dict[str, list[str]]:
     conn = sqlite3.connect(db)
     try:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name LIKE 'rm_%'")]
-        return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall(), key=repr) for n in sorted(names)}
+        return vt.dump(conn)
     finally:
         conn.close()
 
@@ -246,7 +246,8 @@ def expected_from_replay(app: LedgerApplication) -> dict:
 
 def actual_from_views(db: str | Any) -> dict:
     """The read models' rows; ``db`` is an SQLite views file or an open PostgreSQL connection."""
-    conn = sqlite3.connect(db) if isinstance(db, str) else db
+    raw = sqlite3.connect(db) if isinstance(db, str) else db
+    conn = vt.serving(raw)
     import orjson
 
     try:
@@ -292,7 +293,7 @@ def actual_from_views(db: str | Any) -> dict:
         return {"numbers": numbers, "tenures": tenures, "swaps": swaps, "agents": +agents, "erasure": erasure}
     finally:
         if isinstance(db, str):
-            conn.close()
+            raw.close()
 
 
 def _normalise_expected(expected: dict) -> dict:
@@ -392,6 +393,7 @@ def closed_summaries(conn: Any) -> tuple[dict, dict]:
 
     from ledger.domain.base import Clearance
 
+    conn = vt.serving(conn)
     stored = {n: orjson.loads(c) for n, c in conn.execute("SELECT number, closed FROM rm_checks")}
     derived: dict[str, list] = {n: [] for n in stored}
     for n, end, out, violation in conn.execute(
@@ -512,8 +514,8 @@ def test_postgres_held_write_that_fails_rolls_the_batch_back(pg_admin_url) -> No
             NumbersView.apply = original  # type: ignore[method-assign]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute('SET search_path TO "ledger_views"')
-            assert conn.execute("SELECT count(*) FROM rm_numbers").fetchone() == (0,)
-            assert {p for (p,) in conn.execute("SELECT position FROM rm_tracking")} == {0}
+            assert vt.serving(conn).execute("SELECT count(*) FROM rm_numbers").fetchone() == (0,)
+            assert {p for (p,) in conn.execute("SELECT position FROM rm_generations")} == {0}
             projector.catch_up()
             assert actual_from_views(conn) == _normalise_expected(expected_from_replay(app))
         projector.close()
