@@ -32,6 +32,9 @@ class Policy:
     erasure_retention_days: int = 180
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
+    # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
+    # event the ledger has held for longer than this; 0 turns the bound off.
+    max_check_lag_seconds: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.quarantine_days <= 3650:
@@ -51,6 +54,8 @@ class Policy:
             raise ConfigError("erasure_retention_days must be between 0 and 36500")
         if not 0 <= self.max_clock_skew_seconds <= 86400:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
+        if not 0 <= self.max_check_lag_seconds <= 86400:
+            raise ConfigError("max_check_lag_seconds must be between 0 and 86400 (0: no bound)")
 
     @property
     def zone(self) -> ZoneInfo:

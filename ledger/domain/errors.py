@@ -174,10 +174,10 @@ class ConcurrencyConflict(Conflict):
 class ReadModelBehind(LedgerError):
     """Raised when the read model has not applied the position a caller asked for within the deadline."""
 
-    def __init__(self, wanted: int, applied: int) -> None:
+    def __init__(self, wanted: int, applied: int, message: str | None = None) -> None:
         self.wanted = wanted
         self.applied = applied
-        super().__init__(f"read model has applied position {applied}, not yet {wanted}; retry")
+        super().__init__(message or f"read model has applied position {applied}, not yet {wanted}; retry")
 
 
 class ReadModelRebuilding(LedgerError):

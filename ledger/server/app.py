@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +18,7 @@ from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
+from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
     history_service_pb2,
@@ -37,11 +38,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger")
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_NAMES = (
     lifecycle_service_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
     history_service_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     recycling_service_pb2.DESCRIPTOR.services_by_name["RecyclingService"].full_name,
 )
+RECYCLING = SERVICE_NAMES[2]
+
+
+class LedgerServer:
+    """The gRPC server and what runs beside it (the progress of the read models): starting and stopping
+    it starts and stops both; everything else is the gRPC server's."""
+
+    def __init__(self, server: grpc.Server, progress: Progress) -> None:
+        self.server = server
+        self.progress = progress
+
+    def start(self) -> None:
+        """Start serving."""
+        self.progress.start()
+        self.server.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        """Stop: waits in progress answer at once, calls in flight get ``grace`` seconds."""
+        self.progress.stop()
+        return self.server.stop(grace)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.server, name)
 
 
 def create_server(
@@ -49,11 +75,12 @@ def create_server(
     app: LedgerApplication,
     health_servicer: health.HealthServicer | None = None,
     projector: Projector | None = None,
-) -> tuple[grpc.Server, int]:
+) -> tuple[LedgerServer, int]:
     """Build a server with every service, health and reflection, bound to ``settings.listen``.
 
-    With a ``projector`` (running in this process) checks wait on it for ``min_position``; without
-    one they poll the read models' tracking, fed by a separate ``ledger project`` process.
+    With a ``projector`` (running in this process) checks wait on its batches for ``min_position``;
+    without one (projections in another process, or checks read from a replica) one background poll of
+    the read models' position wakes every waiter.
     """
     auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
     server = grpc.server(
@@ -72,13 +99,27 @@ def create_server(
         HistoryServicer(app, max_feeds=max(1, settings.max_workers // 4)), server
     )
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
-    # With a local projector, checks wait on it; on a replica (or with projections elsewhere) they poll tracking.
-    wait_for = projector.wait_for if projector is not None and settings.read_store is None else None
-    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, wait_for), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    # Checks serve once their read model has a complete generation; until then NOT_SERVING.
+    health_servicer.set(RECYCLING, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # With a local projector (and the views it writes), waits wake on its batches; otherwise (a replica, or
+    # projections elsewhere) one background poll of the views' position serves every waiter.
+    local = projector is not None and settings.read_store is None
+    progress = Progress(
+        head=app.reader.max_position,
+        views_position=lambda: read_models.position(("numbers",)),
+        local=local,
+        on_serving=lambda ok: health_servicer.set(RECYCLING, SERVING if ok else NOT_SERVING),
+    )
+    if local:
+        assert projector is not None
+        progress.views_position = projector.position
+        projector.listeners.append(progress.applied)
+        progress.wake_projector = projector.wake.set
+    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, progress), server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
@@ -94,7 +135,7 @@ def create_server(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
-    return server, port
+    return LedgerServer(server, progress), port
 
 
 def serve(settings: Settings) -> int:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,11 +18,15 @@ from projections.views import from_us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
+    from ledger.server.progress import Progress
     from projections.queries import ReadModels
 
+T = TypeVar("T")
 MAX_QUERIES_PER_BATCH = 10_000
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
+# The sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
+NO_DEADLINE = 1e9
 STATUS = {
     "NOT_CHANGED": ledger_pb2.CHECK_STATUS_NOT_CHANGED,
     "CHANGED": ledger_pb2.CHECK_STATUS_CHANGED,
@@ -37,8 +40,8 @@ CLEARANCE: dict[Clearance, Any] = {
 }
 
 
-def check_result(answer: CheckAnswer) -> ledger_pb2.CheckResult:
-    """A check answer as the API's CheckResult."""
+def check_result(answer: CheckAnswer, head: int = 0) -> ledger_pb2.CheckResult:
+    """A check answer as the API's CheckResult (``head``: the ledger head the server knew)."""
     result = ledger_pb2.CheckResult(
         number=answer.number,
         status=STATUS[answer.status],  # type: ignore[arg-type]
@@ -46,6 +49,7 @@ def check_result(answer: CheckAnswer) -> ledger_pb2.CheckResult:
         clearance=CLEARANCE[answer.clearance],
         outstanding_holders=answer.outstanding_holders,
         as_of_position=answer.as_of_position,
+        head_position=max(head, answer.as_of_position),
     )
     if answer.last_disconnected_us is not None:
         seconds, micros = divmod(answer.last_disconnected_us, 1_000_000)
@@ -54,13 +58,14 @@ def check_result(answer: CheckAnswer) -> ledger_pb2.CheckResult:
     return result
 
 
-def encode_results(decisions: Sequence[tuple[str, Decision]], position: int) -> bytes:
+def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, head: int = 0) -> bytes:
     """A BatchCheckResponse's wire bytes for (number, decision) pairs, built without a message per result.
 
     A result is its number (field 1), its status (2, 3), its last disconnection (4) and the rest (5-7).
     The status and the rest repeat across a batch: they are serialised by protobuf once per distinct
     value and reused. Fields are written in number order, as protobuf writes them, so the bytes equal
     ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()``."""
+    head = max(head, position)
     tails: dict[Decision, bytes] = {}  # whole tails of the answers without a disconnection
     pieces: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # the parts around a disconnection time
     parts: list[bytes] = []
@@ -70,13 +75,13 @@ def encode_results(decisions: Sequence[tuple[str, Decision]], position: int) -> 
         if decision[1] is None:
             tail = tails.get(decision)
             if tail is None:
-                tail = tails[decision] = b"".join(_tail_pieces(decision, position))
+                tail = tails[decision] = b"".join(_tail_pieces(decision, position, head))
         else:
             status, last, clearance, holders = decision
             key = (status, clearance, *holders)
             around = pieces.get(key)
             if around is None:
-                around = pieces[key] = _tail_pieces(decision, position)
+                around = pieces[key] = _tail_pieces(decision, position, head)
             seconds, micros = divmod(last, 1_000_000)  # type: ignore[operator]
             moment = Timestamp(seconds=seconds, nanos=micros * 1000).SerializeToString()
             # A Timestamp is at most 18 bytes, so its length is one byte.
@@ -94,7 +99,7 @@ def encode_results(decisions: Sequence[tuple[str, Decision]], position: int) -> 
     return b"".join(parts)
 
 
-def _tail_pieces(decision: Decision, position: int) -> tuple[bytes, bytes]:
+def _tail_pieces(decision: Decision, position: int, head: int) -> tuple[bytes, bytes]:
     status, _, clearance, holders = decision
     return (
         ledger_pb2.CheckResult(
@@ -102,7 +107,7 @@ def _tail_pieces(decision: Decision, position: int) -> tuple[bytes, bytes]:
             phone_number_changed=status == "CHANGED",
         ).SerializeToString(),
         ledger_pb2.CheckResult(
-            clearance=CLEARANCE[clearance], outstanding_holders=holders, as_of_position=position
+            clearance=CLEARANCE[clearance], outstanding_holders=holders, as_of_position=position, head_position=head
         ).SerializeToString(),
     )
 
@@ -156,13 +161,11 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
 class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
     """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
 
-    def __init__(
-        self, read_models: ReadModels, policy: Policy, wait_for: Callable[[int, float], bool] | None = None
-    ) -> None:
+    def __init__(self, read_models: ReadModels, policy: Policy, progress: Progress) -> None:
         self.read_models = read_models
         self.policy = policy
         self.zone = policy.zone
-        self._wait_for = wait_for or self._poll
+        self.progress = progress
 
     def CheckNumber(self, request: pb.CheckNumberRequest, context: grpc.ServicerContext) -> pb.CheckNumberResponse:
         """Check one number."""
@@ -173,16 +176,16 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         assert since is not None
         if request.min_position:
             self._await(request.min_position, context)
-        answer = self.read_models.check([(number, since)], self.zone)[0]
-        return pb.CheckNumberResponse(result=check_result(answer))
+        answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
+        return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
 
     def BatchCheck(
         self, request_iterator: Iterator[pb.BatchCheckRequest], context: grpc.ServicerContext
     ) -> Iterator[bytes]:
         """One response per request, results in the order asked (each an encoded BatchCheckResponse)."""
         for request in request_iterator:
-            position, decisions = self._decide(request.queries)
-            yield encode_results(decisions, position)
+            position, decisions = self._read(lambda q=request.queries: self._decide(q))  # type: ignore[misc]
+            yield encode_results(decisions, position, self._standing(position))
 
     def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
         f = Fields()
@@ -223,7 +226,7 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         f = Fields()
         number = f.msisdn("number", request.number)
         f.done()
-        row = self.read_models.numbers([number]).get(number)
+        row = self._read(lambda: self.read_models.numbers([number])).get(number)
         if row is None:
             raise errors.NumberNotFound(number)
         response = pb.GetClearanceResponse(number=number)
@@ -246,19 +249,44 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
                 _set(confirmation.confirmed_at, at)
         return response
 
+    def _read(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except errors.ReadModelRebuilding as e:
+            e.head = self.progress.head
+            raise
+
+    def _standing(self, as_of: int) -> int:
+        """The head an answer at ``as_of`` stands beside; refuses answers the ledger does not support:
+        views beyond the ledger's head (a restored ledger), or older than the policy allows."""
+        head = self.progress.head
+        if as_of > head:
+            head = self.progress.refresh_head()
+            if as_of > head:
+                raise errors.ReadModelMismatch(
+                    f"the read models are at position {as_of}, beyond the ledger's head {head} (a restored or "
+                    "another ledger); rebuild them with `ledger project --rebuild`"
+                )
+        limit = self.policy.max_check_lag_seconds
+        if limit:
+            lag = self.progress.lag_seconds(as_of)
+            if lag > limit:
+                raise errors.ReadModelBehind(
+                    head,
+                    as_of,
+                    f"the read model is {lag:.1f}s behind the ledger (position {as_of} of {head}; policy "
+                    f"max_check_lag_seconds {limit}); retry",
+                )
+        return head
+
     def _await(self, position: int, context: grpc.ServicerContext) -> None:
         remaining = context.time_remaining()
-        timeout = DEFAULT_WAIT_SECONDS if remaining is None else max(0.0, remaining - 0.05)
-        if not self._wait_for(position, timeout):
-            raise errors.ReadModelBehind(position, self.read_models.position())
-
-    def _poll(self, position: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.read_models.position() < position:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        if remaining is None or remaining > NO_DEADLINE:
+            timeout = DEFAULT_WAIT_SECONDS
+        else:  # answer a little before the deadline, so the caller reads why rather than DEADLINE_EXCEEDED
+            timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
+        if not self.progress.wait(position, timeout, context.is_active):
+            raise errors.ReadModelBehind(position, self.progress.views_position)
 
 
 def _uuid(hex_id: str) -> str:

@@ -2,9 +2,10 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -74,3 +75,35 @@ class StreamEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: _ledger_pb2.LedgerEvent
     def __init__(self, event: _Optional[_Union[_ledger_pb2.LedgerEvent, _Mapping]] = ...) -> None: ...
+
+class VerifyReadModelsRequest(_message.Message):
+    __slots__ = ("number", "sample")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    sample: int
+    def __init__(self, number: _Optional[str] = ..., sample: _Optional[int] = ...) -> None: ...
+
+class VerifyReadModelsResponse(_message.Message):
+    __slots__ = ("ok", "numbers_checked", "mismatches", "as_of_position")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_POSITION_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    numbers_checked: int
+    mismatches: _containers.RepeatedCompositeFieldContainer[ReadModelMismatch]
+    as_of_position: int
+    def __init__(self, ok: _Optional[bool] = ..., numbers_checked: _Optional[int] = ..., mismatches: _Optional[_Iterable[_Union[ReadModelMismatch, _Mapping]]] = ..., as_of_position: _Optional[int] = ...) -> None: ...
+
+class ReadModelMismatch(_message.Message):
+    __slots__ = ("number", "field", "stored", "replayed")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    field: str
+    stored: str
+    replayed: str
+    def __init__(self, number: _Optional[str] = ..., field: _Optional[str] = ..., stored: _Optional[str] = ..., replayed: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class HistoryServiceStub:
                 request_serializer=ledger_dot_v1_dot_history__service__pb2.StreamEventsRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_history__service__pb2.StreamEventsResponse.FromString,
                 _registered_method=True)
+        self.VerifyReadModels = channel.unary_unary(
+                '/ledger.v1.HistoryService/VerifyReadModels',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
@@ -89,6 +94,13 @@ class HistoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyReadModels(self, request, context):
+        """VerifyReadModels is a comparison of the read models' rows with a replay of the numbers' events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +123,11 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     servicer.StreamEvents,
                     request_deserializer=ledger_dot_v1_dot_history__service__pb2.StreamEventsRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_history__service__pb2.StreamEventsResponse.SerializeToString,
+            ),
+            'VerifyReadModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyReadModels,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +239,33 @@ class HistoryService:
             '/ledger.v1.HistoryService/StreamEvents',
             ledger_dot_v1_dot_history__service__pb2.StreamEventsRequest.SerializeToString,
             ledger_dot_v1_dot_history__service__pb2.StreamEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyReadModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/VerifyReadModels',
+            ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

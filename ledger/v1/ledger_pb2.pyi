@@ -274,7 +274,7 @@ class TenureClearance(_message.Message):
     def __init__(self, tenure_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., required_holders: _Optional[_Iterable[str]] = ..., confirmations: _Optional[_Iterable[_Union[HolderConfirmation, _Mapping]]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., override_reason: _Optional[str] = ...) -> None: ...
 
 class CheckResult(_message.Message):
-    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position")
+    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position", "head_position")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +282,7 @@ class CheckResult(_message.Message):
     CLEARANCE_FIELD_NUMBER: _ClassVar[int]
     OUTSTANDING_HOLDERS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_POSITION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
     number: str
     status: CheckStatus
     phone_number_changed: bool
@@ -289,7 +290,8 @@ class CheckResult(_message.Message):
     clearance: Clearance
     outstanding_holders: _containers.RepeatedScalarFieldContainer[str]
     as_of_position: int
-    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ...) -> None: ...
+    head_position: int
+    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ..., head_position: _Optional[int] = ...) -> None: ...
 
 class CheckQuery(_message.Message):
     __slots__ = ("number", "since_date")

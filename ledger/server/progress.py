@@ -1,0 +1,154 @@
+"""What the server knows of the ledger's head and of the read models' progress, and the waits on them.
+
+One background thread (per server) refreshes the ledger's head and, when the read models are fed by
+another process or read from a replica, their position; a projector in this process reports its batches
+itself. Waiters (``min_position``) sleep on one condition and are woken by that progress, by the client
+going away, or by the server stopping: nothing a waiter does costs a query of its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from ledger.domain import errors
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """The ledger head and read-model position this server knows; waits on the read model."""
+
+    def __init__(
+        self,
+        head: Callable[[], int],
+        views_position: Callable[[], int],
+        local: bool = False,
+        on_serving: Callable[[bool], None] | None = None,
+        interval: float = 0.1,
+    ) -> None:
+        self._head_source = head
+        self._views_source = views_position
+        # With a projector in this process (reading the same views), its batches report the position.
+        self.local = local
+        self._on_serving = on_serving
+        self.interval = interval
+        self.head = 0
+        self.views_position = 0
+        self.serving: bool | None = None
+        self.stopping = threading.Event()
+        self._changed = threading.Condition()
+        self._waiters = 0
+        # (head, when first seen) pairs, heads increasing: how long an unapplied position has existed.
+        self._seen: list[tuple[int, float]] = []
+        self._thread: threading.Thread | None = None
+        self.wake_projector: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        """Start refreshing in the background (a daemon thread that ends with ``stop``)."""
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wake every waiter (they answer at once) and end the background thread."""
+        self.stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(2)
+
+    def applied(self, position: int) -> None:
+        """A projector in this process applied up to ``position``."""
+        with self._changed:
+            self.views_position = max(self.views_position, position)
+            self._changed.notify_all()
+        self._note_head(position)
+
+    def refresh(self) -> None:
+        """Read the head and (unless a local projector reports it) the read models' position now."""
+        try:
+            self._note_head(self._head_source())
+        except Exception as e:  # the store is down: the last head known stands
+            log.debug("ledger head unavailable: %s", e)
+        try:
+            position = self._views_source()
+        except (errors.ReadModelRebuilding, errors.ReadModelMismatch):
+            self._set_serving(False)
+            return
+        except Exception as e:  # views database down: checks fail on their own, clearly
+            log.debug("read models unavailable: %s", e)
+            return
+        self._set_serving(True)
+        if self.local:
+            return  # the projector in this process reports its position itself
+        with self._changed:
+            if position != self.views_position:
+                self.views_position = position
+                self._changed.notify_all()
+
+    def refresh_head(self) -> int:
+        """Read the ledger's head now; returns it."""
+        self._note_head(self._head_source())
+        return self.head
+
+    def _note_head(self, head: int) -> None:
+        with self._changed:
+            if head > self.head:
+                self.head = head
+                self._seen.append((head, time.monotonic()))
+                if len(self._seen) > 4096:
+                    del self._seen[: len(self._seen) - 2048]
+
+    def _set_serving(self, serving: bool) -> None:
+        if serving != self.serving:
+            self.serving = serving
+            if self._on_serving is not None:
+                self._on_serving(serving)
+
+    def lag_seconds(self, as_of: int) -> float:
+        """How long the ledger has held an event the answer at ``as_of`` does not reflect (0 when none)."""
+        with self._changed:
+            if as_of >= self.head:
+                return 0.0
+            i = bisect.bisect_right(self._seen, (as_of, float("inf")))
+            first = self._seen[i][1] if i < len(self._seen) else time.monotonic()
+        return max(0.0, time.monotonic() - first)
+
+    def wait(self, position: int, timeout: float, active: Callable[[], bool]) -> bool:
+        """Wait until the read model has applied ``position``; False after ``timeout``, when the caller
+        is gone (``active()`` false) or when the server is stopping."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._waiters += 1
+            try:
+                while self.views_position < position:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.stopping.is_set() or not active():
+                        return False
+                    if self.wake_projector is not None:
+                        self.wake_projector()
+                    self._changed.wait(min(remaining, 0.05))
+            finally:
+                self._waiters -= 1
+        return True
+
+    def _run(self) -> None:
+        last_full = 0.0
+        while not self.stopping.is_set():
+            # The position is polled often only while somebody waits for it (and no local projector reports
+            # it); the head every ``interval``, the health twice a second.
+            waiting = self._waiters > 0 and not self.local
+            self.stopping.wait(0.02 if waiting else self.interval)
+            now = time.monotonic()
+            if waiting or now - last_full >= 0.5:
+                self.refresh()
+                last_full = now
+            else:
+                try:
+                    self._note_head(self._head_source())
+                except Exception as e:
+                    log.debug("ledger head unavailable: %s", e)
