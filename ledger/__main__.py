@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings, StoreConfig
+from ledger.domain.errors import LedgerError
 from ledger.server.auth import ROLES, new_token
 
 
@@ -45,12 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     project = sub.add_parser("project", help="run the read-model projections in the foreground")
     project.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     project.add_argument("--master-key-file", type=Path, help="as for serve")
-    project.add_argument("--rebuild", action="store_true", help="drop the read models and rebuild them from position 0")
+    project.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild the read models from position 0 beside the serving ones, then switch to them",
+    )
+    project.add_argument(
+        "--prepare",
+        action="store_true",
+        help="build this release's read models (where their schema changed) while older servers serve, then exit",
+    )
+    project.add_argument(
+        "--prune", action="store_true", help="drop read-model generations this release does not serve, then exit"
+    )
     project.add_argument("--once", action="store_true", help="catch up with the ledger and exit")
     project.add_argument(
         "--views", help="only these read models (comma-separated): numbers, sim_swaps, compliance, erasure"
     )
     project.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    audit = sub.add_parser("audit-views", help="compare the read models with a replay of the log (and repair)")
+    audit.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
+    audit.add_argument("--master-key-file", type=Path, help="as for serve")
+    audit.add_argument("--number", help="audit one number (E.164)")
+    audit.add_argument("--sample", type=int, default=0, help="audit this many numbers chosen at random")
+    audit.add_argument("--repair", action="store_true", help="rewrite the rows that differ from the replay")
+    audit.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     return parser
 
 
@@ -103,10 +123,24 @@ def main(argv: list[str] | None = None) -> int:
 
             settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
             views = args.views.split(",") if args.views else None
-            return run_projections(settings, rebuild=args.rebuild, once=args.once, views=views)
+            if args.prune:
+                from ledger.projection_worker import prune
+
+                return prune(settings)
+            return run_projections(
+                settings, rebuild=args.rebuild, once=args.once or args.prepare, views=views, prepare=args.prepare
+            )
+        if args.command == "audit-views":
+            from ledger.projection_worker import audit_views
+
+            settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
+            return audit_views(settings, number=args.number, sample=args.sample, repair=args.repair)
     except ConfigError as e:
         print(f"ledger: {e}", file=sys.stderr)
         return 2
+    except LedgerError as e:  # the read models cannot serve (being rebuilt, or built from another ledger)
+        print(f"ledger: {e}", file=sys.stderr)
+        return 1
     return 2
 
 

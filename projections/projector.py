@@ -48,6 +48,15 @@ def _hex(digest: bytes | None) -> str | None:
     return digest.hex() if digest else None
 
 
+def lock_views(cur: Cursor, names: Sequence[str], is_postgres: bool) -> None:
+    """Take the write lock of some views for the current transaction. On PostgreSQL, one advisory lock per
+    view (in a fixed order, so no deadlock): workers of different views run in parallel, workers of the
+    same view take turns. SQLite's ``BEGIN IMMEDIATE`` has already serialised every writer."""
+    if is_postgres:
+        for name in sorted(names):
+            cur.execute("SELECT pg_advisory_xact_lock(?, ?)", (PROJECTION_LOCK, zlib.crc32(name.encode()) >> 1))
+
+
 class Projector:
     """Applies the event log to a set of views."""
 
@@ -196,6 +205,7 @@ class Projector:
         PostgreSQL) and reads the positions inside it, so no event is applied twice."""
         if self._caught_up_cheaply():
             return 0
+        before = self.position
         mismatched: list[tuple[Generation, str]] = []
         with self._transaction() as cur:
             self._lock_views(cur)
@@ -220,7 +230,7 @@ class Projector:
             )
         with self._applied:
             self._applied.notify_all()
-        if notifications:
+        if self.position != before:  # events applied, or another projector's generation now followed
             for listener in self.listeners:
                 listener(self.position)
         return len(notifications)
@@ -315,11 +325,7 @@ class Projector:
                 view.apply(event, n.id, cursors[view.name])
 
     def _lock_views(self, cur: Cursor) -> None:
-        # On PostgreSQL, one advisory lock per view (in a fixed order, so no deadlock): workers of different
-        # views run in parallel, workers of the same view take turns. SQLite's BEGIN IMMEDIATE serialises all.
-        if self.views_db.is_postgres:
-            for name in sorted(v.name for v in self.views):
-                cur.execute("SELECT pg_advisory_xact_lock(?, ?)", (PROJECTION_LOCK, zlib.crc32(name.encode()) >> 1))
+        lock_views(cur, [v.name for v in self.views], self.views_db.is_postgres)
 
     def _caught_up_cheaply(self) -> bool:
         # Avoid taking the write lock when there is nothing new (the common case when idle).

@@ -101,6 +101,40 @@ class Cluster:
             )
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def replica(self) -> Cluster:
+        """A hot standby of this cluster, made with ``pg_basebackup -R -X stream`` and started on its own
+        port; it streams from this one (stop and start it with ``stop_server``/``start_server``)."""
+        standby = Cluster(durable=self.durable)
+        if os.geteuid() == 0:
+            shutil.chown(standby.folder, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                [_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D",
+                 str(standby.data), "-R", "-X", "stream", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        standby._pg_ctl_start()
+        standby.started = True
+        return standby
+
+    def stop_server(self) -> None:
+        """Stop the server (fast shutdown), keeping its data."""
+        subprocess.run(
+            _as_postgres([_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+        )
+
+    def start_server(self) -> None:
+        """Start the server again on its port."""
+        self._pg_ctl_start()
+
+    def url(self, dbname: str) -> str:
+        """A database of this cluster."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
     def admin_url(self) -> str:
         """The maintenance database."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"

@@ -27,6 +27,7 @@ from ledger.v1 import (
     lifecycle_service_pb2_grpc,
     recycling_service_pb2,
 )
+from projections.audit import Auditor
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
@@ -96,7 +97,12 @@ def create_server(
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
-        HistoryServicer(app, max_feeds=max(1, settings.max_workers // 4)), server
+        HistoryServicer(
+            app,
+            max_feeds=max(1, settings.max_workers // 4),
+            auditor=Auditor(app.reader, app.mapper, ViewsDatabase.for_store(settings.store)),
+        ),
+        server,
     )
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
     health_servicer = health_servicer or health.HealthServicer()

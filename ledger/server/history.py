@@ -32,6 +32,7 @@ from ledger.v1 import history_service_pb2_grpc, ledger_pb2
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
+    from projections.audit import Auditor
 
 # Positions are stored as signed 64-bit integers.
 MAX_POSITION = 2**63 - 1
@@ -133,8 +134,9 @@ def number_state_message(view: NumberStateView) -> ledger_pb2.NumberState:
 class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
     """The compliance-facing read API."""
 
-    def __init__(self, app: LedgerApplication, max_feeds: int = 8) -> None:
+    def __init__(self, app: LedgerApplication, max_feeds: int = 8, auditor: Auditor | None = None) -> None:
         self.app = app
+        self.auditor = auditor
         # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
         self._feeds = threading.BoundedSemaphore(max_feeds)
         self.max_feeds = max_feeds
@@ -183,6 +185,28 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             head_digest=report.head_digest,
             head_position=report.head_position,
             problem=report.problem,
+        )
+
+    def VerifyReadModels(
+        self, request: pb.VerifyReadModelsRequest, context: grpc.ServicerContext
+    ) -> pb.VerifyReadModelsResponse:
+        """Replay numbers' events in memory and compare the result with what the read models hold."""
+        f = Fields()
+        number = f.msisdn("number", request.number) if request.number else ""
+        if number and request.sample:
+            f.add("sample", "applies only to an audit of every number")
+        f.done()
+        if self.auditor is None:
+            raise NotImplementedError
+        report = self.auditor.audit([number] if number else None, sample=request.sample, active=context.is_active)
+        return pb.VerifyReadModelsResponse(
+            ok=report.ok,
+            numbers_checked=report.numbers_checked,
+            as_of_position=report.as_of_position,
+            mismatches=[
+                pb.ReadModelMismatch(number=m.number, field=m.field, stored=m.stored, replayed=m.replayed)
+                for m in report.mismatches
+            ],
         )
 
     def StreamEvents(

@@ -64,7 +64,7 @@ class Progress:
     def applied(self, position: int) -> None:
         """A projector in this process applied up to ``position``."""
         with self._changed:
-            self.views_position = max(self.views_position, position)
+            self.views_position = position
             self._changed.notify_all()
         self._note_head(position)
 

@@ -1,0 +1,281 @@
+"""What a check stands on: bounded, cancellable waits for ``min_position``; views bound to their ledger;
+the read models audited against the log and repaired."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import grpc
+import orjson
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from ledger import __main__ as cli
+from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import ledger_pb2
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from ledger.v1 import recycling_service_pb2 as rpb
+from tests.conftest import number
+from tests.procs import Serve, ledger_head, project, views_query
+from tests.views import serving
+
+RECYCLING = "ledger.v1.RecyclingService"
+
+
+def _reason(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return error.code(), info.reason, dict(info.metadata)
+    return error.code(), "", {}
+
+
+def _check(stub, msisdn: str, since: str = "2026-01-01", **kwargs) -> ledger_pb2.CheckResult:
+    return stub.CheckNumber(rpb.CheckNumberRequest(number=msisdn, since_date=since, **kwargs), timeout=10).result
+
+
+def _disconnected(stubs, msisdn: str, seq: int) -> None:
+    stubs.onboard(msisdn, seq)
+    stubs.lifecycle.DisconnectNumber(
+        lpb.DisconnectNumberRequest(
+            request_id=stubs.rid(), number=msisdn, reason=ledger_pb2.DISCONNECT_REASON_SUBSCRIBER_REQUEST
+        )
+    )
+
+
+# -- waiting for min_position -------------------------------------------------------------------------------
+
+
+def test_min_position_beyond_the_head_without_a_deadline_answers_behind_in_about_five_seconds(server) -> None:
+    stubs, _ = server
+    stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=stubs.rid(), numbers=[number(1)]))
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        stubs.recycling.CheckNumber(
+            rpb.CheckNumberRequest(number=number(1), since_date="2026-01-01", min_position=10**9)
+        )
+    elapsed = time.monotonic() - started
+    assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_BEHIND")
+    assert 4.5 <= elapsed <= 7.0, elapsed
+
+
+def test_min_position_with_a_deadline_answers_behind_before_it(server) -> None:
+    stubs, _ = server
+    stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=stubs.rid(), numbers=[number(1)]))
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        stubs.recycling.CheckNumber(
+            rpb.CheckNumberRequest(number=number(1), since_date="2026-01-01", min_position=10**9), timeout=1.5
+        )
+    assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_BEHIND")
+    assert time.monotonic() - started < 1.5
+
+
+def test_answers_carry_the_head_and_a_reached_position_answers_at_once(server) -> None:
+    stubs, _ = server
+    position = stubs.lifecycle.ProvisionNumbers(
+        lpb.ProvisionNumbersRequest(request_id=stubs.rid(), numbers=[number(1)])
+    ).position
+    result = _check(stubs.recycling, number(1), min_position=position)
+    assert result.as_of_position >= position and result.head_position >= result.as_of_position
+    (response,) = list(
+        stubs.recycling.BatchCheck(
+            iter([rpb.BatchCheckRequest(queries=[ledger_pb2.CheckQuery(number=number(1), since_date="2026-01-01")])])
+        )
+    )
+    assert response.results[0].head_position >= position
+
+
+def test_cancelled_waits_leave_the_server_answering_and_sigterm_exits_within_the_grace(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    server = Serve(db)
+    server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1)]))
+    far = rpb.CheckNumberRequest(number=number(1), since_date="2026-01-01", min_position=10**9)
+    calls = [server.recycling.CheckNumber.future(far) for _ in range(40)]
+    time.sleep(1.0)
+    for call in calls:
+        call.cancel()
+    cancelled_at = time.monotonic()
+    result = _check(server.recycling, number(1))  # a normal check, right after
+    assert time.monotonic() - cancelled_at < 1.0 and result.number == number(1)
+    # SIGTERM while 40 waits are in progress: they answer at once, the server exits 0 well within the grace.
+    calls = [server.recycling.CheckNumber.future(far) for _ in range(40)]
+    time.sleep(1.0)
+    server.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert server.proc.wait(15) == 0
+    assert time.monotonic() - started < 10.0  # the grace period (LEDGER default 10 s)
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as caught:
+            call.result(timeout=5)
+        assert caught.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    server.channel.close()
+
+
+# -- views bound to their ledger -----------------------------------------------------------------------------
+
+
+def test_a_restored_older_ledger_beside_newer_views_is_refused_until_rebuilt(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    server = Serve(db, log=tmp_path / "server.log")
+    server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1), number(2)]))
+    assert server.stop() == 0
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for path in tmp_path.glob("ledger.db*"):
+        shutil.copy(path, backup / path.name)
+    server = Serve(db, log=tmp_path / "server.log")
+    position = 0
+    for i in range(3):
+        position = server.lifecycle.ProvisionNumbers(
+            lpb.ProvisionNumbersRequest(request_id=f"q{i}", numbers=[number(10 + i)])
+        ).position
+    assert _check(server.recycling, number(10), min_position=position).as_of_position == position
+    assert server.stop() == 0
+    for path in tmp_path.glob("ledger.db*"):
+        path.unlink()
+    for path in backup.iterdir():
+        shutil.copy(path, tmp_path / path.name)  # the older ledger, the newer views stay
+
+    server = Serve(db, log=tmp_path / "server.log")
+    with pytest.raises(grpc.RpcError) as caught:
+        _check(server.recycling, number(1))
+    assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_MISMATCH")
+    # The ledger goes on past the views' position with other events: the digest there differs; still refused.
+    for i in range(5):
+        server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=f"r{i}", numbers=[number(20 + i)]))
+    time.sleep(0.7)
+    with pytest.raises(grpc.RpcError) as caught:
+        _check(server.recycling, number(20))
+    assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_MISMATCH")
+    health = health_pb2_grpc.HealthStub(server.channel)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=RECYCLING)).status
+        == health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    assert health.Check(health_pb2.HealthCheckRequest(service="")).status == health_pb2.HealthCheckResponse.SERVING
+    project(db, "--rebuild", "--once")
+    today = date.today().isoformat()
+    result = _check(server.recycling, number(20), today, min_position=ledger_head(db))
+    assert result.status != ledger_pb2.CHECK_STATUS_NO_DATA and result.as_of_position == ledger_head(db)
+    assert _check(server.recycling, number(10), today).status == ledger_pb2.CHECK_STATUS_NO_DATA  # the lost ledger's
+    assert server.stop() == 0
+
+
+def test_no_generation_to_serve_is_rebuilding_with_progress_and_not_serving(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    server = Serve(db)
+    server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1)]))
+    assert server.stop() == 0
+    # As if an older release had built the numbers view; this server reads it with no projector of its own.
+    views_query(db, "UPDATE rm_generations SET version = version - 1 WHERE view = 'numbers'")
+    server = Serve(db, extra=("--no-projections",))
+    with pytest.raises(grpc.RpcError) as caught:
+        _check(server.recycling, number(1))
+    code, reason, metadata = _reason(caught.value)
+    assert (code, reason) == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_REBUILDING")
+    assert metadata["view"] == "numbers" and metadata["head_position"] == str(ledger_head(db))
+    health = health_pb2_grpc.HealthStub(server.channel)
+    time.sleep(0.7)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=RECYCLING)).status
+        == health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    project(db, "--prepare")
+    time.sleep(0.7)
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=RECYCLING)).status == health_pb2.HealthCheckResponse.SERVING
+    )
+    assert _check(server.recycling, number(1)).as_of_position == ledger_head(db)
+    pruned = project(db, "--prune")
+    assert "1 generation(s) dropped" in pruned.stdout
+    assert server.stop() == 0
+
+
+# -- audit ---------------------------------------------------------------------------------------------------
+
+
+def test_audit_names_exactly_the_changed_numbers_and_repair_makes_checks_right(server, settings, capsys) -> None:
+    stubs, app = server
+    for i in range(6):
+        _disconnected(stubs, number(i), i + 1)
+    stubs.onboard(number(50), 50)
+    head = app.reader.max_position()
+    assert stubs.projector.wait_for(head, 20)
+    db = f"sqlite:///{settings.store.sqlite_path}"
+    assert cli.main(["audit-views", "--db", db]) == 0
+    assert "audited 7 numbers" in capsys.readouterr().out
+    before = _check(stubs.recycling, number(1), "2026-01-05")
+    assert before.status == ledger_pb2.CHECK_STATUS_CHANGED and before.clearance == ledger_pb2.CLEARANCE_PENDING
+
+    conn = sqlite3.connect(settings.store.views_path(), isolation_level=None)
+    cur = serving(conn)
+    cur.execute("UPDATE rm_numbers SET status='AVAILABLE' WHERE number=?", (number(0),))  # a status
+    closed = orjson.loads(cur.execute("SELECT closed FROM rm_checks WHERE number=?", (number(1),)).fetchone()[0])
+    cur.execute(  # a clearance: the quarantined number reads as not recycled at all
+        "UPDATE rm_checks SET closed='[]', last_disconnected_us=NULL, current_activated_us=1 WHERE number=?",
+        (number(1),),
+    )
+    assert closed
+    cur.execute(  # a deleted row
+        "DELETE FROM rm_tenures WHERE number_id=(SELECT number_id FROM rm_numbers WHERE number=?)", (number(2),)
+    )
+    conn.close()
+    wrong = _check(stubs.recycling, number(1), "2026-01-05")
+    assert wrong.status == ledger_pb2.CHECK_STATUS_NOT_CHANGED  # what a changed row does, undetected until audited
+
+    response = stubs.history.VerifyReadModels(hpb.VerifyReadModelsRequest())
+    assert not response.ok and response.numbers_checked == 7
+    assert {m.number for m in response.mismatches} == {number(0), number(1), number(2)}
+    assert any(m.field == "rm_numbers.status" and m.stored == "AVAILABLE" for m in response.mismatches)
+    assert stubs.history.VerifyReadModels(hpb.VerifyReadModelsRequest(number=number(3))).ok
+
+    assert cli.main(["audit-views", "--db", db]) == 1
+    out = capsys.readouterr().out
+    assert {line.split()[1] for line in out.splitlines() if line.startswith("MISMATCH")} == {
+        number(0),
+        number(1),
+        number(2),
+    }
+    assert cli.main(["audit-views", "--db", db, "--repair"]) == 0
+    assert "3 repaired" in capsys.readouterr().out
+    assert cli.main(["audit-views", "--db", db]) == 0
+    after = _check(stubs.recycling, number(1), "2026-01-05")
+    assert (after.status, after.clearance) == (before.status, before.clearance)
+    # The projector in the server forgot what it remembered of the repaired rows: confirmations apply right.
+    tenure = stubs.recycling.GetClearance(rpb.GetClearanceRequest(number=number(2))).tenures[0].tenure_id
+    for holder in ("crm", "billing", "voicemail"):
+        stubs.lifecycle.ConfirmDataCleared(
+            lpb.ConfirmDataClearedRequest(
+                request_id=stubs.rid(), number=number(2), tenure_id=tenure, holder=holder, evidence_ref="e"
+            )
+        )
+    assert stubs.projector.wait_for(app.reader.max_position(), 20)
+    assert _check(stubs.recycling, number(2), "2026-01-05").clearance == ledger_pb2.CLEARANCE_CLEARED
+    assert cli.main(["audit-views", "--db", db, "--sample", "3"]) == 0
+    assert "audited 3 numbers" in capsys.readouterr().out
+
+
+def test_audit_runs_beside_a_busy_server(server, settings) -> None:
+    stubs, app = server
+    for i in range(3):
+        stubs.onboard(number(i), i + 1)
+
+    def write(i: int) -> None:
+        stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=f"w{i}", numbers=[number(100 + i)]))
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(write, i) for i in range(60)]
+        for _ in range(5):
+            assert stubs.history.VerifyReadModels(hpb.VerifyReadModelsRequest()).ok
+        for f in futures:
+            f.result()
