@@ -265,8 +265,8 @@ def test_audit_names_exactly_the_changed_numbers_and_repair_makes_checks_right(s
     assert "audited 3 numbers" in capsys.readouterr().out
 
 
-def test_audit_runs_beside_a_busy_server(server, settings) -> None:
-    stubs, app = server
+def test_audit_runs_beside_a_busy_server(server) -> None:
+    stubs, _ = server
     for i in range(3):
         stubs.onboard(number(i), i + 1)
 

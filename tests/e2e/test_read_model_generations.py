@@ -89,7 +89,9 @@ class Checker(threading.Thread):
                 for r in response.results
             ]
             bad = [
-                (q.number, q.since_date, g, w) for q, g, w in zip(self.request.queries, got, self.baseline) if g != w
+                (q.number, q.since_date, g, w)
+                for q, g, w in zip(self.request.queries, got, self.baseline, strict=True)
+                if g != w
             ]
             self.counts["answered"] += 1
             if bad:
