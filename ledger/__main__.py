@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings, StoreConfig
+from ledger.cli import one_line_errors
+from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
 from ledger.server.auth import ROLES, new_token
 
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("ledger")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
     args = build_parser().parse_args(argv)
@@ -62,51 +64,47 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        if args.command == "serve" and args.workers > 1:
-            from ledger.workers import run_workers
+    if args.command == "serve" and args.workers > 1:
+        from ledger.workers import run_workers
 
-            return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
-        if args.command == "serve":
-            from ledger.server.app import serve
+        return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
+    if args.command == "serve":
+        from ledger.server.app import serve
 
-            settings = Settings.build(
-                listen=args.listen,
-                db=args.db,
-                policy_file=args.policy,
-                master_key_file=args.master_key_file,
-                auth_file=args.auth,
-                tls_cert=args.tls_cert,
-                tls_key=args.tls_key,
-                tls_client_ca=args.tls_client_ca,
-            )
-            settings = dataclasses.replace(
-                settings,
-                run_projections=not args.no_projections,
-                reuse_port=args.reuse_port,
-                read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
-            )
-            return serve(settings)
-        if args.command == "token":
-            token, digest = new_token()
-            roles = ", ".join(f'"{r}"' for r in args.role)
-            print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
-            print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
-            return 0
-        if args.command == "migrate":
-            from ledger.bootstrap import migrate
+        settings = Settings.build(
+            listen=args.listen,
+            db=args.db,
+            policy_file=args.policy,
+            master_key_file=args.master_key_file,
+            auth_file=args.auth,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+        )
+        settings = dataclasses.replace(
+            settings,
+            run_projections=not args.no_projections,
+            reuse_port=args.reuse_port,
+            read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
+        )
+        return serve(settings)
+    if args.command == "token":
+        token, digest = new_token()
+        roles = ", ".join(f'"{r}"' for r in args.role)
+        print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
+        print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
+        return 0
+    if args.command == "migrate":
+        from ledger.bootstrap import migrate
 
-            print(migrate(Settings.build(db=args.db, master_key_file=args.master_key_file)))
-            return 0
-        if args.command == "project":
-            from ledger.projection_worker import run_projections
+        print(migrate(Settings.build(db=args.db, master_key_file=args.master_key_file)))
+        return 0
+    if args.command == "project":
+        from ledger.projection_worker import run_projections
 
-            settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
-            views = args.views.split(",") if args.views else None
-            return run_projections(settings, rebuild=args.rebuild, once=args.once, views=views)
-    except ConfigError as e:
-        print(f"ledger: {e}", file=sys.stderr)
-        return 2
+        settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
+        views = args.views.split(",") if args.views else None
+        return run_projections(settings, rebuild=args.rebuild, once=args.once, views=views)
     return 2
 
 

@@ -31,12 +31,16 @@ def load_master_key(settings: Settings) -> MasterKey:
 
 def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
     """Open (creating on first use) the ledger's stores and return the application."""
+    db_path = settings.store.sqlite_path
+    if db_path is not None and not db_path.parent.is_dir():
+        # A mistyped path must not look like lost data: a new ledger only in a folder that exists.
+        raise ConfigError(
+            f"the folder {db_path.parent} of the database {db_path} does not exist "
+            "(check --db or LEDGER_DB; create the folder first for a new ledger there)"
+        )
     master = load_master_key(settings)
     store: KeyStore
     if settings.store.kind == "sqlite":
-        db_path = settings.store.sqlite_path
-        if db_path is not None:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
         store = SQLiteKeyStore(str(settings.store.key_store_path()))
     else:
         store = PostgresKeyStore(settings.store.conninfo())

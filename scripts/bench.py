@@ -46,6 +46,7 @@ from typing import Any
 import grpc
 import orjson
 
+from ledger.cli import one_line_errors
 from ledger.domain.subscriber import Subscriber
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import (
@@ -612,6 +613,7 @@ def _open(db: str) -> Any:
     return open_ledger(Settings.build(db=db))
 
 
+@one_line_errors("bench")
 def main(argv: list[str] | None = None) -> int:
     """Run the suite and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

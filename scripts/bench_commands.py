@@ -30,6 +30,7 @@ from typing import Any
 import grpc
 import orjson
 
+from ledger.cli import one_line_errors
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts.synthetic import iccid, imsi, resident_id
@@ -91,6 +92,7 @@ def pct(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+@one_line_errors("bench_commands")
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description="Benchmark lifecycle commands over gRPC (SQLite store).")

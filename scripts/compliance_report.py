@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.config import Policy, StoreConfig
+from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, output_file
+from ledger.config import Policy
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
@@ -151,23 +152,26 @@ def build(read_models: ReadModels, policy: Policy, now: datetime) -> str:
     )
 
 
+@one_line_errors("compliance_report")
 def main(argv: list[str] | None = None) -> int:
     """Write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     parser.add_argument("--policy", type=Path, help="policy file, as given to the server")
     parser.add_argument("-o", "--output", type=Path, default=Path("compliance.html"), help="HTML file to write")
     args = parser.parse_args(argv)
-    views = ViewsDatabase.for_store(StoreConfig.from_url(args.db))
-    if not views.exists():
-        print(f"compliance_report: no read models at {views.sqlite_path}", file=sys.stderr)
-        return 2
+    store = existing_store(args.db)
     policy = Policy.from_toml(args.policy) if args.policy else Policy()
+    views = ViewsDatabase.for_store(store)
+    if not views.exists():
+        raise RunFailed(f"no read models at {views.sqlite_path}; start the server or `ledger project` once")
     read_models = ReadModels(views)
     try:
-        args.output.write_text(build(read_models, policy, datetime.now(UTC)), encoding="utf-8")
+        page = build(read_models, policy, datetime.now(UTC))
     finally:
         read_models.close()
+    with output_file(args.output) as out:
+        out.write(page)
     print(f"wrote {args.output}")
     return 0
 

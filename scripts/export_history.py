@@ -27,7 +27,8 @@ import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 
 from ledger.chain import CHAIN_TABLE, GENESIS
-from ledger.config import Settings, StoreConfig
+from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, partial_name
+from ledger.config import Settings
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
@@ -87,7 +88,9 @@ def export(
     personal: dict[str, dict[str, Any] | None] | None = None,
 ) -> int:
     """Write the export; returns the number of events written."""
-    path = StoreConfig.from_url(db).sqlite_path
+    path = existing_store(db).sqlite_path
+    if path is None:
+        raise RunFailed("export_history reads an SQLite store")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     codec = transcoder()
     try:
@@ -103,7 +106,7 @@ def export(
             ids,
         ).fetchall()
         if not rows:
-            raise SystemExit("export_history: nothing to export (unknown number or subscriber)")
+            raise RunFailed("nothing to export (unknown number or subscriber)")
         header = {
             "kind": "header",
             "format": FORMAT,
@@ -158,10 +161,11 @@ def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, 
         app.vault.store.close()
 
 
+@one_line_errors("export_history")
 def main(argv: list[str] | None = None) -> int:
     """Write the export file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--number", help="export this number and the subscribers who held it")
     which.add_argument("--subscriber", help="export this subscriber (id)")
@@ -174,13 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         subscriber = UUID(args.subscriber) if args.subscriber else None
     except (InvalidValue, ValueError) as e:
         parser.error(str(e))
+    existing_store(args.db)
     personal = None
     if args.include_personal_data:
         if not args.purpose.strip():
             parser.error("--include-personal-data needs --purpose")
         personal = decrypt_personal_data(args.db, number, subscriber, args.purpose)
-    with args.output.open("wb") as out:
+    partial = partial_name(args.output)
+    with partial.open("wb") as out:
         count = export(args.db, out, number, subscriber, personal)
+    partial.replace(args.output)  # complete: only now under its own name
     print(f"exported {count} events to {args.output}")
     return 0
 

@@ -11,9 +11,11 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from ledger.cli import one_line_errors, output_file
 from scripts import synthetic
 
 
+@one_line_errors("sample_queries")
 def main(argv: list[str] | None = None) -> int:
     """Write ``number,since_date`` rows (CSV with header), one per number, dates spread over a year."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     latest = date.fromisoformat(args.since)
-    with args.output.open("w", encoding="utf-8") as out:
+    with output_file(args.output) as out:
         out.write("number,since_date\n")
         for i in range(args.numbers):
             out.write(f"{synthetic.msisdn(i)},{latest - timedelta(days=rng.randrange(365))}\n")

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ledger.chain import GENESIS, chain_hash, stream_hash
+from ledger.cli import one_line_errors
 from scripts.export_history import FORMAT, readable, transcoder
 
 
@@ -84,6 +85,7 @@ def _check(e: dict[str, Any], codec: Any, heads: dict[str, tuple[int, bytes]], s
     return ""
 
 
+@one_line_errors("verify_export")
 def main(argv: list[str] | None = None) -> int:
     """Verify the file and print the result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -20,7 +20,7 @@ import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 
 from ledger.chain import CHAIN_TABLE, ChainedEvent, IntegrityReport, verify_chain, verify_streams
-from ledger.config import StoreConfig
+from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
 
@@ -78,7 +78,9 @@ def number_events(conn: sqlite3.Connection, number: str) -> list[ChainedEvent]:
 
 def verify(db: str, number: str | None = None, up_to: int = 0) -> IntegrityReport:
     """Verify the store at ``db`` (an SQLite URL)."""
-    path = StoreConfig.from_url(db).sqlite_path
+    path = existing_store(db).sqlite_path
+    if path is None:
+        raise RunFailed("verify_ledger reads an SQLite store; for PostgreSQL use VerifyIntegrity")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         if number:
@@ -88,10 +90,11 @@ def verify(db: str, number: str | None = None, up_to: int = 0) -> IntegrityRepor
         conn.close()
 
 
+@one_line_errors("verify_ledger")
 def main(argv: list[str] | None = None) -> int:
     """Print the verification result; 0 when intact (and matching the expected digest), else 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     parser.add_argument("--number", help="verify one number's stream and its holders' streams")
     parser.add_argument("--up-to", type=int, default=0, help="verify the global chain up to this position")
     parser.add_argument("--expect-digest", help="the digest published for --up-to (hex)")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from concurrent import futures
 from typing import TYPE_CHECKING
@@ -93,18 +95,46 @@ def create_server(
     else:
         port = server.add_insecure_port(settings.listen)
     if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+        raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
     return server, port
+
+
+def check_listen_address(listen: str) -> None:
+    """Refuse, in one line, an address this host cannot listen on (in use, or not an address of it).
+
+    gRPC reports a failed bind only as a log line of its own, so the address is tried first.
+    """
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port_text.isdigit():
+        raise OSError(f"--listen must be HOST:PORT, got {listen!r}")
+    if int(port_text) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as e:
+        reason = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        raise OSError(f"cannot listen on {listen}: {reason} (stop the other server or pass --listen HOST:PORT)") from e
 
 
 def serve(settings: Settings) -> int:
     """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
+    if not settings.reuse_port:
+        check_listen_address(settings.listen)
     app = open_ledger(settings)
     health_servicer = health.HealthServicer()
-    projector = open_projector(settings, app)
+    try:
+        projector = open_projector(settings, app)
+        server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
+    except BaseException:
+        app.close()
+        app.vault.store.close()
+        raise
     stop = threading.Event()
     projection_threads = start_projections(settings, projector, stop) if settings.run_projections else []
-    server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]
