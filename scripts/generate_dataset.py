@@ -3,8 +3,10 @@
 Each number lives through years of simulated tenures: sales by channel and agent, identity checks,
 SIM swaps, suspensions for non-payment, spam, lost SIMs and fraud, disconnections, quarantine,
 per-holder data clearance (some late, some missing), releases (a few by override) and erasure
-requests. The same seed always gives the same history; request ids are derived from it, so a
-re-run after an interruption continues without recording anything twice.
+requests. The same seed always gives the same history; request ids are derived from it and from the
+simulated time, so a re-run after an interruption continues without recording anything twice. Without
+``--end`` the history ends when the first run started: a re-run finds that moment in the ledger (the
+time the dataset's numbers were provisioned), never in the wall clock.
 
     python -m scripts.generate_dataset --target 127.0.0.1:50051 --numbers 100000 --years 3 --seed 7
 
@@ -30,9 +32,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
+from ledger.cli import EXIT_INTERRUPTED, RunFailed, add_target_argument, one_line_errors
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
+from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts import synthetic
 
@@ -343,41 +347,70 @@ def _call(method: Any, request: Any) -> Any:
     raise RuntimeError("unreachable")
 
 
+def recorded_start(stub: history_service_pb2_grpc.HistoryServiceStub, seed: int) -> datetime | None:
+    """When an earlier run of this seed provisioned its numbers (its simulated start), if one did."""
+    try:
+        for item in stub.GetNumberHistory(hpb.GetNumberHistoryRequest(number=synthetic.msisdn(0)), timeout=30):
+            event = item.event
+            if event.type == "NumberProvisioned" and event.request_id == f"gen{seed}-provision-0":
+                return event.occurred_at.ToDatetime(tzinfo=UTC)
+            return None
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    return None
+
+
+@one_line_errors("generate_dataset")
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset; prints a summary of what was recorded."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    add_target_argument(parser)
     parser.add_argument("--numbers", type=int, default=1000, help="how many numbers (default 1000)")
     parser.add_argument("--years", type=float, default=3.0, help="simulated years of history (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--concurrency", type=int, default=8, help="numbers simulated in parallel (default 8)")
     parser.add_argument("--quarantine-days", type=int, default=90, help="the server's policy (default 90)")
-    parser.add_argument("--end", help="simulated end, ISO date (default: now)")
+    parser.add_argument("--end", help="simulated end, ISO date (default: when this seed's first run started)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--unary", action="store_true", help="one call per command instead of ImportCommands")
     parser.add_argument("--batch", type=int, default=2000, help="commands per ImportCommands request (default 2000)")
     args = parser.parse_args(argv)
-    end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else datetime.now(UTC)
-    start = end - timedelta(days=365 * args.years)
     channel = grpc.insecure_channel(args.target, options=[("grpc.max_send_message_length", 64 << 20)])
     stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+    span = timedelta(days=365 * args.years)
+    if args.end:
+        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC)
+    else:
+        earlier = recorded_start(history_service_pb2_grpc.HistoryServiceStub(channel), args.seed)
+        end = earlier + span if earlier else datetime.now(UTC).replace(microsecond=0)
+    start = end - span
     began = time.perf_counter()
     numbers = [synthetic.msisdn(i) for i in range(args.numbers)]
     ts = Timestamp()
     ts.FromDatetime(start)
     for chunk in range(0, len(numbers), 10_000):
-        _call(
-            stub.ProvisionNumbers,
-            lpb.ProvisionNumbersRequest(
-                request_id=f"gen{args.seed}-provision-{chunk}", numbers=numbers[chunk : chunk + 10_000], occurred_at=ts
-            ),
-        )
+        try:
+            _call(
+                stub.ProvisionNumbers,
+                lpb.ProvisionNumbersRequest(
+                    request_id=f"gen{args.seed}-provision-{chunk}",
+                    numbers=numbers[chunk : chunk + 10_000],
+                    occurred_at=ts,
+                ),
+            )
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            raise RunFailed(
+                f"this ledger holds seed {args.seed}'s dataset with other --numbers, --years or --end; "
+                "give the first run's values, another --seed, or a fresh ledger"
+            ) from None
     sender = Sender(stub, args.seed)
     totals: Counter[str] = Counter({"ProvisionNumbers (numbers)": len(numbers)})
-    with (
-        ThreadPoolExecutor(args.concurrency) as pool,
-        tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr) as bar,
-    ):
+    pool = ThreadPoolExecutor(args.concurrency)
+    bar = tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr)
+    try:
         if not args.unary:
             totals.update(run_import(stub, args.numbers, args.seed, start, end, args.quarantine_days, args.batch, bar))
         futures = [
@@ -389,6 +422,18 @@ def main(argv: list[str] | None = None) -> int:
         for future in as_completed(futures):
             totals.update(future.result())
             bar.update(1)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        channel.close()
+        print(
+            f"generate_dataset: interrupted after {bar.n} of {args.numbers} numbers; the same command again "
+            "goes on (what was recorded is replayed, not recorded twice)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        bar.close()
+    pool.shutdown()
     elapsed = time.perf_counter() - began
     commands = sum(v for k, v in totals.items() if " " not in k or k.endswith("(replayed)"))
     print(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import grpc
 
-from ledger.cli import add_db_argument, add_target_argument, existing_store, one_line_errors
+from ledger.cli import EXIT_INTERRUPTED, add_db_argument, add_target_argument, existing_store, one_line_errors
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import lifecycle_service_pb2_grpc
 from projections.db import ViewsDatabase
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome: Counter[str] = Counter()
     after = ""
     now = datetime.now(UTC)
+    interrupted = False
     try:
         done = False
         while not done:
@@ -73,9 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                 except grpc.RpcError as e:
                     outcome[f"refused ({e.code().name})"] += 1
                     print(f"not released {number}: {e.code().name}: {e.details()}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         channel.close()
         read_models.close()
+    if interrupted:
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())) or "nothing done"
+        print(f"release_due_numbers: interrupted: {summary}; the same command again goes on", file=sys.stderr)
+        return EXIT_INTERRUPTED
     summary = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())) or "nothing due"
     print(f"release_due_numbers: {summary}")
     return 1 if any(k.startswith("refused") for k in outcome) else 0

@@ -85,6 +85,10 @@ def _status(code: int, message: str, *details: Any) -> status_pb2.Status:
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    if not context.is_active():
+        # The client cancelled the call or went away (Ctrl-C in a batch job): nobody to answer, nothing wrong.
+        log.debug("call ended by the client: %s", type(exc).__name__)
+        return
     status = to_status(exc)
     if status is None:
         log.exception("unexpected error", exc_info=exc)
