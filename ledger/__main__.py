@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ledger.cli import one_line_errors
+from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
 from ledger.server.auth import ROLES, new_token
 
@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         from ledger.projection_worker import run_projections
 
         settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
+        path = settings.store.sqlite_path
+        if path is not None and not path.is_file():
+            # The projections follow a ledger; a mistyped path must not start a new, empty one.
+            raise RunFailed(f"no ledger at {path} (check --db or LEDGER_DB; the server creates it on first start)")
         views = args.views.split(",") if args.views else None
         return run_projections(settings, rebuild=args.rebuild, once=args.once, views=views)
     return 2

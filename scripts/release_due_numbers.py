@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                     outcome["released"] += 1
                     print(f"released {number}")
                 except grpc.RpcError as e:
+                    if e.code() == grpc.StatusCode.UNAVAILABLE:
+                        raise  # no server: one line says so, instead of one refusal per number
                     outcome[f"refused ({e.code().name})"] += 1
                     print(f"not released {number}: {e.code().name}: {e.details()}", file=sys.stderr)
     except KeyboardInterrupt:

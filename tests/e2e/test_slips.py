@@ -61,6 +61,15 @@ def test_a_db_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None
     assert (tmp_path / "data" / "ledger.db").is_file()
 
 
+def test_ledger_project_does_not_start_a_new_ledger_on_a_typo(tmp_path: Path) -> None:
+    result = run(["ledger", "project", "--db", "sqlite:///typo.db", "--once"], tmp_path)
+    assert result.returncode == 1
+    assert one_line(result.stderr) == (
+        "ledger: no ledger at typo.db (check --db or LEDGER_DB; the server creates it on first start)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
     url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
     for args in (["ledger", "migrate", "--db", url], ["ledger", "serve", "--db", url, "--listen", "127.0.0.1:0"]):
