@@ -90,7 +90,7 @@ def describe(error: BaseException) -> str | None:
     """One line for an error a person can cause, or None for a bug (which keeps its traceback)."""
     import grpc
     import psycopg
-    from eventsourcing.persistence import PersistenceError
+    from eventsourcing.persistence import InterfaceError, OperationalError
 
     if isinstance(error, grpc.RpcError) and isinstance(error, grpc.Call):
         code = error.code()
@@ -100,10 +100,11 @@ def describe(error: BaseException) -> str | None:
                 "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET"
             )
         return f"the server refused the call: {code.name}: {_first_line(error.details())}"
-    if isinstance(error, psycopg.Error | PersistenceError):
-        cause = error.__cause__ if isinstance(error, PersistenceError) and error.__cause__ else error
+    # Only errors of reaching or opening a database: a bad statement is a bug and keeps its traceback.
+    if isinstance(error, psycopg.OperationalError | OperationalError | InterfaceError):
+        cause = error.__cause__ or error
         return f"cannot use the PostgreSQL store: {_first_line(str(cause))} (check --db or LEDGER_DB, and that it runs)"
-    if isinstance(error, sqlite3.Error):
+    if isinstance(error, sqlite3.OperationalError) or type(error) is sqlite3.DatabaseError:
         return f"cannot use the SQLite store: {error} (check --db or LEDGER_DB)"
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.filename}: {error.strerror}"
