@@ -144,7 +144,7 @@ class Writer:
 
 def count_rows(path: Path, fmt: str) -> int:
     """Data rows in a file (for the progress bar): non-empty lines, less the CSV header."""
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:
         lines = sum(1 for text in f if text.strip())
     return max(0, lines - 1) if fmt == "csv" else lines
 
@@ -166,6 +166,8 @@ class Requests:
                 yield rpb.BatchCheckRequest(
                     queries=[ledger_pb2.CheckQuery(number=r.number, since_date=r.since_date) for r in batch]
                 )
+        except GeneratorExit:
+            raise
         except BaseException as e:
             self.error = e
 
@@ -186,7 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     source: IO[str] = sys.stdin if from_stdin else args.input.open(newline="", encoding="utf-8")
     total = None if from_stdin else count_rows(args.input, fmt)
     bad: Counter[str] = Counter()
-    requests = Requests(read_rows(source, fmt, sys.stderr, bad), args.batch_size)
+    try:
+        requests = Requests(read_rows(source, fmt, sys.stderr, bad), args.batch_size)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {e}") from None
     # The answers go to OUT.partial, renamed to OUT once every row is answered.
     partial = partial_name(args.output) if args.output is not None else None
     sink: IO[str] = (
@@ -214,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         clearances[values["clearance"]] += 1
                 checked += len(batch)
                 bar.update(len(batch))
+        if isinstance(requests.error, UnicodeDecodeError | csv.Error):
+            raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {requests.error}")
         if requests.error is not None:
             raise requests.error
         complete = True

@@ -58,6 +58,17 @@ def test_recycling_check_refuses_a_bad_header_at_once(server, tmp_path: Path, he
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_recycling_check_refuses_a_file_that_is_not_text(server, tmp_path: Path, capsys) -> None:
+    stubs, _ = server
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"number,since_date\n" + b"\xff\xfe\x00garbage\n" * 3)
+    out = tmp_path / "out.csv"
+    assert recycling_check.main([str(source), "-o", str(out), "--target", stubs.target, "--no-progress"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("recycling_check: ") and "cannot be read as CSV text" in line
+    assert not out.exists()
+
+
 def test_recycling_check_progress_counts_rows_not_the_header(server, tmp_path: Path, capsys) -> None:
     stubs, _ = server
     source = tmp_path / "in.csv"
