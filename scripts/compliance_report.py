@@ -227,11 +227,12 @@ def build(
         ),
     ]
     style = (
-        "body{font-family:system-ui,sans-serif;margin:2rem;max-width:64rem;color:#1a202c}"
+        "body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#1a202c}"
         ".tiles{display:flex;gap:1rem;flex-wrap:wrap}.tile{border-left:6px solid;padding:.5rem 1rem;"
         "background:#f7fafc;min-width:9rem}.tile b{display:block;font-size:1.6rem}.tile span{font-size:.85rem}"
         "table{border-collapse:collapse;margin:1rem 0;font-size:.85rem}td,th{border-bottom:1px solid #e2e8f0;"
-        "padding:.25rem .6rem;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "padding:.25rem .6rem;text-align:right;white-space:nowrap}td:last-child{white-space:normal}"
+        "td:first-child,th:first-child{text-align:left}"
         "figcaption{font-weight:600;margin:.5rem 0}"
     )
     covered = f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" if first and last else "nothing yet"

@@ -23,6 +23,11 @@ def nice_top(value: float) -> float:
     return 10 * power
 
 
+def count_top(value: float) -> float:
+    """An axis end for counts whose quarter marks are whole numbers."""
+    return float(max(4, math.ceil(nice_top(value) / 4) * 4))
+
+
 def percent(value: float) -> str:
     """A rate as a percentage with one decimal."""
     return f"{value:.1%}"
@@ -39,7 +44,8 @@ def bar_chart(
     """A horizontal bar chart of (label, value, colour), its axis from 0 to a round number above the largest."""
     width, bar_h, gap, top_pad = 640, 20, 8, 22
     plot_w = width - label_width - 70
-    top = nice_top(max((v for _, v, _ in rows), default=0))
+    largest = max((v for _, v, _ in rows), default=0)
+    top = count_top(largest) if fmt is whole else nice_top(largest)
     height = top_pad + len(rows) * (bar_h + gap) + 24
     esc = html.escape
     parts = [f'<svg role="img" aria-label="{esc(title)}" width="{width}" height="{height}" font-size="12">']
@@ -63,9 +69,9 @@ def bar_chart(
 
 def line_chart(title: str, months: Sequence[str], series: dict[str, Sequence[int]]) -> str:
     """Monthly lines, one per series, on one axis scaled to the largest monthly value, with a legend."""
-    width, height, left, right, top_pad, bottom = 900, 320, 60, 20, 16, 60
+    width, height, left, right, top_pad, bottom = 900, 320, 60, 40, 16, 60
     plot_w, plot_h = width - left - right, height - top_pad - bottom
-    top = nice_top(max((max(v, default=0) for v in series.values()), default=0))
+    top = count_top(max((max(v, default=0) for v in series.values()), default=0))
     esc = html.escape
     n = len(months)
 
@@ -84,12 +90,10 @@ def line_chart(title: str, months: Sequence[str], series: dict[str, Sequence[int
         )
     every = max(1, math.ceil(n / 12))
     for i, month in enumerate(months):
-        # Every few months, and the last one unless it would overlap the label before it.
-        last = i == n - 1 and (n - 1) % every >= every / 2
-        if i % every == 0 or last:
-            anchor = "end" if i == n - 1 and n > 1 else "middle"
+        # Every few months, counted back from the last, so the latest month is always named.
+        if (n - 1 - i) % every == 0:
             parts.append(
-                f'<text x="{x_of(i):.1f}" y="{top_pad + plot_h + 16}" text-anchor="{anchor}" '
+                f'<text x="{x_of(i):.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle" '
                 f'fill="#4a5568">{esc(month)}</text>'
             )
     for k, (name, values) in enumerate(series.items()):

@@ -31,7 +31,7 @@ def render(page: Path, screenshot: Path, tmp_path: Path) -> list[str]:
             "--enable-logging=stderr",
             "--v=0",
             "--hide-scrollbars",
-            "--window-size=1100,5200",
+            "--window-size=1250,5200",
             f"--screenshot={screenshot}",
             page.as_uri(),
         ],
