@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
-from ledger.keys import KeyStore, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
+from ledger.keys import KeyStore, KeyStoreError, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 
@@ -19,14 +19,21 @@ if TYPE_CHECKING:
 def load_master_key(settings: Settings) -> MasterKey:
     """The operator's key from LEDGER_MASTER_KEY or a key file; generated beside an embedded store."""
     if settings.master_key_text:
-        return MasterKey.from_text(settings.master_key_text)
+        return _master_key(settings.master_key_text, "LEDGER_MASTER_KEY")
     if settings.master_key_file is not None:
         if not settings.master_key_file.exists():
             raise ConfigError(f"master key file {settings.master_key_file} does not exist")
-        return MasterKey.from_text(settings.master_key_file.read_text())
+        return _master_key(settings.master_key_file.read_text(), f"master key file {settings.master_key_file}")
     if settings.store.kind != "sqlite":
         raise ConfigError("a PostgreSQL store needs the operator's master key: LEDGER_MASTER_KEY or --master-key-file")
     return MasterKey.load_or_create(settings.store.default_master_key_path())
+
+
+def _master_key(text: str, source: str) -> MasterKey:
+    try:
+        return MasterKey.from_text(text)
+    except KeyStoreError as e:
+        raise ConfigError(f"{source}: {e} (the master key is 32 bytes in base64)") from None
 
 
 def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:

@@ -15,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import open_ledger, open_projector, start_projections
+from ledger.config import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
@@ -107,7 +108,7 @@ def check_listen_address(listen: str) -> None:
     host, _, port_text = listen.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     if not port_text.isdigit():
-        raise OSError(f"--listen must be HOST:PORT, got {listen!r}")
+        raise ConfigError(f"--listen must be HOST:PORT (for example 127.0.0.1:50051), got {listen!r}")
     if int(port_text) == 0:
         return
     try:
@@ -116,8 +117,11 @@ def check_listen_address(listen: str) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(infos[0][4])
     except OSError as e:
-        reason = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
-        raise OSError(f"cannot listen on {listen}: {reason} (stop the other server or pass --listen HOST:PORT)") from e
+        if e.errno == errno.EADDRINUSE:
+            hint = "the port is in use (stop the other server or pass another --listen HOST:PORT)"
+        else:
+            hint = f"{e.strerror or e} (pass --listen with an address of this host, for example 127.0.0.1:50051)"
+        raise OSError(f"cannot listen on {listen}: {hint}") from e
 
 
 def serve(settings: Settings) -> int:

@@ -49,6 +49,19 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "ledger.db").exists()
 
 
+def test_a_bad_listen_address_or_master_key_is_one_line(tmp_path: Path) -> None:
+    result = run(["ledger", "serve", "--listen", "nonsense"], tmp_path)
+    assert result.returncode == 2 and "--listen must be HOST:PORT" in one_line(result.stderr)
+    result = run(["ledger", "serve", "--listen", "192.0.2.1:50051"], tmp_path)
+    assert result.returncode == 1 and "address of this host" in one_line(result.stderr)
+    (tmp_path / "k.key").write_text("junk\n")
+    result = run(["ledger", "migrate", "--master-key-file", "k.key"], tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("ledger: master key file k.key: master key must be 32 bytes")
+    result = run(["ledger", "migrate"], tmp_path, LEDGER_MASTER_KEY="bad")
+    assert result.returncode == 2 and one_line(result.stderr).startswith("ledger: LEDGER_MASTER_KEY: ")
+
+
 def test_a_db_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
     result = run(["ledger", "serve", "--db", "sqlite:///no/such/dir/ledger.db", "--listen", "127.0.0.1:0"], tmp_path)
     assert result.returncode == 2
