@@ -92,8 +92,10 @@ def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
         assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
 
 
-def test_scripts_given_a_mistyped_db_say_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    os.chdir(tmp_path)
+def test_scripts_given_a_mistyped_db_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     typo = "sqlite:///typo.db"
     assert verify_ledger.main(["--db", typo]) == 1
     assert compliance_report.main(["--db", typo, "-o", str(tmp_path / "r.html")]) == 1
