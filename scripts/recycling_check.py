@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     if values["clearance"] != "NOT_APPLICABLE":
                         clearances[values["clearance"]] += 1
                 checked += len(batch)
+                sink.flush()  # once per batch: what is answered is on disk if the job is stopped
                 bar.update(len(batch))
         if isinstance(requests.error, UnicodeDecodeError | csv.Error):
             raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {requests.error}")

@@ -94,6 +94,7 @@ def test_ctrl_c_stops_cleanly_and_leaves_the_output_marked_partial(server, tmp_p
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 11):
         time.sleep(0.1)
+    assert len(partial.read_text().splitlines()) == 11, "the answers so far are on disk while the job waits"
     with caplog.at_level(logging.INFO):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
