@@ -146,3 +146,31 @@ def test_generate_dataset_reruns_without_end(server, clock, capsys) -> None:
     out = capsys.readouterr().out
     assert "refused" not in out and "(replayed)" in out
     assert app.reader.max_position() == first
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", [[], ["--unary", "--concurrency", "2"]])
+def test_generate_dataset_stops_on_ctrl_c_saying_how_far_it_got(server, clock, tmp_path: Path, mode, caplog) -> None:
+    stubs, _ = server
+    clock.t = datetime.now(UTC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    args = ["--target", stubs.target, "--numbers", "20000", "--seed", "9", "--no-progress", "--batch", "200", *mode]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.generate_dataset", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    with caplog.at_level(logging.INFO):
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        time.sleep(1.0)  # the server notices the cancelled calls
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("generate_dataset: interrupted after ") and " of 20000 numbers; the same command" in line
