@@ -130,7 +130,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self._sqlite()),
-                "APPLICATION_RECORDER_TOPIC": "ledger.chain:ChainedSQLiteRecorder",
+                "APPLICATION_RECORDER_TOPIC": "ledger.adapters.sqlite:ChainedSQLiteRecorder",
             }
         pg = self.postgres
         return {
@@ -148,7 +148,7 @@ class StoreConfig:
             # a pooled connection that died with a database restart.
             "POSTGRES_CONNECT_TIMEOUT": "1",
             "POSTGRES_PRE_PING": "y",
-            "APPLICATION_RECORDER_TOPIC": "ledger.pgstore:ChainedPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.adapters.postgres:ChainedPostgresRecorder",
         }
 
     def conninfo(self) -> str:

@@ -166,11 +166,10 @@ def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
         commands=[register("reg", 1), verify("ver", sid), activate("act", msisdn, sid), activate("act2", other, sid)]
     )
     importer = Importer(app, "importer")
-    original = app.flush_staging
     interfered = []
 
     def flush_after_a_concurrent_suspension():
-        if not interfered and app.staging is not None and app.staging.events:
+        if not interfered and importer.staging.events:
             interfered.append(True)
             # Another caller (another thread, not staging) suspends the number first.
             worker = threading.Thread(
@@ -184,7 +183,8 @@ def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
 
     with importer:
         assert not any(r.HasField("error") for r in importer.run(setup).results)
-        app.flush_staging = flush_after_a_concurrent_suspension
+        original = importer.staging.flush
+        importer.staging.flush = flush_after_a_concurrent_suspension
         response = importer.run(
             lpb.ImportCommandsRequest(
                 commands=[

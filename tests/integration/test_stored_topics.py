@@ -15,12 +15,12 @@ from uuid import UUID
 import pytest
 from eventsourcing.utils import resolve_topic
 
+from ledger.application.reads import number_history, verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.history import number_history, verify_integrity
 from ledger.snapshots import LedgerSnapshot
 from tests.fixtures.make_release_ledger import MASTER_KEY, NUMBER, RECYCLED
 
@@ -31,7 +31,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 def old_ledger(tmp_path: Path):
     for name in ("release-0.1.0.db", "release-0.1.0.keys.db"):
         shutil.copy(FIXTURES / name, tmp_path / name)
-    settings = Settings.build(db=f"sqlite:///{tmp_path / 'release-0.1.0.db'}", environ={"LEDGER_MASTER_KEY": MASTER_KEY})
+    settings = Settings.build(
+        db=f"sqlite:///{tmp_path / 'release-0.1.0.db'}", environ={"LEDGER_MASTER_KEY": MASTER_KEY}
+    )
     app = open_ledger(settings)
     yield app
     app.close()

@@ -1,4 +1,5 @@
-"""Compliance reads: a number's history (with or without personal data) and its state at a moment."""
+"""Compliance reads: a number's history (with or without personal data), its state at a moment, and the
+verification of the hash chains and snapshots."""
 
 from __future__ import annotations
 
@@ -7,17 +8,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger.chain import IntegrityReport, verify_chain, verify_streams
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
+from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 from ledger.snapshots import replay
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEventProtocol
 
-    from ledger.application import LedgerApplication
+    from ledger.application.app import LedgerApplication
 
 # Fields every event has; they get their own slots in the API, not the event's data.
 BASE_FIELDS = frozenset(
@@ -112,39 +113,23 @@ def number_history(
             if isinstance(ev, (Number.Disconnected, Number.Released)):
                 holder = None
             items.append(
-                HistoryItem(position, ev, "number", _type_name(ev), number, subscriber_id, PersonalState.NONE, None)
+                HistoryItem(position, ev, "number", type_name(ev), number, subscriber_id, PersonalState.NONE, None)
             )
         elif isinstance(ev, Subscriber.Event):
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
             if isinstance(ev, Subscriber.Registered):
                 state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
-            items.append(HistoryItem(position, ev, "subscriber", _type_name(ev), number, sid, state, personal))
+            items.append(HistoryItem(position, ev, "subscriber", type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
             items.append(
-                HistoryItem(position, ev, "access", _type_name(ev), number, reader_of, PersonalState.NONE, None)
+                HistoryItem(position, ev, "access", type_name(ev), number, reader_of, PersonalState.NONE, None)
             )
     disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
     if disclosed:
         app.record_personal_data_reads(list(dict.fromkeys(disclosed)), number, purpose, actor)
     return items
-
-
-FEED_STREAM_TYPES = {Number: "number", Subscriber: "subscriber"}
-
-
-def feed_item(position: int, event: DomainEventProtocol[Any], number: str) -> HistoryItem | None:
-    """An event as it appears in the public feed (never with personal data), or None for internal events."""
-    if isinstance(event, Number.Event):
-        subscriber_id = getattr(event, "subscriber_id", None)
-        return HistoryItem(
-            position, event, "number", _type_name(event), number, subscriber_id, PersonalState.NONE, None
-        )
-    if isinstance(event, Subscriber.Event):
-        state = PersonalState.WITHHELD if isinstance(event, Subscriber.Registered) else PersonalState.NONE
-        return HistoryItem(position, event, "subscriber", _type_name(event), "", event.originator_id, state, None)
-    return None
 
 
 def _personal(
@@ -198,7 +183,8 @@ def number_state(app: LedgerApplication, number: str, as_of: datetime | None) ->
     )
 
 
-def _type_name(ev: object) -> str:
+def type_name(ev: object) -> str:
+    """The API's name of an event type."""
     # "Number.Activated" -> "NumberActivated"
     return type(ev).__qualname__.replace(".", "")
 

@@ -1,4 +1,4 @@
-"""Tamper evidence: every stored event is chained by SHA-256 when it is recorded.
+"""Tamper evidence: the hash chains every stored event is linked into, and their verification.
 
 Two chains are kept in the ``event_chain`` table, written in the same transaction as the events:
 
@@ -9,19 +9,22 @@ Two chains are kept in the ``event_chain`` table, written in the same transactio
 
 ``state`` is the stored bytes, so erasure (destroying a key) changes nothing that is hashed. A changed,
 removed or reordered event no longer matches its chain and is reported at its position.
+
+Pure functions only: the recorders (``ledger/adapters/``) compute the rows they insert with
+``chain_rows``; the server, ``scripts/verify_ledger.py`` and ``scripts/export_history.py`` verify what a
+``LogReader`` reads back with ``verify_chain`` and ``verify_streams``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 GENESIS = bytes(32)
 CHAIN_TABLE = "event_chain"
@@ -44,49 +47,27 @@ def chain_hash(previous: bytes, position: int, stream_digest: bytes) -> bytes:
     return hashlib.sha256(b"ledger-chain-v1" + previous + struct.pack(">Q", position) + stream_digest).digest()
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite recorder, plus both hash chains written with the events."""
-
-    def construct_create_table_statements(self) -> list[str]:
-        """The events table and the chain table."""
-        return [
-            *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (position INTEGER PRIMARY KEY, "
-            "stream_hash BLOB NOT NULL, chain_hash BLOB NOT NULL)",
-        ]
-
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
-        positions = super()._insert_events(c, stored_events, **kwargs) or []
-        c.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
-        row = c.fetchone()
-        previous_chain = bytes(row[1]) if row else GENESIS
-        last_stream: dict[Any, bytes] = {}
-        rows = []
-        for event, position in zip(stored_events, positions, strict=True):
-            key = event.originator_id
-            previous_stream = last_stream.get(key)
-            if previous_stream is None:
-                previous_stream = self._stream_head(c, event.originator_id, event.originator_version - 1)
-            digest = stream_hash(
-                previous_stream, event.originator_id, event.originator_version, event.topic, event.state
-            )
-            previous_chain = chain_hash(previous_chain, position, digest)
-            last_stream[key] = digest
-            rows.append((position, digest, previous_chain))
-        c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
-        return positions
-
-    def _stream_head(self, c: SQLiteCursor, stream_id: UUID | str, version: int) -> bytes:
-        if version < 1:
-            return GENESIS
-        sid = stream_id.hex if isinstance(stream_id, UUID) else stream_id
-        c.execute(
-            f"SELECT h.stream_hash FROM {self.events_table_name} e JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
-            "WHERE e.originator_id = ? AND e.originator_version = ?",
-            (sid, version),
-        )
-        row = c.fetchone()
-        return bytes(row[0]) if row else GENESIS
+def chain_rows(
+    events: Sequence[StoredEvent],
+    positions: Sequence[int],
+    previous_chain: bytes,
+    stream_head: Callable[[Any, int], bytes],
+) -> list[tuple[int, bytes, bytes]]:
+    """The (position, stream hash, chain hash) rows of newly inserted events. ``previous_chain`` is the
+    chain hash before the first of them; ``stream_head(stream_id, version)`` is the stored stream hash of
+    an earlier event (only asked for a stream's first event in the batch, never for version 0)."""
+    heads: dict[Any, bytes] = {}
+    rows = []
+    for event, position in zip(events, positions, strict=True):
+        previous_stream = heads.get(event.originator_id)
+        if previous_stream is None:
+            version = event.originator_version - 1
+            previous_stream = stream_head(event.originator_id, version) if version >= 1 else GENESIS
+        digest = stream_hash(previous_stream, event.originator_id, event.originator_version, event.topic, event.state)
+        previous_chain = chain_hash(previous_chain, position, digest)
+        heads[event.originator_id] = digest
+        rows.append((position, digest, previous_chain))
+    return rows
 
 
 @dataclass(frozen=True)
