@@ -1,6 +1,6 @@
 """The in-memory backend, for fast tests: the library's POPO recorder with the hash chains, a key store
-and a log reader over plain Python lists. ``PERSISTENCE_MODULE=ledger.adapters.memory`` selects it
-(see ``memory_env``); nothing is written to disk."""
+and a log reader over plain Python lists. ``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory``
+selects it (see ``memory_env``); nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ledger.integrity import GENESIS, ChainedEvent, chain_rows
 
 def memory_env() -> dict[str, str]:
     """The application environment of an in-memory ledger."""
-    return {"PERSISTENCE_MODULE": "ledger.adapters.memory"}
+    return {"PERSISTENCE_MODULE": "ledger.adapters.memory:MemoryFactory"}
 
 
 class ChainedMemoryRecorder(POPOApplicationRecorder):
@@ -51,9 +51,6 @@ class MemoryFactory(POPOFactory):
     def application_recorder(self) -> ApplicationRecorder:
         """The chained in-memory recorder."""
         return ChainedMemoryRecorder()
-
-
-Factory = MemoryFactory
 
 
 class MemoryLogReader:
