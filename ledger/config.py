@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ledger.domain.rules import HOLDER_PATTERN
+
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"
-HOLDER_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
 class ConfigError(Exception):

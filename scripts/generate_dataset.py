@@ -30,11 +30,11 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
+from bench import synthetic
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import synthetic
 
 # channel: (share of sales, agents, verification method, fraud probability per tenure)
 CHANNELS = {

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from ledger.application.reads import HistoryItem, PersonalState, type_name
+from ledger.application.reads import HistoryItem, PersonalState, StreamType, type_name
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 
@@ -28,10 +28,14 @@ def feed_item(position: int, event: DomainEventProtocol[Any], number: str) -> Hi
     """An event as it appears in the public feed (never with personal data), or None for internal events."""
     if isinstance(event, Number.Event):
         subscriber_id = getattr(event, "subscriber_id", None)
-        return HistoryItem(position, event, "number", type_name(event), number, subscriber_id, PersonalState.NONE, None)
+        return HistoryItem(
+            position, event, StreamType.NUMBER, type_name(event), number, subscriber_id, PersonalState.NONE, None
+        )
     if isinstance(event, Subscriber.Event):
         state = PersonalState.WITHHELD if isinstance(event, Subscriber.Registered) else PersonalState.NONE
-        return HistoryItem(position, event, "subscriber", type_name(event), "", event.originator_id, state, None)
+        return HistoryItem(
+            position, event, StreamType.SUBSCRIBER, type_name(event), "", event.originator_id, state, None
+        )
     return None
 
 

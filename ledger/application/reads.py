@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -36,7 +37,15 @@ BASE_FIELDS = frozenset(
 )
 
 
-class PersonalState:
+class StreamType(StrEnum):
+    """Which kind of stream an event of a history belongs to."""
+
+    NUMBER = "number"
+    SUBSCRIBER = "subscriber"
+    ACCESS = "access"
+
+
+class PersonalState(StrEnum):
     """Whether an event's personal data is shown."""
 
     NONE = "NONE"
@@ -51,7 +60,7 @@ class HistoryItem:
 
     position: int
     event: DomainEventProtocol[Any]
-    stream_type: str  # "number" or "subscriber"
+    stream_type: StreamType
     type_name: str
     number: str
     subscriber_id: UUID | None
@@ -113,18 +122,20 @@ def number_history(
             if isinstance(ev, (Number.Disconnected, Number.Released)):
                 holder = None
             items.append(
-                HistoryItem(position, ev, "number", type_name(ev), number, subscriber_id, PersonalState.NONE, None)
+                HistoryItem(
+                    position, ev, StreamType.NUMBER, type_name(ev), number, subscriber_id, PersonalState.NONE, None
+                )
             )
         elif isinstance(ev, Subscriber.Event):
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
             if isinstance(ev, Subscriber.Registered):
                 state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
-            items.append(HistoryItem(position, ev, "subscriber", type_name(ev), number, sid, state, personal))
+            items.append(HistoryItem(position, ev, StreamType.SUBSCRIBER, type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
             items.append(
-                HistoryItem(position, ev, "access", type_name(ev), number, reader_of, PersonalState.NONE, None)
+                HistoryItem(position, ev, StreamType.ACCESS, type_name(ev), number, reader_of, PersonalState.NONE, None)
             )
     disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
     if disclosed:
@@ -134,7 +145,7 @@ def number_history(
 
 def _personal(
     app: LedgerApplication, subscriber_id: UUID, token: str, wanted: bool, erased: bool
-) -> tuple[str, dict[str, Any] | None]:
+) -> tuple[PersonalState, dict[str, Any] | None]:
     if erased:
         return PersonalState.ERASED, None
     if not wanted:

@@ -10,7 +10,8 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
-from ledger.domain.base import Clearance, LedgerEvent, NumberStatus, check_order, stable_id
+from ledger.domain.base import LedgerEvent, check_order, stable_id
+from ledger.domain.rules import Clearance, NumberStatus, tenure_clearance
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
@@ -58,11 +59,7 @@ class Tenure:
     @property
     def clearance(self) -> Clearance:
         """Clearance of a closed tenure; NOT_APPLICABLE while it is open."""
-        if self.is_open:
-            return Clearance.NOT_APPLICABLE
-        if self.violation:
-            return Clearance.VIOLATION
-        return Clearance.PENDING if self.outstanding_holders else Clearance.CLEARED
+        return tenure_clearance(self.is_open, self.violation, bool(self.outstanding_holders))
 
 
 class Number(Aggregate):

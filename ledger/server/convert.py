@@ -4,11 +4,22 @@ as LedgerEvent, state views as NumberState. Servicers translate through here and
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from google.protobuf import struct_pb2
 
+from ledger.application.reads import PersonalState, StreamType
+from ledger.domain.rules import (
+    Clearance,
+    DisconnectReason,
+    IdType,
+    NumberStatus,
+    SimSwapReason,
+    SuspensionReason,
+    VerificationMethod,
+)
 from ledger.v1 import ledger_pb2
 
 if TYPE_CHECKING:
@@ -21,29 +32,32 @@ def enum_names(enum_type: object, prefix: str) -> dict[int, str]:
     return {v.number: v.name[len(prefix) :] for v in values if v.number != 0}
 
 
-ID_TYPES = enum_names(ledger_pb2.IdType, "ID_TYPE_")
-METHODS = enum_names(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_")
-SUSPENSION_REASONS = enum_names(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_")
-DISCONNECT_REASONS = enum_names(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_")
-SWAP_REASONS = enum_names(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_")
-CLEARANCE_VALUES: dict[str, Any] = {
-    name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()
-}
+def domain_values(enum_type: object, prefix: str, domain: type[StrEnum]) -> dict[int, str]:
+    """Map a proto enum's values (except UNSPECIFIED) to the domain enum's values; a proto value the domain
+    does not know stops the server at import (``tests/unit/test_enum_mapping.py`` checks both ways)."""
+    return {number: domain(name).value for number, name in enum_names(enum_type, prefix).items()}
+
+
+ID_TYPES = domain_values(ledger_pb2.IdType, "ID_TYPE_", IdType)
+METHODS = domain_values(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_", VerificationMethod)
+SUSPENSION_REASONS = domain_values(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_", SuspensionReason)
+DISCONNECT_REASONS = domain_values(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_", DisconnectReason)
+SWAP_REASONS = domain_values(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_", SimSwapReason)
+STATUSES = domain_values(ledger_pb2.NumberStatus, "NUMBER_STATUS_", NumberStatus)
+CLEARANCES = domain_values(ledger_pb2.Clearance, "CLEARANCE_", Clearance)
+PERSONAL_DATA_STATES = domain_values(ledger_pb2.PersonalDataState, "PERSONAL_DATA_STATE_", PersonalState)
+
+# Domain value -> proto value, for responses.
 ID_TYPE_VALUES = {name: number for number, name in ID_TYPES.items()}
 SUSPENSION_VALUES = {name: number for number, name in SUSPENSION_REASONS.items()}
 DISCONNECT_VALUES = {name: number for number, name in DISCONNECT_REASONS.items()}
-
-STATUS_VALUES = {"AVAILABLE": 1, "ACTIVE": 2, "SUSPENDED": 3, "QUARANTINED": 4}
+STATUS_VALUES = {name: number for number, name in STATUSES.items()}
+CLEARANCE_VALUES: dict[str, Any] = {name: number for number, name in CLEARANCES.items()}
+PERSONAL_STATES: dict[str, Any] = {name: number for number, name in PERSONAL_DATA_STATES.items()}
 STREAM_TYPES = {
-    "number": ledger_pb2.STREAM_TYPE_NUMBER,
-    "subscriber": ledger_pb2.STREAM_TYPE_SUBSCRIBER,
-    "access": ledger_pb2.STREAM_TYPE_ACCESS_LOG,
-}
-PERSONAL_STATES = {
-    "NONE": ledger_pb2.PERSONAL_DATA_STATE_NONE,
-    "WITHHELD": ledger_pb2.PERSONAL_DATA_STATE_WITHHELD,
-    "DISCLOSED": ledger_pb2.PERSONAL_DATA_STATE_DISCLOSED,
-    "ERASED": ledger_pb2.PERSONAL_DATA_STATE_ERASED,
+    StreamType.NUMBER: ledger_pb2.STREAM_TYPE_NUMBER,
+    StreamType.SUBSCRIBER: ledger_pb2.STREAM_TYPE_SUBSCRIBER,
+    StreamType.ACCESS: ledger_pb2.STREAM_TYPE_ACCESS_LOG,
 }
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from ledger.config import HOLDER_PATTERN
 from ledger.domain import identifiers
 from ledger.domain.errors import InvalidArgument
+from ledger.domain.rules import HOLDER_PATTERN
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

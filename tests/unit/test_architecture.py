@@ -61,6 +61,6 @@ def test_application_does_not_import_the_server() -> None:
 
 
 def test_projections_and_scripts_never_import_the_server() -> None:
-    for folder in ("projections", "scripts"):
+    for folder in ("projections", "scripts", "bench"):
         if (ROOT / folder).exists():
             assert _violations(ROOT / folder, ("ledger.server",)) == []

@@ -1,6 +1,6 @@
 """Write a recycling-check input file for the synthetic number range of ``generate_dataset``.
 
-python -m scripts.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
+python -m bench.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from scripts import synthetic
+from bench import synthetic
 
 
 def main(argv: list[str] | None = None) -> int:
