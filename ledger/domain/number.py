@@ -1,8 +1,9 @@
-"""The Number aggregate: a number's state machine, its tenures, quarantine and per-holder clearance."""
+"""The Number aggregate: a number's state machine, its tenures, quarantine and per-holder clearance.
+
+Events are stored under ``ledger.domain.number:Number.<Event>``: keep them nested here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -11,55 +12,13 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
 from ledger.domain.base import LedgerEvent, check_order, stable_id
-from ledger.domain.rules import Clearance, NumberStatus, tenure_clearance
+from ledger.domain.rules import NumberStatus
+from ledger.domain.tenure import Confirmation, Tenure, decode_tenure, encode_tenure
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
 
-
-@dataclass(frozen=True)
-class Confirmation:
-    """One data holder's confirmation that it cleared a closed tenure's data."""
-
-    holder: str
-    evidence_ref: str
-    confirmed_at: datetime
-
-
-@dataclass
-class Tenure:
-    """One subscriber's holding of the number, from activation to disconnection."""
-
-    tenure_id: UUID
-    subscriber_id: UUID
-    iccid: str
-    imsi: str
-    activated_at: datetime
-    channel: str
-    agent_id: str
-    disconnected_at: datetime | None = None
-    disconnect_reason: str | None = None
-    quarantine_until: datetime | None = None
-    required_holders: tuple[str, ...] = ()
-    confirmations: dict[str, Confirmation] = field(default_factory=dict)
-    released_at: datetime | None = None
-    override_reason: str = ""
-    violation: bool = False
-
-    @property
-    def is_open(self) -> bool:
-        """True while the tenure has not been disconnected."""
-        return self.disconnected_at is None
-
-    @property
-    def outstanding_holders(self) -> list[str]:
-        """Required holders that have not confirmed clearance, in policy order."""
-        return [h for h in self.required_holders if h not in self.confirmations]
-
-    @property
-    def clearance(self) -> Clearance:
-        """Clearance of a closed tenure; NOT_APPLICABLE while it is open."""
-        return tenure_clearance(self.is_open, self.violation, bool(self.outstanding_holders))
+__all__ = ["Confirmation", "Number", "Tenure"]
 
 
 class Number(Aggregate):
@@ -153,30 +112,14 @@ class Number(Aggregate):
     def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
         """The aggregate's state with tenures as dicts and the status as text."""
         state["status"] = str(state["status"])
-        state["tenures"] = [
-            {
-                **vars(t),
-                "required_holders": list(t.required_holders),
-                "confirmations": [[c.holder, c.evidence_ref, c.confirmed_at] for c in t.confirmations.values()],
-            }
-            for t in state["tenures"]
-        ]
+        state["tenures"] = [encode_tenure(t) for t in state["tenures"]]
         return state
 
     @staticmethod
     def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
         """The inverse of ``encode_snapshot_state``."""
         state["status"] = NumberStatus(state["status"])
-        state["tenures"] = [
-            Tenure(
-                **{
-                    **t,
-                    "required_holders": tuple(t["required_holders"]),
-                    "confirmations": {h: Confirmation(h, ref, at) for h, ref, at in t["confirmations"]},
-                }
-            )
-            for t in state["tenures"]
-        ]
+        state["tenures"] = [decode_tenure(t) for t in state["tenures"]]
         return state
 
     # Queries.
