@@ -42,7 +42,6 @@ from typing import Any
 import grpc
 import orjson
 
-from bench import synthetic
 from bench.bare import serve_bare, start_bare
 from bench.bench_commands import free_port, run_phase, start_server
 from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
@@ -65,6 +64,7 @@ from ledger.v1 import (
 )
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts import generate_dataset
+from scripts.dataset import identifiers as synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_WORKERS = 32  # the server's default

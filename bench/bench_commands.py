@@ -30,9 +30,9 @@ from typing import Any
 import grpc
 import orjson
 
-from bench.synthetic import iccid, imsi, resident_id
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts.dataset.identifiers import iccid, imsi, resident_id
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench import synthetic
+from scripts.dataset import identifiers as synthetic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 
-from bench import synthetic
 from bench.bench_commands import pct
 from ledger.domain.subscriber import Subscriber
 from ledger.v1 import history_service_pb2 as hpb
@@ -18,6 +17,7 @@ from ledger.v1 import (
 )
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
+from scripts.dataset import identifiers as synthetic
 
 # Workloads, run against the ledger and the bare server alike.
 

@@ -28,12 +28,12 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
-from bench import synthetic
-from bench.dataset import Command, number_history
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts.dataset import identifiers as synthetic
+from scripts.dataset.histories import Command, number_history
 
 
 class Sender:

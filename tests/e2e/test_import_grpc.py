@@ -10,12 +10,12 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from bench import synthetic
 from ledger.domain.subscriber import Subscriber
 from ledger.server.importer import Importer
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts import generate_dataset
+from scripts.dataset import identifiers as synthetic
 from tests.conftest import imsi_for, new_iccid, number, resident_id, running_server
 
 # Every test here runs on both stores.

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import orjson
 
-from bench import synthetic
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
@@ -30,6 +29,7 @@ from scripts import (
     recycling_check,
     release_due_numbers,
 )
+from scripts.dataset import identifiers as synthetic
 from tests.conftest import number
 
 ROOT = Path(__file__).resolve().parents[2]

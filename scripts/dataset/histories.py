@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from bench import synthetic
+from scripts.dataset import identifiers as synthetic
 
 # channel: (share of sales, agents, verification method, fraud probability per tenure)
 CHANNELS = {
