@@ -99,25 +99,20 @@ def verify_chain(events: Iterator[ChainedEvent], up_to: int = 0) -> IntegrityRep
     """Recompute the global chain over events in position order (the whole ledger)."""
     previous_chain = GENESIS
     stream_heads: dict[str, tuple[int, bytes]] = {}
-    expected_position = 1
     checked = 0
     for e in events:
         if up_to and e.position > up_to:
             break
-        if e.position != expected_position:
-            return _bad(checked, expected_position, previous_chain, f"position {expected_position} is missing")
-        version, previous_stream = stream_heads.get(e.stream_id, (0, GENESIS))
-        if e.version != version + 1:
-            return _bad(checked, e.position, previous_chain, f"stream {e.stream_id} version {e.version} out of order")
-        digest = stream_hash(previous_stream, e.stream_id, e.version, e.topic, e.state)
-        if e.stream_hash != digest:
-            return _bad(checked, e.position, previous_chain, "event content does not match its stream hash")
+        if e.position != checked + 1:
+            return _bad(checked, checked + 1, previous_chain, f"position {checked + 1} is missing")
+        digest, problem = _stream_step(e, stream_heads)
+        if digest is None:
+            problem = problem or f"stream {e.stream_id} version {e.version} out of order"
+            return _bad(checked, e.position, previous_chain, problem)
         recomputed = chain_hash(previous_chain, e.position, digest)
         if e.chain_hash != recomputed:
             return _bad(checked, e.position, previous_chain, "chain hash does not match")
         previous_chain = recomputed
-        stream_heads[e.stream_id] = (e.version, digest)
-        expected_position += 1
         checked += 1
     return IntegrityReport(True, checked, 0, previous_chain.hex() if checked else "", checked)
 
@@ -129,16 +124,27 @@ def verify_streams(events: Iterator[ChainedEvent]) -> IntegrityReport:
     last_digest = GENESIS
     last_position = 0
     for e in events:
-        version, previous_stream = stream_heads.get(e.stream_id, (0, GENESIS))
-        if e.version != version + 1:
-            return _bad(checked, e.position, last_digest, f"stream {e.stream_id} is missing version {version + 1}")
-        digest = stream_hash(previous_stream, e.stream_id, e.version, e.topic, e.state)
-        if e.stream_hash != digest:
-            return _bad(checked, e.position, last_digest, "event content does not match its stream hash")
-        stream_heads[e.stream_id] = (e.version, digest)
+        digest, problem = _stream_step(e, stream_heads)
+        if digest is None:
+            version = stream_heads.get(e.stream_id, (0, GENESIS))[0]
+            problem = problem or f"stream {e.stream_id} is missing version {version + 1}"
+            return _bad(checked, e.position, last_digest, problem)
         last_digest, last_position = digest, e.position
         checked += 1
     return IntegrityReport(True, checked, 0, last_digest.hex() if checked else "", last_position)
+
+
+def _stream_step(e: ChainedEvent, heads: dict[str, tuple[int, bytes]]) -> tuple[bytes | None, str]:
+    """Check one event against its stream's chain: (its stream hash, "") with the head moved on, or (None,
+    the problem), the problem empty when the event's version does not follow the head's."""
+    version, previous_stream = heads.get(e.stream_id, (0, GENESIS))
+    if e.version != version + 1:
+        return None, ""
+    digest = stream_hash(previous_stream, e.stream_id, e.version, e.topic, e.state)
+    if e.stream_hash != digest:
+        return None, "event content does not match its stream hash"
+    heads[e.stream_id] = (e.version, digest)
+    return digest, ""
 
 
 def _bad(checked: int, position: int, digest: bytes, problem: str) -> IntegrityReport:

@@ -1,36 +1,29 @@
-"""The lifecycle commands, one method per RPC: what each loads, which rules it asks the aggregates to
+"""The number's lifecycle commands, one method per RPC: what each loads, which rules it asks the aggregates to
 check, and what it returns. Each is run by the pipeline (``pipeline.execute``) against a unit of work:
 an immediate one by default, the import's staged one when ``unit`` is given."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.application.pipeline import Command
+from ledger.application.subscriber_commands import SubscriberCommands
 from ledger.application.unit_of_work import CommandResult, Outcome, UnitOfWork
 from ledger.domain.indexes import SimCard
 from ledger.domain.number import Number
-from ledger.domain.subscriber import Subscriber
 
 if TYPE_CHECKING:
     from eventsourcing.domain import Aggregate
 
-    from ledger.config import Policy
     from ledger.domain.context import Context
-    from ledger.vault import PersonalDataVault
 
 
-class LifecycleCommands:
-    """The eleven lifecycle commands of ``LedgerApplication``, named after the RPCs."""
-
-    policy: Policy
-    vault: PersonalDataVault
-
-    def run(self, command: Command, unit: UnitOfWork | None) -> CommandResult:
-        """Run a command through the pipeline (the application provides it)."""
-        raise NotImplementedError
+class LifecycleCommands(SubscriberCommands):
+    """The eleven lifecycle commands of ``LedgerApplication``, named after the RPCs: the number's here,
+    the subscriber's (register, verify, erase) in ``subscriber_commands``."""
 
     def provision_numbers(
         self,
@@ -56,65 +49,6 @@ class LifecycleCommands:
 
         args = {"numbers": unique}
         return self.run(Command("ProvisionNumbers", request_id, actor, occurred_at, args, handle), unit)
-
-    def register_subscriber(
-        self,
-        *,
-        request_id: str,
-        actor: str,
-        full_name: str,
-        id_type: str,
-        id_number: str,
-        date_of_birth: str,
-        occurred_at: datetime | None = None,
-        unit: UnitOfWork | None = None,
-    ) -> CommandResult:
-        """Register a subscriber; personal data is sealed under a new data key of their own."""
-        subscriber_id = Subscriber.id_for_request(request_id)
-        personal = {"full_name": full_name, "id_type": id_type, "id_number": id_number, "date_of_birth": date_of_birth}
-
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            uow.ensure_data_key(subscriber_id)
-            subscriber = Subscriber.register(
-                subscriber_id,
-                id_type=id_type,
-                identity_key=self.vault.identity_key(id_type, id_number),
-                personal_data=self.vault.seal(subscriber_id, personal),
-                ctx=ctx,
-            )
-            return Outcome([subscriber], {"subscriber_id": str(subscriber_id)})
-
-        return self.run(Command("RegisterSubscriber", request_id, actor, occurred_at, personal, handle), unit)
-
-    def verify_identity(
-        self,
-        *,
-        request_id: str,
-        actor: str,
-        subscriber_id: UUID,
-        method: str,
-        channel: str,
-        agent_id: str,
-        evidence_ref: str,
-        occurred_at: datetime | None = None,
-        unit: UnitOfWork | None = None,
-    ) -> CommandResult:
-        """Record a real-name verification of a subscriber."""
-        args: dict[str, Any] = {
-            "subscriber_id": subscriber_id,
-            "method": method,
-            "channel": channel,
-            "agent_id": agent_id,
-            "evidence_ref": evidence_ref,
-        }
-
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            subscriber = uow.subscriber(subscriber_id)
-            subscriber.verify_identity(method, channel, agent_id, evidence_ref, ctx)
-            return Outcome([subscriber])
-
-        streams = (subscriber_id,)
-        return self.run(Command("VerifyIdentity", request_id, actor, occurred_at, args, handle, streams), unit)
 
     def activate_sim(
         self,
@@ -204,14 +138,11 @@ class LifecycleCommands:
     ) -> CommandResult:
         """Bar an ACTIVE number's service, with a reason code."""
 
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            num = uow.number(number)
-            num.suspend(reason, note, ctx)
-            return Outcome([num])
-
         args = {"number": number, "reason": reason, "note": note}
-        streams = (Number.create_id(number),)
-        return self.run(Command("SuspendNumber", request_id, actor, occurred_at, args, handle, streams), unit)
+        command = _on_number(
+            "SuspendNumber", request_id, actor, occurred_at, args, lambda n, c: n.suspend(reason, note, c)
+        )
+        return self.run(command, unit)
 
     def resume_number(
         self,
@@ -225,14 +156,9 @@ class LifecycleCommands:
     ) -> CommandResult:
         """Restore a SUSPENDED number's service."""
 
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            num = uow.number(number)
-            num.resume(note, ctx)
-            return Outcome([num])
-
         args = {"number": number, "note": note}
-        streams = (Number.create_id(number),)
-        return self.run(Command("ResumeNumber", request_id, actor, occurred_at, args, handle, streams), unit)
+        command = _on_number("ResumeNumber", request_id, actor, occurred_at, args, lambda n, c: n.resume(note, c))
+        return self.run(command, unit)
 
     def disconnect_number(
         self,
@@ -276,14 +202,12 @@ class LifecycleCommands:
     ) -> CommandResult:
         """Record one data holder's clearance of a closed tenure; returns the tenure's clearance."""
 
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            num = uow.number(number)
-            tenure = num.confirm_data_cleared(tenure_id, holder, evidence_ref, ctx)
-            return Outcome([num], {"clearance": tenure.clearance.value})
-
         args = {"number": number, "tenure_id": tenure_id, "holder": holder, "evidence_ref": evidence_ref}
-        streams = (Number.create_id(number),)
-        return self.run(Command("ConfirmDataCleared", request_id, actor, occurred_at, args, handle, streams), unit)
+
+        def decide(num: Number, ctx: Context) -> dict[str, Any]:
+            return {"clearance": num.confirm_data_cleared(tenure_id, holder, evidence_ref, ctx).clearance.value}
+
+        return self.run(_on_number("ConfirmDataCleared", request_id, actor, occurred_at, args, decide), unit)
 
     def release_number(
         self,
@@ -297,38 +221,27 @@ class LifecycleCommands:
     ) -> CommandResult:
         """Make a QUARANTINED number AVAILABLE once quarantine and clearance are complete (or overridden)."""
 
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            num = uow.number(number)
-            num.release(override_reason, ctx)
-            return Outcome([num])
-
         args = {"number": number, "override_reason": override_reason}
-        streams = (Number.create_id(number),)
-        return self.run(Command("ReleaseNumber", request_id, actor, occurred_at, args, handle, streams), unit)
+        command = _on_number(
+            "ReleaseNumber", request_id, actor, occurred_at, args, lambda n, c: n.release(override_reason, c)
+        )
+        return self.run(command, unit)
 
-    def erase_subscriber_data(
-        self,
-        *,
-        request_id: str,
-        actor: str,
-        subscriber_id: UUID,
-        legal_basis: str,
-        occurred_at: datetime | None = None,
-        unit: UnitOfWork | None = None,
-    ) -> CommandResult:
-        """Record the erasure, then destroy the subscriber's data key (crypto-shredding)."""
 
-        def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            subscriber = uow.subscriber(subscriber_id)
-            subscriber.erase(legal_basis, ctx)
-            holdings = uow.holdings(subscriber.identity_key, ctx)
-            holdings.record_erasure(subscriber_id, ctx)
-            return Outcome(
-                [subscriber, holdings],
-                before_save=lambda: self.vault.store.mark_erasure_pending(subscriber_id),
-                after_save=lambda: self.vault.destroy(subscriber_id),
-            )
+def _on_number(
+    method: str,
+    request_id: str,
+    actor: str,
+    occurred_at: datetime | None,
+    args: dict[str, Any],
+    decide: Callable[[Number, Context], dict[str, Any] | None],
+) -> Command:
+    """A command that changes only the number ``args["number"]``: ``decide`` asks the aggregate and may
+    return the command's result values."""
+    number = args["number"]
 
-        args = {"subscriber_id": subscriber_id, "legal_basis": legal_basis}
-        streams = (subscriber_id,)
-        return self.run(Command("EraseSubscriberData", request_id, actor, occurred_at, args, handle, streams), unit)
+    def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
+        num = uow.number(number)
+        return Outcome([num], decide(num, ctx) or {})
+
+    return Command(method, request_id, actor, occurred_at, args, handle, (Number.create_id(number),))
