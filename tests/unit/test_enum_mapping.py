@@ -44,3 +44,13 @@ def test_every_stream_type_is_translated() -> None:
     proto = {v.number for v in ledger_pb2.StreamType.DESCRIPTOR.values if v.number}
     assert set(convert.STREAM_TYPES) == set(StreamType)
     assert set(convert.STREAM_TYPES.values()) == proto
+
+
+def test_recycling_answers_translate_every_status_and_clearance() -> None:
+    from ledger.server import recycling
+
+    statuses = {v.number for v in ledger_pb2.CheckStatus.DESCRIPTOR.values if v.number}
+    assert set(recycling.STATUS.values()) == statuses
+    assert {k: v for k, v in recycling.CLEARANCE.items()} == {
+        Clearance(name): number for name, number in convert.CLEARANCE_VALUES.items()
+    }
