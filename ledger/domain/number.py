@@ -5,7 +5,7 @@ Events are stored under ``ledger.domain.number:Number.<Event>``: keep them neste
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain import errors
 from ledger.domain.base import LedgerEvent, check_order, stable_id
 from ledger.domain.rules import NumberStatus
-from ledger.domain.tenure import Confirmation, Tenure, decode_tenure, encode_tenure
+from ledger.domain.tenure import Confirmation, Tenure, TenureHistory
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["Confirmation", "Number", "Tenure"]
 
 
-class Number(Aggregate):
+class Number(TenureHistory, Aggregate):
     """A telephone number in E.164 form and everything that happened to it."""
 
     class Event(LedgerEvent):
@@ -105,42 +105,6 @@ class Number(Aggregate):
         self.last_occurred_at = occurred_at
         self.tenures: list[Tenure] = []
         self.suspension_reason: str | None = None
-
-    # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
-
-    @staticmethod
-    def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The aggregate's state with tenures as dicts and the status as text."""
-        state["status"] = str(state["status"])
-        state["tenures"] = [encode_tenure(t) for t in state["tenures"]]
-        return state
-
-    @staticmethod
-    def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The inverse of ``encode_snapshot_state``."""
-        state["status"] = NumberStatus(state["status"])
-        state["tenures"] = [decode_tenure(t) for t in state["tenures"]]
-        return state
-
-    # Queries.
-
-    @property
-    def current_tenure(self) -> Tenure | None:
-        """The open tenure, if any."""
-        if self.tenures and self.tenures[-1].is_open:
-            return self.tenures[-1]
-        return None
-
-    def tenure(self, tenure_id: UUID) -> Tenure:
-        """The tenure with that id, or TenureNotFound."""
-        for tenure in self.tenures:
-            if tenure.tenure_id == tenure_id:
-                return tenure
-        raise errors.TenureNotFound(f"{tenure_id} of number {self.number}")
-
-    def closed_tenures(self) -> list[Tenure]:
-        """Closed tenures, oldest first."""
-        return [t for t in self.tenures if not t.is_open]
 
     # Commands: each checks the rules, then triggers one event.
 
