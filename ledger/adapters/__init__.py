@@ -75,7 +75,8 @@ def open_read_only(store: StoreConfig) -> ReadOnly:
     from ledger.adapters import postgres, sqlite
 
     if store.kind == "sqlite":
-        assert store.sqlite_path is not None
+        if store.sqlite_path is None:
+            raise ValueError("an SQLite store needs a file")
         return sqlite.ReadOnlyLog(store.sqlite_path)
     return postgres.ReadOnlyLog(store.conninfo())
 

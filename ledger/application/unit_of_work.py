@@ -220,6 +220,10 @@ class StagedUnitOfWork(UnitOfWork):
         ids = [RequestRecord.create_id(r) for r in request_ids]
         self.absent = set(ids) - self.app.reader.existing(ids)
 
+    def begin(self, stream_ids: list[UUID]) -> None:
+        """A new command of the segment: ``dirty`` will look at what it touches."""
+        self.touched.clear()
+
     def load(self, aggregate_id: UUID) -> Any:
         """The segment's copy of the aggregate, loaded once."""
         aggregate = self.aggregates.get(aggregate_id)

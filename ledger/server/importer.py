@@ -92,7 +92,6 @@ class Importer:
                 self._flush(segment, results)  # a repeated request id must see its first result saved
             segment.request_ids.add(message.request_id)
             segment.items.append((i, name, message))
-            self.staging.touched.clear()
             try:
                 result = execute(self.app, name, message, self.actor, self.staging)
             except errors.LedgerError as e:
