@@ -309,3 +309,47 @@ def test_personal_data_reads_are_recorded_before_disclosure(ledger) -> None:
     registered = [i for i in items if i.type_name == "SubscriberRegistered"]
     assert registered[0].personal_data["id_number"] == RESIDENT_ID
     assert topics(ledger, before) == ["AccessLog.Opened", "AccessLog.PersonalDataRead"]
+
+
+def test_verification_is_recorded_on_the_subscriber_and_unknown_ids_are_not_found(ledger) -> None:
+    sid = register(ledger)
+    before = ledger.reader.max_position()
+    verified_sid = verified(ledger, "r-2", resident_id(3))
+    assert topics(ledger, before)[-2:] == ["Subscriber.IdentityVerified", "RequestRecord.Recorded"]
+    assert ledger.get_subscriber(verified_sid).is_verified_at(ledger.clock.now())
+    assert not ledger.get_subscriber(sid).is_verified_at(ledger.clock.now())
+    unknown = UUID(int=7)
+    with pytest.raises(errors.SubscriberNotFound):
+        ledger.verify_identity(
+            request_id="v-x",
+            actor="shop",
+            subscriber_id=unknown,
+            method="ID_CARD_READER",
+            channel="retail",
+            agent_id="",
+            evidence_ref="scan",
+        )
+    with pytest.raises(errors.SubscriberNotFound):
+        ledger.erase_subscriber_data(request_id="e-x", actor="dpo", subscriber_id=unknown, legal_basis="GDPR")
+
+
+def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    with pytest.raises(errors.NumberNotInService):
+        disconnect(ledger)
+    with pytest.raises(errors.NumberNotInService):
+        ledger.swap_sim(
+            request_id="s-1",
+            actor="shop",
+            number=NUMBER,
+            new_iccid=new_iccid(),
+            new_imsi="460001234567891",
+            reason="UPGRADE",
+            channel="retail",
+            agent_id="agent-7",
+        )
+    with pytest.raises(errors.TenureNotFound):
+        ledger.confirm_data_cleared(
+            request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
+        )
+    assert topics(ledger) == ["Number.Provisioned", "RequestRecord.Recorded"]
