@@ -80,6 +80,19 @@ def activate(app: LedgerApplication, sid: UUID, number: str = NUMBER, request_id
     )
 
 
+def swap(app: LedgerApplication, request_id: str, iccid: str):
+    return app.swap_sim(
+        request_id=request_id,
+        actor="shop",
+        number=NUMBER,
+        new_iccid=iccid,
+        new_imsi="460001234567891",
+        reason="LOST_OR_STOLEN",
+        channel="retail",
+        agent_id="agent-7",
+    )
+
+
 def disconnect(app: LedgerApplication, number: str = NUMBER, request_id: str = "d-1"):
     return app.disconnect_number(request_id=request_id, actor="shop", number=number, reason="SUBSCRIBER_REQUEST")
 
@@ -155,23 +168,10 @@ def test_a_sim_swap_moves_the_number_and_frees_the_old_sim(ledger) -> None:
     ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
     old, new = new_iccid(), new_iccid()
     activate(ledger, verified(ledger), iccid=old)
-
-    def swap(request_id: str, iccid: str):
-        return ledger.swap_sim(
-            request_id=request_id,
-            actor="shop",
-            number=NUMBER,
-            new_iccid=iccid,
-            new_imsi="460001234567891",
-            reason="LOST_OR_STOLEN",
-            channel="retail",
-            agent_id="agent-7",
-        )
-
     with pytest.raises(errors.SameIccid):
-        swap("s-0", old)
+        swap(ledger, "s-0", old)
     before = ledger.reader.max_position()
-    swap("s-1", new)
+    swap(ledger, "s-1", new)
     assert topics(ledger, before) == [
         "Number.SimSwapped",
         "SimCard.Unassigned",
@@ -338,16 +338,7 @@ def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> No
     with pytest.raises(errors.NumberNotInService):
         disconnect(ledger)
     with pytest.raises(errors.NumberNotInService):
-        ledger.swap_sim(
-            request_id="s-1",
-            actor="shop",
-            number=NUMBER,
-            new_iccid=new_iccid(),
-            new_imsi="460001234567891",
-            reason="UPGRADE",
-            channel="retail",
-            agent_id="agent-7",
-        )
+        swap(ledger, "s-1", new_iccid())
     with pytest.raises(errors.TenureNotFound):
         ledger.confirm_data_cleared(
             request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
