@@ -42,6 +42,9 @@ class EventLog(Protocol):
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
 
+    def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The recorded chain hashes at these positions (absent where no chain row exists)."""
+
 
 class ReadOnly(Protocol):
     """A read-only, consistent view of a ledger's log, for offline tools."""

@@ -92,6 +92,11 @@ class MemoryLogReader:
         """Every event of some streams in position order, with their recorded hashes."""
         return self._chained(self.read_streams(stream_ids))
 
+    def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The recorded chain hashes at these positions (absent where no chain row exists)."""
+        chain = self.recorder.chain
+        return {p: chain[p][1] for p in positions if p in chain}
+
     def _chained(self, events: list[PositionedEvent]) -> list[ChainedEvent]:
         chain = self.recorder.chain
         return [

@@ -19,6 +19,16 @@ def url_of(store: StoreConfig) -> str:
     return f"postgresql://{pg['user']}:{pg['password']}@{pg['host']}:{pg['port']}/{pg['dbname']}"
 
 
+def test_the_log_reader_keeps_its_former_path(store_app) -> None:
+    from ledger.store import LogReader
+
+    onboard(store_app, number(1), 1)
+    head = store_app.reader.max_position()
+    reader = LogReader(store_app.recorder)
+    assert reader.max_position() == head
+    assert reader.chain_hashes([head]) == {head: bytes.fromhex(verify_integrity(store_app, None).head_digest)}
+
+
 def test_verify_and_export_offline_on_each_store(store_app, store_settings) -> None:
     app, db = store_app, url_of(store_settings.store)
     onboard(app, number(1), 1)

@@ -301,6 +301,13 @@ def test_a_staged_unit_of_work_holds_events_until_its_flush(ledger) -> None:
     assert ledger.reader.position_of(RequestRecord.create_id("p-2"), 1) == 4
 
 
+def test_the_in_memory_log_keeps_the_hash_chains(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, OTHER])
+    report = verify_integrity(ledger, None)
+    assert (report.ok, report.events_checked) == (True, 3)
+    assert ledger.reader.chain_hashes([3]) == {3: bytes.fromhex(report.head_digest)}
+
+
 def test_personal_data_reads_are_recorded_before_disclosure(ledger) -> None:
     ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
     activate(ledger, verified(ledger))
