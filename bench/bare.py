@@ -65,6 +65,7 @@ def serve_bare(port: int) -> None:
 
 
 def start_bare() -> tuple[subprocess.Popen[str], str]:
+    """Start the bare server in its own process; returns it and its address."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.bench", "--bare-server", str(port)],

@@ -79,6 +79,7 @@ def vacuum_analyze(db: str) -> None:
 
 
 def open_store(db: str) -> Any:
+    """The ledger application on ``db`` (for reads beside the server)."""
     from ledger.bootstrap import open_ledger
     from ledger.config import Settings
 

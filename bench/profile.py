@@ -79,6 +79,7 @@ def _name(frame: str) -> str:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (VmHWM) in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024

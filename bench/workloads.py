@@ -30,6 +30,7 @@ BENCH_SIMS = 900_000_000_000
 def activate_calls(
     stub: Any, prefix: str, numbers: list[str], sids: list[str], first_person: int
 ) -> list[Callable[[], Any]]:
+    """One ActivateSim call per (number, subscriber), each with a SIM of its own."""
     calls: list[Callable[[], Any]] = []
     for i, (msisdn, sid) in enumerate(zip(numbers, sids, strict=True)):
         sim = synthetic.iccid(BENCH_SIMS + first_person + i)
@@ -47,6 +48,7 @@ def activate_calls(
 
 
 def batch_check_rate(stub: Any, numbers: list[str], batch: int) -> float:
+    """BatchCheck numbers per second over ``numbers`` in batches of ``batch``."""
     requests = [
         rpb.BatchCheckRequest(
             queries=[ledger_pb2.CheckQuery(number=n, since_date="2025-01-01") for n in numbers[i : i + batch]]
@@ -176,6 +178,7 @@ def command_latency(stub: Any, msisdn: str, pairs: int) -> float:
 
 
 def history_latency(stub: Any, msisdn: str, calls: int) -> tuple[float, float, int]:
+    """GetNumberHistory latency (p50 and p99, ms) and the events per history."""
     latencies = []
     events = 0
     for _ in range(calls):
