@@ -178,7 +178,7 @@ def command_latency(stub: Any, msisdn: str, pairs: int) -> float:
 
 
 def history_latency(stub: Any, msisdn: str, calls: int) -> tuple[float, float, int]:
-    """GetNumberHistory latency (p50 and p99, ms) and the events per history."""
+    """GetNumberHistory latency (p50 and p99, as ``pct`` gives them) and the events per history."""
     latencies = []
     events = 0
     for _ in range(calls):
@@ -186,6 +186,3 @@ def history_latency(stub: Any, msisdn: str, calls: int) -> tuple[float, float, i
         events = sum(1 for _ in stub.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn), timeout=60))
         latencies.append(time.perf_counter() - t0)
     return pct(latencies, 50), pct(latencies, 99), events
-
-
-# Raw ceilings through the database drivers.
