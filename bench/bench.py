@@ -71,6 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_WORKERS = 32  # the server's default
 
 
+# One store, end to end.
 def bench_store(
     label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str, loaded: bool = False
 ) -> None:
