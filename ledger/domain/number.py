@@ -217,14 +217,6 @@ class Number(TenureHistory, Aggregate):
             **ctx.fields(),
         )
 
-    def _require_in_service(self, action: str) -> Tenure:
-        tenure = self.current_tenure
-        if tenure is None or self.status not in (NumberStatus.ACTIVE, NumberStatus.SUSPENDED):
-            raise errors.NumberNotInService(
-                f"number {self.number} is {self.status}; cannot {action}", state=self.status
-            )
-        return tenure
-
     # Event appliers: they only assign state, because they run again on every replay.
 
     @event(Activated)

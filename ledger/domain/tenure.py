@@ -81,6 +81,7 @@ class TenureHistory:
     """The number's tenures, queried, and the number's state in a snapshot (a base of ``Number``)."""
 
     number: str
+    status: NumberStatus
     tenures: list[Tenure]
 
     # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
@@ -118,3 +119,11 @@ class TenureHistory:
     def closed_tenures(self) -> list[Tenure]:
         """Closed tenures, oldest first."""
         return [t for t in self.tenures if not t.is_open]
+
+    def _require_in_service(self, action: str) -> Tenure:
+        tenure = self.current_tenure
+        if tenure is None or self.status not in (NumberStatus.ACTIVE, NumberStatus.SUSPENDED):
+            raise errors.NumberNotInService(
+                f"number {self.number} is {self.status}; cannot {action}", state=self.status
+            )
+        return tenure
