@@ -122,18 +122,22 @@ class Importer:
         segment.clear()
 
     def _apply_one_by_one(self, segment: _Segment, results: list[pb.ImportCommandResult]) -> None:
-        # Each command again through the ordinary path (immediate units of work, with their retries).
-        for i, name, message in segment.items:
-            result = results[i]
-            index, request_id = result.index, result.request_id
-            result.Clear()
-            result.index, result.request_id = index, request_id
-            try:
-                outcome = execute(self.app, name, message, self.actor)
-            except errors.LedgerError as e:
-                result.error.CopyFrom(command_error(e))
-            else:
-                self._respond(result, name, outcome)
+        # Each command again through the ordinary path (immediate units of work, with their retries), then
+        # a fresh staged unit: what the old one knew of absent streams may no longer hold.
+        try:
+            for i, name, message in segment.items:
+                result = results[i]
+                index, request_id = result.index, result.request_id
+                result.Clear()
+                result.index, result.request_id = index, request_id
+                try:
+                    outcome = execute(self.app, name, message, self.actor)
+                except errors.LedgerError as e:
+                    result.error.CopyFrom(command_error(e))
+                else:
+                    self._respond(result, name, outcome)
+        finally:
+            self.staging = self.app.staged()
 
     @staticmethod
     def _respond(result: pb.ImportCommandResult, name: str, outcome: CommandResult, replayed: bool = False) -> None:
