@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ledger.adapters.postgres import PostgresKeyStore
+from ledger.adapters.sqlite import SQLiteKeyStore
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
-from ledger.keys import KeyStore, KeyStoreError, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
+from ledger.vault import KeyStore, KeyStoreError, MasterKey, PersonalDataVault
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 

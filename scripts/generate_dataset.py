@@ -36,8 +36,8 @@ from ledger.domain.subscriber import Subscriber
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import synthetic
-from scripts.simulation import Command, number_history
+from scripts.dataset import identifiers as synthetic
+from scripts.dataset.histories import Command, number_history
 
 # Recorded as the actor of every command (the releases by override name it in the compliance report).
 ACTOR = (("x-ledger-actor", "generate_dataset"),)

@@ -19,14 +19,15 @@ from typing import Any
 
 import orjson
 
-from ledger.chain import GENESIS, chain_hash, stream_hash
+from ledger.adapters.log import stored_transcoder
 from ledger.cli import one_line_errors
-from scripts.export_history import FORMAT, readable, transcoder
+from ledger.integrity import GENESIS, chain_hash, stream_hash
+from scripts.export_history import FORMAT, readable
 
 
 def verify(lines: list[bytes], expected: tuple[int, str] | None = None) -> tuple[bool, str]:
     """(ok, message) for the lines of an export."""
-    codec = transcoder()
+    codec = stored_transcoder()
     try:
         records = [orjson.loads(line) for line in lines if line.strip()]
     except orjson.JSONDecodeError as exc:

@@ -92,6 +92,18 @@ def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
         assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
 
 
+def test_offline_tools_on_a_postgres_refusing_connections_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
+    assert verify_ledger.main(["--db", url]) == 1
+    assert export_history.main(["--db", url, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
+    assert all("cannot use the PostgreSQL store" in line and "--db" in line for line in lines), lines
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_scripts_given_a_mistyped_db_say_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

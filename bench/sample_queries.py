@@ -1,6 +1,6 @@
 """Write a recycling-check input file for the synthetic number range of ``generate_dataset``.
 
-python -m scripts.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
+python -m bench.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from ledger.cli import one_line_errors, output_file
-from scripts import synthetic
+from scripts.dataset import identifiers as synthetic
 
 
 @one_line_errors("sample_queries")

@@ -1,6 +1,6 @@
-"""The simulated life of a synthetic number for ``generate_dataset``: sales by channel and agent, identity
-checks, SIM swaps, suspensions, disconnections, per-holder clearance, releases and erasures, as commands in
-time order. Deterministic for a seed."""
+"""Synthetic operator histories: each number lives through years of simulated tenures (sales by channel
+and agent, identity checks, SIM swaps, suspensions, disconnections, quarantine, per-holder clearance,
+releases, erasures), the same for the same seed. ``scripts/generate_dataset.py`` sends them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from scripts import synthetic
+from scripts.dataset import identifiers as synthetic
 
 # channel: (share of sales, agents, verification method, fraud probability per tenure)
 CHANNELS = {
@@ -112,36 +112,14 @@ def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine
                     yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "paid"})
                 elif kind < 0.80:
                     sim += 1
-                    yield Command(
-                        cursor,
-                        "SwapSim",
-                        {
-                            "number": msisdn,
-                            "new_iccid": synthetic.iccid(sim),
-                            "new_imsi": synthetic.imsi(sim),
-                            "reason": "UPGRADE",
-                            "channel": channel,
-                            "agent_id": agent,
-                        },
-                    )
+                    yield _swap(cursor, msisdn, sim, "UPGRADE", channel, agent)
                 elif kind < 0.97 and sim < person * 4 + 3:
                     yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "LOST_SIM", "note": ""})
                     sim += 1
                     cursor += timedelta(hours=rng.uniform(2, 48))
                     if cursor >= end:
                         return
-                    yield Command(
-                        cursor,
-                        "SwapSim",
-                        {
-                            "number": msisdn,
-                            "new_iccid": synthetic.iccid(sim),
-                            "new_imsi": synthetic.imsi(sim),
-                            "reason": "LOST_OR_STOLEN",
-                            "channel": channel,
-                            "agent_id": agent,
-                        },
-                    )
+                    yield _swap(cursor, msisdn, sim, "LOST_OR_STOLEN", channel, agent)
                     yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "new SIM"})
                 else:
                     yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "SPAM", "note": "complaints"})
@@ -182,3 +160,15 @@ def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine
             return
         yield Command(release_at, "ReleaseNumber", {"number": msisdn, "override_reason": override})
         t = release_at + timedelta(days=rng.uniform(1, 120))
+
+
+def _swap(at: datetime, msisdn: str, sim: int, reason: str, channel: str, agent: str) -> Command:
+    fields = {
+        "number": msisdn,
+        "new_iccid": synthetic.iccid(sim),
+        "new_imsi": synthetic.imsi(sim),
+        "reason": reason,
+        "channel": channel,
+        "agent_id": agent,
+    }
+    return Command(at, "SwapSim", fields)
