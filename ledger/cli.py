@@ -100,6 +100,12 @@ def describe(error: BaseException) -> str | None:
                 "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET"
             )
         return f"the server refused the call: {code.name}: {_first_line(error.details())}"
+    # A database without the ledger's tables: a URL pointing at the wrong database, or one not migrated.
+    if isinstance(error, psycopg.errors.UndefinedTable):
+        return (
+            f"no ledger in this PostgreSQL database ({_first_line(str(error))}); "
+            "check --db or LEDGER_DB (ledger migrate creates one)"
+        )
     # Only errors of reaching or opening a database: a bad statement is a bug and keeps its traceback.
     if isinstance(error, psycopg.OperationalError | OperationalError | InterfaceError):
         cause = error.__cause__ or error

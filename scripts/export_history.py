@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         subscriber = UUID(args.subscriber) if args.subscriber else None
     except (InvalidValue, ValueError) as e:
         parser.error(str(e))
-    open_read_only(existing_store(args.db)).close()  # a store that cannot be read: one line, no file
+    probe = open_read_only(existing_store(args.db))
+    try:
+        probe.reader.head()  # a store that cannot be read or holds no ledger: one line, and no file
+    finally:
+        probe.close()
     personal = None
     if args.include_personal_data:
         if not args.purpose.strip():

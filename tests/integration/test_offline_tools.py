@@ -4,6 +4,9 @@ agree with the server's own verification."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
+
+import pytest
 
 from ledger.application.reads import verify_integrity
 from ledger.config import StoreConfig
@@ -44,3 +47,23 @@ def test_verify_and_export_offline_on_each_store(store_app, store_settings) -> N
     assert count == 4 + 2  # the number (provisioned, activated, suspended, disconnected), its holder
     ok, message = verify_export.verify(out.getvalue().splitlines())
     assert ok, message
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_offline_tools_on_a_database_without_a_ledger_say_so_in_one_line(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    if kind == "sqlite":
+        (tmp_path / "other.db").write_bytes(b"")  # an existing file that holds no ledger
+        db = f"sqlite:///{tmp_path}/other.db"
+    else:
+        from tests.pgserver import new_database
+
+        db = new_database(request.getfixturevalue("pg_admin_url"))
+    out = tmp_path / "e.jsonl"
+    assert verify_ledger.main(["--db", db]) == 1
+    assert export_history.main(["--db", db, "--number", number(1), "-o", str(out)]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
+    assert all("--db" in line for line in lines), lines
+    assert not out.exists() and not out.with_name("e.jsonl.partial").exists()
