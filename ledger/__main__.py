@@ -8,8 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, ConfigError, Settings, StoreConfig
-from ledger.domain.errors import LedgerError
+from ledger.cli import RunFailed, one_line_errors
+from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
 from ledger.server.auth import ROLES, new_token
 
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("ledger")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
     args = build_parser().parse_args(argv)
@@ -82,66 +83,68 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        if args.command == "serve" and args.workers > 1:
-            from ledger.workers import run_workers
+    if args.command == "serve" and args.workers > 1:
+        from ledger.workers import run_workers
 
-            return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
-        if args.command == "serve":
-            from ledger.server.app import serve
+        return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
+    if args.command == "serve":
+        from ledger.server.app import serve
 
-            settings = Settings.build(
-                listen=args.listen,
-                db=args.db,
-                policy_file=args.policy,
-                master_key_file=args.master_key_file,
-                auth_file=args.auth,
-                tls_cert=args.tls_cert,
-                tls_key=args.tls_key,
-                tls_client_ca=args.tls_client_ca,
-            )
-            settings = dataclasses.replace(
-                settings,
-                run_projections=not args.no_projections,
-                reuse_port=args.reuse_port,
-                read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
-            )
-            return serve(settings)
-        if args.command == "token":
-            token, digest = new_token()
-            roles = ", ".join(f'"{r}"' for r in args.role)
-            print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
-            print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
-            return 0
-        if args.command == "migrate":
-            from ledger.bootstrap import migrate
+        settings = Settings.build(
+            listen=args.listen,
+            db=args.db,
+            policy_file=args.policy,
+            master_key_file=args.master_key_file,
+            auth_file=args.auth,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
+        )
+        settings = dataclasses.replace(
+            settings,
+            run_projections=not args.no_projections,
+            reuse_port=args.reuse_port,
+            read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
+        )
+        return serve(settings)
+    if args.command == "token":
+        token, digest = new_token()
+        roles = ", ".join(f'"{r}"' for r in args.role)
+        print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")
+        print(f'[[tokens]]\nactor = "{args.actor}"\nsha256 = "{digest}"\nroles = [{roles}]')
+        return 0
+    if args.command == "migrate":
+        from ledger.bootstrap import migrate
 
-            print(migrate(Settings.build(db=args.db, master_key_file=args.master_key_file)))
-            return 0
-        if args.command == "project":
-            from ledger.projection_worker import run_projections
+        print(migrate(Settings.build(db=args.db, master_key_file=args.master_key_file)))
+        return 0
+    if args.command == "project":
+        from ledger.projection_worker import run_projections
 
-            settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
-            views = args.views.split(",") if args.views else None
-            if args.prune:
-                from ledger.projection_worker import prune
+        settings = _existing(Settings.build(db=args.db, master_key_file=args.master_key_file))
+        views = args.views.split(",") if args.views else None
+        if args.prune:
+            from ledger.projection_worker import prune
 
-                return prune(settings)
-            return run_projections(
-                settings, rebuild=args.rebuild, once=args.once or args.prepare, views=views, prepare=args.prepare
-            )
-        if args.command == "audit-views":
-            from ledger.projection_worker import audit_views
+            return prune(settings)
+        return run_projections(
+            settings, rebuild=args.rebuild, once=args.once or args.prepare, views=views, prepare=args.prepare
+        )
+    if args.command == "audit-views":
+        from ledger.projection_worker import audit_views
 
-            settings = Settings.build(db=args.db, master_key_file=args.master_key_file)
-            return audit_views(settings, number=args.number, sample=args.sample, repair=args.repair)
-    except ConfigError as e:
-        print(f"ledger: {e}", file=sys.stderr)
-        return 2
-    except LedgerError as e:  # the read models cannot serve (being rebuilt, or built from another ledger)
-        print(f"ledger: {e}", file=sys.stderr)
-        return 1
+        settings = _existing(Settings.build(db=args.db, master_key_file=args.master_key_file))
+        return audit_views(settings, number=args.number, sample=args.sample, repair=args.repair)
     return 2
+
+
+def _existing(settings: Settings) -> Settings:
+    """Settings whose SQLite ledger exists: projections and audits follow a ledger, and a mistyped path
+    must not start a new, empty one."""
+    path = settings.store.sqlite_path
+    if path is not None and not path.is_file():
+        raise RunFailed(f"no ledger at {path} (check --db or LEDGER_DB; the server creates it on first start)")
+    return settings
 
 
 if __name__ == "__main__":

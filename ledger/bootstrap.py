@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
+from ledger.adapters.postgres import PostgresKeyStore
+from ledger.adapters.sqlite import SQLiteKeyStore
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
-from ledger.keys import KeyStore, MasterKey, PersonalDataVault, PostgresKeyStore, SQLiteKeyStore
+from ledger.vault import KeyStore, KeyStoreError, MasterKey, PersonalDataVault
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 
@@ -19,24 +21,35 @@ if TYPE_CHECKING:
 def load_master_key(settings: Settings) -> MasterKey:
     """The operator's key from LEDGER_MASTER_KEY or a key file; generated beside an embedded store."""
     if settings.master_key_text:
-        return MasterKey.from_text(settings.master_key_text)
+        return _master_key(settings.master_key_text, "LEDGER_MASTER_KEY")
     if settings.master_key_file is not None:
         if not settings.master_key_file.exists():
             raise ConfigError(f"master key file {settings.master_key_file} does not exist")
-        return MasterKey.from_text(settings.master_key_file.read_text())
+        return _master_key(settings.master_key_file.read_text(), f"master key file {settings.master_key_file}")
     if settings.store.kind != "sqlite":
         raise ConfigError("a PostgreSQL store needs the operator's master key: LEDGER_MASTER_KEY or --master-key-file")
     return MasterKey.load_or_create(settings.store.default_master_key_path())
 
 
+def _master_key(text: str, source: str) -> MasterKey:
+    try:
+        return MasterKey.from_text(text)
+    except KeyStoreError as e:
+        raise ConfigError(f"{source}: {e} (the master key is 32 bytes in base64)") from None
+
+
 def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
     """Open (creating on first use) the ledger's stores and return the application."""
+    db_path = settings.store.sqlite_path
+    if db_path is not None and not db_path.parent.is_dir():
+        # A mistyped path must not look like lost data: a new ledger only in a folder that exists.
+        raise ConfigError(
+            f"the folder {db_path.parent} of the database {db_path} does not exist "
+            "(check --db or LEDGER_DB; create the folder first for a new ledger there)"
+        )
     master = load_master_key(settings)
     store: KeyStore
     if settings.store.kind == "sqlite":
-        db_path = settings.store.sqlite_path
-        if db_path is not None:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
         store = SQLiteKeyStore(str(settings.store.key_store_path()))
     else:
         store = PostgresKeyStore(settings.store.conninfo())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ledger.domain.rules import HOLDER_PATTERN
+
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"
-HOLDER_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
 
 class ConfigError(Exception):
@@ -135,7 +135,7 @@ class StoreConfig:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self._sqlite()),
-                "APPLICATION_RECORDER_TOPIC": "ledger.chain:ChainedSQLiteRecorder",
+                "APPLICATION_RECORDER_TOPIC": "ledger.adapters.sqlite:ChainedSQLiteRecorder",
             }
         pg = self.postgres
         return {
@@ -153,7 +153,7 @@ class StoreConfig:
             # a pooled connection that died with a database restart.
             "POSTGRES_CONNECT_TIMEOUT": "1",
             "POSTGRES_PRE_PING": "y",
-            "APPLICATION_RECORDER_TOPIC": "ledger.pgstore:ChainedPostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": "ledger.adapters.postgres:ChainedPostgresRecorder",
         }
 
     def conninfo(self) -> str:

@@ -117,7 +117,7 @@ def audit_views(settings: Settings, number: str | None = None, sample: int = 0, 
         except InvalidValue as e:
             raise ConfigError(f"--number: {e}") from None
     app = open_ledger(settings)
-    auditor = Auditor(app.reader, app.mapper, ViewsDatabase.for_store(settings.store))
+    auditor = Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store))
     try:
         started = time.perf_counter()
         report = auditor.audit(numbers, sample=sample, repair=repair)

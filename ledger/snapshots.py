@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Snapshot
 from eventsourcing.utils import resolve_topic
 
+from ledger.adapters import snapshot_ids
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
 
@@ -55,7 +56,7 @@ class SnapshotStore:
     """The snapshot event store, fronted by the set of stream ids that have a snapshot, so the load of a
     stream without one (nearly all of them) costs no query. The set is read at start; a stream that
     another process snapshotted after that is replayed in full once, then snapshotted again at the
-    version loaded (``LedgerApplication._store_snapshot``) and known from then on."""
+    version loaded (``LedgerApplication.store_snapshot``) and known from then on."""
 
     def __init__(self, store: EventStore[UUID], known: Iterable[UUID]) -> None:
         self.store = store
@@ -87,15 +88,7 @@ def due(events: Iterable[Any]) -> list[tuple[UUID, int]]:
 
 def stored_snapshot_ids(store: EventStore[UUID]) -> set[UUID]:
     """Ids of the streams that have a snapshot, read from the snapshots table."""
-    recorder: Any = store.recorder
-    table = recorder.events_table_name
-    if hasattr(recorder.datastore, "schema"):
-        table = f'"{recorder.datastore.schema}"."{table}"'
-    with recorder.datastore.transaction(commit=False) as c:
-        c.execute(f"SELECT DISTINCT originator_id FROM {table}")
-        rows = c.fetchall()
-    ids = [r["originator_id"] if isinstance(r, dict) else r[0] for r in rows]
-    return {i if isinstance(i, UUID) else UUID(i) for i in ids}
+    return snapshot_ids(store.recorder)
 
 
 def replay(events: EventStore[UUID], stream_id: UUID, version: int) -> Any:

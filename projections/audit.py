@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.utils import get_topic
 
+from ledger.adapters import log_reader
 from ledger.domain.number import Number
 from projections import generations as gens_
 from projections.projector import lock_views
@@ -26,9 +27,8 @@ from projections.queries import ReadModels
 from projections.views import ComplianceView, NumbersView, SimSwapsView, View
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import Mapper
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
 
-    from ledger.store import LogReader
     from projections.db import ViewsDatabase
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,9 @@ Rows = dict[tuple[str, str], dict[str, Any]]  # (table, row key) -> column -> va
 class Auditor:
     """Audits (and repairs) the read models of a ledger."""
 
-    def __init__(self, log_reader: LogReader, mapper: Mapper, views_db: ViewsDatabase) -> None:
-        self.log = log_reader
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper, views_db: ViewsDatabase) -> None:
+        self.recorder = recorder
+        self.log = log_reader(recorder)
         self.mapper = mapper
         self.views_db = views_db
         self.read_models = ReadModels(views_db)
@@ -90,9 +91,8 @@ class Auditor:
         """Every number the ledger has provisioned (from the log, so a row missing from the views counts)."""
         numbers: list[str] = []
         start = 1
-        recorder = self.log.recorder
         while True:
-            batch = recorder.select_notifications(start=start, limit=10_000, topics=[_PROVISIONED])
+            batch = self.recorder.select_notifications(start=start, limit=10_000, topics=[_PROVISIONED])
             if not batch:
                 return numbers
             numbers.extend(self.mapper.to_domain_event(n).number for n in batch)  # type: ignore[attr-defined]

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from ledger.adapters import log_reader
 from ledger.domain import errors
-from ledger.store import LogReader
 from projections import generations as gens_
 from projections.db import Cursor, ViewsDatabase
 from projections.generations import BUILDING, MISMATCH, READY, RETIRED, Generation, RenamedCursor
@@ -70,7 +70,7 @@ class Projector:
     ) -> None:
         self.recorder = recorder
         self.mapper = mapper
-        self.log = LogReader(recorder)
+        self.log = log_reader(recorder)
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,24 +23,19 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import JSONTranscoder
 
-from ledger.chain import CHAIN_TABLE, GENESIS
-from ledger.config import Settings, StoreConfig
+from ledger.adapters import open_read_only
+from ledger.adapters.log import LogReader, stored_transcoder
+from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, partial_name
+from ledger.config import Settings
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
+from ledger.integrity import GENESIS
 
 FORMAT = "ledger-export-v1"
 HIDDEN = {"personal_data", "identity_key"}
-
-
-def transcoder() -> JSONTranscoder:
-    """The JSON transcoder the ledger stores events with."""
-    t = JSONTranscoder()
-    t.register(UUIDAsHex())
-    t.register(DatetimeAsISO())
-    return t
 
 
 def readable(state: bytes, codec: JSONTranscoder) -> dict[str, Any]:
@@ -61,22 +55,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def stream_ids(conn: sqlite3.Connection, number: str | None, subscriber: UUID | None) -> list[str]:
+def stream_ids(reader: LogReader, number: str | None, subscriber: UUID | None) -> list[UUID]:
     """The streams of the export: a number with its holders, or a subscriber, each with its access log."""
-    codec = transcoder()
     if subscriber is not None:
-        return [subscriber.hex, AccessLog.create_id(subscriber).hex]
+        return [subscriber, AccessLog.create_id(subscriber)]
     assert number is not None
-    number_id = Number.create_id(number).hex
-    holders: list[str] = []
-    for topic, state in conn.execute(
-        "SELECT topic, state FROM stored_events WHERE originator_id = ? ORDER BY originator_version", (number_id,)
-    ):
-        if topic.endswith(":Number.Activated"):
-            sid = codec.decode(bytes(state))["subscriber_id"]
-            if sid.hex not in holders:
-                holders.append(sid.hex)
-    return [number_id, *holders, *(AccessLog.create_id(UUID(h)).hex for h in holders)]
+    number_id = Number.create_id(number)
+    holders = reader.holders_of(number_id)
+    return [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
 
 
 def export(
@@ -86,61 +72,54 @@ def export(
     subscriber: UUID | None = None,
     personal: dict[str, dict[str, Any] | None] | None = None,
 ) -> int:
-    """Write the export; returns the number of events written."""
-    path = StoreConfig.from_url(db).sqlite_path
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    codec = transcoder()
+    """Write the export (from an SQLite or PostgreSQL store, read-only); returns the number of events."""
+    log = open_read_only(existing_store(db))  # one consistent view for the whole export
+    codec = stored_transcoder()
     try:
-        conn.execute("BEGIN")  # one snapshot for the whole export
-        head = conn.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1").fetchone()
-        ids = stream_ids(conn, number, subscriber)
-        marks = ",".join("?" * len(ids))
-        rows = conn.execute(
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash, "
-            f"p.chain_hash FROM stored_events e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
-            f"LEFT JOIN {CHAIN_TABLE} p ON p.position = e.rowid - 1 WHERE e.originator_id IN ({marks}) "
-            "ORDER BY e.rowid",
-            ids,
-        ).fetchall()
-        if not rows:
-            raise SystemExit("export_history: nothing to export (unknown number or subscriber)")
+        reader: LogReader = log.reader
+        head_position, head_digest = reader.head()
+        ids = stream_ids(reader, number, subscriber)
+        events = reader.chained_streams(ids)
+        if not events:
+            raise RunFailed("nothing to export (unknown number or subscriber)")
+        previous = reader.chain_hashes([e.position - 1 for e in events])
         header = {
             "kind": "header",
             "format": FORMAT,
             "number": number or "",
             "subscriber_id": str(subscriber or ""),
             "exported_at": datetime.now(UTC).isoformat(),
-            "ledger_head_position": head[0] if head else 0,
-            "ledger_head_digest": bytes(head[1]).hex() if head else "",
-            "streams": [str(UUID(i)) for i in ids],
+            "ledger_head_position": head_position,
+            "ledger_head_digest": head_digest.hex() if head_digest else "",
+            "streams": [str(i) for i in ids],
         }
         out.write(orjson.dumps(header) + b"\n")
-        for position, sid, version, topic, state, s_hash, c_hash, previous in rows:
+        for e in events:
             line: dict[str, Any] = {
                 "kind": "event",
-                "position": position,
-                "stream_id": str(UUID(sid)),
-                "version": version,
-                "topic": topic,
-                "state": base64.b64encode(bytes(state)).decode(),
-                "stream_hash": bytes(s_hash).hex() if s_hash else "",
-                "chain_hash": bytes(c_hash).hex() if c_hash else "",
-                "previous_chain_hash": (bytes(previous) if previous else GENESIS).hex(),
-                "data": readable(bytes(state), codec),
+                "position": e.position,
+                "stream_id": str(UUID(e.stream_id)),
+                "version": e.version,
+                "topic": e.topic,
+                "state": base64.b64encode(e.state).decode(),
+                "stream_hash": e.stream_hash.hex() if e.stream_hash else "",
+                "chain_hash": e.chain_hash.hex() if e.chain_hash else "",
+                "previous_chain_hash": previous.get(e.position - 1, GENESIS).hex(),
+                "data": readable(e.state, codec),
             }
-            if personal is not None and topic.endswith(":Subscriber.Registered"):
-                line["personal_data"] = personal.get(str(UUID(sid)))
+            if personal is not None and e.topic.endswith(":Subscriber.Registered"):
+                line["personal_data"] = personal.get(str(UUID(e.stream_id)))
             out.write(orjson.dumps(line) + b"\n")
-        out.write(orjson.dumps({"kind": "footer", "events": len(rows)}) + b"\n")
-        return len(rows)
+        out.write(orjson.dumps({"kind": "footer", "events": len(events)}) + b"\n")
+        return len(events)
     finally:
-        conn.close()
+        log.close()
 
 
 def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, purpose: str) -> dict[str, Any]:
     """Decrypt the subscribers' personal data with the operator's keys, recording the read first."""
+    from ledger.application.reads import number_history
     from ledger.bootstrap import open_ledger
-    from ledger.history import number_history
 
     app = open_ledger(Settings.build(db=db))
     try:
@@ -158,10 +137,11 @@ def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, 
         app.vault.store.close()
 
 
+@one_line_errors("export_history")
 def main(argv: list[str] | None = None) -> int:
     """Write the export file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--number", help="export this number and the subscribers who held it")
     which.add_argument("--subscriber", help="export this subscriber (id)")
@@ -174,13 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         subscriber = UUID(args.subscriber) if args.subscriber else None
     except (InvalidValue, ValueError) as e:
         parser.error(str(e))
+    probe = open_read_only(existing_store(args.db))
+    try:
+        probe.reader.head()  # a store that cannot be read or holds no ledger: one line, and no file
+    finally:
+        probe.close()
     personal = None
     if args.include_personal_data:
         if not args.purpose.strip():
             parser.error("--include-personal-data needs --purpose")
         personal = decrypt_personal_data(args.db, number, subscriber, args.purpose)
-    with args.output.open("wb") as out:
+    partial = partial_name(args.output)
+    with partial.open("wb") as out:
         count = export(args.db, out, number, subscriber, personal)
+    partial.replace(args.output)  # complete: only now under its own name
     print(f"exported {count} events to {args.output}")
     return 0
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from grpc_tools import protoc
 
+from ledger.cli import one_line_errors
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 PACKAGE_DIR = Path("ledger") / "v1"
@@ -47,6 +49,7 @@ def generate(out: Path) -> list[Path]:
     return sorted(p for p in target.iterdir() if p.is_file())
 
 
+@one_line_errors("gen_protos")
 def main(argv: list[str] | None = None) -> int:
     """Generate the modules; return 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -3,8 +3,10 @@
 Each number lives through years of simulated tenures: sales by channel and agent, identity checks,
 SIM swaps, suspensions for non-payment, spam, lost SIMs and fraud, disconnections, quarantine,
 per-holder data clearance (some late, some missing), releases (a few by override) and erasure
-requests. The same seed always gives the same history; request ids are derived from it, so a
-re-run after an interruption continues without recording anything twice.
+requests. The same seed always gives the same history; request ids are derived from it and from the
+simulated time, so a re-run after an interruption continues without recording anything twice. Without
+``--end`` the history ends when the first run started: a re-run finds that moment in the ledger (the
+time the dataset's numbers were provisioned), never in the wall clock.
 
     python -m scripts.generate_dataset --target 127.0.0.1:50051 --numbers 100000 --years 3 --seed 7
 
@@ -15,14 +17,12 @@ command waits for another's answer); ``--unary`` sends every command as its own 
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,182 +30,17 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
+from ledger.cli import EXIT_INTERRUPTED, RunFailed, add_target_argument, one_line_errors
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
+from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import synthetic
+from scripts.dataset import identifiers as synthetic
+from scripts.dataset.histories import Command, number_history
 
-# channel: (share of sales, agents, verification method, fraud probability per tenure)
-CHANNELS = {
-    "retail_store": (0.50, 40, "ID_CARD_READER", 0.004),
-    "online": (0.30, 3, "ONLINE_PHOTO_LIVENESS", 0.020),
-    "dealer": (0.15, 120, "IN_PERSON_MANUAL", 0.045),
-    "call_center": (0.05, 20, "IN_PERSON_MANUAL", 0.010),
-}
-HOLDERS = ("crm", "billing", "voicemail")
-MAX_TENURES = 8
-
-
-@dataclass(order=True)
-class Command:
-    """One command to send: when it happens and what it is."""
-
-    at: datetime
-    rpc: str = field(compare=False)
-    fields: dict[str, Any] = field(compare=False, default_factory=dict)
-
-
-def _channel(rng: random.Random) -> tuple[str, str, str, float]:
-    roll, acc = rng.random(), 0.0
-    for name, (share, agents, method, fraud) in CHANNELS.items():
-        acc += share
-        if roll <= acc:
-            return name, f"{name}-{rng.randrange(agents):03d}", method, fraud
-    name = "retail_store"
-    return name, f"{name}-000", CHANNELS[name][2], CHANNELS[name][3]
-
-
-def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine_days: int) -> Iterator[Command]:
-    """The commands of number i's simulated life, in time order, ending before ``end``."""
-    rng = random.Random(f"{seed}:{i}")
-    msisdn = synthetic.msisdn(i)
-    t = start + timedelta(days=rng.uniform(0, 60))
-    for ordinal in range(MAX_TENURES):
-        if t >= end:
-            return
-        person = i * MAX_TENURES + ordinal
-        channel, agent, method, fraud_p = _channel(rng)
-        passport = rng.random() < 0.05
-        yield Command(
-            t,
-            "RegisterSubscriber",
-            {
-                "person": person,
-                "full_name": f"Subscriber {person}",
-                "id_type": "ID_TYPE_PASSPORT" if passport else "ID_TYPE_RESIDENT_ID_CARD",
-                "id_number": f"E{person:09d}" if passport else synthetic.resident_id(person),
-            },
-        )
-        t += timedelta(minutes=rng.uniform(1, 20))
-        yield Command(
-            t,
-            "VerifyIdentity",
-            {
-                "subscriber": person,
-                "method": "PASSPORT_CHECK" if passport else method,
-                "channel": channel,
-                "agent_id": agent,
-                "evidence_ref": f"ev-{person}",
-            },
-        )
-        t += timedelta(minutes=1)
-        sim = person * 4
-        yield Command(
-            t,
-            "ActivateSim",
-            {
-                "number": msisdn,
-                "subscriber": person,
-                "iccid": synthetic.iccid(sim),
-                "imsi": synthetic.imsi(sim),
-                "channel": channel,
-                "agent_id": agent,
-            },
-        )
-        tenure_end = t + timedelta(days=rng.expovariate(1 / (2.5 * 365)))
-        reason = rng.choice(["SUBSCRIBER_REQUEST"] * 6 + ["NON_PAYMENT", "PORTED_OUT"])
-        if rng.random() < fraud_p:  # fraud is caught early in the tenure
-            caught = t + timedelta(days=rng.uniform(1, 60))
-            if caught >= end:
-                return
-            yield Command(caught, "SuspendNumber", {"number": msisdn, "reason": "FRAUD", "note": "fraud desk case"})
-            tenure_end, reason = caught + timedelta(days=rng.uniform(1, 10)), "FRAUD"
-        else:
-            cursor = t
-            for _ in range(20):
-                cursor += timedelta(days=rng.expovariate(1 / 300))
-                if cursor >= min(tenure_end, end):
-                    break
-                kind = rng.random()
-                if kind < 0.55:
-                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "NON_PAYMENT", "note": ""})
-                    cursor += timedelta(days=rng.uniform(2, 20))
-                    if cursor >= end:
-                        return
-                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "paid"})
-                elif kind < 0.80:
-                    sim += 1
-                    yield Command(
-                        cursor,
-                        "SwapSim",
-                        {
-                            "number": msisdn,
-                            "new_iccid": synthetic.iccid(sim),
-                            "new_imsi": synthetic.imsi(sim),
-                            "reason": "UPGRADE",
-                            "channel": channel,
-                            "agent_id": agent,
-                        },
-                    )
-                elif kind < 0.97 and sim < person * 4 + 3:
-                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "LOST_SIM", "note": ""})
-                    sim += 1
-                    cursor += timedelta(hours=rng.uniform(2, 48))
-                    if cursor >= end:
-                        return
-                    yield Command(
-                        cursor,
-                        "SwapSim",
-                        {
-                            "number": msisdn,
-                            "new_iccid": synthetic.iccid(sim),
-                            "new_imsi": synthetic.imsi(sim),
-                            "reason": "LOST_OR_STOLEN",
-                            "channel": channel,
-                            "agent_id": agent,
-                        },
-                    )
-                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "new SIM"})
-                else:
-                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "SPAM", "note": "complaints"})
-                    cursor += timedelta(days=rng.uniform(1, 7))
-                    if cursor >= end:
-                        return
-                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "warned"})
-            tenure_end = max(tenure_end, cursor)
-        if tenure_end >= end:
-            return
-        yield Command(tenure_end, "DisconnectNumber", {"number": msisdn, "reason": reason, "tenure": ordinal})
-        last = tenure_end
-        confirmed = 0
-        for holder in HOLDERS:
-            if rng.random() < 0.97:
-                at = tenure_end + timedelta(days=rng.uniform(0.5, 40))
-                if at < end:
-                    yield Command(
-                        at,
-                        "ConfirmDataCleared",
-                        {"number": msisdn, "tenure": ordinal, "holder": holder, "evidence_ref": f"{holder}-{person}"},
-                    )
-                    confirmed += 1
-                    last = max(last, at)
-        quarantine_until = tenure_end + timedelta(days=quarantine_days)
-        if rng.random() < 0.35:
-            erase_at = tenure_end + timedelta(days=rng.uniform(30, 400))
-            if erase_at < end:
-                yield Command(erase_at, "EraseSubscriberData", {"subscriber": person, "legal_basis": "PIPL art. 47"})
-        if confirmed == len(HOLDERS):
-            release_at = max(quarantine_until, last) + timedelta(days=rng.uniform(0, 20))
-            override = ""
-        elif rng.random() < 0.3:
-            release_at, override = quarantine_until + timedelta(days=rng.uniform(0, 10)), "aging backlog"
-        else:
-            return  # stays quarantined: clearance never completed
-        if release_at >= end:
-            return
-        yield Command(release_at, "ReleaseNumber", {"number": msisdn, "override_reason": override})
-        t = release_at + timedelta(days=rng.uniform(1, 120))
+# Recorded as the actor of every command (the releases by override name it in the compliance report).
+ACTOR = (("x-ledger-actor", "generate_dataset"),)
 
 
 class Sender:
@@ -301,7 +136,7 @@ def run_import(
             sent.append(done)
             yield lpb.ImportCommandsRequest(commands=pending)
 
-    for k, response in enumerate(stub.ImportCommands(requests())):
+    for k, response in enumerate(stub.ImportCommands(requests(), metadata=ACTOR)):
         for result in response.results:
             name = result.WhichOneof("response") or ""
             if result.HasField("error"):
@@ -335,7 +170,7 @@ def _request(rpc: str, request_id: str, at: datetime, f: dict[str, Any]) -> Any:
 def _call(method: Any, request: Any) -> Any:
     for attempt in range(8):
         try:
-            return method(request, timeout=30)
+            return method(request, timeout=30, metadata=ACTOR)
         except grpc.RpcError as e:
             if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED) or attempt == 7:
                 raise
@@ -343,41 +178,70 @@ def _call(method: Any, request: Any) -> Any:
     raise RuntimeError("unreachable")
 
 
+def recorded_start(stub: history_service_pb2_grpc.HistoryServiceStub, seed: int) -> datetime | None:
+    """When an earlier run of this seed provisioned its numbers (its simulated start), if one did."""
+    try:
+        for item in stub.GetNumberHistory(hpb.GetNumberHistoryRequest(number=synthetic.msisdn(0)), timeout=30):
+            event = item.event
+            if event.type == "NumberProvisioned" and event.request_id == f"gen{seed}-provision-0":
+                return event.occurred_at.ToDatetime(tzinfo=UTC)
+            return None
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    return None
+
+
+@one_line_errors("generate_dataset")
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset; prints a summary of what was recorded."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    add_target_argument(parser)
     parser.add_argument("--numbers", type=int, default=1000, help="how many numbers (default 1000)")
     parser.add_argument("--years", type=float, default=3.0, help="simulated years of history (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--concurrency", type=int, default=8, help="numbers simulated in parallel (default 8)")
     parser.add_argument("--quarantine-days", type=int, default=90, help="the server's policy (default 90)")
-    parser.add_argument("--end", help="simulated end, ISO date (default: now)")
+    parser.add_argument("--end", help="simulated end, ISO date (default: when this seed's first run started)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--unary", action="store_true", help="one call per command instead of ImportCommands")
     parser.add_argument("--batch", type=int, default=2000, help="commands per ImportCommands request (default 2000)")
     args = parser.parse_args(argv)
-    end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else datetime.now(UTC)
-    start = end - timedelta(days=365 * args.years)
     channel = grpc.insecure_channel(args.target, options=[("grpc.max_send_message_length", 64 << 20)])
     stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+    span = timedelta(days=365 * args.years)
+    if args.end:
+        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC)
+    else:
+        earlier = recorded_start(history_service_pb2_grpc.HistoryServiceStub(channel), args.seed)
+        end = earlier + span if earlier else datetime.now(UTC).replace(microsecond=0)
+    start = end - span
     began = time.perf_counter()
     numbers = [synthetic.msisdn(i) for i in range(args.numbers)]
     ts = Timestamp()
     ts.FromDatetime(start)
     for chunk in range(0, len(numbers), 10_000):
-        _call(
-            stub.ProvisionNumbers,
-            lpb.ProvisionNumbersRequest(
-                request_id=f"gen{args.seed}-provision-{chunk}", numbers=numbers[chunk : chunk + 10_000], occurred_at=ts
-            ),
-        )
+        try:
+            _call(
+                stub.ProvisionNumbers,
+                lpb.ProvisionNumbersRequest(
+                    request_id=f"gen{args.seed}-provision-{chunk}",
+                    numbers=numbers[chunk : chunk + 10_000],
+                    occurred_at=ts,
+                ),
+            )
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+            raise RunFailed(
+                f"this ledger holds seed {args.seed}'s dataset with other --numbers, --years or --end; "
+                "give the first run's values, another --seed, or a fresh ledger"
+            ) from None
     sender = Sender(stub, args.seed)
     totals: Counter[str] = Counter({"ProvisionNumbers (numbers)": len(numbers)})
-    with (
-        ThreadPoolExecutor(args.concurrency) as pool,
-        tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr) as bar,
-    ):
+    pool = ThreadPoolExecutor(args.concurrency)
+    bar = tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr)
+    try:
         if not args.unary:
             totals.update(run_import(stub, args.numbers, args.seed, start, end, args.quarantine_days, args.batch, bar))
         futures = [
@@ -389,6 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         for future in as_completed(futures):
             totals.update(future.result())
             bar.update(1)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        channel.close()
+        print(
+            f"generate_dataset: interrupted after {bar.n} of {args.numbers} numbers; the same command again "
+            "goes on (what was recorded is replayed, not recorded twice)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        bar.close()
+    pool.shutdown()
     elapsed = time.perf_counter() - began
     commands = sum(v for k, v in totals.items() if " " not in k or k.endswith("(replayed)"))
     print(

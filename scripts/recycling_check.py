@@ -25,6 +25,7 @@ import grpc
 import orjson
 from tqdm import tqdm
 
+from ledger.cli import EXIT_INTERRUPTED, UsageError, add_target_argument, one_line_errors, partial_name
 from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as rpb
@@ -45,15 +46,26 @@ class Row:
 
 
 def read_rows(stream: IO[str], fmt: str, errors: IO[str], bad: Counter[str]) -> Iterator[Row]:
-    """Valid rows, in order; bad rows are reported to ``errors`` and counted in ``bad``."""
+    """Valid rows, in order; bad rows are reported to ``errors`` and counted in ``bad``.
+
+    A CSV header without ``number`` and ``since_date`` is refused here, at once, by the caller's thread.
+    """
+    records: Iterator[tuple[int, Any]]
     if fmt == "csv":
         reader = csv.DictReader(stream)
         missing = {"number", "since_date"} - set(reader.fieldnames or [])
         if missing:
-            raise SystemExit(f"recycling_check: CSV header lacks {', '.join(sorted(missing))}")
-        records: Iterator[tuple[int, Any]] = ((reader.line_num, r) for r in reader)
+            raise UsageError(
+                f"the CSV header {','.join(reader.fieldnames or []) or '(empty file)'!r} lacks "
+                f"{', '.join(sorted(missing))}; the first line must name the columns, e.g. number,since_date"
+            )
+        records = ((reader.line_num, r) for r in reader)
     else:
         records = _json_lines(stream, errors, bad)
+    return _valid(records, errors, bad)
+
+
+def _valid(records: Iterator[tuple[int, Any]], errors: IO[str], bad: Counter[str]) -> Iterator[Row]:
     for line, record in records:
         if not isinstance(record, dict):
             _bad(errors, bad, line, "row is not an object")
@@ -130,45 +142,75 @@ class Writer:
         self.csv.writerow(merged)
 
 
+def count_rows(path: Path, fmt: str) -> int:
+    """Data rows in a file (for the progress bar): non-empty lines, less the CSV header."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        lines = sum(1 for text in f if text.strip())
+    return max(0, lines - 1) if fmt == "csv" else lines
+
+
+class Requests:
+    """The BatchCheck requests, read on gRPC's own thread; an error there ends the stream and is kept
+    for the caller's thread to raise (raised on gRPC's thread, it would be lost and the call would hang)."""
+
+    def __init__(self, rows: Iterator[Row], size: int) -> None:
+        self.rows = rows
+        self.size = size
+        self.pending: list[list[Row]] = []
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[rpb.BatchCheckRequest]:
+        try:
+            for batch in batches(self.rows, self.size):
+                self.pending.append(batch)
+                yield rpb.BatchCheckRequest(
+                    queries=[ledger_pb2.CheckQuery(number=r.number, since_date=r.since_date) for r in batch]
+                )
+        except GeneratorExit:
+            raise
+        except BaseException as e:
+            self.error = e
+
+
+@one_line_errors("recycling_check")
 def main(argv: list[str] | None = None) -> int:
     """Run the checks; exit 0 when every valid row was answered, 1 when rows were skipped."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="CSV (with header) or JSON-lines file; - for stdin")
     parser.add_argument("-o", "--output", type=Path, help="output file (default stdout)")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="input and output format (default: by extension)")
-    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    add_target_argument(parser)
     parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     fmt = args.format or ("jsonl" if args.input.suffix in (".jsonl", ".ndjson", ".json") else "csv")
-    source: IO[str] = sys.stdin if str(args.input) == "-" else args.input.open(newline="", encoding="utf-8")
+    from_stdin = str(args.input) == "-"
+    source: IO[str] = sys.stdin if from_stdin else args.input.open(newline="", encoding="utf-8")
+    total = None if from_stdin else count_rows(args.input, fmt)
+    bad: Counter[str] = Counter()
+    try:
+        requests = Requests(read_rows(source, fmt, sys.stderr, bad), args.batch_size)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {e}") from None
+    # The answers go to OUT.partial, renamed to OUT once every row is answered.
+    partial = partial_name(args.output) if args.output is not None else None
     sink: IO[str] = (
         io.TextIOWrapper(sys.stdout.buffer, newline="")
-        if args.output is None
-        else args.output.open("w", newline="", encoding="utf-8")
+        if partial is None
+        else partial.open("w", newline="", encoding="utf-8")
     )
-    total_lines = None if source is sys.stdin else sum(1 for _ in args.input.open(encoding="utf-8"))
-    bad: Counter[str] = Counter()
     statuses: Counter[str] = Counter()
     clearances: Counter[str] = Counter()
     writer = Writer(sink, fmt)
     channel = grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)])
     stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
     started = time.perf_counter()
-    pending: list[list[Row]] = []
-
-    def requests() -> Iterator[rpb.BatchCheckRequest]:
-        for batch in batches(read_rows(source, fmt, sys.stderr, bad), args.batch_size):
-            pending.append(batch)
-            yield rpb.BatchCheckRequest(
-                queries=[ledger_pb2.CheckQuery(number=r.number, since_date=r.since_date) for r in batch]
-            )
-
     checked = 0
+    complete = False
     try:
-        with tqdm(total=total_lines, unit="rows", disable=args.no_progress, file=sys.stderr) as bar:
-            for response in stub.BatchCheck(requests()):
-                batch = pending.pop(0)
+        with tqdm(total=total, unit="rows", disable=args.no_progress, file=sys.stderr) as bar:
+            for response in stub.BatchCheck(iter(requests)):
+                batch = requests.pending.pop(0)
                 for row, result in zip(batch, response.results, strict=True):
                     values = answer(result)
                     writer.write(row, values)
@@ -176,15 +218,27 @@ def main(argv: list[str] | None = None) -> int:
                     if values["clearance"] != "NOT_APPLICABLE":
                         clearances[values["clearance"]] += 1
                 checked += len(batch)
+                sink.flush()  # once per batch: what is answered is on disk if the job is stopped
                 bar.update(len(batch))
-    except grpc.RpcError as e:
-        print(f"recycling_check: server refused the batch: {e.code().name}: {e.details()}", file=sys.stderr)
-        return 2
+        if isinstance(requests.error, UnicodeDecodeError | csv.Error):
+            raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {requests.error}")
+        if requests.error is not None:
+            raise requests.error
+        complete = True
+    except KeyboardInterrupt:
+        where = f"; the rows answered so far are in {partial}" if partial else ""
+        of = f" of {total}" if total is not None else ""
+        print(f"recycling_check: interrupted after {checked}{of} rows{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         channel.close()
         sink.flush()
         if sink is not sys.stdout:
             sink.close()
+        if source is not sys.stdin:
+            source.close()
+        if complete and partial is not None and args.output is not None:
+            partial.replace(args.output)
     elapsed = time.perf_counter() - started
     rate = checked / elapsed if elapsed > 0 else 0.0
     summary = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "none"

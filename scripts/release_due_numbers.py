@@ -17,23 +17,24 @@ from datetime import UTC, datetime
 
 import grpc
 
-from ledger.config import StoreConfig
+from ledger.cli import EXIT_INTERRUPTED, add_db_argument, add_target_argument, existing_store, one_line_errors
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import lifecycle_service_pb2_grpc
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 
 
+@one_line_errors("release_due_numbers")
 def main(argv: list[str] | None = None) -> int:
     """Release the due numbers; returns 0 when none was refused."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
-    parser.add_argument("--target", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    add_db_argument(parser)
+    add_target_argument(parser)
     parser.add_argument("--limit", type=int, default=0, help="release at most this many (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="list what is due, release nothing")
     parser.add_argument("--actor", default="release_due_numbers", help="actor recorded with each release")
     args = parser.parse_args(argv)
-    store = StoreConfig.from_url(args.db)
+    store = existing_store(args.db)
     views = ViewsDatabase.for_store(store)
     if not views.exists():
         print(
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome: Counter[str] = Counter()
     after = ""
     now = datetime.now(UTC)
+    interrupted = False
     try:
         done = False
         while not done:
@@ -70,11 +72,19 @@ def main(argv: list[str] | None = None) -> int:
                     outcome["released"] += 1
                     print(f"released {number}")
                 except grpc.RpcError as e:
+                    if e.code() == grpc.StatusCode.UNAVAILABLE:
+                        raise  # no server: one line says so, instead of one refusal per number
                     outcome[f"refused ({e.code().name})"] += 1
                     print(f"not released {number}: {e.code().name}: {e.details()}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         channel.close()
         read_models.close()
+    if interrupted:
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())) or "nothing done"
+        print(f"release_due_numbers: interrupted: {summary}; the same command again goes on", file=sys.stderr)
+        return EXIT_INTERRUPTED
     summary = ", ".join(f"{k} {v}" for k, v in sorted(outcome.items())) or "nothing due"
     print(f"release_due_numbers: {summary}")
     return 1 if any(k.startswith("refused") for k in outcome) else 0

@@ -19,13 +19,15 @@ from typing import Any
 
 import orjson
 
-from ledger.chain import GENESIS, chain_hash, stream_hash
-from scripts.export_history import FORMAT, readable, transcoder
+from ledger.adapters.log import stored_transcoder
+from ledger.cli import one_line_errors
+from ledger.integrity import GENESIS, chain_hash, stream_hash
+from scripts.export_history import FORMAT, readable
 
 
 def verify(lines: list[bytes], expected: tuple[int, str] | None = None) -> tuple[bool, str]:
     """(ok, message) for the lines of an export."""
-    codec = transcoder()
+    codec = stored_transcoder()
     try:
         records = [orjson.loads(line) for line in lines if line.strip()]
     except orjson.JSONDecodeError as exc:
@@ -84,6 +86,7 @@ def _check(e: dict[str, Any], codec: Any, heads: dict[str, tuple[int, bytes]], s
     return ""
 
 
+@one_line_errors("verify_export")
 def main(argv: list[str] | None = None) -> int:
     """Verify the file and print the result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

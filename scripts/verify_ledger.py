@@ -1,8 +1,9 @@
-"""Verify the ledger's hash chains offline, straight from the database file (read-only, no keys needed).
+"""Verify the ledger's hash chains offline, straight from the database (read-only, no keys needed).
 
     python -m scripts.verify_ledger --db sqlite:///ledger.db
     python -m scripts.verify_ledger --db sqlite:///ledger.db --number +8613800138000
     python -m scripts.verify_ledger --db sqlite:///ledger.db --up-to 120000 --expect-digest 9f2c...
+    python -m scripts.verify_ledger --db postgresql://auditor@db/ledger
 
 With ``--up-to`` and ``--expect-digest`` it checks a digest published earlier: the chain up to that
 position must recompute to exactly that value. Exits 0 when everything matches, 1 otherwise.
@@ -11,87 +12,35 @@ position must recompute to exactly that value. Exits 0 when everything matches, 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from collections.abc import Iterator
-from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 
-from ledger.chain import CHAIN_TABLE, ChainedEvent, IntegrityReport, verify_chain, verify_streams
-from ledger.config import StoreConfig
+from ledger.adapters import open_read_only
+from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
-
-EVENTS_TABLE = "stored_events"
-SELECT = (
-    f"SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, h.chain_hash "
-    f"FROM {EVENTS_TABLE} e LEFT JOIN {CHAIN_TABLE} h ON h.position = e.rowid "
-)
-
-
-def _event(row: tuple) -> ChainedEvent:
-    return ChainedEvent(
-        int(row[0]),
-        str(row[1]),
-        int(row[2]),
-        str(row[3]),
-        bytes(row[4]),
-        bytes(row[5]) if row[5] is not None else None,
-        bytes(row[6]) if row[6] is not None else None,
-    )
-
-
-def all_events(conn: sqlite3.Connection, batch: int = 5000) -> Iterator[ChainedEvent]:
-    """Every event in position order."""
-    after = 0
-    while True:
-        rows = conn.execute(SELECT + "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?", (after, batch)).fetchall()
-        if not rows:
-            return
-        yield from (_event(r) for r in rows)
-        after = rows[-1][0]
-
-
-def number_events(conn: sqlite3.Connection, number: str) -> list[ChainedEvent]:
-    """The events of a number's stream and of every subscriber who held it."""
-    transcoder = JSONTranscoder()
-    transcoder.register(UUIDAsHex())
-    transcoder.register(DatetimeAsISO())
-    number_id = Number.create_id(number).hex
-    rows = conn.execute(SELECT + "WHERE e.originator_id = ? ORDER BY e.rowid", (number_id,)).fetchall()
-    holders: list[str] = []
-    for row in rows:
-        if row[3].endswith(":Number.Activated"):
-            try:
-                holder = transcoder.decode(bytes(row[4]))["subscriber_id"]
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-                continue  # a damaged event; the stream check reports it
-            if isinstance(holder, UUID) and holder.hex not in holders:
-                holders.append(holder.hex)
-    ids = [number_id, *holders]
-    marks = ",".join("?" * len(ids))
-    rows = conn.execute(SELECT + f"WHERE e.originator_id IN ({marks}) ORDER BY e.rowid", ids).fetchall()
-    return [_event(r) for r in rows]
+from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 
 
 def verify(db: str, number: str | None = None, up_to: int = 0) -> IntegrityReport:
-    """Verify the store at ``db`` (an SQLite URL)."""
-    path = StoreConfig.from_url(db).sqlite_path
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """Verify the store at ``db`` (an SQLite or PostgreSQL URL), read-only: the whole ledger's chain, or
+    one number's stream and the streams of every subscriber who held it."""
+    log = open_read_only(existing_store(db))
     try:
         if number:
-            return verify_streams(iter(number_events(conn, number)))
-        return verify_chain(all_events(conn), up_to)
+            number_id = Number.create_id(number)
+            return verify_streams(iter(log.reader.chained_streams([number_id, *log.reader.holders_of(number_id)])))
+        return verify_chain(log.reader.chained(), up_to)
     finally:
-        conn.close()
+        log.close()
 
 
+@one_line_errors("verify_ledger")
 def main(argv: list[str] | None = None) -> int:
     """Print the verification result; 0 when intact (and matching the expected digest), else 1."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     parser.add_argument("--number", help="verify one number's stream and its holders' streams")
     parser.add_argument("--up-to", type=int, default=0, help="verify the global chain up to this position")
     parser.add_argument("--expect-digest", help="the digest published for --up-to (hex)")

@@ -12,6 +12,7 @@ import pytest
 
 from ledger.bootstrap import open_ledger, open_projector, start_projections
 from ledger.config import Policy, Settings, StoreConfig
+from ledger.domain.rules import luhn_digit, resident_id_check_char
 from ledger.server.app import create_server
 from ledger.v1 import (
     history_service_pb2_grpc,
@@ -42,19 +43,6 @@ class FakeClock:
         return self.t
 
 
-def luhn_digit(body: str) -> str:
-    """The Luhn check digit for a digit string."""
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
 _iccids = itertools.count(1)
 
 
@@ -72,9 +60,7 @@ def imsi_for(iccid: str) -> str:
 def resident_id(seq: int) -> str:
     """A distinct valid resident ID card number for each seq."""
     first17 = f"110105199001{(seq % 28) + 1:02d}{seq % 1000:03d}"
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    check = "10X98765432"[sum(int(a) * w for a, w in zip(first17, weights, strict=True)) % 11]
-    return first17 + check
+    return first17 + resident_id_check_char(first17)
 
 
 def number(i: int) -> str:

@@ -8,14 +8,16 @@ import re
 
 import phonenumbers
 
+from ledger.domain.rules import IdType, luhn_valid, resident_id_check_char
+
+__all__ = ["ID_TYPES", "InvalidValue", "luhn_valid", "resident_id_check_char"]
+
 
 class InvalidValue(ValueError):
     """Raised when an identifier or value is malformed; the message says what is wrong."""
 
 
-ID_TYPES = ("RESIDENT_ID_CARD", "PASSPORT", "OTHER")
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK_CHARS = "10X98765432"
+ID_TYPES = tuple(IdType)
 _SEPARATORS = re.compile(r"[\s\-.()]")
 
 
@@ -37,21 +39,6 @@ def parse_msisdn(text: str) -> str:
     if not (phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed)):
         raise InvalidValue("number is not a valid E.164 number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def luhn_valid(digits: str) -> bool:
-    """Whether a digit string ends with a correct Luhn check digit."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
 
 
 def parse_iccid(text: str) -> str:
@@ -76,11 +63,6 @@ def parse_imsi(text: str) -> str:
     if not 200 <= int(digits[:3]) <= 799:
         raise InvalidValue("IMSI mobile country code (first 3 digits) must be between 200 and 799")
     return digits
-
-
-def resident_id_check_char(first17: str) -> str:
-    """The GB 11643 check character for the first 17 digits of a resident ID card number."""
-    return _CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
 
 
 def normalise_id_number(id_type: str, text: str) -> str:

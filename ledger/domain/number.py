@@ -1,71 +1,27 @@
-"""The Number aggregate: a number's state machine, its tenures, quarantine and per-holder clearance."""
+"""The Number aggregate: a number's state machine, its tenures, quarantine and per-holder clearance.
+
+Events are stored under ``ledger.domain.number:Number.<Event>``: keep them nested here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
-from ledger.domain.base import Clearance, LedgerEvent, NumberStatus, check_order, stable_id
+from ledger.domain.base import LedgerEvent, check_order, stable_id
+from ledger.domain.rules import NumberStatus
+from ledger.domain.tenure import Confirmation, Tenure, TenureHistory
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
 
-
-@dataclass(frozen=True)
-class Confirmation:
-    """One data holder's confirmation that it cleared a closed tenure's data."""
-
-    holder: str
-    evidence_ref: str
-    confirmed_at: datetime
+__all__ = ["Confirmation", "Number", "Tenure"]
 
 
-@dataclass
-class Tenure:
-    """One subscriber's holding of the number, from activation to disconnection."""
-
-    tenure_id: UUID
-    subscriber_id: UUID
-    iccid: str
-    imsi: str
-    activated_at: datetime
-    channel: str
-    agent_id: str
-    disconnected_at: datetime | None = None
-    disconnect_reason: str | None = None
-    quarantine_until: datetime | None = None
-    required_holders: tuple[str, ...] = ()
-    confirmations: dict[str, Confirmation] = field(default_factory=dict)
-    released_at: datetime | None = None
-    override_reason: str = ""
-    violation: bool = False
-
-    @property
-    def is_open(self) -> bool:
-        """True while the tenure has not been disconnected."""
-        return self.disconnected_at is None
-
-    @property
-    def outstanding_holders(self) -> list[str]:
-        """Required holders that have not confirmed clearance, in policy order."""
-        return [h for h in self.required_holders if h not in self.confirmations]
-
-    @property
-    def clearance(self) -> Clearance:
-        """Clearance of a closed tenure; NOT_APPLICABLE while it is open."""
-        if self.is_open:
-            return Clearance.NOT_APPLICABLE
-        if self.violation:
-            return Clearance.VIOLATION
-        return Clearance.PENDING if self.outstanding_holders else Clearance.CLEARED
-
-
-class Number(Aggregate):
+class Number(TenureHistory, Aggregate):
     """A telephone number in E.164 form and everything that happened to it."""
 
     class Event(LedgerEvent):
@@ -149,58 +105,6 @@ class Number(Aggregate):
         self.last_occurred_at = occurred_at
         self.tenures: list[Tenure] = []
         self.suspension_reason: str | None = None
-
-    # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
-
-    @staticmethod
-    def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The aggregate's state with tenures as dicts and the status as text."""
-        state["status"] = str(state["status"])
-        state["tenures"] = [
-            {
-                **vars(t),
-                "required_holders": list(t.required_holders),
-                "confirmations": [[c.holder, c.evidence_ref, c.confirmed_at] for c in t.confirmations.values()],
-            }
-            for t in state["tenures"]
-        ]
-        return state
-
-    @staticmethod
-    def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The inverse of ``encode_snapshot_state``."""
-        state["status"] = NumberStatus(state["status"])
-        state["tenures"] = [
-            Tenure(
-                **{
-                    **t,
-                    "required_holders": tuple(t["required_holders"]),
-                    "confirmations": {h: Confirmation(h, ref, at) for h, ref, at in t["confirmations"]},
-                }
-            )
-            for t in state["tenures"]
-        ]
-        return state
-
-    # Queries.
-
-    @property
-    def current_tenure(self) -> Tenure | None:
-        """The open tenure, if any."""
-        if self.tenures and self.tenures[-1].is_open:
-            return self.tenures[-1]
-        return None
-
-    def tenure(self, tenure_id: UUID) -> Tenure:
-        """The tenure with that id, or TenureNotFound."""
-        for tenure in self.tenures:
-            if tenure.tenure_id == tenure_id:
-                return tenure
-        raise errors.TenureNotFound(f"{tenure_id} of number {self.number}")
-
-    def closed_tenures(self) -> list[Tenure]:
-        """Closed tenures, oldest first."""
-        return [t for t in self.tenures if not t.is_open]
 
     # Commands: each checks the rules, then triggers one event.
 
@@ -312,14 +216,6 @@ class Number(Aggregate):
             clearance_overridden=pending,
             **ctx.fields(),
         )
-
-    def _require_in_service(self, action: str) -> Tenure:
-        tenure = self.current_tenure
-        if tenure is None or self.status not in (NumberStatus.ACTIVE, NumberStatus.SUSPENDED):
-            raise errors.NumberNotInService(
-                f"number {self.number} is {self.status}; cannot {action}", state=self.status
-            )
-        return tenure
 
     # Event appliers: they only assign state, because they run again on every replay.
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
+import socket
 import threading
 from concurrent import futures
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import open_ledger, open_projector, start_projections
+from ledger.config import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
@@ -100,7 +103,7 @@ def create_server(
         HistoryServicer(
             app,
             max_feeds=max(1, settings.max_workers // 4),
-            auditor=Auditor(app.reader, app.mapper, ViewsDatabase.for_store(settings.store)),
+            auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
         ),
         server,
     )
@@ -140,18 +143,49 @@ def create_server(
     else:
         port = server.add_insecure_port(settings.listen)
     if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+        raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
     return LedgerServer(server, progress), port
+
+
+def check_listen_address(listen: str) -> None:
+    """Refuse, in one line, an address this host cannot listen on (in use, or not an address of it).
+
+    gRPC reports a failed bind only as a log line of its own, so the address is tried first.
+    """
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    if not port_text.isdigit():
+        raise ConfigError(f"--listen must be HOST:PORT (for example 127.0.0.1:50051), got {listen!r}")
+    if int(port_text) == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            hint = "the port is in use (stop the other server or pass another --listen HOST:PORT)"
+        else:
+            hint = f"{e.strerror or e} (pass --listen with an address of this host, for example 127.0.0.1:50051)"
+        raise OSError(f"cannot listen on {listen}: {hint}") from e
 
 
 def serve(settings: Settings) -> int:
     """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
+    if not settings.reuse_port:
+        check_listen_address(settings.listen)
     app = open_ledger(settings)
     health_servicer = health.HealthServicer()
-    projector = open_projector(settings, app)
+    try:
+        projector = open_projector(settings, app)
+        server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
+    except BaseException:
+        app.close()
+        app.vault.store.close()
+        raise
     stop = threading.Event()
     projection_threads = start_projections(settings, projector, stop) if settings.run_projections else []
-    server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]

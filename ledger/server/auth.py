@@ -121,6 +121,19 @@ def is_loopback(peer: str) -> bool:
         return False
 
 
+def claimed_actor(context: grpc.ServicerContext) -> str:
+    """The actor a caller names in ``x-ledger-actor`` (without credentials configured), else its address."""
+    claimed = _metadata(context, ACTOR_KEY)
+    return claimed if claimed and len(claimed) <= 128 and claimed.isprintable() else f"anonymous@{context.peer()}"
+
+
+def actor_of(context: grpc.ServicerContext) -> str:
+    """Who is calling: the authenticated actor; without credentials configured, the ``x-ledger-actor``
+    metadata when given, else the peer address."""
+    caller = current_caller()
+    return caller.actor if caller is not None else claimed_actor(context)
+
+
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
     for k, v in context.invocation_metadata() or ():
         if k == key and isinstance(v, str):
@@ -142,11 +155,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 raise errors.Unauthenticated(
                     "this server has no credentials configured and accepts loopback connections only"
                 )
-            claimed = _metadata(context, ACTOR_KEY)
-            actor = (
-                claimed if claimed and len(claimed) <= 128 and claimed.isprintable() else f"anonymous@{context.peer()}"
-            )
-            return Caller(actor, frozenset({"admin"}), authenticated=False)
+            return Caller(claimed_actor(context), frozenset({"admin"}), authenticated=False)
         header = _metadata(context, "authorization") or ""
         scheme, _, token = header.partition(" ")
         caller = self.config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None

@@ -95,6 +95,11 @@ def _status(code: int, message: str, *details: Any) -> status_pb2.Status:
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     status = to_status(exc)
+    if not context.is_active() and (status is not None or isinstance(exc, grpc.RpcError)):
+        # The client cancelled the call or went away (Ctrl-C in a batch job): nobody to answer, nothing wrong.
+        # An unexpected exception is still logged below, whether or not anyone waits for the answer.
+        log.debug("call ended by the client: %s", type(exc).__name__)
+        return
     if status is None:
         log.exception("unexpected error", exc_info=exc)
         status = _status(code_pb2.INTERNAL, "internal error; it was logged")

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from typing import TYPE_CHECKING
 
 import grpc
-from eventsourcing.utils import get_topic
-from google.protobuf import struct_pb2
 
+from ledger.application.feed import Feed
+from ledger.application.reads import number_history, number_state, verify_integrity
 from ledger.domain import errors
-from ledger.domain.number import Number
-from ledger.domain.subscriber import Subscriber
-from ledger.history import (
-    HistoryItem,
-    NumberStateView,
-    feed_item,
-    number_history,
-    number_state,
-    verify_integrity,
-)
-from ledger.server.lifecycle import actor_of
-from ledger.server.lifecycle_commands import DISCONNECT_REASONS, ID_TYPES, SUSPENSION_REASONS
+from ledger.server.auth import actor_of
+from ledger.server.convert import ledger_event, number_state_message
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
-from ledger.v1 import history_service_pb2_grpc, ledger_pb2
+from ledger.v1 import history_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
@@ -36,99 +23,6 @@ if TYPE_CHECKING:
 
 # Positions are stored as signed 64-bit integers.
 MAX_POSITION = 2**63 - 1
-FEED_BATCH = 500
-FEED_IDLE_SECONDS = 1.0
-NUMBER_CACHE_SIZE = 100_000
-STATUS_VALUES = {"AVAILABLE": 1, "ACTIVE": 2, "SUSPENDED": 3, "QUARANTINED": 4}
-STREAM_TYPES = {
-    "number": ledger_pb2.STREAM_TYPE_NUMBER,
-    "subscriber": ledger_pb2.STREAM_TYPE_SUBSCRIBER,
-    "access": ledger_pb2.STREAM_TYPE_ACCESS_LOG,
-}
-PERSONAL_STATES = {
-    "NONE": ledger_pb2.PERSONAL_DATA_STATE_NONE,
-    "WITHHELD": ledger_pb2.PERSONAL_DATA_STATE_WITHHELD,
-    "DISCLOSED": ledger_pb2.PERSONAL_DATA_STATE_DISCLOSED,
-    "ERASED": ledger_pb2.PERSONAL_DATA_STATE_ERASED,
-}
-ID_TYPE_VALUES = {name: number for number, name in ID_TYPES.items()}
-SUSPENSION_VALUES = {name: number for number, name in SUSPENSION_REASONS.items()}
-DISCONNECT_VALUES = {name: number for number, name in DISCONNECT_REASONS.items()}
-
-
-def _plain(value: Any) -> Any:
-    """Event field values as JSON-like values for a protobuf Struct."""
-    if isinstance(value, (UUID, date, datetime)):
-        return str(value) if isinstance(value, UUID) else value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def ledger_event(item: HistoryItem) -> ledger_pb2.LedgerEvent:
-    """A history item as the API's LedgerEvent."""
-    ev: Any = item.event
-    message = ledger_pb2.LedgerEvent(
-        position=item.position,
-        stream_id=str(ev.originator_id),
-        stream_type=STREAM_TYPES[item.stream_type],
-        stream_version=ev.originator_version,
-        type=item.type_name,
-        number=item.number,
-        subscriber_id=str(item.subscriber_id) if item.subscriber_id else "",
-        actor=ev.actor,
-        request_id=ev.request_id,
-        personal_data_state=PERSONAL_STATES[item.personal_state],
-    )
-    message.occurred_at.FromDatetime(ev.occurred_at)
-    message.recorded_at.FromDatetime(ev.timestamp)
-    data = struct_pb2.Struct()
-    data.update(_plain(item.data()))
-    message.data.CopyFrom(data)
-    if item.personal_data is not None:
-        p = item.personal_data
-        message.personal_data.CopyFrom(
-            ledger_pb2.PersonalData(
-                full_name=p.get("full_name", ""),
-                id_type=ID_TYPE_VALUES.get(p.get("id_type", ""), 0),  # type: ignore[arg-type]
-                id_number=p.get("id_number", ""),
-                date_of_birth=p.get("date_of_birth", ""),
-            )
-        )
-    return message
-
-
-def number_state_message(view: NumberStateView) -> ledger_pb2.NumberState:
-    """A state view as the API's NumberState."""
-    message = ledger_pb2.NumberState(
-        number=view.number,
-        state=STATUS_VALUES[view.status],  # type: ignore[arg-type]
-        subscriber_id=str(view.subscriber_id) if view.subscriber_id else "",
-        verified=view.verified,
-        suspension_reason=SUSPENSION_VALUES.get(view.suspension_reason or "", 0),  # type: ignore[arg-type]
-        tenure_count=view.tenure_count,
-        stream_version=view.version,
-    )
-    message.as_of.FromDatetime(view.as_of)
-    if view.quarantine_until is not None:
-        message.quarantine_until.FromDatetime(view.quarantine_until)
-    tenure = view.tenure
-    if tenure is not None:
-        message.current_tenure.CopyFrom(
-            ledger_pb2.Tenure(
-                tenure_id=str(tenure.tenure_id),
-                subscriber_id=str(tenure.subscriber_id),
-                iccid=tenure.iccid,
-                imsi=tenure.imsi,
-                channel=tenure.channel,
-                agent_id=tenure.agent_id,
-                disconnect_reason=DISCONNECT_VALUES.get(tenure.disconnect_reason or "", 0),  # type: ignore[arg-type]
-            )
-        )
-        message.current_tenure.activated_at.FromDatetime(tenure.activated_at)
-    return message
 
 
 class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
@@ -140,8 +34,7 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
         self._feeds = threading.BoundedSemaphore(max_feeds)
         self.max_feeds = max_feeds
-        self._numbers: OrderedDict[UUID, str] = OrderedDict()
-        self._feed_topics = {t for cls in (Number, Subscriber) for t in _event_topics(cls)}
+        self.feed = Feed(app)
 
     def GetNumberHistory(
         self, request: pb.GetNumberHistoryRequest, context: grpc.ServicerContext
@@ -218,39 +111,7 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if not self._feeds.acquire(blocking=False):
             raise errors.ResourceExhausted(f"at most {self.max_feeds} StreamEvents calls at once; retry later")
         try:
-            yield from self._follow(max(request.from_position, 1) - 1, context)
+            for item in self.feed.follow(max(request.from_position, 1) - 1, context.is_active):
+                yield pb.StreamEventsResponse(event=ledger_event(item))
         finally:
             self._feeds.release()
-
-    def _follow(self, last: int, context: grpc.ServicerContext) -> Iterator[pb.StreamEventsResponse]:
-        while context.is_active():
-            notifications = self.app.recorder.select_notifications(start=last + 1, limit=FEED_BATCH)
-            if not notifications:
-                self.app.wait_for_commit(last, FEED_IDLE_SECONDS)
-                continue
-            for n in notifications:
-                last = n.id
-                if n.topic not in self._feed_topics:
-                    continue
-                event = self.app.mapper.to_domain_event(n)
-                item = feed_item(n.id, event, self._number_of(event))
-                if item is not None:
-                    yield pb.StreamEventsResponse(event=ledger_event(item))
-
-    def _number_of(self, event: Any) -> str:
-        if not isinstance(event, Number.Event):
-            return ""
-        if isinstance(event, Number.Provisioned):
-            number: str = event.number
-        else:
-            cached = self._numbers.get(event.originator_id)
-            number = cached if cached is not None else self.app.repository.get(event.originator_id).number
-        self._numbers[event.originator_id] = number
-        self._numbers.move_to_end(event.originator_id)
-        while len(self._numbers) > NUMBER_CACHE_SIZE:
-            self._numbers.popitem(last=False)
-        return number
-
-
-def _event_topics(cls: type) -> list[str]:
-    return [get_topic(v) for v in vars(cls).values() if isinstance(v, type) and issubclass(v, cls.Event)]  # type: ignore[attr-defined]

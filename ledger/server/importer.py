@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.persistence import IntegrityError, OperationalError
 from google.rpc import error_details_pb2
 
+from ledger.application.pipeline import is_conflict
 from ledger.domain import errors
 from ledger.server.errors import to_status
 from ledger.server.lifecycle_commands import COMMANDS, execute
@@ -51,7 +52,7 @@ def command_error(exc: errors.LedgerError) -> pb.CommandError:
 
 
 class Importer:
-    """One ImportCommands stream: keeps the running command index and this thread's staging."""
+    """One ImportCommands stream: keeps the running command index and the stream's staged unit of work."""
 
     def __init__(self, app: LedgerApplication, actor: str, segment_size: int = SEGMENT_SIZE) -> None:
         self.app = app
@@ -60,13 +61,13 @@ class Importer:
         self.index = 0
 
     def __enter__(self) -> Importer:
-        self.staging = self.app.begin_staging()
+        self.staging = self.app.staged()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.app.end_staging()
+        self.staging.reset()
 
     def run(self, request: pb.ImportCommandsRequest) -> pb.ImportCommandsResponse:
         """Apply one request's commands; returns their results once all are committed."""
@@ -75,7 +76,7 @@ class Importer:
         results = [pb.ImportCommandResult(index=self.index + i) for i in range(len(request.commands))]
         self.index += len(request.commands)
         segment = _Segment()
-        self.app.expect_new_requests(
+        self.staging.expect_new_requests(
             [getattr(c, n).request_id for c in request.commands if (n := c.WhichOneof("command")) is not None]
         )
         for i, command in enumerate(request.commands):
@@ -91,9 +92,8 @@ class Importer:
                 self._flush(segment, results)  # a repeated request id must see its first result saved
             segment.request_ids.add(message.request_id)
             segment.items.append((i, name, message))
-            self.staging.touched.clear()
             try:
-                result = execute(self.app, name, message, self.actor)
+                result = execute(self.app, name, message, self.actor, self.staging)
             except errors.LedgerError as e:
                 results[i].error.CopyFrom(command_error(e))
                 if self.staging.dirty():
@@ -110,9 +110,9 @@ class Importer:
 
     def _flush(self, segment: _Segment, results: list[pb.ImportCommandResult]) -> None:
         try:
-            recordings = self.app.flush_staging()
+            recordings = self.staging.flush()
         except (IntegrityError, OperationalError) as e:
-            if isinstance(e, OperationalError) and "locked" not in str(e) and "busy" not in str(e):
+            if not is_conflict(e):
                 raise
             self._apply_one_by_one(segment, results)
         else:
@@ -122,7 +122,8 @@ class Importer:
         segment.clear()
 
     def _apply_one_by_one(self, segment: _Segment, results: list[pb.ImportCommandResult]) -> None:
-        self.app.end_staging()
+        # Each command again through the ordinary path (immediate units of work, with their retries), then
+        # a fresh staged unit: what the old one knew of absent streams may no longer hold.
         try:
             for i, name, message in segment.items:
                 result = results[i]
@@ -136,7 +137,7 @@ class Importer:
                 else:
                     self._respond(result, name, outcome)
         finally:
-            self.staging = self.app.begin_staging()
+            self.staging = self.app.staged()
 
     @staticmethod
     def _respond(result: pb.ImportCommandResult, name: str, outcome: CommandResult, replayed: bool = False) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ledger.server.auth import current_caller
+from ledger.server.auth import actor_of
 from ledger.server.importer import Importer
 from ledger.server.lifecycle_commands import run_command
 from ledger.v1 import lifecycle_service_pb2 as pb
@@ -15,20 +15,6 @@ from ledger.v1 import lifecycle_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
-
-ACTOR_KEY = "x-ledger-actor"
-
-
-def actor_of(context: grpc.ServicerContext) -> str:
-    """Who is calling: the authenticated actor; without credentials configured, the ``x-ledger-actor``
-    metadata when given, else the peer address."""
-    caller = current_caller()
-    if caller is not None:
-        return caller.actor
-    for key, value in context.invocation_metadata() or ():
-        if key == ACTOR_KEY and isinstance(value, str) and 0 < len(value) <= 128 and value.isprintable():
-            return value
-    return f"anonymous@{context.peer()}"
 
 
 class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):

@@ -8,25 +8,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger.server.validation import Fields, enum_names
-from ledger.v1 import ledger_pb2
+from ledger.server.convert import (
+    CLEARANCE_VALUES,
+    DISCONNECT_REASONS,
+    ID_TYPES,
+    METHODS,
+    SUSPENSION_REASONS,
+    SWAP_REASONS,
+)
+from ledger.server.validation import Fields
 from ledger.v1 import lifecycle_service_pb2 as pb
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-    from ledger.application import CommandResult, LedgerApplication
+    from ledger.application import CommandResult, LedgerApplication, StagedUnitOfWork
 
 MAX_NUMBERS_PER_PROVISION = 10_000
-
-ID_TYPES = enum_names(ledger_pb2.IdType, "ID_TYPE_")
-METHODS = enum_names(ledger_pb2.VerificationMethod, "VERIFICATION_METHOD_")
-SUSPENSION_REASONS = enum_names(ledger_pb2.SuspensionReason, "SUSPENSION_REASON_")
-DISCONNECT_REASONS = enum_names(ledger_pb2.DisconnectReason, "DISCONNECT_REASON_")
-SWAP_REASONS = enum_names(ledger_pb2.SimSwapReason, "SIM_SWAP_REASON_")
-CLEARANCE_VALUES: dict[str, Any] = {
-    name: number for number, name in enum_names(ledger_pb2.Clearance, "CLEARANCE_").items()
-}
 
 
 def _provision_numbers(request: pb.ProvisionNumbersRequest) -> dict[str, Any]:
@@ -240,9 +238,12 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def execute(app: LedgerApplication, name: str, request: Any, actor: str) -> CommandResult:
-    """Validate a command's request and run it (raises the command's errors)."""
-    result: CommandResult = getattr(app, name)(actor=actor, **COMMANDS[name].parse(request))
+def execute(
+    app: LedgerApplication, name: str, request: Any, actor: str, unit: StagedUnitOfWork | None = None
+) -> CommandResult:
+    """Validate a command's request and run it, saved at once or held by a staged ``unit`` (raises the
+    command's errors)."""
+    result: CommandResult = getattr(app, name)(actor=actor, unit=unit, **COMMANDS[name].parse(request))
     return result
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from ledger.config import HOLDER_PATTERN
 from ledger.domain import identifiers
 from ledger.domain.errors import InvalidArgument
+from ledger.domain.rules import HOLDER_PATTERN
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -130,9 +130,3 @@ class Fields:
             self.add(field, "is before 1970-01-01")
             return None
         return value
-
-
-def enum_names(enum_type: object, prefix: str) -> dict[int, str]:
-    """Map a generated proto enum's values (except UNSPECIFIED) to names without the prefix."""
-    values = enum_type.DESCRIPTOR.values  # type: ignore[attr-defined]
-    return {v.number: v.name[len(prefix) :] for v in values if v.number != 0}

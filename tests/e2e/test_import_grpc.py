@@ -14,7 +14,8 @@ from ledger.domain.subscriber import Subscriber
 from ledger.server.importer import Importer
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import generate_dataset, synthetic
+from scripts import generate_dataset
+from scripts.dataset import identifiers as synthetic
 from tests.conftest import imsi_for, new_iccid, number, resident_id, running_server
 
 # Every test here runs on both stores.
@@ -166,11 +167,10 @@ def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
         commands=[register("reg", 1), verify("ver", sid), activate("act", msisdn, sid), activate("act2", other, sid)]
     )
     importer = Importer(app, "importer")
-    original = app.flush_staging
     interfered = []
 
     def flush_after_a_concurrent_suspension():
-        if not interfered and app.staging is not None and app.staging.events:
+        if not interfered and importer.staging.events:
             interfered.append(True)
             # Another caller (another thread, not staging) suspends the number first.
             worker = threading.Thread(
@@ -184,7 +184,8 @@ def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
 
     with importer:
         assert not any(r.HasField("error") for r in importer.run(setup).results)
-        app.flush_staging = flush_after_a_concurrent_suspension
+        original = importer.staging.flush
+        importer.staging.flush = flush_after_a_concurrent_suspension
         response = importer.run(
             lpb.ImportCommandsRequest(
                 commands=[

@@ -14,7 +14,8 @@ from grpc_status import rpc_status
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
-from scripts import generate_dataset, synthetic
+from scripts import generate_dataset
+from scripts.dataset import identifiers as synthetic
 from tests.pgserver import Cluster, new_database
 from tests.procs import Serve, ledger_head
 

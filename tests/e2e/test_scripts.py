@@ -28,8 +28,8 @@ from scripts import (
     rebuild_projections,
     recycling_check,
     release_due_numbers,
-    synthetic,
 )
+from scripts.dataset import identifiers as synthetic
 from tests import views as vt
 from tests.conftest import number
 
@@ -255,7 +255,7 @@ def test_open_projector_catch_up_counts(settings, clock) -> None:
 
 def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
     """The quick suite runs end to end and writes rows a regression script can read (figures not judged)."""
-    from scripts import bench
+    from bench import bench
 
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--json", str(out)]) == 0
@@ -395,7 +395,7 @@ def _as_a_release_before_generations(views: Path, versions: bool) -> None:
 
 
 def test_profile_summary_counts_busy_stacks_only(tmp_path) -> None:
-    from scripts.bench import top_frames
+    from bench.profile import top_frames
 
     raw = tmp_path / "p.txt"
     raw.write_text(

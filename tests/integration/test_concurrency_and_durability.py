@@ -198,7 +198,7 @@ def test_erased_history_replays_after_restart(settings, clock) -> None:
     app.close()
     app.vault.store.close()
 
-    from ledger.history import number_history
+    from ledger.application.reads import number_history
 
     again = open_ledger(settings, clock)
     try:

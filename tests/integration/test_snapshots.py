@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ledger.application.reads import verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
-from ledger.history import verify_integrity
 from ledger.snapshots import SNAPSHOT_INTERVAL, LedgerSnapshot, comparable, replay, stored_snapshot_ids
 from tests.conftest import number, onboard_app
 

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import pytest
 
+from ledger.application.reads import number_history, number_state, verify_integrity
 from ledger.domain import errors
-from ledger.history import number_history, number_state, verify_integrity
 from tests.conftest import imsi_for, new_iccid, number
 from tests.conftest import onboard_app as onboard
 

@@ -7,8 +7,9 @@ from uuid import uuid4
 
 import pytest
 
+from ledger.adapters.sqlite import SQLiteKeyStore
 from ledger.config import ConfigError, Policy, Settings, StoreConfig
-from ledger.keys import KeyStoreError, MasterKey, PersonalDataVault, SQLiteKeyStore
+from ledger.vault import KeyStoreError, MasterKey, PersonalDataVault
 
 
 def test_policy_defaults_match_the_design() -> None:

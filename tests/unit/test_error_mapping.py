@@ -6,14 +6,14 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 from google.rpc import code_pb2, error_details_pb2
 
-from ledger import application
+from ledger.application import pipeline
 from ledger.domain import errors
 from ledger.server.errors import to_status
 
 
 def test_a_command_that_keeps_conflicting_gives_up_and_records_nothing(app, monkeypatch) -> None:
     before = app.reader.max_position()
-    monkeypatch.setattr(application, "MAX_ATTEMPTS", 3)
+    monkeypatch.setattr(pipeline, "MAX_ATTEMPTS", 3)
     attempts = []
 
     def conflicting_record(processing_event):  # a fault injected at the store boundary

@@ -18,7 +18,7 @@ from ledger.domain.identifiers import (
     parse_msisdn,
     resident_id_check_char,
 )
-from tests.conftest import luhn_digit
+from ledger.domain.rules import luhn_digit
 
 
 @pytest.mark.parametrize(
@@ -46,6 +46,11 @@ def test_invalid_numbers_are_refused(text: str) -> None:
 def test_e164_parsing_is_idempotent(i: int) -> None:
     once = parse_msisdn(f"+86139{i:08d}")
     assert parse_msisdn(once) == once
+
+
+@pytest.mark.parametrize(("body", "digit"), [("7992739871", "3"), ("1789372997", "4"), ("", "0")])
+def test_luhn_check_digits_of_known_values(body: str, digit: str) -> None:
+    assert luhn_digit(body) == digit
 
 
 @given(st.text(alphabet="0123456789", min_size=16, max_size=17))

@@ -3,7 +3,7 @@
 Prints one table (commands per second and latency percentiles per RPC and concurrency) and, with
 ``--json FILE``, writes it as JSON. Example:
 
-    python -m scripts.bench_commands --numbers 2000 --concurrency 1,8
+    python -m bench.bench_commands --numbers 2000 --concurrency 1,8
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from typing import Any
 import grpc
 import orjson
 
+from ledger.cli import one_line_errors
 from ledger.v1 import ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts.synthetic import iccid, imsi, resident_id
+from scripts.dataset.identifiers import iccid, imsi, resident_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,6 +92,7 @@ def pct(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
+@one_line_errors("bench_commands")
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description="Benchmark lifecycle commands over gRPC (SQLite store).")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.send_signal(signal.SIGTERM)
             for proc in procs:
                 proc.wait(timeout=60)
-    command = "python -m scripts.bench_commands " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python -m bench.bench_commands " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"store {store}; {args.processes} server process(es)"

@@ -1,22 +1,21 @@
 """Reads of the event log that the library does not offer: several streams at once, with positions and
 the hash chains. The same SQL serves SQLite (position = rowid) and PostgreSQL (position =
-notification_id)."""
+notification_id), through the application's recorder or through a read-only connection of an offline
+tool (``scripts/verify_ledger.py``, ``scripts/export_history.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+import orjson
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, StoredEvent, UUIDAsHex
 
-from ledger.chain import CHAIN_TABLE, ChainedEvent
+from ledger.integrity import ChainedEvent
 
-if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder
+Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -27,28 +26,28 @@ class PositionedEvent:
     stored: StoredEvent
 
 
-class LogReader:
-    """Position-aware reads over the application's events table."""
+def stored_transcoder() -> JSONTranscoder:
+    """The JSON transcoder the ledger stores event states with (no cipher, no compression)."""
+    t = JSONTranscoder()
+    t.register(UUIDAsHex())
+    t.register(DatetimeAsISO())
+    return t
 
-    def __init__(self, recorder: ApplicationRecorder) -> None:
-        self.recorder = recorder
-        if isinstance(recorder, SQLiteApplicationRecorder):
-            self.postgres = False
-            self.events, self.chain, self.pos, self.mark = recorder.events_table_name, CHAIN_TABLE, "rowid", "?"
-        elif isinstance(recorder, PostgresApplicationRecorder):
-            self.postgres = True
-            schema = recorder.datastore.schema
-            self.events = f'"{schema}"."{recorder.events_table_name}"'
-            self.chain, self.pos, self.mark = f'"{schema}"."{CHAIN_TABLE}"', "notification_id", "%s"
-        else:
-            raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+
+class LogReader:
+    """Position-aware reads over one events table and its chain table."""
+
+    def __init__(
+        self, query: Query, *, postgres: bool, events: str, chain: str, max_position: Callable[[], int] | None = None
+    ) -> None:
+        self._query = query
+        self.postgres = postgres
+        self.events, self.chain = events, chain
+        self.pos, self.mark = ("notification_id", "%s") if postgres else ("rowid", "?")
+        self._max_position = max_position
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        sql = sql.replace("?", self.mark)
-        with self.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
-            c.execute(sql, params)
-            rows = c.fetchall()
-        return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+        return self._query(sql.replace("?", self.mark), params)
 
     def _id(self, stream_id: UUID) -> Any:
         return stream_id if self.postgres else stream_id.hex
@@ -81,18 +80,9 @@ class LogReader:
     def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
         """The stored events of several streams (in version order), read in one query; streams without
         events are absent from the result."""
-        if not stream_ids:
-            return {}
-        where, params = self._any("originator_id", stream_ids)
-        rows = self._rows(
-            f"SELECT originator_id, originator_version, topic, state FROM {self.events} "
-            f"WHERE {where} ORDER BY originator_id, originator_version",
-            params,
-        )
         found: dict[UUID, list[StoredEvent]] = {}
-        for r in rows:
-            stream_id = _uuid(r[0])
-            found.setdefault(stream_id, []).append(StoredEvent(stream_id, int(r[1]), str(r[2]), bytes(r[3])))
+        for p in self.read_streams(stream_ids):  # within a stream, position order is version order
+            found.setdefault(_uuid(p.stored.originator_id), []).append(p.stored)
         return found
 
     def existing(self, stream_ids: Sequence[UUID], chunk: int = 500) -> set[UUID]:
@@ -115,32 +105,40 @@ class LogReader:
         )
         return int(rows[0][0]) if rows else None
 
+    def max_position(self) -> int:
+        """The position of the latest event, 0 when the ledger is empty."""
+        if self._max_position is not None:
+            return self._max_position()
+        rows = self._rows(f"SELECT MAX({self.pos}) FROM {self.events}", [])
+        return int(rows[0][0] or 0)
+
+    def head(self) -> tuple[int, bytes | None]:
+        """The last chained position and its chain hash ((0, None) when nothing is chained)."""
+        rows = self._rows(f"SELECT position, chain_hash FROM {self.chain} ORDER BY position DESC LIMIT 1", [])
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else (0, None)
+
     def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
-        """The global-chain hash recorded at each of some positions (absent where the ledger has none)."""
+        """The recorded chain hashes at these positions (absent where no chain row exists)."""
         if not positions:
             return {}
-        params: list[Any]
-        if self.postgres:
-            where, params = "position = ANY(?)", [list(positions)]
-        else:
-            where, params = f"position IN ({','.join('?' * len(positions))})", list(positions)
+        params: list[Any] = [list(positions)] if self.postgres else list(positions)
+        where = "position = ANY(?)" if self.postgres else f"position IN ({','.join('?' * len(positions))})"
         rows = self._rows(f"SELECT position, chain_hash FROM {self.chain} WHERE {where}", params)
         return {int(r[0]): bytes(r[1]) for r in rows}
 
-    def max_position(self) -> int:
-        """The position of the latest event, 0 when the ledger is empty."""
-        return self.recorder.max_notification_id() or 0
+    def _chained_sql(self, where: str, order: str) -> str:
+        # The one chained SELECT: every event with its recorded hashes (NULL where the chain row is missing).
+        return (
+            f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
+            f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
+            f"WHERE {where} ORDER BY {order}"
+        )
 
     def chained(self, batch: int = 5000) -> Iterator[ChainedEvent]:
         """Every event in position order with its recorded hashes, read in batches."""
         after = 0
         while True:
-            rows = self._rows(
-                f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
-                f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
-                f"WHERE e.{self.pos} > ? ORDER BY e.{self.pos} LIMIT ?",
-                [after, batch],
-            )
+            rows = self._rows(self._chained_sql(f"e.{self.pos} > ?", f"e.{self.pos} LIMIT ?"), [after, batch])
             if not rows:
                 return
             for row in rows:
@@ -149,15 +147,28 @@ class LogReader:
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
+        if not stream_ids:
+            return []
         where, params = self._any("e.originator_id", stream_ids)
-        rows = self._rows(
-            f"SELECT e.{self.pos}, e.originator_id, e.originator_version, e.topic, e.state, h.stream_hash, "
-            f"h.chain_hash FROM {self.events} e LEFT JOIN {self.chain} h ON h.position = e.{self.pos} "
-            f"WHERE {where} ORDER BY e.originator_id, e.originator_version",
-            params,
-        )
+        rows = self._rows(self._chained_sql(where, "e.originator_id, e.originator_version"), params)
         rows.sort(key=_position)
         return [_chained(row) for row in rows]
+
+    def holders_of(self, number_id: UUID) -> list[UUID]:
+        """The subscribers who held a number, from its stored Activated events alone (no keys needed; a
+        damaged event is skipped, and the chain check reports it)."""
+        codec = stored_transcoder()
+        holders: list[UUID] = []
+        for stored in self.stream_events([number_id]).get(number_id, []):
+            if not stored.topic.endswith(":Number.Activated"):
+                continue
+            try:
+                holder = codec.decode(stored.state)["subscriber_id"]
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+                continue
+            if isinstance(holder, UUID) and holder not in holders:
+                holders.append(holder)
+        return holders
 
 
 def _position(row: tuple[Any, ...]) -> int:

@@ -1,6 +1,6 @@
 """Write a recycling-check input file for the synthetic number range of ``generate_dataset``.
 
-python -m scripts.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
+python -m bench.sample_queries --numbers 100000 --since 2025-06-01 -o queries.csv
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from scripts import synthetic
+from ledger.cli import one_line_errors, output_file
+from scripts.dataset import identifiers as synthetic
 
 
+@one_line_errors("sample_queries")
 def main(argv: list[str] | None = None) -> int:
     """Write ``number,since_date`` rows (CSV with header), one per number, dates spread over a year."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     latest = date.fromisoformat(args.since)
-    with args.output.open("w", encoding="utf-8") as out:
+    with output_file(args.output) as out:
         out.write("number,since_date\n")
         for i in range(args.numbers):
             out.write(f"{synthetic.msisdn(i)},{latest - timedelta(days=rng.randrange(365))}\n")

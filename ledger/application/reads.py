@@ -1,23 +1,25 @@
-"""Compliance reads: a number's history (with or without personal data) and its state at a moment."""
+"""Compliance reads: a number's history (with or without personal data), its state at a moment, and the
+verification of the hash chains and snapshots."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from ledger.chain import IntegrityReport, verify_chain, verify_streams
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
+from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 from ledger.snapshots import replay
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEventProtocol
 
-    from ledger.application import LedgerApplication
+    from ledger.application.app import LedgerApplication
 
 # Fields every event has; they get their own slots in the API, not the event's data.
 BASE_FIELDS = frozenset(
@@ -35,7 +37,15 @@ BASE_FIELDS = frozenset(
 )
 
 
-class PersonalState:
+class StreamType(StrEnum):
+    """Which kind of stream an event of a history belongs to."""
+
+    NUMBER = "number"
+    SUBSCRIBER = "subscriber"
+    ACCESS = "access"
+
+
+class PersonalState(StrEnum):
     """Whether an event's personal data is shown."""
 
     NONE = "NONE"
@@ -50,7 +60,7 @@ class HistoryItem:
 
     position: int
     event: DomainEventProtocol[Any]
-    stream_type: str  # "number" or "subscriber"
+    stream_type: StreamType
     type_name: str
     number: str
     subscriber_id: UUID | None
@@ -112,18 +122,20 @@ def number_history(
             if isinstance(ev, (Number.Disconnected, Number.Released)):
                 holder = None
             items.append(
-                HistoryItem(position, ev, "number", _type_name(ev), number, subscriber_id, PersonalState.NONE, None)
+                HistoryItem(
+                    position, ev, StreamType.NUMBER, type_name(ev), number, subscriber_id, PersonalState.NONE, None
+                )
             )
         elif isinstance(ev, Subscriber.Event):
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
             if isinstance(ev, Subscriber.Registered):
                 state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
-            items.append(HistoryItem(position, ev, "subscriber", _type_name(ev), number, sid, state, personal))
+            items.append(HistoryItem(position, ev, StreamType.SUBSCRIBER, type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
             items.append(
-                HistoryItem(position, ev, "access", _type_name(ev), number, reader_of, PersonalState.NONE, None)
+                HistoryItem(position, ev, StreamType.ACCESS, type_name(ev), number, reader_of, PersonalState.NONE, None)
             )
     disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
     if disclosed:
@@ -131,25 +143,9 @@ def number_history(
     return items
 
 
-FEED_STREAM_TYPES = {Number: "number", Subscriber: "subscriber"}
-
-
-def feed_item(position: int, event: DomainEventProtocol[Any], number: str) -> HistoryItem | None:
-    """An event as it appears in the public feed (never with personal data), or None for internal events."""
-    if isinstance(event, Number.Event):
-        subscriber_id = getattr(event, "subscriber_id", None)
-        return HistoryItem(
-            position, event, "number", _type_name(event), number, subscriber_id, PersonalState.NONE, None
-        )
-    if isinstance(event, Subscriber.Event):
-        state = PersonalState.WITHHELD if isinstance(event, Subscriber.Registered) else PersonalState.NONE
-        return HistoryItem(position, event, "subscriber", _type_name(event), "", event.originator_id, state, None)
-    return None
-
-
 def _personal(
     app: LedgerApplication, subscriber_id: UUID, token: str, wanted: bool, erased: bool
-) -> tuple[str, dict[str, Any] | None]:
+) -> tuple[PersonalState, dict[str, Any] | None]:
     if erased:
         return PersonalState.ERASED, None
     if not wanted:
@@ -198,7 +194,8 @@ def number_state(app: LedgerApplication, number: str, as_of: datetime | None) ->
     )
 
 
-def _type_name(ev: object) -> str:
+def type_name(ev: object) -> str:
+    """The API's name of an event type."""
     # "Number.Activated" -> "NumberActivated"
     return type(ev).__qualname__.replace(".", "")
 

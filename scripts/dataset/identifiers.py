@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from ledger.domain.identifiers import resident_id_check_char
+from ledger.domain.rules import luhn_digit, resident_id_check_char
 
 
 def msisdn(i: int, prefix: str = "+86139") -> str:
     """The i-th number of a synthetic range (valid for i below 10**8)."""
     return f"{prefix}{i:08d}"
-
-
-def luhn_digit(body: str) -> str:
-    """The Luhn check digit that completes ``body``."""
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch) * (2 if i % 2 == 0 else 1)
-        total += d - 9 if d > 9 else d
-    return str((10 - total % 10) % 10)
 
 
 def iccid(i: int) -> str:

@@ -1,0 +1,79 @@
+"""The bare server: the ledger's services and messages answered with no work (the ceiling of a call)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.bench_commands import free_port
+from ledger.v1 import (
+    ledger_pb2,
+    lifecycle_service_pb2_grpc,
+    recycling_service_pb2_grpc,
+)
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from ledger.v1 import recycling_service_pb2 as rpb
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_WORKERS = 32  # the server's default
+
+
+# The bare server: the same services and messages, no work.
+
+
+class _BareLifecycle(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
+    def ActivateSim(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return lpb.ActivateSimResponse(tenure_id="00000000-0000-0000-0000-000000000000", position=1)
+
+
+class _BareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    def BatchCheck(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        for request in request_iterator:
+            yield rpb.BatchCheckResponse(
+                results=[
+                    ledger_pb2.CheckResult(
+                        number=q.number,
+                        status=ledger_pb2.CHECK_STATUS_NOT_CHANGED,
+                        clearance=ledger_pb2.CLEARANCE_NOT_APPLICABLE,
+                        as_of_position=1,
+                    )
+                    for q in request.queries
+                ]
+            )
+
+
+def serve_bare(port: int) -> None:
+    """Run the bare server until SIGTERM (``--bare-server PORT``)."""
+    server = grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS))
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(_BareLifecycle(), server)
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(_BareRecycling(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    done.wait()
+    server.stop(1)
+
+
+def start_bare() -> tuple[subprocess.Popen[str], str]:
+    """Start the bare server in its own process; returns it and its address."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench", "--bare-server", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    grpc.channel_ready_future(channel).result(timeout=30)
+    channel.close()
+    return proc, f"127.0.0.1:{port}"

@@ -1,0 +1,296 @@
+"""The benchmark suite: every figure beside its ceiling, measured in the same run on the same machine.
+
+For each store it starts a real ``ledger serve`` process on a fresh database, fills it with
+``generate_dataset`` (through ImportCommands), and measures:
+
+(a) single ActivateSim calls at 1, 8 and 64 concurrent callers, beside a bare gRPC server that answers
+    the same messages with no work, and beside raw inserts of the same rows (one transaction per
+    command) through sqlite3 or psycopg;
+(b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server;
+(c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
+    of the same events;
+(d) GetNumberHistory latency (p50, p99) for numbers with about 10 and 1,000 events;
+(e) the server's peak memory (VmHWM), against the 500 MB budget;
+and ImportCommands against one call per command.
+
+    python -m bench.bench --quick --json bench.json          # SQLite, under three minutes
+    python -m bench.bench --numbers 100000 --postgres postgresql://postgres@127.0.0.1:5432/postgres
+
+``--json`` writes ``{"rows": [{"name", "value", "unit", "ceiling", "ratio", "target"}]}``; ``ratio`` is
+value / ceiling (for latency and memory, ceiling / value, so higher is always better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import functools
+import os
+import platform
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import grpc
+import orjson
+
+from bench.bare import serve_bare, start_bare
+from bench.bench_commands import free_port, run_phase, start_server
+from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
+from bench.profile import Profiler, peak_rss_mb
+from bench.rows import Rows
+from bench.workloads import (
+    activate_calls,
+    batch_check_rate,
+    command_latency,
+    history_latency,
+    long_history,
+    prepare_subscribers,
+    settle,
+)
+from ledger.cli import one_line_errors
+from ledger.domain.subscriber import Subscriber
+from ledger.v1 import (
+    history_service_pb2_grpc,
+    ledger_pb2,
+    lifecycle_service_pb2_grpc,
+    recycling_service_pb2_grpc,
+)
+from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts import generate_dataset
+from scripts.dataset import identifiers as synthetic
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_WORKERS = 32  # the server's default
+
+
+# One store, end to end.
+def bench_store(
+    label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str, loaded: bool = False
+) -> None:
+    """Measure one store; ``loaded``: the dataset is already in ``db`` (a copy of ``--template``)."""
+    # A master key given in the environment is used (a template's data is readable only under the key it
+    # was loaded with); otherwise each run has its own.
+    master_key = os.environ.get("LEDGER_MASTER_KEY") or base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key}
+    if db.startswith("postgresql") and not loaded:
+        subprocess.run(
+            [sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True
+        )
+    port = free_port()
+    os.environ["LEDGER_MASTER_KEY"] = master_key
+    server = start_server(workdir, port, db, master_key)
+    profiler = Profiler(args.profile, server.pid)
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}",
+        options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)],
+    )
+    bare_channel = grpc.insecure_channel(bare)
+    lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+    recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+    history = history_service_pb2_grpc.HistoryServiceStub(channel)
+    bare_lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(bare_channel)
+    bare_recycling = recycling_service_pb2_grpc.RecyclingServiceStub(bare_channel)
+    print(f"{label}: {db}")
+    try:
+        # The dataset, through ImportCommands (the import figure comes from a cleaner run below).
+        if not loaded:
+            t0 = time.perf_counter()
+            generate_dataset.main(
+                ["--target", f"127.0.0.1:{port}", "--numbers", str(args.numbers), "--years", str(args.years),
+                 "--seed", "7", "--end", "2026-11-01", "--no-progress"]
+            )  # fmt: skip
+            print(f"  dataset: {args.numbers} numbers in {time.perf_counter() - t0:.0f}s")
+            if db.startswith("postgresql"):
+                # What an operator does after a bulk import: statistics for the planner, visibility map and
+                # frozen rows, so the measurements below do not share the machine with autovacuum.
+                t0 = time.perf_counter()
+                vacuum_analyze(db)
+                print(f"  VACUUM (FREEZE, ANALYZE) in {time.perf_counter() - t0:.0f}s")
+        settle(lifecycle, recycling)
+        if args.load_only:
+            return
+        # Import against one call per command, on the same kind of commands (register + verify).
+        n = args.calls
+        t0 = time.perf_counter()
+        prepare_subscribers(lifecycle, f"{label}-imp", n, 5_000_000)
+        import_rate = (2 * n + (n + 4999) // 5000) / (time.perf_counter() - t0)
+
+        def register_and_verify(rid: str, i: int) -> tuple[Any, Any]:
+            return (
+                lifecycle.RegisterSubscriber(
+                    lpb.RegisterSubscriberRequest(
+                        request_id=rid,
+                        full_name="One",
+                        id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
+                        id_number=synthetic.resident_id(6_000_000 + i),
+                    )
+                ),
+                lifecycle.VerifyIdentity(
+                    lpb.VerifyIdentityRequest(
+                        request_id=rid + "-v",
+                        subscriber_id=str(Subscriber.id_for_request(rid)),
+                        method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
+                        channel="retail",
+                        agent_id="bench",
+                        evidence_ref="e",
+                    )
+                ),
+            )
+
+        one_by_one: list[Callable[[], Any]] = [
+            functools.partial(register_and_verify, f"{label}-one-{i}", i) for i in range(min(n, 300))
+        ]
+        elapsed, _ = run_phase(one_by_one, 1)
+        rows.add(f"{label} import commands/s", import_rate, "cmd/s", 2 * len(one_by_one) / elapsed, ">= 10x one-by-one")
+        # (a) single commands.
+        for level in (1, 8, 64):
+            first = 1_000_000 * level
+            numbers, sids = prepare_subscribers(lifecycle, f"{label}-a{level}", n, first)
+            with profiler.phase(f"{label}-activate-{level}") if level == 64 else nullcontext():
+                elapsed, _ = run_phase(activate_calls(lifecycle, f"{label}-a{level}", numbers, sids, first), level)
+            rate = n / elapsed
+            bare_elapsed, _ = run_phase(activate_calls(bare_lifecycle, "bare", numbers, sids, first), level)
+            target = ">= 0.5" if level == 64 else ""
+            rows.add(f"{label} ActivateSim, {level} callers", rate, "cmd/s", n / bare_elapsed, target)
+            if level == 64:
+                app = open_store(db)
+                sample = sample_rows(app, 4 * n)
+                app.close()
+                raw = raw_insert_rate(db, sample, 4)
+                rows.add(f"{label} ActivateSim, 64 callers vs raw insert", rate, "cmd/s", raw, "(one commit each)")
+        # (b) BatchCheck, over numbers spread across the whole dataset; the best of three runs of each,
+        # alternating with the bare server, so a burst of other work on the machine does not decide a ratio.
+        pick = random.Random(11)
+        check_numbers = [synthetic.msisdn(pick.randrange(args.numbers)) for _ in range(args.checks)]
+        for batch in (100, 1000, 10_000):
+            rate = ceiling = 0.0
+            for _ in range(3):
+                rate = max(rate, batch_check_rate(recycling, check_numbers, batch))
+                ceiling = max(ceiling, batch_check_rate(bare_recycling, check_numbers, batch))
+            if batch == 1000 and args.profile:
+                with profiler.phase(f"{label}-batchcheck-{batch}"):
+                    for _ in range(max(1, int(5 * rate / len(check_numbers)))):  # about five seconds
+                        batch_check_rate(recycling, check_numbers, batch)
+            rows.add(
+                f"{label} BatchCheck, {batch} per batch", rate, "numbers/s", ceiling, ">= 0.5" if batch == 1000 else ""
+            )
+        # (d) GetNumberHistory.
+        short, long_ = "+8613600000001", "+8613600000002"
+        long_history(lifecycle, short, 4, 7_000_001)
+        long_history(lifecycle, long_, 499, 7_000_002)
+        for msisdn, label_events in ((short, "~10"), (long_, "~1,000")):
+            p50, p99, events = history_latency(history, msisdn, args.history_calls)
+            rows.add(f"{label} GetNumberHistory {label_events} events p50 ({events})", p50, "ms", None, "")
+            rows.add(f"{label} GetNumberHistory {label_events} events p99 ({events})", p99, "ms", None, "")
+        # Commands on a long stream load its latest snapshot and the events after it: flat beside a short one.
+        short_ms = command_latency(lifecycle, short, 50)
+        long_ms = command_latency(lifecycle, long_, 50)
+        rows.add(f"{label} Suspend/Resume on a ~1,000-event number p50", long_ms, "ms", short_ms, "vs ~10 events",
+                 inverse=True)  # fmt: skip
+        # (e) peak memory of the server.
+        rss = peak_rss_mb(server.pid)
+        rows.add(f"{label} server peak RSS", rss, "MB", 500, "< 500 MB", inverse=True)
+    finally:
+        channel.close()
+        bare_channel.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    if args.load_only:
+        return
+    # (c) projection rebuild, with the server stopped, beside a raw select and decode.
+    from scripts import rebuild_projections
+
+    app = open_store(db)
+    raw_rate, total = raw_select_decode_rate(app)
+    app.close()
+    t0 = time.perf_counter()
+    rebuild_projections.main(["--db", db])
+    seconds = time.perf_counter() - t0
+    rows.add(f"{label} projection rebuild events/s", total / seconds, "events/s", raw_rate, ">= 0.3")
+    rows.add(f"{label} projection rebuild seconds ({total} events)", seconds, "s", total / raw_rate, "", inverse=True)
+
+
+@one_line_errors("bench")
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced run on SQLite only (under three minutes)")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON to this file")
+    parser.add_argument("--numbers", type=int, default=100_000, help="dataset numbers (default 100000)")
+    parser.add_argument("--years", type=float, default=3.0, help="simulated years of history per number (default 3)")
+    parser.add_argument("--calls", type=int, default=2000, help="single calls per concurrency level (default 2000)")
+    parser.add_argument("--checks", type=int, default=100_000, help="numbers checked per batch size (default 100000)")
+    parser.add_argument(
+        "--history-calls", type=int, default=200, help="GetNumberHistory calls per number (default 200)"
+    )
+    parser.add_argument("--profile", type=Path, help="sample the server with py-spy in two phases, stacks to this dir")
+    parser.add_argument("--postgres", help="admin URL of a PostgreSQL server: also bench a fresh database there")
+    parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: bench PostgreSQL only")
+    parser.add_argument(
+        "--load-only",
+        metavar="DBNAME",
+        help="with --postgres: load the dataset into a new database of this name, keep it, measure nothing "
+        "(set LEDGER_MASTER_KEY, and give the same one with --template)",
+    )
+    parser.add_argument(
+        "--template",
+        metavar="DBNAME",
+        help="with --postgres: measure a copy of this database (made by --load-only with the same --numbers "
+        "and --years, which ends with VACUUM (FREEZE, ANALYZE)) instead of loading the dataset again",
+    )
+    parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare_server:
+        serve_bare(args.bare_server)
+        return 0
+    if (args.load_only or args.template) and not args.postgres:
+        parser.error("--load-only and --template need --postgres")
+    if args.load_only:
+        args.no_sqlite = True
+    if args.quick:
+        args.numbers, args.calls, args.checks, args.history_calls, args.postgres = 1500, 400, 20_000, 50, None
+    rows = Rows()
+    bare, bare_address = start_bare()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+            if not (args.no_sqlite and args.postgres):
+                bench_store("SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address)
+            if args.postgres:
+                import psycopg
+
+                name = args.load_only or f"bench_{os.getpid()}_{int(time.time())}"
+                copy = f" TEMPLATE {args.template} STRATEGY FILE_COPY" if args.template else ""
+                t0 = time.perf_counter()
+                with psycopg.connect(args.postgres, autocommit=True) as conn:
+                    conn.execute(f"CREATE DATABASE {name}{copy}")
+                if args.template:
+                    print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
+                db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, loaded=bool(args.template))
+    finally:
+        bare.send_signal(signal.SIGTERM)
+        bare.wait(timeout=30)
+    command = "python -m bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    print(f"reproduce: {command}")
+    if args.json:
+        args.json.write_bytes(
+            orjson.dumps(
+                {"command": command, "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows.rows},
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The in-memory backend, for fast tests: the library's POPO recorder with the hash chains, a key store
+and a log reader over plain Python lists. ``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory``
+selects it (see ``memory_env``); nothing is written to disk."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
+
+from ledger.adapters.log import PositionedEvent
+from ledger.integrity import GENESIS, ChainedEvent, chain_rows
+
+
+def memory_env() -> dict[str, str]:
+    """The application environment of an in-memory ledger."""
+    return {"PERSISTENCE_MODULE": "ledger.adapters.memory:MemoryFactory"}
+
+
+class ChainedMemoryRecorder(POPOApplicationRecorder):
+    """The library's in-memory recorder, plus both hash chains written with the events."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chain: dict[int, tuple[bytes, bytes]] = {}
+
+    def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        positions = list(super()._update_table(stored_events, **kwargs) or [])
+        previous_chain = self.chain[positions[0] - 1][1] if positions and positions[0] > 1 else GENESIS
+        for position, digest, chained in chain_rows(stored_events, positions, previous_chain, self._stream_head):
+            self.chain[position] = (digest, chained)
+        return positions
+
+    def _stream_head(self, stream_id: Any, version: int) -> bytes:
+        index = self._stored_events_index[str(stream_id)].get(version)
+        return GENESIS if index is None else self.chain[index + 1][0]
+
+    def positioned(self) -> list[PositionedEvent]:
+        """Every stored event with its position."""
+        with self._database_lock:
+            return [PositionedEvent(i + 1, s) for i, s in enumerate(self._stored_events)]
+
+
+class MemoryFactory(POPOFactory):
+    """The library's in-memory factory, recording through ``ChainedMemoryRecorder``."""
+
+    def application_recorder(self) -> ApplicationRecorder:
+        """The chained in-memory recorder."""
+        return ChainedMemoryRecorder()
+
+
+class MemoryLogReader:
+    """The reads of ``ledger.adapters.log.LogReader``, over the in-memory recorder."""
+
+    def __init__(self, recorder: ChainedMemoryRecorder) -> None:
+        self.recorder = recorder
+
+    def read_streams(self, stream_ids: Sequence[UUID]) -> list[PositionedEvent]:
+        """Every event of the given streams, in ledger order."""
+        wanted = set(stream_ids)
+        return [p for p in self.recorder.positioned() if p.stored.originator_id in wanted]
+
+    def stream_events(self, stream_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of several streams, in version order; streams without events are absent."""
+        found: dict[UUID, list[StoredEvent]] = {}
+        for p in self.read_streams(stream_ids):
+            found.setdefault(UUID(str(p.stored.originator_id)), []).append(p.stored)
+        return found
+
+    def existing(self, stream_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these streams have any event."""
+        return set(self.stream_events(stream_ids))
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None:
+        """The position of one event, or None if it is not stored."""
+        index = self.recorder._stored_events_index[str(stream_id)].get(version)
+        return None if index is None else index + 1
+
+    def max_position(self) -> int:
+        """The position of the latest event, 0 when the ledger is empty."""
+        return self.recorder.max_notification_id() or 0
+
+    def chained(self) -> Iterator[ChainedEvent]:
+        """Every event in position order with its recorded hashes."""
+        return iter(self._chained(self.recorder.positioned()))
+
+    def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
+        """Every event of some streams in position order, with their recorded hashes."""
+        return self._chained(self.read_streams(stream_ids))
+
+    def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The recorded chain hashes at these positions (absent where no chain row exists)."""
+        chain = self.recorder.chain
+        return {p: chain[p][1] for p in positions if p in chain}
+
+    def _chained(self, events: list[PositionedEvent]) -> list[ChainedEvent]:
+        chain = self.recorder.chain
+        return [
+            ChainedEvent(
+                p.position,
+                UUID(str(p.stored.originator_id)).hex,
+                p.stored.originator_version,
+                p.stored.topic,
+                p.stored.state,
+                *chain.get(p.position, (None, None)),
+            )
+            for p in events
+        ]
+
+
+class MemoryKeyStore:
+    """Wrapped data keys in a dict (the SQLite and PostgreSQL key stores' interface)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.keys: dict[UUID, bytes] = {}
+        self.destroyed: set[UUID] = set()
+        self.pending: set[UUID] = set()
+
+    def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
+        """Store a new wrapped data key."""
+        self.put_many([(subscriber_id, wrapped_key)])
+
+    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
+        """Store several new wrapped data keys at once."""
+        with self._lock:
+            if any(sid in self.keys for sid, _ in keys):
+                raise KeyError("a data key for this subscriber exists")
+            self.keys.update(keys)
+
+    def get(self, subscriber_id: UUID) -> bytes | None:
+        """The wrapped data key, or None when it never existed or was destroyed."""
+        return self.keys.get(subscriber_id)
+
+    def mark_erasure_pending(self, subscriber_id: UUID) -> None:
+        """Note an erasure about to be recorded."""
+        self.pending.add(subscriber_id)
+
+    def pending_erasures(self) -> list[UUID]:
+        """Erasures started but not finished."""
+        return sorted(self.pending)
+
+    def clear_pending(self, subscriber_id: UUID) -> None:
+        """Forget a pending erasure that was never recorded."""
+        self.pending.discard(subscriber_id)
+
+    def destroy(self, subscriber_id: UUID) -> None:
+        """Delete the data key and keep a tombstone."""
+        with self._lock:
+            self.keys.pop(subscriber_id, None)
+            self.destroyed.add(subscriber_id)
+            self.pending.discard(subscriber_id)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def stored_ids(recorder: Any) -> set[UUID] | None:
+    """The stream ids an in-memory recorder holds events of (None for any other recorder)."""
+    from eventsourcing.popo import POPOAggregateRecorder
+
+    if not isinstance(recorder, POPOAggregateRecorder):
+        return None
+    with recorder._database_lock:
+        return {UUID(str(s.originator_id)) for s in recorder._stored_events}

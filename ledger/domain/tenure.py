@@ -1,0 +1,129 @@
+"""A number's tenures: one subscriber's holding from activation to disconnection, its quarantine and the
+data holders' confirmations, and their form inside a snapshot of the number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ledger.domain import errors
+from ledger.domain.rules import Clearance, NumberStatus, tenure_clearance
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One data holder's confirmation that it cleared a closed tenure's data."""
+
+    holder: str
+    evidence_ref: str
+    confirmed_at: datetime
+
+
+@dataclass
+class Tenure:
+    """One subscriber's holding of the number, from activation to disconnection."""
+
+    tenure_id: UUID
+    subscriber_id: UUID
+    iccid: str
+    imsi: str
+    activated_at: datetime
+    channel: str
+    agent_id: str
+    disconnected_at: datetime | None = None
+    disconnect_reason: str | None = None
+    quarantine_until: datetime | None = None
+    required_holders: tuple[str, ...] = ()
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)
+    released_at: datetime | None = None
+    override_reason: str = ""
+    violation: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        """True while the tenure has not been disconnected."""
+        return self.disconnected_at is None
+
+    @property
+    def outstanding_holders(self) -> list[str]:
+        """Required holders that have not confirmed clearance, in policy order."""
+        return [h for h in self.required_holders if h not in self.confirmations]
+
+    @property
+    def clearance(self) -> Clearance:
+        """Clearance of a closed tenure; NOT_APPLICABLE while it is open."""
+        return tenure_clearance(self.is_open, self.violation, bool(self.outstanding_holders))
+
+
+def encode_tenure(t: Tenure) -> dict[str, Any]:
+    """A tenure as JSON-friendly values (inside a snapshot)."""
+    return {
+        **vars(t),
+        "required_holders": list(t.required_holders),
+        "confirmations": [[c.holder, c.evidence_ref, c.confirmed_at] for c in t.confirmations.values()],
+    }
+
+
+def decode_tenure(t: dict[str, Any]) -> Tenure:
+    """The inverse of ``encode_tenure``."""
+    return Tenure(
+        **{
+            **t,
+            "required_holders": tuple(t["required_holders"]),
+            "confirmations": {h: Confirmation(h, ref, at) for h, ref, at in t["confirmations"]},
+        }
+    )
+
+
+class TenureHistory:
+    """The number's tenures, queried, and the number's state in a snapshot (a base of ``Number``)."""
+
+    number: str
+    status: NumberStatus
+    tenures: list[Tenure]
+
+    # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
+
+    @staticmethod
+    def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
+        """The aggregate's state with tenures as dicts and the status as text."""
+        state["status"] = str(state["status"])
+        state["tenures"] = [encode_tenure(t) for t in state["tenures"]]
+        return state
+
+    @staticmethod
+    def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of ``encode_snapshot_state``."""
+        state["status"] = NumberStatus(state["status"])
+        state["tenures"] = [decode_tenure(t) for t in state["tenures"]]
+        return state
+
+    # Queries.
+
+    @property
+    def current_tenure(self) -> Tenure | None:
+        """The open tenure, if any."""
+        if self.tenures and self.tenures[-1].is_open:
+            return self.tenures[-1]
+        return None
+
+    def tenure(self, tenure_id: UUID) -> Tenure:
+        """The tenure with that id, or TenureNotFound."""
+        for tenure in self.tenures:
+            if tenure.tenure_id == tenure_id:
+                return tenure
+        raise errors.TenureNotFound(f"{tenure_id} of number {self.number}")
+
+    def closed_tenures(self) -> list[Tenure]:
+        """Closed tenures, oldest first."""
+        return [t for t in self.tenures if not t.is_open]
+
+    def _require_in_service(self, action: str) -> Tenure:
+        tenure = self.current_tenure
+        if tenure is None or self.status not in (NumberStatus.ACTIVE, NumberStatus.SUSPENDED):
+            raise errors.NumberNotInService(
+                f"number {self.number} is {self.status}; cannot {action}", state=self.status
+            )
+        return tenure

@@ -1,0 +1,174 @@
+"""Synthetic operator histories: each number lives through years of simulated tenures (sales by channel
+and agent, identity checks, SIM swaps, suspensions, disconnections, quarantine, per-holder clearance,
+releases, erasures), the same for the same seed. ``scripts/generate_dataset.py`` sends them."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from scripts.dataset import identifiers as synthetic
+
+# channel: (share of sales, agents, verification method, fraud probability per tenure)
+CHANNELS = {
+    "retail_store": (0.50, 40, "ID_CARD_READER", 0.004),
+    "online": (0.30, 3, "ONLINE_PHOTO_LIVENESS", 0.020),
+    "dealer": (0.15, 120, "IN_PERSON_MANUAL", 0.045),
+    "call_center": (0.05, 20, "IN_PERSON_MANUAL", 0.010),
+}
+HOLDERS = ("crm", "billing", "voicemail")
+MAX_TENURES = 8
+
+
+@dataclass(order=True)
+class Command:
+    """One command to send: when it happens and what it is."""
+
+    at: datetime
+    rpc: str = field(compare=False)
+    fields: dict[str, Any] = field(compare=False, default_factory=dict)
+
+
+def _channel(rng: random.Random) -> tuple[str, str, str, float]:
+    roll, acc = rng.random(), 0.0
+    for name, (share, agents, method, fraud) in CHANNELS.items():
+        acc += share
+        if roll <= acc:
+            return name, f"{name}-{rng.randrange(agents):03d}", method, fraud
+    name = "retail_store"
+    return name, f"{name}-000", CHANNELS[name][2], CHANNELS[name][3]
+
+
+def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine_days: int) -> Iterator[Command]:
+    """The commands of number i's simulated life, in time order, ending before ``end``."""
+    rng = random.Random(f"{seed}:{i}")
+    msisdn = synthetic.msisdn(i)
+    t = start + timedelta(days=rng.uniform(0, 60))
+    for ordinal in range(MAX_TENURES):
+        if t >= end:
+            return
+        person = i * MAX_TENURES + ordinal
+        channel, agent, method, fraud_p = _channel(rng)
+        passport = rng.random() < 0.05
+        yield Command(
+            t,
+            "RegisterSubscriber",
+            {
+                "person": person,
+                "full_name": f"Subscriber {person}",
+                "id_type": "ID_TYPE_PASSPORT" if passport else "ID_TYPE_RESIDENT_ID_CARD",
+                "id_number": f"E{person:09d}" if passport else synthetic.resident_id(person),
+            },
+        )
+        t += timedelta(minutes=rng.uniform(1, 20))
+        yield Command(
+            t,
+            "VerifyIdentity",
+            {
+                "subscriber": person,
+                "method": "PASSPORT_CHECK" if passport else method,
+                "channel": channel,
+                "agent_id": agent,
+                "evidence_ref": f"ev-{person}",
+            },
+        )
+        t += timedelta(minutes=1)
+        sim = person * 4
+        yield Command(
+            t,
+            "ActivateSim",
+            {
+                "number": msisdn,
+                "subscriber": person,
+                "iccid": synthetic.iccid(sim),
+                "imsi": synthetic.imsi(sim),
+                "channel": channel,
+                "agent_id": agent,
+            },
+        )
+        tenure_end = t + timedelta(days=rng.expovariate(1 / (2.5 * 365)))
+        reason = rng.choice(["SUBSCRIBER_REQUEST"] * 6 + ["NON_PAYMENT", "PORTED_OUT"])
+        if rng.random() < fraud_p:  # fraud is caught early in the tenure
+            caught = t + timedelta(days=rng.uniform(1, 60))
+            if caught >= end:
+                return
+            yield Command(caught, "SuspendNumber", {"number": msisdn, "reason": "FRAUD", "note": "fraud desk case"})
+            tenure_end, reason = caught + timedelta(days=rng.uniform(1, 10)), "FRAUD"
+        else:
+            cursor = t
+            for _ in range(20):
+                cursor += timedelta(days=rng.expovariate(1 / 300))
+                if cursor >= min(tenure_end, end):
+                    break
+                kind = rng.random()
+                if kind < 0.55:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "NON_PAYMENT", "note": ""})
+                    cursor += timedelta(days=rng.uniform(2, 20))
+                    if cursor >= end:
+                        return
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "paid"})
+                elif kind < 0.80:
+                    sim += 1
+                    yield _swap(cursor, msisdn, sim, "UPGRADE", channel, agent)
+                elif kind < 0.97 and sim < person * 4 + 3:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "LOST_SIM", "note": ""})
+                    sim += 1
+                    cursor += timedelta(hours=rng.uniform(2, 48))
+                    if cursor >= end:
+                        return
+                    yield _swap(cursor, msisdn, sim, "LOST_OR_STOLEN", channel, agent)
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "new SIM"})
+                else:
+                    yield Command(cursor, "SuspendNumber", {"number": msisdn, "reason": "SPAM", "note": "complaints"})
+                    cursor += timedelta(days=rng.uniform(1, 7))
+                    if cursor >= end:
+                        return
+                    yield Command(cursor, "ResumeNumber", {"number": msisdn, "note": "warned"})
+            tenure_end = max(tenure_end, cursor)
+        if tenure_end >= end:
+            return
+        yield Command(tenure_end, "DisconnectNumber", {"number": msisdn, "reason": reason, "tenure": ordinal})
+        last = tenure_end
+        confirmed = 0
+        for holder in HOLDERS:
+            if rng.random() < 0.97:
+                at = tenure_end + timedelta(days=rng.uniform(0.5, 40))
+                if at < end:
+                    yield Command(
+                        at,
+                        "ConfirmDataCleared",
+                        {"number": msisdn, "tenure": ordinal, "holder": holder, "evidence_ref": f"{holder}-{person}"},
+                    )
+                    confirmed += 1
+                    last = max(last, at)
+        quarantine_until = tenure_end + timedelta(days=quarantine_days)
+        if rng.random() < 0.35:
+            erase_at = tenure_end + timedelta(days=rng.uniform(30, 400))
+            if erase_at < end:
+                yield Command(erase_at, "EraseSubscriberData", {"subscriber": person, "legal_basis": "PIPL art. 47"})
+        if confirmed == len(HOLDERS):
+            release_at = max(quarantine_until, last) + timedelta(days=rng.uniform(0, 20))
+            override = ""
+        elif rng.random() < 0.3:
+            release_at, override = quarantine_until + timedelta(days=rng.uniform(0, 10)), "aging backlog"
+        else:
+            return  # stays quarantined: clearance never completed
+        if release_at >= end:
+            return
+        yield Command(release_at, "ReleaseNumber", {"number": msisdn, "override_reason": override})
+        t = release_at + timedelta(days=rng.uniform(1, 120))
+
+
+def _swap(at: datetime, msisdn: str, sim: int, reason: str, channel: str, agent: str) -> Command:
+    fields = {
+        "number": msisdn,
+        "new_iccid": synthetic.iccid(sim),
+        "new_imsi": synthetic.imsi(sim),
+        "reason": reason,
+        "channel": channel,
+        "agent_id": agent,
+    }
+    return Command(at, "SwapSim", fields)

@@ -1,0 +1,180 @@
+"""A person's slips end with one line that says what is wrong and what to do (exit 2 for usage, 1 for a
+failed run), never a traceback: in ``ledger`` and in every batch job."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import compliance_report, export_history, release_due_numbers, verify_ledger
+from tests.conftest import TEST_MASTER_KEY
+from tests.e2e.test_cli_reflection import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ...`` as a person would, from ``cwd``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    environ.update(PYTHONPATH=str(ROOT), **env)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line(stderr: str) -> str:
+    """The one line a slip must print (a log line of the server's start may come before it)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "nothing said"
+    return lines[-1]
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["ledger", "serve", "--listen", f"127.0.0.1:{port}"], tmp_path)
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith("ledger: cannot listen on") and "in use" in line and "--listen" in line
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "ledger.db").exists()
+
+
+def test_a_bad_listen_address_or_master_key_is_one_line(tmp_path: Path) -> None:
+    result = run(["ledger", "serve", "--listen", "nonsense"], tmp_path)
+    assert result.returncode == 2 and "--listen must be HOST:PORT" in one_line(result.stderr)
+    result = run(["ledger", "serve", "--listen", "192.0.2.1:50051"], tmp_path)
+    assert result.returncode == 1 and "address of this host" in one_line(result.stderr)
+    (tmp_path / "k.key").write_text("junk\n")
+    result = run(["ledger", "migrate", "--master-key-file", "k.key"], tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith("ledger: master key file k.key: master key must be 32 bytes")
+    result = run(["ledger", "migrate"], tmp_path, LEDGER_MASTER_KEY="bad")
+    assert result.returncode == 2 and one_line(result.stderr).startswith("ledger: LEDGER_MASTER_KEY: ")
+
+
+def test_a_db_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    result = run(["ledger", "serve", "--db", "sqlite:///no/such/dir/ledger.db", "--listen", "127.0.0.1:0"], tmp_path)
+    assert result.returncode == 2
+    assert "no/such/dir" in one_line(result.stderr) and "does not exist" in result.stderr
+    assert not (tmp_path / "no").exists()
+    # A new ledger in a folder that exists is still one command.
+    (tmp_path / "data").mkdir()
+    created = run(["ledger", "migrate", "--db", "sqlite:///data/ledger.db"], tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "data" / "ledger.db").is_file()
+
+
+def test_ledger_project_does_not_start_a_new_ledger_on_a_typo(tmp_path: Path) -> None:
+    result = run(["ledger", "project", "--db", "sqlite:///typo.db", "--once"], tmp_path)
+    assert result.returncode == 1
+    assert one_line(result.stderr) == (
+        "ledger: no ledger at typo.db (check --db or LEDGER_DB; the server creates it on first start)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
+    for args in (["ledger", "migrate", "--db", url], ["ledger", "serve", "--db", url, "--listen", "127.0.0.1:0"]):
+        result = run(args, tmp_path, LEDGER_MASTER_KEY=TEST_MASTER_KEY)
+        assert result.returncode == 1, result.stderr
+        line = one_line(result.stderr)
+        assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
+
+
+def test_offline_tools_on_a_postgres_refusing_connections_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
+    assert verify_ledger.main(["--db", url]) == 1
+    assert export_history.main(["--db", url, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
+    assert all("cannot use the PostgreSQL store" in line and "--db" in line for line in lines), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scripts_given_a_mistyped_db_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    typo = "sqlite:///typo.db"
+    assert verify_ledger.main(["--db", typo]) == 1
+    assert compliance_report.main(["--db", typo, "-o", str(tmp_path / "r.html")]) == 1
+    assert release_due_numbers.main(["--db", typo, "--dry-run"]) == 1
+    assert export_history.main(["--db", typo, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 4 and all("no ledger at typo.db" in line and "--db" in line for line in lines), err
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_scripts_read_ledger_db_and_ledger_target(tmp_path: Path) -> None:
+    typo = f"sqlite:///{tmp_path}/elsewhere.db"
+    result = run(["scripts.verify_ledger"], tmp_path, LEDGER_DB=typo)
+    assert result.returncode == 1 and "elsewhere.db" in one_line(result.stderr)
+    port = free_port()
+    source = tmp_path / "q.csv"
+    source.write_text("number,since_date\n+8613800138000,2026-01-05\n")
+    checked = run(
+        ["scripts.recycling_check", str(source), "--no-progress"], tmp_path, LEDGER_TARGET=f"127.0.0.1:{port}"
+    )
+    assert checked.returncode == 1
+    line = one_line(checked.stderr)
+    assert "no ledger server answers" in line and str(port) in line and "--target" in line, line
+
+
+def test_policy_typo_given_to_a_script_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "ledger.db"
+    assert run(["ledger", "migrate", "--db", f"sqlite:///{db}"], tmp_path).returncode == 0
+    policy = tmp_path / "policy.toml"
+    policy.write_text("quarantine_dayz = 3\n")
+    code = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", str(policy), "-o", str(tmp_path / "r.html")])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "compliance_report: unknown policy keys: quarantine_dayz"
+    missing = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", "nope.toml"])
+    assert missing == 2 and "cannot read policy file nope.toml" in capsys.readouterr().err
+
+
+def test_missing_input_file_is_one_line(tmp_path: Path) -> None:
+    for args in (
+        ["scripts.recycling_check", "nope.csv"],
+        ["scripts.verify_export", "nope.jsonl"],
+    ):
+        result = run(args, tmp_path)
+        assert result.returncode == 1, result.stderr
+        assert "nope." in one_line(result.stderr) and "No such file" in result.stderr
+
+
+def test_dev_serve_keeps_the_callers_folder(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / "dev"), "serve", "--db", "sqlite:///mine.db", "--listen", f"127.0.0.1:{port}"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "LEDGER_MASTER_KEY"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stderr is not None
+        line = ""
+        while time.monotonic() < deadline and "ready" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "server exited"
+        assert "ready" in line
+        assert (tmp_path / "mine.db").is_file() and (tmp_path / "mine.master.key").is_file()
+        assert not (ROOT / "mine.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(30)

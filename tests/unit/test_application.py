@@ -1,0 +1,353 @@
+"""The application on the in-memory adapter: every command's rules and the events it records, narrated,
+in milliseconds and without a server or a database file."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from ledger.adapters.memory import MemoryKeyStore, memory_env
+from ledger.application import LedgerApplication
+from ledger.application.reads import number_history, verify_integrity
+from ledger.config import Policy
+from ledger.domain import errors
+from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
+from ledger.domain.number import Number
+from ledger.vault import MasterKey, PersonalDataVault
+from tests.conftest import RESIDENT_DOB, RESIDENT_ID, FakeClock, new_iccid, resident_id
+
+NUMBER, OTHER = "+8613800138000", "+8613800138001"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def ledger(clock: FakeClock):
+    vault = PersonalDataVault(MasterKey(bytes(range(32))), MemoryKeyStore())
+    policy = Policy(max_numbers_per_identity=2)
+    app = LedgerApplication(env=memory_env(), vault=vault, policy=policy, clock=clock, group_commit=False)
+    yield app
+    app.close()
+
+
+def topics(app: LedgerApplication, since: int = 0) -> list[str]:
+    """The event types recorded after position ``since``, bookkeeping streams included."""
+    notifications = app.recorder.select_notifications(start=since + 1, limit=1000)
+    return [n.topic.rsplit(":", 1)[1] for n in notifications]
+
+
+def register(app: LedgerApplication, request_id: str = "r-1", id_number: str = RESIDENT_ID) -> UUID:
+    result = app.register_subscriber(
+        request_id=request_id,
+        actor="shop",
+        full_name="Zhang San",
+        id_type="RESIDENT_ID_CARD",
+        id_number=id_number,
+        date_of_birth=RESIDENT_DOB,
+    )
+    return UUID(result.data["subscriber_id"])
+
+
+def verified(app: LedgerApplication, request_id: str = "r-1", id_number: str = RESIDENT_ID) -> UUID:
+    sid = register(app, request_id, id_number)
+    app.verify_identity(
+        request_id=f"v-{request_id}",
+        actor="shop",
+        subscriber_id=sid,
+        method="ID_CARD_READER",
+        channel="retail",
+        agent_id="agent-7",
+        evidence_ref="scan",
+    )
+    return sid
+
+
+def activate(app: LedgerApplication, sid: UUID, number: str = NUMBER, request_id: str = "a-1", iccid: str = ""):
+    return app.activate_sim(
+        request_id=request_id,
+        actor="shop",
+        number=number,
+        subscriber_id=sid,
+        iccid=iccid or new_iccid(),
+        imsi="460001234567890",
+        channel="retail",
+        agent_id="agent-7",
+    )
+
+
+def swap(app: LedgerApplication, request_id: str, iccid: str):
+    return app.swap_sim(
+        request_id=request_id,
+        actor="shop",
+        number=NUMBER,
+        new_iccid=iccid,
+        new_imsi="460001234567891",
+        reason="LOST_OR_STOLEN",
+        channel="retail",
+        agent_id="agent-7",
+    )
+
+
+def disconnect(app: LedgerApplication, number: str = NUMBER, request_id: str = "d-1"):
+    return app.disconnect_number(request_id=request_id, actor="shop", number=number, reason="SUBSCRIBER_REQUEST")
+
+
+def test_provisioning_records_each_new_number_once(ledger) -> None:
+    first = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, NUMBER, OTHER])
+    assert first.data == {"provisioned_count": 2, "already_provisioned": []}
+    assert topics(ledger) == ["Number.Provisioned", "Number.Provisioned", "RequestRecord.Recorded"]
+    again = ledger.provision_numbers(request_id="p-2", actor="ops", numbers=[OTHER])
+    assert again.data == {"provisioned_count": 0, "already_provisioned": [OTHER]}
+    assert ledger.get_number(NUMBER).status == "AVAILABLE"
+
+
+def test_a_retry_returns_the_first_result_and_other_content_is_refused(ledger) -> None:
+    first = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    retry = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    assert (retry.position, retry.data, retry.replayed) == (first.position, first.data, True)
+    assert ledger.reader.max_position() == first.position
+    with pytest.raises(errors.RequestIdReused):
+        ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[OTHER])
+
+
+def test_registration_seals_personal_data_under_the_subscribers_own_key(ledger) -> None:
+    sid = register(ledger)
+    subscriber = ledger.get_subscriber(sid)
+    assert "Zhang" not in subscriber.personal_data
+    assert ledger.vault.open(sid, subscriber.personal_data)["full_name"] == "Zhang San"
+    assert topics(ledger) == ["Subscriber.Registered", "RequestRecord.Recorded"]
+
+
+def test_activation_needs_a_verified_identity_an_available_number_and_a_free_sim(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, OTHER])
+    sid = register(ledger)
+    with pytest.raises(errors.IdentityNotVerified):
+        activate(ledger, sid)
+    sid = verified(ledger, "r-2", resident_id(2))
+    with pytest.raises(errors.NumberNotFound):
+        activate(ledger, sid, "+8613800138999")
+    before = ledger.reader.max_position()
+    iccid = new_iccid()
+    result = activate(ledger, sid, iccid=iccid)
+    assert UUID(result.data["tenure_id"]) == Number.tenure_id_for(NUMBER, 1)
+    assert topics(ledger, before) == [
+        "Number.Activated",
+        "IdentityHoldings.Opened",
+        "IdentityHoldings.TenureOpened",
+        "SimCard.Registered",
+        "SimCard.Assigned",
+        "RequestRecord.Recorded",
+    ]
+    with pytest.raises(errors.NumberNotAvailable):
+        activate(ledger, sid, request_id="a-2")
+    with pytest.raises(errors.IccidInUse):
+        activate(ledger, sid, OTHER, request_id="a-3", iccid=iccid)
+    assert ledger.reader.max_position() == result.position  # a refused command records nothing
+
+
+def test_the_identity_cap_counts_numbers_in_service(ledger) -> None:
+    numbers = [f"+86138001380{i:02d}" for i in range(3)]
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=numbers)
+    sid = verified(ledger)
+    activate(ledger, sid, numbers[0], "a-0")
+    activate(ledger, sid, numbers[1], "a-1")
+    with pytest.raises(errors.IdentityNumberCap):
+        activate(ledger, sid, numbers[2], "a-2")
+    disconnect(ledger, numbers[0])
+    activate(ledger, sid, numbers[2], "a-3")
+    holdings = ledger.repository.get(IdentityHoldings.create_id(ledger.get_subscriber(sid).identity_key))
+    assert len(holdings.open_tenures) == 2
+
+
+def test_a_sim_swap_moves_the_number_and_frees_the_old_sim(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    old, new = new_iccid(), new_iccid()
+    activate(ledger, verified(ledger), iccid=old)
+    with pytest.raises(errors.SameIccid):
+        swap(ledger, "s-0", old)
+    before = ledger.reader.max_position()
+    swap(ledger, "s-1", new)
+    assert topics(ledger, before) == [
+        "Number.SimSwapped",
+        "SimCard.Unassigned",
+        "SimCard.Registered",
+        "SimCard.Assigned",
+        "RequestRecord.Recorded",
+    ]
+    assert ledger.repository.get(SimCard.create_id(old)).tenure_id is None
+    assert ledger.get_number(NUMBER).tenures[-1].iccid == new
+
+
+def test_suspend_and_resume_only_from_active_and_suspended(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    with pytest.raises(errors.NumberNotActive):
+        ledger.suspend_number(request_id="s-0", actor="noc", number=NUMBER, reason="FRAUD", note="")
+    activate(ledger, verified(ledger))
+    with pytest.raises(errors.NumberNotSuspended):
+        ledger.resume_number(request_id="u-0", actor="noc", number=NUMBER, note="")
+    ledger.suspend_number(request_id="s-1", actor="noc", number=NUMBER, reason="FRAUD", note="reported")
+    assert (ledger.get_number(NUMBER).status, ledger.get_number(NUMBER).suspension_reason) == ("SUSPENDED", "FRAUD")
+    ledger.resume_number(request_id="u-1", actor="noc", number=NUMBER, note="cleared")
+    assert ledger.get_number(NUMBER).status == "ACTIVE"
+    recorded = ["Number.Suspended", "RequestRecord.Recorded", "Number.Resumed", "RequestRecord.Recorded"]
+    assert topics(ledger)[-4:] == recorded
+
+
+def test_disconnection_starts_quarantine_and_clearance_and_release_waits_for_both(ledger, clock) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    activate(ledger, verified(ledger))
+    before = ledger.reader.max_position()
+    result = disconnect(ledger)
+    assert topics(ledger, before) == [
+        "Number.Disconnected",
+        "IdentityHoldings.TenureClosed",
+        "SimCard.Unassigned",
+        "RequestRecord.Recorded",
+    ]
+    tenure_id = UUID(result.data["tenure_id"])
+    assert result.data["quarantine_until"] == (clock.now() + timedelta(days=90)).isoformat()
+    with pytest.raises(errors.QuarantineNotElapsed):
+        ledger.release_number(request_id="rel-0", actor="ops", number=NUMBER, override_reason="")
+    clock.advance(days=91)
+    with pytest.raises(errors.ClearancePending):
+        ledger.release_number(request_id="rel-1", actor="ops", number=NUMBER, override_reason="")
+    cleared = []
+    for holder in ("crm", "billing", "voicemail"):
+        confirm = ledger.confirm_data_cleared(
+            request_id=f"c-{holder}", actor=holder, number=NUMBER, tenure_id=tenure_id, holder=holder, evidence_ref="j"
+        )
+        cleared.append(confirm.data["clearance"])
+    assert cleared == ["PENDING", "PENDING", "CLEARED"]
+    with pytest.raises(errors.HolderAlreadyConfirmed):
+        ledger.confirm_data_cleared(
+            request_id="c-again", actor="crm", number=NUMBER, tenure_id=tenure_id, holder="crm", evidence_ref="j"
+        )
+    ledger.release_number(request_id="rel-2", actor="ops", number=NUMBER, override_reason="")
+    assert ledger.get_number(NUMBER).status == "AVAILABLE"
+    with pytest.raises(errors.NumberNotQuarantined):
+        ledger.release_number(request_id="rel-3", actor="ops", number=NUMBER, override_reason="")
+
+
+def test_an_override_releases_early_and_the_tenure_reads_as_a_violation(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    activate(ledger, verified(ledger))
+    with pytest.raises(errors.TenureNotClosed):
+        ledger.confirm_data_cleared(
+            request_id="c-0",
+            actor="crm",
+            number=NUMBER,
+            tenure_id=Number.tenure_id_for(NUMBER, 1),
+            holder="crm",
+            evidence_ref="j",
+        )
+    disconnect(ledger)
+    ledger.release_number(request_id="rel-1", actor="ops", number=NUMBER, override_reason="court order 12")
+    assert str(ledger.get_number(NUMBER).tenures[0].clearance) == "VIOLATION"
+
+
+def test_erasure_destroys_the_key_and_keeps_the_history_verifiable(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    sid = verified(ledger)
+    activate(ledger, sid)
+    with pytest.raises(errors.SubscriberHasOpenTenure):
+        ledger.erase_subscriber_data(request_id="e-0", actor="dpo", subscriber_id=sid, legal_basis="GDPR art. 17")
+    disconnect(ledger)
+    before = ledger.reader.max_position()
+    ledger.erase_subscriber_data(request_id="e-1", actor="dpo", subscriber_id=sid, legal_basis="GDPR art. 17")
+    assert topics(ledger, before) == [
+        "Subscriber.PersonalDataErased",
+        "IdentityHoldings.SubscriberErased",
+        "RequestRecord.Recorded",
+    ]
+    assert not ledger.vault.has_key(sid)
+    assert ledger.vault.store.pending_erasures() == []
+    with pytest.raises(errors.SubscriberErased):
+        activate(ledger, sid, request_id="a-2")
+    items = number_history(ledger, NUMBER, include_personal_data=True, actor="auditor", purpose="court order")
+    assert [i.personal_state for i in items if i.type_name == "SubscriberRegistered"] == ["ERASED"]
+    report = verify_integrity(ledger, None)
+    assert (report.ok, report.events_checked) == (True, ledger.reader.max_position())
+
+
+def test_occurred_at_may_not_go_back_nor_run_ahead_of_the_clock(ledger, clock) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    with pytest.raises(errors.OccurredAtOutOfOrder):
+        activate_at = clock.now() - timedelta(hours=1)
+        ledger.suspend_number(
+            request_id="s-0", actor="noc", number=NUMBER, reason="FRAUD", note="", occurred_at=activate_at
+        )
+    with pytest.raises(errors.InvalidArgument) as e:
+        ledger.provision_numbers(
+            request_id="p-2", actor="ops", numbers=[OTHER], occurred_at=clock.now() + timedelta(hours=1)
+        )
+    assert e.value.reason == "OCCURRED_AT_IN_FUTURE"
+
+
+def test_a_staged_unit_of_work_holds_events_until_its_flush(ledger) -> None:
+    unit = ledger.staged()
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER], unit=unit)
+    staged = ledger.provision_numbers(request_id="p-2", actor="ops", numbers=[NUMBER, OTHER], unit=unit)
+    assert staged.data == {"provisioned_count": 1, "already_provisioned": [NUMBER]}  # sees the earlier command
+    assert (staged.position, staged.staged_at) == (0, 3)
+    assert ledger.reader.max_position() == 0
+    recordings = unit.flush()
+    assert [r.notification.id for r in recordings] == [1, 2, 3, 4]
+    assert unit.events == [] and ledger.get_number(OTHER).status == "AVAILABLE"
+    assert ledger.reader.position_of(RequestRecord.create_id("p-2"), 1) == 4
+
+
+def test_the_in_memory_log_keeps_the_hash_chains(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, OTHER])
+    report = verify_integrity(ledger, None)
+    assert (report.ok, report.events_checked) == (True, 3)
+    assert ledger.reader.chain_hashes([3]) == {3: bytes.fromhex(report.head_digest)}
+
+
+def test_personal_data_reads_are_recorded_before_disclosure(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    activate(ledger, verified(ledger))
+    before = ledger.reader.max_position()
+    items = number_history(ledger, NUMBER, include_personal_data=True, actor="auditor", purpose="court order")
+    registered = [i for i in items if i.type_name == "SubscriberRegistered"]
+    assert registered[0].personal_data["id_number"] == RESIDENT_ID
+    assert topics(ledger, before) == ["AccessLog.Opened", "AccessLog.PersonalDataRead"]
+
+
+def test_verification_is_recorded_on_the_subscriber_and_unknown_ids_are_not_found(ledger) -> None:
+    sid = register(ledger)
+    before = ledger.reader.max_position()
+    verified_sid = verified(ledger, "r-2", resident_id(3))
+    assert topics(ledger, before)[-2:] == ["Subscriber.IdentityVerified", "RequestRecord.Recorded"]
+    assert ledger.get_subscriber(verified_sid).is_verified_at(ledger.clock.now())
+    assert not ledger.get_subscriber(sid).is_verified_at(ledger.clock.now())
+    unknown = UUID(int=7)
+    with pytest.raises(errors.SubscriberNotFound):
+        ledger.verify_identity(
+            request_id="v-x",
+            actor="shop",
+            subscriber_id=unknown,
+            method="ID_CARD_READER",
+            channel="retail",
+            agent_id="",
+            evidence_ref="scan",
+        )
+    with pytest.raises(errors.SubscriberNotFound):
+        ledger.erase_subscriber_data(request_id="e-x", actor="dpo", subscriber_id=unknown, legal_basis="GDPR")
+
+
+def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> None:
+    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    with pytest.raises(errors.NumberNotInService):
+        disconnect(ledger)
+    with pytest.raises(errors.NumberNotInService):
+        swap(ledger, "s-1", new_iccid())
+    with pytest.raises(errors.TenureNotFound):
+        ledger.confirm_data_cleared(
+            request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
+        )
+    assert topics(ledger) == ["Number.Provisioned", "RequestRecord.Recorded"]
