@@ -110,7 +110,7 @@ class Cluster:
         subprocess.run(
             _as_postgres(
                 [_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D",
-                 str(standby.data), "-R", "-X", "stream", "--no-sync"]
+                 str(standby.data), "-R", "-X", "stream", "-c", "fast", "--no-sync"]
             ),
             check=True,
             capture_output=True,
