@@ -8,7 +8,9 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
     command) through sqlite3 or psycopg;
 (b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server;
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
-    of the same events;
+    of the same events; and a rebuild beside the serving read models while BatchCheck runs: wrong
+    answers (must be 0), check throughput meanwhile against without, the rebuild's events per second
+    against the same ceiling, and ``audit-views`` numbers per second;
 (d) GetNumberHistory latency (p50, p99) for numbers with about 10 and 1,000 events;
 (e) the server's peak memory (VmHWM), against the 500 MB budget;
 and ImportCommands against one call per command.
@@ -47,6 +49,7 @@ from bench.bench_commands import free_port, run_phase, start_server
 from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
 from bench.profile import Profiler, peak_rss_mb
 from bench.rows import Rows
+from bench.serving import audit_rate, rebuild_while_serving
 from bench.workloads import (
     activate_calls,
     batch_check_rate,
@@ -183,6 +186,8 @@ def bench_store(
             rows.add(
                 f"{label} BatchCheck, {batch} per batch", rate, "numbers/s", ceiling, ">= 0.5" if batch == 1000 else ""
             )
+        # (c') every read model rebuilt beside the serving ones while the same checks run.
+        rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
         # (d) GetNumberHistory.
         short, long_ = "+8613600000001", "+8613600000002"
         long_history(lifecycle, short, 4, 7_000_001)
@@ -217,6 +222,8 @@ def bench_store(
     seconds = time.perf_counter() - t0
     rows.add(f"{label} projection rebuild events/s", total / seconds, "events/s", raw_rate, ">= 0.3")
     rows.add(f"{label} projection rebuild seconds ({total} events)", seconds, "s", total / raw_rate, "", inverse=True)
+    rows.add(f"{label} rebuild while serving events/s", total / rebuild_seconds, "events/s", raw_rate, ">= 0.3")
+    audit_rate(label, db, min(args.numbers, 20_000), rows)
 
 
 @one_line_errors("bench")

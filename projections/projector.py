@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,8 +26,10 @@ from ledger.adapters import log_reader
 from ledger.domain import errors
 from projections import generations as gens_
 from projections.db import Cursor, ViewsDatabase
-from projections.generations import BUILDING, MISMATCH, READY, RETIRED, Generation, RenamedCursor
+from projections.following import Following
+from projections.generations import BUILDING, MISMATCH, READY, Generation, RenamedCursor
 from projections.legacy import migrate_legacy
+from projections.switching import Switching, _now_us
 from projections.views import ALL_VIEWS, View
 
 if TYPE_CHECKING:
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
-
-
-def _now_us() -> int:
-    return int(time.time() * 1_000_000)
 
 
 def _hex(digest: bytes | None) -> str | None:
@@ -57,7 +54,7 @@ def lock_views(cur: Cursor, names: Sequence[str], is_postgres: bool) -> None:
             cur.execute("SELECT pg_advisory_xact_lock(?, ?)", (PROJECTION_LOCK, zlib.crc32(name.encode()) >> 1))
 
 
-class Projector:
+class Projector(Following, Switching):
     """Applies the event log to a set of views."""
 
     def __init__(
@@ -138,28 +135,6 @@ class Projector:
                 found.append(target)
             targets[view.name] = target
         return targets
-
-    def _create(self, cur: Cursor, found: list[Generation], view: View) -> Generation:
-        """A new, empty generation of a view (generation 0 on a ledger that never had this view)."""
-        own = [g for g in found if g.view == view.name]
-        number = max((g.generation for g in own), default=-1) + 1
-        older = [g for g in own if g.state == READY and g.version != view.version]
-        if older:
-            log.warning(
-                "view %s was built with schema version %d, this release has %d: building generation %d "
-                "beside it from position 0",
-                view.name,
-                older[-1].version,
-                view.version,
-                number,
-            )
-        gen = Generation(view.name, number, view.version, BUILDING, 0, None, 0, _now_us())
-        gens_.drop_tables(cur, view, gen)  # leftovers of a generation whose row is gone
-        named = self._cursor(cur, view, gen)
-        for statement in view.schema:
-            named.execute(self._dialect(statement))
-        gens_.insert(cur, gen)
-        return gen
 
     def _cursor(self, cur: Any, view: View, gen: Generation) -> Any:
         if not gen.generation:
@@ -267,43 +242,6 @@ class Projector:
         self._drop_retired(cur, found)
         return notifications
 
-    def _promote(self, cur: Cursor, found: list[Generation], targets: dict[str, Generation], at_end: bool) -> None:
-        """A generation being built serves once it has caught up: with the serving generation of its
-        schema version (a rebuild), or with the ledger (when none serves)."""
-        head = None
-        for view in self.views:
-            gen = targets[view.name]
-            if gen.state != BUILDING:
-                continue
-            current = gens_.of_view(found, view.name, view.version, READY)
-            if current is None:
-                if not at_end:
-                    continue
-                if head is None:
-                    head = self.recorder.max_notification_id() or 0
-                if gen.position < head:
-                    continue
-            elif gen.position < current.position:
-                continue
-            now = _now_us()
-            gens_.set_state(cur, gen.key, READY, now)
-            for old in found:
-                if old.view == view.name and old.version == view.version and old.state in (READY, MISMATCH):
-                    gens_.set_state(cur, old.key, RETIRED, now)
-            log.info("view %s: generation %d serves from position %d", view.name, gen.generation, gen.position)
-            targets[view.name] = replace(gen, state=READY, changed_us=now)
-            self._rebuilding.pop(view.name, None)
-
-    def _drop_retired(self, cur: Cursor, found: list[Generation]) -> None:
-        by_name = {view.name: view for view in self.views}
-        cutoff = _now_us() - gens_.RETIRED_GRACE_US
-        for gen in found:
-            view = by_name.get(gen.view)
-            if view is not None and gen.state == RETIRED and gen.changed_us <= cutoff:
-                gens_.drop_tables(cur, view, gen)
-                cur.execute("DELETE FROM rm_generations WHERE key=?", (gen.key,))
-                log.info("view %s: generation %d dropped", gen.view, gen.generation)
-
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
@@ -339,97 +277,6 @@ class Projector:
             (gen := found.get(target.key)) is not None and gen.signature == self._seen.get(name)
             for name, target in self.targets.items()
         ) and all(g.state != BUILDING for g in self.targets.values())
-
-    def catch_up(self) -> int:
-        """Apply batches until the log is exhausted (and any rebuild has switched); returns the events read."""
-        total = 0
-        while True:
-            n = self.run_once()
-            total += n
-            if n == 0 and not self._rebuilding and all(g.state == READY for g in self.targets.values()):
-                return total
-
-    def run(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
-        """Follow the log until ``stop`` is set; errors are logged and retried, never a silent stall."""
-        backoff = poll_interval
-        mismatch_logged = False
-        while not stop.is_set():
-            try:
-                if self.run_once() == 0:
-                    self.wake.wait(poll_interval)
-                    self.wake.clear()
-                backoff = poll_interval
-                mismatch_logged = False
-            except errors.ReadModelMismatch as e:
-                if not mismatch_logged:
-                    log.error("projection stopped: %s", e)
-                    mismatch_logged = True
-                stop.wait(1.0)
-            except Exception:
-                log.exception("projection batch failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                if self.conn.broken():
-                    try:
-                        self.conn.close()
-                        self.conn = self.views_db.connect()
-                    except Exception:
-                        log.warning("views database still unavailable")
-
-    def listen(self, conninfo: str, channel: str, stop: threading.Event) -> None:
-        """Wake the projector on PostgreSQL NOTIFY (sent by every insert); reconnect when the connection
-        drops, so a lost connection costs latency (polling continues meanwhile), never a silent stall."""
-        import psycopg
-
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    conn.execute(f'LISTEN "{channel}"')
-                    backoff = 0.2
-                    while not stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.wake.set()
-            except psycopg.Error as e:
-                log.warning("LISTEN %s failed (%s); reconnecting in %.1fs", channel, e, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    def wait_for(self, position: int, timeout: float) -> bool:
-        """Block until every view has applied ``position`` (or the timeout passes)."""
-        deadline = time.monotonic() + timeout
-        with self._applied:
-            while self.position < position:
-                self.wake.set()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._applied.wait(min(remaining, 0.05))
-        return True
-
-    def rebuild(self, names: Sequence[str] | None = None) -> int:
-        """Rebuild views (all, or those named) from position 0 beside the generation that serves, which
-        goes on serving (and following the ledger) until the new one has caught up and replaces it in one
-        transaction. A generation left half-built by a rebuild that died is resumed. Returns events read."""
-        chosen = [v for v in self.views if names is None or v.name in names]
-        with self._transaction() as cur:
-            self._lock_views(cur)
-            found = gens_.read_generations(cur)
-            for view in chosen:
-                resumed = gens_.of_view(found, view.name, view.version, BUILDING)
-                if resumed is not None:
-                    log.info(
-                        "view %s: resuming generation %d from position %d",
-                        view.name,
-                        resumed.generation,
-                        resumed.position,
-                    )
-                target = resumed or self._create(cur, found, view)
-                if resumed is None:
-                    found.append(target)
-                    log.info("view %s: building generation %d beside the serving one", view.name, target.generation)
-                self._rebuilding[view.name] = target.key
-        return self.catch_up()
 
     def close(self) -> None:
         """Close the views database."""

@@ -1,7 +1,9 @@
-"""Rebuild the read models from position 0 and report how long it took.
+"""Rebuild the read models from position 0 beside the serving ones, switch to them, report the work.
 
-Safe while the server runs: the projector's tracking makes the rebuilt views continue from where the
-rebuild ended. ``--views`` limits the rebuild to some read models.
+Safe while servers run: the serving generation keeps answering (and following the ledger) until the
+new one has caught up; then the new one serves, in one transaction. ``--views`` limits the rebuild to
+some read models. The report says which generation now serves each view, from which position, and how
+many events this process applied (another rebuilder working on the same generation shares the work).
 
     python -m scripts.rebuild_projections --db sqlite:///ledger.db
 """
@@ -13,14 +15,16 @@ import sys
 import time
 
 from ledger.bootstrap import open_ledger, open_projector
+from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.config import Settings
 from projections.views import ALL_VIEWS
 
 
+@one_line_errors("rebuild_projections")
 def main(argv: list[str] | None = None) -> int:
-    """Rebuild and print events read, seconds and events per second."""
+    """Rebuild, then print each view's serving generation, the events applied, seconds and events per second."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default="sqlite:///ledger.db", help="store URL (default sqlite:///ledger.db)")
+    add_db_argument(parser)
     parser.add_argument("--views", help="comma-separated views: " + ", ".join(v.name for v in ALL_VIEWS))
     parser.add_argument("--batch-size", type=int, default=2000, help="events per transaction (default 2000)")
     args = parser.parse_args(argv)
@@ -28,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(names or ()) - {v.name for v in ALL_VIEWS}
     if unknown:
         parser.error(f"unknown views: {', '.join(sorted(unknown))}")
+    existing_store(args.db)
     settings = Settings.build(db=args.db)
     app = open_ledger(settings)
     projector = open_projector(settings, app)
@@ -37,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         events = projector.rebuild(names)
         elapsed = time.perf_counter() - started
         rate = events / elapsed if elapsed else 0.0
-        print(
-            f"rebuilt {', '.join(names or [v.name for v in ALL_VIEWS])}: {events} events in {elapsed:.1f}s "
-            f"({rate:,.0f} events/s), at position {projector.position}"
-        )
+        for name in names or [v.name for v in ALL_VIEWS]:
+            gen = projector.targets[name]
+            print(f"view {name}: generation {gen.generation} serves, at position {gen.position}")
+        print(f"rebuilt: this process applied {events} events in {elapsed:.1f}s ({rate:,.0f} events/s)")
     finally:
         projector.close()
         app.close()
