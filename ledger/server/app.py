@@ -56,22 +56,39 @@ class LedgerServer:
     """The gRPC server and what runs beside it (the progress of the read models): starting and stopping
     it starts and stops both; everything else is the gRPC server's."""
 
-    def __init__(self, server: grpc.Server, progress: Progress) -> None:
+    def __init__(self, server: grpc.Server, progress: Progress, executor: futures.ThreadPoolExecutor) -> None:
         self.server = server
         self.progress = progress
+        self.executor = executor
 
     def start(self) -> None:
         """Start serving."""
         self.progress.start()
         self.server.start()
 
-    def stop(self, grace: float | None) -> threading.Event:
-        """Stop: waits in progress answer at once, calls in flight get ``grace`` seconds."""
+    def stop(self, grace: float | None) -> Stopped:
+        """Stop: waits in progress answer at once, calls in flight get ``grace`` seconds; ``wait()`` on the
+        result returns once every handler has returned, so the stores can then be closed safely."""
         self.progress.stop()
-        return self.server.stop(grace)
+        return Stopped(self.server.stop(grace), self.executor)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.server, name)
+
+
+class Stopped:
+    """A server's stop in progress."""
+
+    def __init__(self, event: threading.Event, executor: futures.ThreadPoolExecutor) -> None:
+        self.event = event
+        self.executor = executor
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for gRPC to end the calls, then for the handler threads to return (a handler still in a
+        store call when gRPC gave up on it would otherwise find the store closed under it)."""
+        done = self.event.wait(timeout)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        return done
 
 
 def create_server(
@@ -87,8 +104,9 @@ def create_server(
     the read models' position wakes every waiter.
     """
     auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
+    executor = futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        executor,
         interceptors=[ErrorInterceptor(), AuthInterceptor(auth)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -144,7 +162,7 @@ def create_server(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    return LedgerServer(server, progress), port
+    return LedgerServer(server, progress, executor), port
 
 
 def check_listen_address(listen: str) -> None:
