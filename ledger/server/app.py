@@ -89,7 +89,8 @@ def create_server(
     auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
-        interceptors=[ErrorInterceptor(), AuthInterceptor(auth)],
+        # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor).
+        interceptors=[AuthInterceptor(auth), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
