@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -188,6 +189,55 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one caller may hold, so that no caller starves the rest (each a ``LEDGER_*`` variable).
+
+    Every long call (a stream, a check waiting for ``min_position``) holds one of ``max_workers`` threads
+    while it lasts; the budgets below together leave at least a quarter of them to unary calls."""
+
+    max_streams: int = 16  # LEDGER_MAX_STREAMS: streaming calls of the ledger's services at once
+    max_streams_per_caller: int = 8  # LEDGER_MAX_STREAMS_PER_CALLER: per token's actor, or per peer address
+    max_health_watches: int = 2  # LEDGER_MAX_HEALTH_WATCHES: open grpc.health.v1.Health/Watch streams
+    max_reflection_streams: int = 2  # LEDGER_MAX_REFLECTION_STREAMS: open server-reflection streams
+    max_waiting_checks: int = 4  # LEDGER_MAX_WAITING_CHECKS: checks waiting for min_position at once
+    stream_idle_seconds: float = 30.0  # LEDGER_STREAM_IDLE_SECONDS: BatchCheck/reflection with no request
+    keepalive_seconds: float = 60.0  # LEDGER_KEEPALIVE_SECONDS: ping an idle connection this often
+    connection_idle_seconds: float = 600.0  # LEDGER_CONNECTION_IDLE_SECONDS: close a connection with no call
+
+    @classmethod
+    def for_workers(cls, max_workers: int, env: Mapping[str, str] | None = None) -> Limits:
+        """Defaults scaled to ``max_workers``, overridden by ``LEDGER_*`` variables in ``env``."""
+        env = env or {}
+        w = max(4, max_workers)
+        defaults = {
+            "max_streams": w // 2,
+            "max_streams_per_caller": w // 4,
+            "max_health_watches": max(1, w // 16),
+            "max_reflection_streams": max(1, w // 16),
+            "max_waiting_checks": max(1, w // 8),
+        }
+        values: dict[str, Any] = {}
+        for name in (f.name for f in fields(cls)):
+            raw = env.get(f"LEDGER_{name.upper()}")
+            kind = float if name.endswith("_seconds") else int
+            try:
+                values[name] = kind(raw) if raw else defaults.get(name, getattr(cls, name))
+            except ValueError:
+                raise ConfigError(f"LEDGER_{name.upper()} must be a number, got {raw!r}") from None
+            if values[name] <= 0:
+                raise ConfigError(f"LEDGER_{name.upper()} must be positive")
+        limits = cls(**values)
+        held = limits.max_streams + limits.max_health_watches + limits.max_reflection_streams
+        given = any(env.get(f"LEDGER_{name.upper()}") for name in defaults)
+        if given and held + limits.max_waiting_checks > max_workers * 3 // 4:
+            raise ConfigError(
+                f"the stream and wait budgets ({held + limits.max_waiting_checks}) must leave a quarter of "
+                f"LEDGER_MAX_WORKERS ({max_workers}) to unary calls"
+            )
+        return limits
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server needs, read once from arguments and the environment."""
 
@@ -212,6 +262,12 @@ class Settings:
     reuse_port: bool = False
     # Answer recycling checks from this store's read models (a streaming replica of the primary).
     read_store: StoreConfig | None = None
+    # Budgets per caller and per kind of stream (None: the defaults for max_workers).
+    limits: Limits | None = None
+
+    def stream_limits(self) -> Limits:
+        """The limits in force: those given, else the defaults for ``max_workers``."""
+        return self.limits or Limits.for_workers(self.max_workers)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -249,6 +305,7 @@ class Settings:
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
+            limits=Limits.for_workers(int(env.get("LEDGER_MAX_WORKERS") or 32), env),
             group_commit=env.get("LEDGER_GROUP_COMMIT", "1").strip().lower() not in ("0", "false", "no", "off"),
             tls_cert=tls_cert,
             tls_key=tls_key,

@@ -43,6 +43,10 @@ class ViewsConnection:
         """Whether the connection was lost (a database restart); it is then replaced."""
         return False
 
+    def lost(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by a statement, means the connection must be replaced."""
+        return self.broken()
+
 
 class SQLiteViewsConnection(ViewsConnection):
     """SQLite in WAL mode, so readers never wait for the projector."""
@@ -138,6 +142,13 @@ class PostgresViewsConnection(ViewsConnection):
     def broken(self) -> bool:
         """Whether the connection was lost."""
         return bool(self.conn.closed or self.conn.broken)
+
+    def lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says this connection is unusable: a restart's AdminShutdown arrives on a
+        connection psycopg does not yet flag as broken."""
+        import psycopg
+
+        return self.broken() or isinstance(exc, psycopg.OperationalError)
 
 
 class ViewsDatabase:

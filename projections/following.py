@@ -63,11 +63,14 @@ class Following:
                     log.error("projection stopped: %s", e)
                     mismatch_logged = True
                 stop.wait(1.0)
-            except Exception:
-                log.exception("projection batch failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
+            except Exception as e:
+                lost = self.conn.lost(e)
+                # A connection a restart cut is replaced at once: the first retry is immediate.
+                wait = 0.0 if lost and backoff == poll_interval else backoff
+                log.exception("projection batch failed; retrying in %.1fs", wait)
+                stop.wait(wait)
                 backoff = min(backoff * 2, 10.0)
-                if self.conn.broken():
+                if lost:
                     try:
                         self.conn.close()
                         self.conn = self.views_db.connect()

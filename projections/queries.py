@@ -170,13 +170,27 @@ class ReadModels:
             self._local.conn = conn
         return conn
 
+    def _fresh_conn(self) -> ViewsConnection:
+        """This thread's connection in a new read transaction. A connection a database restart cut is only
+        found dead when used: it is replaced, once, before the caller's work runs."""
+        for attempt in (1, 2):
+            conn = self._conn()
+            try:
+                conn.execute(conn.begin_read)
+                return conn
+            except Exception as e:
+                if attempt == 2 or not conn.lost(e):
+                    raise
+                conn.close()
+                self._local.conn = None
+        raise AssertionError("unreachable")
+
     def read(self, views: Sequence[str], work: Callable[[Any, dict[str, gens_.Generation]], T]) -> T:
         """Run ``work(cursor, generations)`` in one read snapshot of the generations that serve ``views``;
         the cursor takes statements written with the plain table names. Raises ``ReadModelRebuilding`` or
         ``ReadModelMismatch`` when a view has no generation that can serve."""
         for attempt in (1, 2):
-            conn = self._conn()
-            conn.execute(conn.begin_read)
+            conn = self._fresh_conn()
             try:
                 try:
                     found = gens_.read_generations(conn)

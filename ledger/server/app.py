@@ -21,6 +21,7 @@ from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
+from ledger.server.limits import Budget, LimitInterceptor
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
@@ -36,7 +37,7 @@ from projections.queries import ReadModels
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
-    from ledger.config import Settings
+    from ledger.config import Limits, Settings
     from projections.projector import Projector
 
 log = logging.getLogger("ledger")
@@ -104,14 +105,18 @@ def create_server(
     the read models' position wakes every waiter.
     """
     auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
+    limits = settings.stream_limits()
     executor = futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
     server = grpc.server(
         executor,
-        interceptors=[ErrorInterceptor(), AuthInterceptor(auth)],
+        # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
+        # then the budgets of long calls, counted per authenticated caller.
+        interceptors=[AuthInterceptor(auth), LimitInterceptor(limits), ErrorInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
+            *connection_options(limits),
         ],
         # Beyond this many calls in progress or queued, new calls get RESOURCE_EXHAUSTED instead of piling up.
         maximum_concurrent_rpcs=max(256, settings.max_workers * 8),
@@ -146,7 +151,8 @@ def create_server(
         progress.views_position = projector.position
         projector.listeners.append(progress.applied)
         progress.wake_projector = projector.wake.set
-    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, progress), server)
+    waits = Budget("checks waiting for min_position", "LEDGER_MAX_WAITING_CHECKS", limits.max_waiting_checks)
+    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, progress, waits), server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
@@ -163,6 +169,18 @@ def create_server(
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
     return LedgerServer(server, progress, executor), port
+
+
+def connection_options(limits: Limits) -> list[tuple[str, int]]:
+    """Keepalive and idle limits: a dead peer's connection is found and closed, an unused one too."""
+    keepalive_ms = int(limits.keepalive_seconds * 1000)
+    return [
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", max(1000, keepalive_ms // 3)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+        ("grpc.max_connection_idle_ms", int(limits.connection_idle_seconds * 1000)),
+    ]
 
 
 def check_listen_address(listen: str) -> None:

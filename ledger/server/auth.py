@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from grpc_status import rpc_status
 
 from ledger.config import ConfigError
 from ledger.domain import errors
-from ledger.server.errors import wrap_handler
+from ledger.server.errors import to_status, wrap_handler
 
 ROLES = ("operator", "compliance", "checker", "admin")
 SERVICE_ROLES = {
@@ -135,32 +136,56 @@ def actor_of(context: grpc.ServicerContext) -> str:
 
 
 def _metadata(context: grpc.ServicerContext, key: str) -> str | None:
-    for k, v in context.invocation_metadata() or ():
+    return _find(context.invocation_metadata(), key)
+
+
+def _find(metadata: Any, key: str) -> str | None:
+    for k, v in metadata or ():
         if k == key and isinstance(v, str):
             return v
     return None
 
 
+def _refuse(context: grpc.ServicerContext, exc: errors.LedgerError) -> None:
+    status = to_status(exc)
+    assert status is not None  # Unauthenticated and PermissionDenied always map to a status
+    context.abort_with_status(rpc_status.to_status(status))
+
+
+def _unparsed(data: bytes) -> bytes:
+    """The deserializer of a refused call: its bytes are never parsed."""
+    return data
+
+
+def _refusal(handler: grpc.RpcMethodHandler, exc: errors.LedgerError) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that answers ``exc`` without reading a message."""
+
+    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
+        _refuse(context, exc)
+
+    return wrap_handler(handler._replace(request_deserializer=_unparsed), lambda _: refuse, lambda _: refuse)
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Authenticates each call and checks its service's role before the servicer runs."""
+    """Authenticates each call and checks its service's role before the servicer runs.
+
+    It must be the first (outermost) interceptor: with tokens configured it decides from the call's
+    metadata alone, before any message is read, so a call without a valid token is answered
+    UNAUTHENTICATED (or PERMISSION_DENIED) and its bytes are never parsed. Without tokens the peer's
+    address decides, which only the serving thread knows."""
 
     def __init__(self, config: AuthConfig | None) -> None:
         self.config = config
 
-    def authenticate(self, method: str, context: grpc.ServicerContext) -> Caller:
-        """The caller of this call, or Unauthenticated / PermissionDenied."""
-        service = method.lstrip("/").split("/", 1)[0]
-        if self.config is None:
-            if not is_loopback(context.peer()):
-                raise errors.Unauthenticated(
-                    "this server has no credentials configured and accepts loopback connections only"
-                )
-            return Caller(claimed_actor(context), frozenset({"admin"}), authenticated=False)
-        header = _metadata(context, "authorization") or ""
+    def authenticate(self, method: str, metadata: Any) -> Caller:
+        """The caller holding the token in this call's metadata, or Unauthenticated / PermissionDenied."""
+        assert self.config is not None
+        header = _find(metadata, "authorization") or ""
         scheme, _, token = header.partition(" ")
         caller = self.config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
         if caller is None:
             raise errors.Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
+        service = method.lstrip("/").split("/", 1)[0]
         role = SERVICE_ROLES.get(service)
         if role is not None and not caller.may(role):
             raise errors.PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
@@ -171,26 +196,64 @@ class AuthInterceptor(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        """Wrap the handler so that authentication runs first, in the serving thread."""
+        """Authenticate from the metadata before the call's message is read; the servicer then runs with
+        the caller set."""
         handler = continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
             return handler
-        return wrap_handler(handler, lambda b: self._unary(method, b), lambda b: self._stream(method, b))
+        if self.config is None:
+            return wrap_handler(handler, self._local_unary, self._local_stream)
+        try:
+            caller = self.authenticate(method, handler_call_details.invocation_metadata)
+        except (errors.Unauthenticated, errors.PermissionDenied) as exc:
+            return _refusal(handler, exc)
+        return wrap_handler(handler, lambda b: _as_unary(caller, b), lambda b: _as_stream(caller, b))
 
-    def _unary(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def _local_unary(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-            token = CURRENT_CALLER.set(self.authenticate(method, context))
-            try:
-                return behaviour(request, context)
-            finally:
-                CURRENT_CALLER.reset(token)
+            caller = _local_caller(context)
+            if caller is None:
+                return _refuse(context, _NOT_LOCAL)
+            return _as_unary(caller, behaviour)(request, context)
 
         return wrapper
 
-    def _stream(self, method: str, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def _local_stream(self, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            CURRENT_CALLER.set(self.authenticate(method, context))
-            yield from behaviour(request, context)
+            caller = _local_caller(context)
+            if caller is None:
+                _refuse(context, _NOT_LOCAL)
+                return
+            yield from _as_stream(caller, behaviour)(request, context)
 
         return wrapper
+
+
+_NOT_LOCAL = errors.Unauthenticated("this server has no credentials configured and accepts loopback connections only")
+
+
+def _local_caller(context: grpc.ServicerContext) -> Caller | None:
+    """Without credentials configured: a loopback caller with every role, else None."""
+    if not is_loopback(context.peer()):
+        return None
+    return Caller(claimed_actor(context), frozenset({"admin"}), authenticated=False)
+
+
+def _as_unary(caller: Caller, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
+        token = CURRENT_CALLER.set(caller)
+        try:
+            return behaviour(request, context)
+        finally:
+            CURRENT_CALLER.reset(token)
+
+    return wrapper
+
+
+def _as_stream(caller: Caller, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        CURRENT_CALLER.set(caller)
+        yield from behaviour(request, context)
+
+    return wrapper

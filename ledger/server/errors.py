@@ -16,18 +16,19 @@ from ledger.domain import errors
 
 log = logging.getLogger(__name__)
 DOMAIN = "ledger.v1"
+# A status travels in trailers that a client caps at 16 KiB (its default metadata limit): a BadRequest keeps
+# the first violations, then one that counts the rest, and each text and the message are shortened to fit.
+MAX_FIELD_VIOLATIONS = 50
+MAX_VIOLATION_TEXT = 120
+MAX_MESSAGE_VIOLATIONS = 5
 
 
 def to_status(exc: BaseException) -> status_pb2.Status | None:
     """The google.rpc.Status for a ledger error, or None for an unexpected exception."""
     if isinstance(exc, errors.InvalidArgument):
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
-            ]
-        )
+        bad, message = bad_request(exc.violations)
         info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
-        return _status(code_pb2.INVALID_ARGUMENT, str(exc), bad, info)
+        return _status(code_pb2.INVALID_ARGUMENT, message, bad, info)
     if isinstance(exc, errors.RuleViolation):
         info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=exc.metadata)
         return _status(code_pb2.FAILED_PRECONDITION, str(exc), info)
@@ -73,6 +74,33 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
         info = error_details_pb2.ErrorInfo(reason="STORE_UNAVAILABLE", domain=DOMAIN)
         return _status(code_pb2.UNAVAILABLE, "the event store is unavailable; retry", info)
     return None
+
+
+def bad_request(violations: list[tuple[str, str]]) -> tuple[error_details_pb2.BadRequest, str]:
+    """A BadRequest and a status message for ``violations``, both small enough for a status's trailers:
+    the first ``MAX_FIELD_VIOLATIONS``, then one more on the common parent field counting the rest."""
+    kept = [(_short(f), _short(d)) for f, d in violations[:MAX_FIELD_VIOLATIONS]]
+    rest = len(violations) - len(kept)
+    if rest > 0:
+        parent = _common_parent([f for f, _ in violations]) or "request"
+        kept.append((parent, f"and {rest} more violations, not listed (at most {MAX_FIELD_VIOLATIONS} are)"))
+    bad = error_details_pb2.BadRequest(
+        field_violations=[error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in kept]
+    )
+    message = "; ".join(f"{f}: {d}" for f, d in kept[:MAX_MESSAGE_VIOLATIONS])
+    if len(violations) > MAX_MESSAGE_VIOLATIONS:
+        message += f"; and {len(violations) - MAX_MESSAGE_VIOLATIONS} more (see the BadRequest detail)"
+    return bad, message
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_VIOLATION_TEXT else text[: MAX_VIOLATION_TEXT - 1] + "…"
+
+
+def _common_parent(fields: list[str]) -> str:
+    """``queries`` for ``queries[0].number`` and ``queries[7].since_date``; empty when they share none."""
+    roots = {f.split("[", 1)[0].split(".", 1)[0] for f in fields}
+    return roots.pop() if len(roots) == 1 else ""
 
 
 def _is_database_outage(exc: BaseException) -> bool:

@@ -10,6 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.domain import errors
 from ledger.domain.base import Clearance
+from ledger.server.limits import caller_key
 from ledger.server.validation import Fields
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
@@ -18,6 +19,7 @@ from projections.views import from_us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
+    from ledger.server.limits import Budget
     from ledger.server.progress import Progress
     from projections.queries import ReadModels
 
@@ -161,8 +163,11 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
 class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
     """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
 
-    def __init__(self, read_models: ReadModels, policy: Policy, progress: Progress) -> None:
+    def __init__(
+        self, read_models: ReadModels, policy: Policy, progress: Progress, waits: Budget | None = None
+    ) -> None:
         self.read_models = read_models
+        self.waits = waits
         self.policy = policy
         self.zone = policy.zone
         self.progress = progress
@@ -285,8 +290,15 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             timeout = DEFAULT_WAIT_SECONDS
         else:  # answer a little before the deadline, so the caller reads why rather than DEADLINE_EXCEEDED
             timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
-        if not self.progress.wait(position, timeout, context.is_active):
-            raise errors.ReadModelBehind(position, self.progress.views_position)
+        if self.progress.views_position >= position:
+            return
+        release = self.waits.take(caller_key(context)) if self.waits else None
+        try:
+            if not self.progress.wait(position, timeout, context.is_active):
+                raise errors.ReadModelBehind(position, self.progress.views_position)
+        finally:
+            if release:
+                release()
 
 
 def _uuid(hex_id: str) -> str:
