@@ -5,19 +5,40 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Any, NamedTuple, TypeVar
+from datetime import date, datetime
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
 
 from ledger.domain import errors
-from ledger.domain.base import CLEARANCE_SEVERITY, Clearance
 from ledger.domain.number import Number
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
-from projections.views import ALL_VIEWS, from_us, us
+from projections.people import PeopleQueries
+from projections.recycling import (  # the decision's home; imported from here by earlier callers
+    NO_DATA,
+    CheckAnswer,
+    CheckRow,
+    Decision,
+    NumberRow,
+    TenureRow,
+    day_bounds,
+    decide,
+)
+from projections.views import ALL_VIEWS, us
+
+__all__ = [
+    "NO_DATA",
+    "CheckAnswer",
+    "CheckRow",
+    "Decision",
+    "NumberRow",
+    "ReadModels",
+    "TenureRow",
+    "day_bounds",
+    "decide",
+]
 
 T = TypeVar("T")
 VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
@@ -25,53 +46,6 @@ VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
 CHUNK = 500
 
 
-@dataclass(frozen=True)
-class TenureRow:
-    """One tenure as the numbers view holds it."""
-
-    tenure_id: str
-    subscriber_id: str
-    activated_us: int
-    disconnected_us: int | None
-    quarantine_until_us: int | None
-    required_holders: list[str]
-    outstanding_holders: list[str]
-    confirmations: list[list[Any]]
-    released_us: int | None
-    override_reason: str
-    violation: bool
-
-    @property
-    def clearance(self) -> Clearance:
-        """Clearance of the tenure (NOT_APPLICABLE while open)."""
-        if self.disconnected_us is None:
-            return Clearance.NOT_APPLICABLE
-        if self.violation:
-            return Clearance.VIOLATION
-        return Clearance.PENDING if self.outstanding_holders else Clearance.CLEARED
-
-
-@dataclass(frozen=True)
-class NumberRow:
-    """A number and its tenures, oldest first."""
-
-    number: str
-    status: str
-    provisioned_us: int
-    tenures: list[TenureRow] = field(default_factory=list)
-
-    def check_row(self) -> CheckRow:
-        """What a recycling check reads of this number, derived from its tenures."""
-        current = self.tenures[-1].activated_us if self.tenures and self.tenures[-1].disconnected_us is None else None
-        ended = [t for t in self.tenures if t.disconnected_us is not None]
-        last = max((t.disconnected_us for t in ended if t.disconnected_us is not None), default=None)
-        closed = [[t.disconnected_us, t.clearance.value, t.outstanding_holders] for t in ended]
-        return (self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode())
-
-
-# What a recycling check reads of a number (the numbers view keeps it on the number's row):
-# (number, provisioned_us, current_activated_us, last_disconnected_us, closed JSON).
-CheckRow = tuple[str, int, int | None, int | None, str]
 _CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed"
 # One row per number asked, in the order asked. The numbers come as one JSON text on both databases
 # (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
@@ -85,74 +59,7 @@ _CHECK_ROWS_PG = (
 )
 
 
-# A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders), with
-# status NOT_CHANGED, CHANGED or NO_DATA. The common answers are shared constants.
-Decision = tuple[str, int | None, Clearance, tuple[str, ...]]
-NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, ())
-_NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, ())
-_CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, ())
-_CLEARANCES = {c.value: c for c in Clearance}
-
-
-class CheckAnswer(NamedTuple):
-    """The answer to one recycling check."""
-
-    number: str
-    status: str  # NOT_CHANGED, CHANGED, NO_DATA
-    last_disconnected_us: int | None
-    clearance: Clearance
-    outstanding_holders: tuple[str, ...]
-    as_of_position: int
-
-    @property
-    def phone_number_changed(self) -> bool:
-        """True exactly when the status is CHANGED."""
-        return self.status == "CHANGED"
-
-    @property
-    def last_disconnected_at(self) -> datetime | None:
-        """When the latest tenure ended (None when none ended)."""
-        return from_us(self.last_disconnected_us)
-
-
-def day_bounds(since: date, zone: ZoneInfo) -> tuple[int, int]:
-    """The first microsecond of ``since`` and of the next day in the business time zone."""
-    start = datetime.combine(since, time.min, tzinfo=zone)
-    following = datetime.combine(since + timedelta(days=1), time.min, tzinfo=zone)
-    return us(start), us(following)
-
-
-def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
-    """CAMARA Number Recycling semantics over a number's check row, for the day ``bounds`` (see
-    ``day_bounds``).
-
-    CHANGED when the holder at the start of the day differs from today's or any tenure ended on or after
-    it (a day in a gap with no holder counts as changed; the day a tenure began counts as not changed).
-    NO_DATA when the number is unknown or its records begin after that day. Clearance is the worst of
-    the tenures closed on or after the day began.
-    """
-    since_start, next_day = bounds
-    if row is None or row[1] >= next_day:
-        return NO_DATA
-    current, last = row[2], row[3]
-    if last is None or last < since_start:
-        held = current is not None and current < next_day
-        if last is None:
-            return _NOT_CHANGED if held else _CHANGED
-        return ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, ())
-    worst = Clearance.NOT_APPLICABLE
-    outstanding: list[str] = []
-    for end, clearance, holders in orjson.loads(row[4]):
-        if end >= since_start:
-            if CLEARANCE_SEVERITY[clearance] > CLEARANCE_SEVERITY[worst]:
-                worst = _CLEARANCES[clearance]
-            for holder in holders:
-                if holder not in outstanding:
-                    outstanding.append(holder)
-    return ("CHANGED", last, worst, tuple(outstanding))
-
-
-class ReadModels:
+class ReadModels(PeopleQueries):
     """Read-only access to the views database; one connection per thread."""
 
     def __init__(self, views_db: ViewsDatabase) -> None:
@@ -338,88 +245,6 @@ class ReadModels:
             "ELSE 'CLEARED' END, count(*) FROM rm_tenures WHERE disconnected_us IS NOT NULL GROUP BY 1",
         )
         return {"CLEARED": 0, "PENDING": 0, "VIOLATION": 0, **dict(rows)}
-
-    def unverified_in_service(self) -> list[tuple[str, str]]:
-        """(number_id, subscriber_id) of open tenures whose holder has no verification."""
-        return self._fetch(
-            "compliance",
-            "SELECT t.number_id, t.subscriber_id FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
-            "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 AND (s.verified_us IS NULL "
-            "OR s.verified_us > t.activated_us) ORDER BY t.number_id",
-        )
-
-    def agents(self) -> list[dict[str, Any]]:
-        """Verifications, activations and violations by channel and agent."""
-        rows = self._fetch(
-            "compliance",
-            "SELECT channel, agent_id, verifications, activations, violations FROM rm_cmp_agents "
-            "ORDER BY channel, agent_id",
-        )
-        return [
-            {"channel": r[0], "agent_id": r[1], "verifications": r[2], "activations": r[3], "violations": r[4]}
-            for r in rows
-        ]
-
-    def channel_rates(self) -> list[dict[str, Any]]:
-        """Per channel: tenures in service, how many with a verified holder, activations and violations."""
-        in_service = dict(
-            (r[0], (r[1], r[2]))
-            for r in self._fetch(
-                "compliance",
-                "SELECT t.channel, count(*), CAST(sum(CASE WHEN s.verified_us IS NOT NULL AND s.verified_us <= "
-                "t.activated_us THEN 1 ELSE 0 END) AS BIGINT) FROM rm_cmp_tenures t JOIN rm_cmp_subscribers s "
-                "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 GROUP BY t.channel",
-            )
-        )
-        totals = self._fetch(
-            "compliance",
-            "SELECT channel, CAST(sum(verifications) AS BIGINT), CAST(sum(activations) AS BIGINT), "
-            "CAST(sum(violations) AS BIGINT) FROM rm_cmp_agents "
-            "GROUP BY channel ORDER BY channel",
-        )
-        rows = []
-        for channel, verifications, activations, violations in totals:
-            open_count, verified = in_service.get(channel, (0, 0))
-            rows.append(
-                {
-                    "channel": channel,
-                    "verifications": verifications,
-                    "activations": activations,
-                    "violations": violations,
-                    "in_service": open_count,
-                    "in_service_verified": verified,
-                    "verification_rate": verified / open_count if open_count else 1.0,
-                    "violation_rate": violations / activations if activations else 0.0,
-                }
-            )
-        return rows
-
-    def latest_swap(self, number: str) -> dict[str, Any] | None:
-        """The number's latest SIM swap, if any."""
-        rows = self._fetch(
-            "sim_swaps",
-            "SELECT number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, swap_count "
-            "FROM rm_sim_swaps WHERE number = ?",
-            (number,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        keys = ("number", "swapped_at", "old_iccid", "new_iccid", "reason", "channel", "agent_id", "swap_count")
-        result = dict(zip(keys, row, strict=True))
-        result["swapped_at"] = from_us(row[1])
-        return result
-
-    def erasures_due(self, now: datetime, retention_days: int, limit: int = 10_000) -> list[str]:
-        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period."""
-        cutoff = us(now - timedelta(days=retention_days))
-        rows = self._fetch(
-            "erasure",
-            "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
-            "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
-            (cutoff, limit),
-        )
-        return [r[0] for r in rows]
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.domain.base import Clearance
-from ledger.server.recycling import check_result, encode_results
+from ledger.server.wire import check_result, encode_results
 from ledger.v1 import recycling_service_pb2 as rpb
 from projections.queries import CheckAnswer
 

@@ -1,0 +1,25 @@
+"""The read models. Each view owns its tables and its generations, so each rebuilds on its own:
+``base`` (the View class and time encoding), ``numbers`` (status, tenures, clearance, check rows),
+``subscribers`` (SIM swaps, real-name compliance, erasure due)."""
+
+from __future__ import annotations
+
+from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
+from projections.views.base import View, from_us, us
+from projections.views.numbers import NumbersView
+from projections.views.subscribers import ComplianceView, ErasureView, SimSwapsView
+
+ALL_VIEWS: tuple[type[View], ...] = (NumbersView, SimSwapsView, ComplianceView, ErasureView)
+
+__all__ = [
+    "ALL_VIEWS",
+    "VIOLATION_DISCONNECTIONS",
+    "VIOLATION_SUSPENSIONS",
+    "ComplianceView",
+    "ErasureView",
+    "NumbersView",
+    "SimSwapsView",
+    "View",
+    "from_us",
+    "us",
+]

@@ -1,0 +1,55 @@
+"""The read models' base: a view has a name, a schema version, a schema and a dispatching ``apply``.
+
+Handlers receive one decoded event, its position and an open cursor of the batch transaction; they
+write rows only. The projector writes tracking in the same transaction (see ``projections.projector``).
+Times are stored as integer microseconds since the epoch (UTC), so they compare as numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.utils import get_topic
+
+from projections.db import Cursor
+
+
+def us(moment: datetime) -> int:
+    """A datetime as integer microseconds since the epoch."""
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_us(value: int | None) -> datetime | None:
+    """Integer microseconds since the epoch as an aware datetime."""
+    return None if value is None else datetime.fromtimestamp(value / 1_000_000, UTC)
+
+
+class View:
+    """Base of the read models: a name, a schema version, a schema, and a dispatching ``apply``.
+
+    Raise ``version`` whenever ``schema`` or what the handlers write changes: the projector then drops
+    the view's tables and rebuilds it from position 0 when it starts."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    schema: ClassVar[tuple[str, ...]]
+    tables: ClassVar[tuple[str, ...]]
+    event_classes: ClassVar[tuple[type, ...]]
+
+    @classmethod
+    def topics(cls) -> set[str]:
+        """Topics of the events this view reads; others are skipped without decoding."""
+        return {get_topic(c) for c in cls.event_classes}
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    def forget(self) -> None:
+        """Drop whatever the view remembers of its rows: another projector may have changed them, or the
+        batch that changed what it remembers was rolled back."""
+
+    def start_empty(self) -> None:
+        """The view's tables are empty (nothing applied yet): what it remembers is the whole truth."""

@@ -1,0 +1,225 @@
+"""The numbers view: number status and tenures, per-holder clearance of closed tenures, check rows."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+from eventsourcing.dispatch import singledispatchmethod
+
+from ledger.domain.number import Number
+from ledger.domain.rules import tenure_clearance
+from projections.db import Cursor
+from projections.views.base import View, us
+
+
+class NumbersView(View):
+    """Number status and tenures: current holder, quarantine, per-holder clearance of closed tenures.
+
+    ``rm_checks`` holds what a recycling check needs, one narrow row per number keyed by the number
+    itself (on SQLite without a rowid, so a lookup walks one B-tree), and decodes nothing in the common
+    case: ``provisioned_us``, ``current_activated_us`` (the open tenure's start, NULL when none is open),
+    ``last_disconnected_us``, and ``closed``, the closed tenures oldest first as JSON
+    ``[[disconnected_us, clearance, [outstanding holders]], ...]`` (read only when one closed on or after
+    the date asked)."""
+
+    name = "numbers"
+    version = 3
+    tables = ("rm_numbers", "rm_tenures", "rm_checks")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_numbers (
+            number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+            provisioned_us BIGINT NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS rm_tenures (
+            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal BIGINT NOT NULL,
+            subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
+            activated_us BIGINT NOT NULL, disconnected_us BIGINT, disconnect_reason TEXT,
+            quarantine_until_us BIGINT, required_holders TEXT, outstanding_holders TEXT,
+            confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
+        "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
+        """CREATE TABLE IF NOT EXISTS rm_checks (
+            number TEXT PRIMARY KEY, provisioned_us BIGINT NOT NULL, current_activated_us BIGINT,
+            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID""",
+    )
+    event_classes = (
+        Number.Provisioned,
+        Number.Activated,
+        Number.SimSwapped,
+        Number.Suspended,
+        Number.Resumed,
+        Number.Disconnected,
+        Number.DataClearanceConfirmed,
+        Number.Released,
+    )
+
+    # The closed tenures of the numbers seen lately, as rm_tenures holds them, so that a confirmation and
+    # the summary in rm_checks need no read (on PostgreSQL a read costs a round trip and sends the writes
+    # held before it). Entries: [tenure_id, disconnected_us, outstanding holders, violation, confirmations],
+    # oldest first. When ``_complete`` (the view was empty when this projector began, and no other wrote
+    # since) a number missing here has no closed tenure; otherwise a missing one is read.
+    CACHE_LIMIT: ClassVar[int] = 200_000
+
+    def __init__(self) -> None:
+        self._closed: dict[str, list[list[Any]]] = {}
+        self._complete = False
+
+    def forget(self) -> None:
+        """Drop the cached closed tenures."""
+        self._closed.clear()
+        self._complete = False
+
+    def start_empty(self) -> None:
+        """The view is empty: no number has a closed tenure."""
+        self._closed.clear()
+        self._complete = True
+
+    def _remember(self, nid: str, closed: list[list[Any]]) -> list[list[Any]]:
+        if len(self._closed) >= self.CACHE_LIMIT:
+            self.forget()  # bounded memory; numbers are read again when next needed
+        self._closed[nid] = closed
+        return closed
+
+    def _cached(self, nid: str) -> list[list[Any]] | None:
+        """A number's closed tenures if known without a read (to update along with the rows)."""
+        closed = self._closed.get(nid)
+        if closed is None and self._complete:
+            closed = self._remember(nid, [])
+        return closed
+
+    def _closed_of(self, cur: Cursor, nid: str) -> list[list[Any]]:
+        """A number's closed tenures, read from rm_tenures when not known."""
+        closed = self._cached(nid)
+        if closed is None:
+            rows = cur.execute(
+                "SELECT tenure_id, disconnected_us, outstanding_holders, violation, confirmations FROM rm_tenures "
+                "WHERE number_id=? AND disconnected_us IS NOT NULL ORDER BY ordinal",
+                (nid,),
+            ).fetchall()
+            closed = [
+                [t, end, orjson.loads(out or "[]"), int(v or 0), orjson.loads(conf or "[]")]
+                for t, end, out, v, conf in rows
+            ]
+            self._remember(nid, closed)
+        return closed
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_numbers (number_id, number, status, provisioned_us, last_position) "
+            "VALUES (?, ?, 'AVAILABLE', ?, ?)",
+            (e.originator_id.hex, e.number, us(e.occurred_at), position),
+        )
+        cur.execute("INSERT INTO rm_checks (number, provisioned_us) VALUES (?, ?)", (e.number, us(e.occurred_at)))
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        nid = e.originator_id.hex
+        activated = us(e.occurred_at)
+        cur.execute(
+            "UPDATE rm_numbers SET status='ACTIVE', subscriber_id=?, tenure_id=?, suspension_reason=NULL, "
+            "tenure_count=tenure_count+1, last_position=? WHERE number_id=?",
+            (e.subscriber_id.hex, e.tenure_id.hex, position, nid),
+        )
+        cur.execute(f"UPDATE rm_checks SET current_activated_us=? WHERE number={_NUMBER_OF}", (activated, nid))
+        cur.execute(
+            "INSERT INTO rm_tenures (tenure_id, number_id, ordinal, subscriber_id, iccid, channel, agent_id, "
+            "activated_us) VALUES (?, ?, (SELECT tenure_count FROM rm_numbers WHERE number_id=?), ?, ?, ?, ?, ?)",
+            (e.tenure_id.hex, nid, nid, e.subscriber_id.hex, e.iccid, e.channel, e.agent_id, activated),
+        )
+
+    @apply.register
+    def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
+        cur.execute("UPDATE rm_tenures SET iccid=? WHERE tenure_id=?", (e.new_iccid, e.tenure_id.hex))
+        self._touch(cur, e, position)
+
+    @apply.register
+    def _(self, e: Number.Suspended, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='SUSPENDED', suspension_reason=?, last_position=? WHERE number_id=?",
+            (e.reason, position, e.originator_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.Resumed, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='ACTIVE', suspension_reason=NULL, last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='QUARANTINED', subscriber_id=NULL, tenure_id=NULL, "
+            "suspension_reason=NULL, last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+        cur.execute(
+            f"UPDATE rm_checks SET current_activated_us=NULL, last_disconnected_us=? WHERE number={_NUMBER_OF}",
+            (us(e.occurred_at), e.originator_id.hex),
+        )
+        holders = orjson.dumps(list(e.required_holders)).decode()
+        cur.execute(
+            "UPDATE rm_tenures SET disconnected_us=?, disconnect_reason=?, quarantine_until_us=?, "
+            "required_holders=?, outstanding_holders=?, confirmations='[]' WHERE tenure_id=?",
+            (us(e.occurred_at), e.reason, us(e.quarantine_until), holders, holders, e.tenure_id.hex),
+        )
+        closed = self._cached(e.originator_id.hex)
+        if closed is not None:  # otherwise the read below finds the row just written
+            closed.append([e.tenure_id.hex, us(e.occurred_at), list(e.required_holders), 0, []])
+        self._summarise_closed(cur, e)
+
+    @apply.register
+    def _(self, e: Number.DataClearanceConfirmed, position: int, cur: Cursor) -> None:
+        tid = e.tenure_id.hex
+        tenure = next(t for t in self._closed_of(cur, e.originator_id.hex) if t[0] == tid)
+        tenure[2] = [h for h in tenure[2] if h != e.holder]
+        tenure[4] = [*tenure[4], [e.holder, e.evidence_ref, us(e.occurred_at)]]
+        cur.execute(
+            "UPDATE rm_tenures SET outstanding_holders=?, confirmations=? WHERE tenure_id=?",
+            (orjson.dumps(tenure[2]).decode(), orjson.dumps(tenure[4]).decode(), tid),
+        )
+        self._touch(cur, e, position)
+        self._summarise_closed(cur, e)
+
+    @apply.register
+    def _(self, e: Number.Released, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_numbers SET status='AVAILABLE', last_position=? WHERE number_id=?",
+            (position, e.originator_id.hex),
+        )
+        cur.execute(
+            "UPDATE rm_tenures SET released_us=?, override_reason=?, violation=? WHERE tenure_id=?",
+            (us(e.occurred_at), e.override_reason, int(e.clearance_overridden), e.tenure_id.hex),
+        )
+        if e.clearance_overridden:
+            closed = self._closed.get(e.originator_id.hex)
+            for tenure in closed or ():
+                if tenure[0] == e.tenure_id.hex:
+                    tenure[3] = 1
+            self._summarise_closed(cur, e)
+
+    @staticmethod
+    def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
+        cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
+
+    def _summarise_closed(self, cur: Cursor, e: Number.Event) -> None:
+        nid = e.originator_id.hex
+        closed = [
+            [end, _clearance(outstanding, violation), outstanding]
+            for _, end, outstanding, violation, _ in self._closed_of(cur, nid)
+        ]
+        cur.execute(f"UPDATE rm_checks SET closed=? WHERE number={_NUMBER_OF}", (orjson.dumps(closed).decode(), nid))
+
+
+# The number (text) of a number id, for rows keyed by the number.
+_NUMBER_OF = "(SELECT number FROM rm_numbers WHERE number_id=?)"
+
+
+def _clearance(outstanding: list[str], violation: int) -> str:
+    return tenure_clearance(False, bool(violation), bool(outstanding)).value

@@ -1,0 +1,193 @@
+"""The views of SIMs and people: the latest SIM swap per number, real-name compliance by channel and
+agent, and erasure due."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+
+from ledger.domain.number import Number
+from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
+from ledger.domain.subscriber import Subscriber
+from projections.db import Cursor
+from projections.views.base import View, us
+
+
+class SimSwapsView(View):
+    """The latest SIM swap of each number (fraud desks check it before trusting a one-time code)."""
+
+    name = "sim_swaps"
+    tables = ("rm_swap_numbers", "rm_sim_swaps")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS rm_sim_swaps (
+            number TEXT PRIMARY KEY, swapped_us BIGINT NOT NULL, old_iccid TEXT NOT NULL,
+            new_iccid TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
+            swap_count BIGINT NOT NULL, position BIGINT NOT NULL)""",
+    )
+    event_classes = (Number.Provisioned, Number.SimSwapped)
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_swap_numbers VALUES (?, ?)", (e.originator_id.hex, e.number))
+
+    @apply.register
+    def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_sim_swaps (number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, "
+            "swap_count, position) SELECT number, ?, ?, ?, ?, ?, ?, 1, ? FROM rm_swap_numbers WHERE number_id=? "
+            "ON CONFLICT (number) DO UPDATE SET swapped_us=excluded.swapped_us, old_iccid=excluded.old_iccid, "
+            "new_iccid=excluded.new_iccid, reason=excluded.reason, channel=excluded.channel, "
+            "agent_id=excluded.agent_id, swap_count=rm_sim_swaps.swap_count+1, position=excluded.position",
+            (
+                us(e.occurred_at),
+                e.old_iccid,
+                e.new_iccid,
+                e.reason,
+                e.channel,
+                e.agent_id,
+                position,
+                e.originator_id.hex,
+            ),
+        )
+
+
+class ComplianceView(View):
+    """Real-name compliance: numbers in service without a verified holder; verifications, activations
+    and violations (tenures later cut off for fraud, spam or unverified identity) by channel and agent."""
+
+    name = "compliance"
+    tables = ("rm_cmp_subscribers", "rm_cmp_tenures", "rm_cmp_agents")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_cmp_subscribers (
+            subscriber_id TEXT PRIMARY KEY, verified_us BIGINT, erased_us BIGINT)""",
+        """CREATE TABLE IF NOT EXISTS rm_cmp_tenures (
+            tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, subscriber_id TEXT NOT NULL,
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, activated_us BIGINT NOT NULL,
+            open BIGINT NOT NULL, flagged BIGINT NOT NULL DEFAULT 0)""",
+        "CREATE INDEX IF NOT EXISTS rm_cmp_tenures_open ON rm_cmp_tenures (number_id, open)",
+        """CREATE TABLE IF NOT EXISTS rm_cmp_agents (
+            channel TEXT NOT NULL, agent_id TEXT NOT NULL, verifications BIGINT NOT NULL DEFAULT 0,
+            activations BIGINT NOT NULL DEFAULT 0, violations BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (channel, agent_id))""",
+    )
+    event_classes = (
+        Subscriber.Registered,
+        Subscriber.IdentityVerified,
+        Subscriber.PersonalDataErased,
+        Number.Activated,
+        Number.Suspended,
+        Number.Disconnected,
+    )
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Subscriber.Registered, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_cmp_subscribers (subscriber_id) VALUES (?)", (e.originator_id.hex,))
+
+    @apply.register
+    def _(self, e: Subscriber.IdentityVerified, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_cmp_subscribers SET verified_us=COALESCE(verified_us, ?) WHERE subscriber_id=?",
+            (us(e.occurred_at), e.originator_id.hex),
+        )
+        self._count(cur, e.channel, e.agent_id, "verifications")
+
+    @apply.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_cmp_subscribers SET erased_us=? WHERE subscriber_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_cmp_tenures (tenure_id, number_id, subscriber_id, channel, agent_id, activated_us, open) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1)",
+            (e.tenure_id.hex, e.originator_id.hex, e.subscriber_id.hex, e.channel, e.agent_id, us(e.occurred_at)),
+        )
+        self._count(cur, e.channel, e.agent_id, "activations")
+
+    @apply.register
+    def _(self, e: Number.Suspended, position: int, cur: Cursor) -> None:
+        if e.reason in VIOLATION_SUSPENSIONS:
+            self._flag_open_tenure(cur, e.originator_id.hex)
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        if e.reason in VIOLATION_DISCONNECTIONS:
+            self._flag_open_tenure(cur, e.originator_id.hex)
+        cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
+
+    def _flag_open_tenure(self, cur: Cursor, number_id: str) -> None:
+        row = cur.execute(
+            "SELECT tenure_id, channel, agent_id FROM rm_cmp_tenures WHERE number_id=? AND open=1 AND flagged=0",
+            (number_id,),
+        ).fetchone()
+        if row is not None:
+            cur.execute("UPDATE rm_cmp_tenures SET flagged=1 WHERE tenure_id=?", (row[0],))
+            self._count(cur, row[1], row[2], "violations")
+
+    @staticmethod
+    def _count(cur: Cursor, channel: str, agent_id: str, column: str) -> None:
+        cur.execute(
+            f"INSERT INTO rm_cmp_agents (channel, agent_id, {column}) VALUES (?, ?, 1) "
+            f"ON CONFLICT (channel, agent_id) DO UPDATE SET {column}=rm_cmp_agents.{column}+1",
+            (channel, agent_id),
+        )
+
+
+class ErasureView(View):
+    """Per subscriber: open tenures, when the last one ended, and whether their data was erased."""
+
+    name = "erasure"
+    tables = ("rm_er_subscribers", "rm_er_tenures")
+    schema = (
+        """CREATE TABLE IF NOT EXISTS rm_er_subscribers (
+            subscriber_id TEXT PRIMARY KEY, registered_us BIGINT NOT NULL, open_tenures BIGINT NOT NULL DEFAULT 0,
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT)""",
+        "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
+    )
+    event_classes = (Subscriber.Registered, Subscriber.PersonalDataErased, Number.Activated, Number.Disconnected)
+
+    @singledispatchmethod
+    def apply(self, event: Any, position: int, cur: Cursor) -> None:
+        """Events this view does not use change nothing."""
+
+    @apply.register
+    def _(self, e: Subscriber.Registered, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "INSERT INTO rm_er_subscribers (subscriber_id, registered_us) VALUES (?, ?)",
+            (e.originator_id.hex, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET erased_us=? WHERE subscriber_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_er_tenures VALUES (?, ?)", (e.tenure_id.hex, e.subscriber_id.hex))
+        cur.execute(
+            "UPDATE rm_er_subscribers SET open_tenures=open_tenures+1, tenure_count=tenure_count+1 "
+            "WHERE subscriber_id=?",
+            (e.subscriber_id.hex,),
+        )
+
+    @apply.register
+    def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET open_tenures=open_tenures-1, last_end_us=? WHERE subscriber_id="
+            "(SELECT subscriber_id FROM rm_er_tenures WHERE tenure_id=?)",
+            (us(e.occurred_at), e.tenure_id.hex),
+        )
