@@ -13,6 +13,7 @@ import orjson
 
 from ledger.domain import errors
 from ledger.domain.number import Number
+from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
 from projections.people import PeopleQueries
@@ -241,10 +242,13 @@ class ReadModels(PeopleQueries):
         """Closed tenures by clearance."""
         rows = self._fetch(
             "numbers",
-            "SELECT CASE WHEN violation = 1 THEN 'VIOLATION' WHEN outstanding_holders != '[]' THEN 'PENDING' "
-            "ELSE 'CLEARED' END, count(*) FROM rm_tenures WHERE disconnected_us IS NOT NULL GROUP BY 1",
+            "SELECT violation, CASE WHEN outstanding_holders = '[]' THEN 0 ELSE 1 END, count(*) FROM rm_tenures "
+            "WHERE disconnected_us IS NOT NULL GROUP BY 1, 2",
         )
-        return {"CLEARED": 0, "PENDING": 0, "VIOLATION": 0, **dict(rows)}
+        counts = {"CLEARED": 0, "PENDING": 0, "VIOLATION": 0}
+        for violation, outstanding, count in rows:  # the rule itself is the domain's, applied once here
+            counts[tenure_clearance(False, bool(violation), bool(outstanding)).value] += int(count)
+        return counts
 
     def close(self) -> None:
         """Close this thread's connection."""
