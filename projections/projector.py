@@ -100,6 +100,8 @@ class Projector(Following, Switching):
             found = gens_.read_generations(cur)
             try:
                 self.targets = self._select(cur, found)
+                # A generation made on an empty ledger has caught up already: it serves from the start.
+                self._promote(cur, found, self.targets, True)
             except errors.ReadModelMismatch as e:
                 log.error("projection stopped: %s", e)
                 self.targets = {}
