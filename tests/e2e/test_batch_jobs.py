@@ -151,7 +151,7 @@ def test_generate_dataset_reruns_without_end(server, clock, capsys) -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", [[], ["--unary", "--concurrency", "2"]])
 def test_generate_dataset_stops_on_ctrl_c_saying_how_far_it_got(server, clock, tmp_path: Path, mode, caplog) -> None:
-    stubs, _ = server
+    stubs, app = server
     clock.t = datetime.now(UTC)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["PYTHONPATH"] = str(ROOT)
@@ -164,7 +164,11 @@ def test_generate_dataset_stops_on_ctrl_c_saying_how_far_it_got(server, clock, t
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)
+    # Interrupted once it is under way (in a fresh clone, starting Python and compiling takes seconds).
+    deadline = time.monotonic() + 60
+    while app.reader.max_position() == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(3.0)  # past the numbers' provisioning, into the histories
     with caplog.at_level(logging.INFO):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
