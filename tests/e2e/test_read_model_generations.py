@@ -39,6 +39,11 @@ def _queries() -> list[ledger_pb2.CheckQuery]:
 
 def _answers(server: Serve, request: rpb.BatchCheckRequest) -> list[tuple]:
     (response,) = list(server.recycling.BatchCheck(iter([request]), timeout=30))
+    return _compared(response)
+
+
+def _compared(response: rpb.BatchCheckResponse) -> list[tuple]:
+    """What an answer says, as compared across passes (positions left out: they move with the ledger)."""
     return [
         (
             r.status,
@@ -80,15 +85,7 @@ class Checker(threading.Thread):
                 self.counts[f"{e.code().name} {reason}".strip()] += 1
                 time.sleep(0.05)
                 continue
-            got = [
-                (
-                    r.status,
-                    r.clearance,
-                    tuple(r.outstanding_holders),
-                    r.last_disconnected_at.ToMicroseconds() if r.HasField("last_disconnected_at") else None,
-                )
-                for r in response.results
-            ]
+            got = _compared(response)
             bad = [
                 (q.number, q.since_date, g, w)
                 for q, g, w in zip(self.request.queries, got, self.baseline, strict=True)
