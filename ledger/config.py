@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.domain.rules import HOLDER_PATTERN
+from ledger.jurisdictions import DEFAULT_AGENT_CHANNELS, Jurisdiction, check_jurisdiction, parse_jurisdictions
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"
@@ -36,6 +37,11 @@ class Policy:
     # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
     # event the ledger has held for longer than this; 0 turns the bound off.
     max_check_lag_seconds: int = 0
+    # Per country calling code (``[jurisdictions."+1"] quarantine_days = 45``); a number takes the longest
+    # calling code that begins it.
+    jurisdictions: tuple[Jurisdiction, ...] = ()
+    # Channels that need an agent_id on VerifyIdentity, ActivateSim and SwapSim; others (app, web) do not.
+    agent_channels: tuple[str, ...] = DEFAULT_AGENT_CHANNELS
 
     def __post_init__(self) -> None:
         if not 0 <= self.quarantine_days <= 3650:
@@ -57,6 +63,29 @@ class Policy:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
             raise ConfigError("max_check_lag_seconds must be between 0 and 86400 (0: no bound)")
+        for j in self.jurisdictions:
+            try:
+                check_jurisdiction(j)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+        if len({j.calling_code for j in self.jurisdictions}) != len(self.jurisdictions):
+            raise ConfigError("jurisdictions has duplicate calling codes")
+
+    def jurisdiction_of(self, number: str) -> Jurisdiction | None:
+        """The jurisdiction whose calling code begins the number (the longest such), if configured."""
+        found = [j for j in self.jurisdictions if number.startswith(j.calling_code)]
+        return max(found, key=lambda j: len(j.calling_code), default=None)
+
+    def quarantine_days_for(self, number: str) -> int:
+        """The quarantine of the number's jurisdiction, else the policy's ``quarantine_days``."""
+        j = self.jurisdiction_of(number)
+        return self.quarantine_days if j is None or j.quarantine_days is None else j.quarantine_days
+
+    def max_numbers_for(self, number: str) -> int:
+        """The per-identity cap of the number's jurisdiction, else the policy's ``max_numbers_per_identity``."""
+        j = self.jurisdiction_of(number)
+        cap = None if j is None else j.max_numbers_per_identity
+        return self.max_numbers_per_identity if cap is None else cap
 
     @property
     def zone(self) -> ZoneInfo:
@@ -84,6 +113,15 @@ class Policy:
             if key == "required_holders":
                 if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
                     raise ConfigError("required_holders must be a list of strings")
+                values[key] = tuple(value)
+            elif key == "jurisdictions":
+                try:
+                    values[key] = parse_jurisdictions(value)
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
+            elif key == "agent_channels":
+                if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+                    raise ConfigError("agent_channels must be a list of strings")
                 values[key] = tuple(value)
             elif key == "timezone":
                 if not isinstance(value, str):

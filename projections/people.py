@@ -4,11 +4,14 @@ channel and agent, the latest SIM swap of a number, subscribers due for erasure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from projections.simswap import SimSwapRow
 from projections.views import from_us, us
+
+T = TypeVar("T")
 
 
 class PeopleQueries:
@@ -16,6 +19,22 @@ class PeopleQueries:
 
     def _fetch(self, view: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
+
+    def read(self, views: Sequence[str], work: Callable[[Any, dict[str, Any]], T]) -> T:
+        raise NotImplementedError
+
+    def sim_swap_row(self, number: str) -> tuple[int, SimSwapRow | None]:
+        """The sim_swaps view's position and the number's row there (None when unknown), in one snapshot."""
+
+        def work(cur: Any, chosen: dict[str, Any]) -> tuple[int, SimSwapRow | None]:
+            rows = cur.execute(
+                "SELECT n.monitored_since_us, n.activated_us, n.ported_out_us, s.swapped_us FROM rm_swap_numbers n "
+                "LEFT JOIN rm_sim_swaps s ON s.number = n.number WHERE n.number = ?",
+                (number,),
+            ).fetchall()
+            return chosen["sim_swaps"].position, SimSwapRow(*rows[0]) if rows else None
+
+        return self.read(("sim_swaps",), work)
 
     def unverified_in_service(self) -> list[tuple[str, str]]:
         """(number_id, subscriber_id) of open tenures whose holder has no verification."""

@@ -47,7 +47,7 @@ VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
 CHUNK = 500
 
 
-_CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed"
+_CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed, c.ported_out_us"
 # One row per number asked, in the order asked. The numbers come as one JSON text on both databases
 # (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
 # element; one string is adapted at once and orjson writes it in C).
@@ -160,7 +160,8 @@ class ReadModels(PeopleQueries):
                 tenure_rows = conn.execute(
                     "SELECT number_id, tenure_id, subscriber_id, activated_us, disconnected_us, "
                     "quarantine_until_us, required_holders, outstanding_holders, confirmations, released_us, "
-                    f"override_reason, violation FROM rm_tenures WHERE number_id IN ({tenure_marks}) "
+                    "override_reason, violation, ported_to, recipient_disconnected_us FROM rm_tenures "
+                    f"WHERE number_id IN ({tenure_marks}) "
                     "ORDER BY number_id, ordinal",
                     present,
                 ).fetchall()
@@ -178,6 +179,8 @@ class ReadModels(PeopleQueries):
                             released_us=t[9],
                             override_reason=t[10] or "",
                             violation=bool(t[11]),
+                            ported_to=t[12] or "",
+                            recipient_disconnected_us=t[13],
                         )
                     )
             for nid, row in by_id.items():

@@ -31,6 +31,8 @@ class TenureRow:
     released_us: int | None
     override_reason: str
     violation: bool
+    ported_to: str = ""  # the recipient operator, when the tenure ended with a port-out
+    recipient_disconnected_us: int | None = None  # when the recipient disconnected it (ReturnNumber)
 
     @property
     def clearance(self) -> Clearance:
@@ -48,23 +50,31 @@ class NumberRow:
     tenures: list[TenureRow] = field(default_factory=list)
 
     def check_row(self) -> CheckRow:
-        """What a recycling check reads of this number, derived from its tenures."""
+        """What a recycling check reads of this number, derived from its tenures (``provisioned_us`` is
+        when the ledger's records of it begin: provisioned, or ported in)."""
         current = self.tenures[-1].activated_us if self.tenures and self.tenures[-1].disconnected_us is None else None
         ended = [t for t in self.tenures if t.disconnected_us is not None]
-        last = max((t.disconnected_us for t in ended if t.disconnected_us is not None), default=None)
+        # A port is not a change of holder: a ported tenure's end is no disconnection, the recipient's is.
+        ends = [t.disconnected_us for t in ended if not t.ported_to] + [
+            t.recipient_disconnected_us for t in ended if t.recipient_disconnected_us is not None
+        ]
+        last = max((end for end in ends if end is not None), default=None)
         closed = [[t.disconnected_us, t.clearance.value, t.outstanding_holders] for t in ended]
-        return (self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode())
+        ported = ended[-1].disconnected_us if self.status == "PORTED_OUT" and ended else None
+        return (self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode(), ported)
 
 
-# What a recycling check reads of a number (the numbers view keeps it on the number's row):
-# (number, provisioned_us, current_activated_us, last_disconnected_us, closed JSON).
-CheckRow = tuple[str, int, int | None, int | None, str]
-# A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders), with
-# status NOT_CHANGED, CHANGED or NO_DATA. The common answers are shared constants.
-Decision = tuple[str, int | None, Clearance, tuple[str, ...]]
-NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, ())
-_NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, ())
-_CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, ())
+# What a recycling check reads of a number (the numbers view keeps it on the number's row): (number,
+# provisioned_us, current_activated_us, last_disconnected_us, closed JSON, ported_out_us).
+CheckRow = tuple[str, int, int | None, int | None, str, int | None]
+# A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders,
+# ported_out_us, no_data_reason), with status NOT_CHANGED, CHANGED or NO_DATA and a reason only for
+# NO_DATA (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT). The common answers are shared constants.
+Decision = tuple[str, int | None, Clearance, tuple[str, ...], int | None, str]
+NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER")
+_LATER: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER")
+_NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
+_CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
 _CLEARANCES = {c.value: c for c in Clearance}
 
 
@@ -76,6 +86,8 @@ class CheckAnswer(NamedTuple):
     last_disconnected_us: int | None
     clearance: Clearance
     outstanding_holders: tuple[str, ...]
+    ported_out_us: int | None
+    no_data_reason: str  # empty unless the status is NO_DATA
     as_of_position: int
 
     @property
@@ -90,37 +102,46 @@ class CheckAnswer(NamedTuple):
 
 
 def day_bounds(since: date, zone: ZoneInfo) -> tuple[int, int]:
-    """The first microsecond of ``since`` and of the next day in the business time zone."""
-    start = datetime.combine(since, time.min, tzinfo=zone)
-    following = datetime.combine(since + timedelta(days=1), time.min, tzinfo=zone)
-    return us(start), us(following)
+    """The first microsecond of ``since`` and of the next day in the business time zone (for the last
+    day a date can name, 9999-12-31, the day after is computed, not built as a date)."""
+    start = us(datetime.combine(since, time.min, tzinfo=zone))
+    if since == date.max:
+        return start, start + 86_400_000_000
+    return start, us(datetime.combine(since + timedelta(days=1), time.min, tzinfo=zone))
 
 
 def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
     """CAMARA Number Recycling semantics over a number's check row, for the day ``bounds`` (see
     ``day_bounds``).
 
-    CHANGED when the holder at the start of the day differs from today's or any tenure ended on or after
-    it (a day in a gap with no holder counts as changed; the day a tenure began counts as not changed).
-    NO_DATA when the number is unknown or its records begin after that day. Clearance is the worst of
-    the tenures closed on or after the day began.
+    CHANGED when a disconnection on record falls on or after the day began, even if the records begin
+    after it (the recipient operator's, for a number that came back; a port itself changes no holder), or
+    when the holder at the start of the day differs from today's (a day in a gap with no holder counts as
+    changed; the day a tenure began counts as not changed). Otherwise NO_DATA when the number is unknown,
+    is served by another operator now (ported out), or its records begin after that day. Clearance is the
+    worst of the tenures closed on or after the day began.
     """
     since_start, next_day = bounds
-    if row is None or row[1] >= next_day:
+    if row is None:
         return NO_DATA
-    current, last = row[2], row[3]
-    if last is None or last < since_start:
-        held = current is not None and current < next_day
-        if last is None:
-            return _NOT_CHANGED if held else _CHANGED
-        return ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, ())
-    worst = Clearance.NOT_APPLICABLE
-    outstanding: list[str] = []
-    for end, clearance, holders in orjson.loads(row[4]):
-        if end >= since_start:
-            if CLEARANCE_SEVERITY[clearance] > CLEARANCE_SEVERITY[worst]:
-                worst = _CLEARANCES[clearance]
-            for holder in holders:
-                if holder not in outstanding:
-                    outstanding.append(holder)
-    return ("CHANGED", last, worst, tuple(outstanding))
+    last, ported = row[3], row[5]
+    if last is not None and last >= since_start:
+        worst = Clearance.NOT_APPLICABLE
+        outstanding: list[str] = []
+        for end, clearance, holders in orjson.loads(row[4]):
+            if end >= since_start:
+                if CLEARANCE_SEVERITY[clearance] > CLEARANCE_SEVERITY[worst]:
+                    worst = _CLEARANCES[clearance]
+                for holder in holders:
+                    if holder not in outstanding:
+                        outstanding.append(holder)
+        return ("CHANGED", last, worst, tuple(outstanding), ported, "")
+    if ported is not None:
+        return ("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT")
+    if row[1] >= next_day:
+        return _LATER
+    current = row[2]
+    held = current is not None and current < next_day
+    if last is None:
+        return _NOT_CHANGED if held else _CHANGED
+    return ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "")

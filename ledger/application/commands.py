@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.application.pipeline import Command
-from ledger.application.subscriber_commands import SubscriberCommands
+from ledger.application.porting_commands import PortingCommands
 from ledger.application.unit_of_work import CommandResult, Outcome, UnitOfWork
 from ledger.domain.indexes import SimCard
 from ledger.domain.number import Number
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from ledger.domain.context import Context
 
 
-class LifecycleCommands(SubscriberCommands):
-    """The eleven lifecycle commands of ``LedgerApplication``, named after the RPCs: the number's here,
-    the subscriber's (register, verify, erase) in ``subscriber_commands``."""
+class LifecycleCommands(PortingCommands):
+    """The lifecycle commands of ``LedgerApplication``, named after the RPCs: the number's here, its
+    portability in ``porting_commands``, the subscriber's (register, verify, erase) in ``subscriber_commands``."""
 
     def provision_numbers(
         self,
@@ -65,6 +65,7 @@ class LifecycleCommands(SubscriberCommands):
         unit: UnitOfWork | None = None,
     ) -> CommandResult:
         """Start a tenure: verified identity, AVAILABLE number, under the cap, SIM not in use."""
+        self.require_agent(channel, agent_id)
         args: dict[str, Any] = {
             "number": number,
             "subscriber_id": subscriber_id,
@@ -80,7 +81,7 @@ class LifecycleCommands(SubscriberCommands):
             subscriber.ensure_may_hold_number(ctx.occurred_at)
             tenure_id = num.activate(subscriber_id, iccid, imsi, channel, agent_id, ctx)
             holdings = uow.holdings(subscriber.identity_key, ctx)
-            holdings.open_tenure(tenure_id, number, subscriber_id, self.policy.max_numbers_per_identity, ctx)
+            holdings.open_tenure(tenure_id, number, subscriber_id, self.policy.max_numbers_for(number), ctx)
             sim = uow.sim(iccid, ctx)
             sim.assign(number, tenure_id, ctx)
             return Outcome([num, holdings, sim], {"tenure_id": str(tenure_id)})
@@ -103,6 +104,7 @@ class LifecycleCommands(SubscriberCommands):
         unit: UnitOfWork | None = None,
     ) -> CommandResult:
         """Move a number in service to a new SIM; the new SIM must be free."""
+        self.require_agent(channel, agent_id)
         args = {
             "number": number,
             "new_iccid": new_iccid,
@@ -174,7 +176,8 @@ class LifecycleCommands(SubscriberCommands):
 
         def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
             num = uow.number(number)
-            tenure = num.disconnect(reason, self.policy.quarantine_days, list(self.policy.required_holders), ctx)
+            days = self.policy.quarantine_days_for(number)
+            tenure = num.disconnect(reason, days, list(self.policy.required_holders), ctx)
             subscriber = uow.subscriber(tenure.subscriber_id)
             holdings = uow.holdings(subscriber.identity_key, ctx)
             holdings.close_tenure(tenure.tenure_id, ctx)

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from ledger.application.pipeline import Command
 from ledger.application.unit_of_work import CommandResult, Outcome, UnitOfWork
+from ledger.domain import errors
 from ledger.domain.subscriber import Subscriber
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ class SubscriberCommands:
     def run(self, command: Command, unit: UnitOfWork | None) -> CommandResult:
         """Run a command through the pipeline (the application provides it)."""
         raise NotImplementedError
+
+    def require_agent(self, channel: str, agent_id: str) -> None:
+        """Refuse an empty ``agent_id`` on a channel where a person acts for the operator (policy
+        ``agent_channels``); self-service channels (an app, the web) have no agent."""
+        if not agent_id and channel in self.policy.agent_channels:
+            raise errors.InvalidArgument([("agent_id", f"is required on channel {channel!r} (policy agent_channels)")])
 
     def register_subscriber(
         self,
@@ -70,6 +77,7 @@ class SubscriberCommands:
         unit: UnitOfWork | None = None,
     ) -> CommandResult:
         """Record a real-name verification of a subscriber."""
+        self.require_agent(channel, agent_id)
         args: dict[str, Any] = {
             "subscriber_id": subscriber_id,
             "method": method,

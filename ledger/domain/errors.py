@@ -127,6 +127,18 @@ class SubscriberHasOpenTenure(RuleViolation):
     reason = "SUBSCRIBER_HAS_OPEN_TENURE"
 
 
+class NumberPortedOut(RuleViolation):
+    """Raised when a number ported to another operator would be released or reassigned here."""
+
+    reason = "NUMBER_PORTED_OUT"
+
+
+class NumberNotPortedOut(RuleViolation):
+    """Raised when a number is returned or ported in while it is served here (not ported out)."""
+
+    reason = "NUMBER_NOT_PORTED_OUT"
+
+
 class NotFound(LedgerError):
     """Raised when a named number, subscriber or tenure is unknown to the ledger."""
 

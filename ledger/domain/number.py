@@ -12,8 +12,9 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
 from ledger.domain.base import LedgerEvent, check_order, stable_id
+from ledger.domain.porting import PortableNumber
 from ledger.domain.rules import NumberStatus
-from ledger.domain.tenure import Confirmation, Tenure, TenureHistory
+from ledger.domain.tenure import Confirmation, Tenure
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["Confirmation", "Number", "Tenure"]
 
 
-class Number(TenureHistory, Aggregate):
-    """A telephone number in E.164 form and everything that happened to it."""
+class Number(PortableNumber):
+    """A telephone number in E.164 form and everything that happened to it (portability in ``porting``)."""
 
     class Event(LedgerEvent):
         """Base class of the number's events."""
@@ -161,6 +162,10 @@ class Number(TenureHistory, Aggregate):
     def disconnect(self, reason: str, quarantine_days: int, required_holders: list[str], ctx: Context) -> Tenure:
         """Close the open tenure, start quarantine and open clearance. Returns the closed tenure."""
         check_order(self.last_occurred_at, ctx.occurred_at, "number")
+        if reason == "PORTED_OUT":  # a port is not a change of holder: it must not start a quarantine
+            raise errors.InvalidArgument(
+                [("reason", "a port-out is recorded with PortOutNumber, not DisconnectNumber")]
+            )
         tenure = self._require_in_service("disconnect it")
         self._disconnected(
             tenure_id=tenure.tenure_id,
@@ -188,6 +193,8 @@ class Number(TenureHistory, Aggregate):
         """Make a quarantined number AVAILABLE; refused early or while clearance is pending,
         unless an override reason is given."""
         check_order(self.last_occurred_at, ctx.occurred_at, "number")
+        if self.status == NumberStatus.PORTED_OUT:
+            raise errors.NumberPortedOut(f"number {self.number} was ported out: it is served by another operator")
         if self.status != NumberStatus.QUARANTINED:
             raise errors.NumberNotQuarantined(
                 f"number {self.number} is {self.status}, not QUARANTINED", state=self.status

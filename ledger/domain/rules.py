@@ -21,6 +21,8 @@ class NumberStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     QUARANTINED = "QUARANTINED"
+    # Served by another operator after a port-out: never released or reassigned here.
+    PORTED_OUT = "PORTED_OUT"
 
 
 class IdType(StrEnum):

@@ -40,6 +40,10 @@ class Tenure:
     released_at: datetime | None = None
     override_reason: str = ""
     violation: bool = False
+    # Set when the tenure ended with a port-out (the holder kept the number at this operator), and when the
+    # recipient operator later disconnected it and the number came back.
+    ported_to: str = ""
+    recipient_disconnected_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:

@@ -67,6 +67,18 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
         """Erase a subscriber's personal data by destroying their key."""
         return run_command(self.app, "erase_subscriber_data", request, actor_of(context))
 
+    def PortOutNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """End a tenure by a port to another operator."""
+        return run_command(self.app, "port_out_number", request, actor_of(context))
+
+    def PortInNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Take in another operator's number."""
+        return run_command(self.app, "port_in_number", request, actor_of(context))
+
+    def ReturnNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Take back a ported-out number its recipient disconnected."""
+        return run_command(self.app, "return_number", request, actor_of(context))
+
     def ImportCommands(
         self, request_iterator: Iterator[pb.ImportCommandsRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ImportCommandsResponse]:

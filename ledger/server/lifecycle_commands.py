@@ -73,7 +73,7 @@ def _verify_identity(request: pb.VerifyIdentityRequest) -> dict[str, Any]:
         "subscriber_id": f.uuid("subscriber_id", request.subscriber_id),
         "method": f.enum("method", request.method, METHODS),
         "channel": f.channel("channel", request.channel),
-        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "agent_id": f.text("agent_id", request.agent_id, 128, required=False),
         "evidence_ref": f.text("evidence_ref", request.evidence_ref, 256),
         "occurred_at": f.timestamp(request, "occurred_at"),
     }
@@ -90,7 +90,7 @@ def _activate_sim(request: pb.ActivateSimRequest) -> dict[str, Any]:
         "iccid": f.iccid("iccid", request.iccid),
         "imsi": f.imsi("imsi", request.imsi),
         "channel": f.channel("channel", request.channel),
-        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "agent_id": f.text("agent_id", request.agent_id, 128, required=False),
         "occurred_at": f.timestamp(request, "occurred_at"),
     }
     f.done()
@@ -106,7 +106,7 @@ def _swap_sim(request: pb.SwapSimRequest) -> dict[str, Any]:
         "new_imsi": f.imsi("new_imsi", request.new_imsi),
         "reason": f.enum("reason", request.reason, SWAP_REASONS),
         "channel": f.channel("channel", request.channel),
-        "agent_id": f.text("agent_id", request.agent_id, 128),
+        "agent_id": f.text("agent_id", request.agent_id, 128, required=False),
         "occurred_at": f.timestamp(request, "occurred_at"),
     }
     f.done()
@@ -188,6 +188,48 @@ def _erase_subscriber_data(request: pb.EraseSubscriberDataRequest) -> dict[str, 
     return kwargs
 
 
+def _port_out_number(request: pb.PortOutNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "recipient_operator": f.channel("recipient_operator", request.recipient_operator),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _port_in_number(request: pb.PortInNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "donor_operator": f.channel("donor_operator", request.donor_operator),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _return_number(request: pb.ReturnNumberRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "number": f.msisdn("number", request.number),
+        "disconnected_at": f.timestamp(request, "disconnected_at", required=True),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
+def _return_response(result: CommandResult) -> pb.ReturnNumberResponse:
+    response = pb.ReturnNumberResponse(position=result.position)
+    response.quarantine_until.FromDatetime(datetime.fromisoformat(result.data["quarantine_until"]))
+    return response
+
+
 def _disconnect_response(result: CommandResult) -> pb.DisconnectNumberResponse:
     response = pb.DisconnectNumberResponse(tenure_id=result.data["tenure_id"], position=result.position)
     response.quarantine_until.FromDatetime(datetime.fromisoformat(result.data["quarantine_until"]))
@@ -235,6 +277,11 @@ COMMANDS: dict[str, Command] = {
     "erase_subscriber_data": Command(
         _erase_subscriber_data, lambda r: pb.EraseSubscriberDataResponse(position=r.position)
     ),
+    "port_out_number": Command(
+        _port_out_number, lambda r: pb.PortOutNumberResponse(tenure_id=r.data["tenure_id"], position=r.position)
+    ),
+    "port_in_number": Command(_port_in_number, lambda r: pb.PortInNumberResponse(position=r.position)),
+    "return_number": Command(_return_number, _return_response),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -13,8 +14,9 @@ from ledger.server.validation import Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
+from projections import simswap
 from projections.queries import Decision, day_bounds, decide
-from projections.views import from_us
+from projections.views import from_us, us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
@@ -51,6 +53,16 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
             request_deserializer=pb.GetClearanceRequest.FromString,
             response_serializer=pb.GetClearanceResponse.SerializeToString,
         ),
+        "GetSimSwap": grpc.unary_unary_rpc_method_handler(
+            servicer.GetSimSwap,
+            request_deserializer=pb.GetSimSwapRequest.FromString,
+            response_serializer=pb.GetSimSwapResponse.SerializeToString,
+        ),
+        "CheckSimSwap": grpc.unary_unary_rpc_method_handler(
+            servicer.CheckSimSwap,
+            request_deserializer=pb.CheckSimSwapRequest.FromString,
+            response_serializer=pb.CheckSimSwapResponse.SerializeToString,
+        ),
     }
     name = pb.DESCRIPTOR.services_by_name["RecyclingService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
@@ -73,7 +85,7 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         """Check one number."""
         f = Fields()
         number = f.msisdn("number", request.number)
-        since = f.date("since_date", request.since_date)
+        since = f.past_date("since_date", request.since_date, self._today())
         f.done()
         assert since is not None
         if request.min_position:
@@ -111,12 +123,13 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
                 rows[i] = row
         days: dict[str, tuple[int, int] | None] = {}
         sinces = [q.since_date for q in queries]
+        today = self._today()
         for i, since in enumerate(sinces):
             if since not in days:
-                day = f.date(f"queries[{i}].since_date", since)
+                day = f.past_date(f"queries[{i}].since_date", since, today)
                 days[since] = None if day is None else day_bounds(day, self.zone)
             elif days[since] is None:
-                f.date(f"queries[{i}].since_date", since)
+                f.past_date(f"queries[{i}].since_date", since, today)
         f.done()
         return position, [
             (n, decide(row, days[since]))  # type: ignore[arg-type]
@@ -150,6 +163,46 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
                 confirmation = item.confirmations.add(holder=holder, evidence_ref=evidence_ref)
                 _set(confirmation.confirmed_at, at)
         return response
+
+    def GetSimSwap(self, request: pb.GetSimSwapRequest, context: grpc.ServicerContext) -> pb.GetSimSwapResponse:
+        """When the number's SIM last changed (CAMARA SIM Swap retrieve-date)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        f.done()
+        position, row = self._sim_swap_row(number, request.min_position, context)
+        response = pb.GetSimSwapResponse(as_of_position=position)
+        _set(response.latest_sim_change_at, simswap.latest_sim_change(row))
+        _set(response.monitored_since, row.monitored_since_us)
+        return response
+
+    def CheckSimSwap(self, request: pb.CheckSimSwapRequest, context: grpc.ServicerContext) -> pb.CheckSimSwapResponse:
+        """Whether the number's SIM changed within the last ``max_age_hours`` (CAMARA SIM Swap check)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        hours = request.max_age_hours or simswap.DEFAULT_AGE_HOURS  # proto3 cannot tell 0 from unset
+        if not simswap.MIN_AGE_HOURS <= hours <= simswap.MAX_AGE_HOURS:
+            f.add("max_age_hours", f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")
+            f.out_of_range += 1
+        f.done()
+        position, row = self._sim_swap_row(number, request.min_position, context)
+        now_us = us(datetime.now(UTC))
+        return pb.CheckSimSwapResponse(swapped=simswap.swapped_within(row, now_us, hours), as_of_position=position)
+
+    def _sim_swap_row(
+        self, number: str, min_position: int, context: grpc.ServicerContext
+    ) -> tuple[int, simswap.SimSwapRow]:
+        if min_position:
+            self._await(min_position, context)
+        position, row = self._read(lambda: self.read_models.sim_swap_row(number))
+        self._standing(position)
+        if row is None:
+            raise errors.NumberNotFound(number)
+        if row.ported_out_us is not None:  # the SIM is the recipient operator's now
+            raise errors.NumberPortedOut(f"number {number} was ported out: its SIM is served by another operator")
+        return position, row
+
+    def _today(self) -> date:
+        return datetime.now(self.zone).date()
 
     def _read(self, read: Callable[[], T]) -> T:
         try:

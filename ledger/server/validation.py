@@ -21,6 +21,7 @@ T = TypeVar("T")
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_Date = date  # the method ``date`` below hides the type inside the class
 
 
 class Fields:
@@ -28,15 +29,19 @@ class Fields:
 
     def __init__(self) -> None:
         self.violations: list[tuple[str, str]] = []
+        self.out_of_range = 0  # how many of the violations are only values out of their range
 
     def add(self, field: str, text: str) -> None:
         """Record one violation."""
         self.violations.append((field, text))
 
     def done(self) -> None:
-        """Raise InvalidArgument if anything was wrong."""
+        """Raise InvalidArgument if anything was wrong (with reason OUT_OF_RANGE when a value was only out of
+        its range, as CAMARA answers a date in the future)."""
         if self.violations:
-            raise InvalidArgument(self.violations)
+            raise InvalidArgument(
+                self.violations, "OUT_OF_RANGE" if self.out_of_range == len(self.violations) else None
+            )
 
     def _parse(self, field: str, value: str, parse: Callable[[str], T]) -> T | None:
         try:
@@ -77,6 +82,15 @@ class Fields:
             return None
         return self._parse(field, value, identifiers.parse_date)
 
+    def past_date(self, field: str, value: str, today: _Date) -> _Date | None:
+        """A required YYYY-MM-DD date no later than ``today`` (a later one is OUT_OF_RANGE)."""
+        day = self.date(field, value)
+        if day is not None and day > today:
+            self.add(field, f"is after today ({today.isoformat()} in the ledger's business time zone)")
+            self.out_of_range += 1
+            return None
+        return day
+
     def uuid(self, field: str, value: str) -> UUID:
         """A UUID such as a subscriber_id or tenure_id."""
         try:
@@ -116,9 +130,11 @@ class Fields:
             return ""
         return name
 
-    def timestamp(self, message: Message, field: str) -> datetime | None:
-        """An optional google.protobuf.Timestamp field as an aware datetime."""
+    def timestamp(self, message: Message, field: str, required: bool = False) -> datetime | None:
+        """A google.protobuf.Timestamp field (optional unless ``required``) as an aware datetime."""
         if not message.HasField(field):
+            if required:
+                self.add(field, "is required")
             return None
         ts = getattr(message, field)
         try:

@@ -18,6 +18,12 @@ STATUS = {
     "CHANGED": ledger_pb2.CHECK_STATUS_CHANGED,
     "NO_DATA": ledger_pb2.CHECK_STATUS_NO_DATA,
 }
+NO_DATA_REASONS: dict[str, Any] = {
+    "": ledger_pb2.NO_DATA_REASON_UNSPECIFIED,
+    "UNKNOWN_NUMBER": ledger_pb2.NO_DATA_REASON_UNKNOWN_NUMBER,
+    "RECORDS_BEGIN_LATER": ledger_pb2.NO_DATA_REASON_RECORDS_BEGIN_LATER,
+    "PORTED_OUT": ledger_pb2.NO_DATA_REASON_PORTED_OUT,
+}
 CLEARANCE: dict[Clearance, Any] = {
     Clearance.NOT_APPLICABLE: ledger_pb2.CLEARANCE_NOT_APPLICABLE,
     Clearance.CLEARED: ledger_pb2.CLEARANCE_CLEARED,
@@ -36,18 +42,25 @@ def check_result(answer: CheckAnswer, head: int = 0) -> ledger_pb2.CheckResult:
         outstanding_holders=answer.outstanding_holders,
         as_of_position=answer.as_of_position,
         head_position=max(head, answer.as_of_position),
+        no_data_reason=NO_DATA_REASONS[answer.no_data_reason],
     )
-    if answer.last_disconnected_us is not None:
-        seconds, micros = divmod(answer.last_disconnected_us, 1_000_000)
-        result.last_disconnected_at.seconds = seconds
-        result.last_disconnected_at.nanos = micros * 1000
+    _set_us(result.last_disconnected_at, answer.last_disconnected_us)
+    _set_us(result.ported_out_at, answer.ported_out_us)
     return result
+
+
+def _set_us(field: Timestamp, value_us: int | None) -> None:
+    if value_us is not None:
+        seconds, micros = divmod(value_us, 1_000_000)
+        field.seconds = seconds
+        field.nanos = micros * 1000
 
 
 def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, head: int = 0) -> bytes:
     """A BatchCheckResponse's wire bytes for (number, decision) pairs, built without a message per result.
 
-    A result is its number (field 1), its status (2, 3), its last disconnection (4) and the rest (5-7).
+    A result is its number (field 1), its status (2, 3), its last disconnection (4) and the rest (5-8, 10).
+    A result for a ported-out number (field 9 set) is rare and serialised by protobuf whole.
     The status and the rest repeat across a batch: they are serialised by protobuf once per distinct
     value and reused. Fields are written in number order, as protobuf writes them, so the bytes equal
     ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()``."""
@@ -58,13 +71,16 @@ def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, hea
     append = parts.append
     for number, decision in decisions:
         encoded = number.encode()
-        if decision[1] is None:
+        if decision[4] is not None:
+            whole = check_result(CheckAnswer(number, *decision, position), head).SerializeToString()
+            tail = whole[len(_field1(len(encoded))) + len(encoded) :] if encoded else whole
+        elif decision[1] is None:
             tail = tails.get(decision)
             if tail is None:
                 tail = tails[decision] = b"".join(_tail_pieces(decision, position, head))
         else:
-            status, last, clearance, holders = decision
-            key = (status, clearance, *holders)
+            status, last, clearance, holders, _, reason = decision
+            key = (status, clearance, reason, *holders)
             around = pieces.get(key)
             if around is None:
                 around = pieces[key] = _tail_pieces(decision, position, head)
@@ -86,14 +102,18 @@ def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, hea
 
 
 def _tail_pieces(decision: Decision, position: int, head: int) -> tuple[bytes, bytes]:
-    status, _, clearance, holders = decision
+    status, _, clearance, holders, _, reason = decision
     return (
         ledger_pb2.CheckResult(
             status=STATUS[status],  # type: ignore[arg-type]
             phone_number_changed=status == "CHANGED",
         ).SerializeToString(),
         ledger_pb2.CheckResult(
-            clearance=CLEARANCE[clearance], outstanding_holders=holders, as_of_position=position, head_position=head
+            clearance=CLEARANCE[clearance],
+            outstanding_holders=holders,
+            as_of_position=position,
+            head_position=head,
+            no_data_reason=NO_DATA_REASONS[reason],
         ).SerializeToString(),
     )
 

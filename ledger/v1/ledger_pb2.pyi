@@ -18,6 +18,7 @@ class NumberStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NUMBER_STATUS_ACTIVE: _ClassVar[NumberStatus]
     NUMBER_STATUS_SUSPENDED: _ClassVar[NumberStatus]
     NUMBER_STATUS_QUARANTINED: _ClassVar[NumberStatus]
+    NUMBER_STATUS_PORTED_OUT: _ClassVar[NumberStatus]
 
 class IdType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -94,11 +95,19 @@ class PersonalDataState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PERSONAL_DATA_STATE_WITHHELD: _ClassVar[PersonalDataState]
     PERSONAL_DATA_STATE_DISCLOSED: _ClassVar[PersonalDataState]
     PERSONAL_DATA_STATE_ERASED: _ClassVar[PersonalDataState]
+
+class NoDataReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NO_DATA_REASON_UNSPECIFIED: _ClassVar[NoDataReason]
+    NO_DATA_REASON_UNKNOWN_NUMBER: _ClassVar[NoDataReason]
+    NO_DATA_REASON_RECORDS_BEGIN_LATER: _ClassVar[NoDataReason]
+    NO_DATA_REASON_PORTED_OUT: _ClassVar[NoDataReason]
 NUMBER_STATUS_UNSPECIFIED: NumberStatus
 NUMBER_STATUS_AVAILABLE: NumberStatus
 NUMBER_STATUS_ACTIVE: NumberStatus
 NUMBER_STATUS_SUSPENDED: NumberStatus
 NUMBER_STATUS_QUARANTINED: NumberStatus
+NUMBER_STATUS_PORTED_OUT: NumberStatus
 ID_TYPE_UNSPECIFIED: IdType
 ID_TYPE_RESIDENT_ID_CARD: IdType
 ID_TYPE_PASSPORT: IdType
@@ -148,6 +157,10 @@ PERSONAL_DATA_STATE_NONE: PersonalDataState
 PERSONAL_DATA_STATE_WITHHELD: PersonalDataState
 PERSONAL_DATA_STATE_DISCLOSED: PersonalDataState
 PERSONAL_DATA_STATE_ERASED: PersonalDataState
+NO_DATA_REASON_UNSPECIFIED: NoDataReason
+NO_DATA_REASON_UNKNOWN_NUMBER: NoDataReason
+NO_DATA_REASON_RECORDS_BEGIN_LATER: NoDataReason
+NO_DATA_REASON_PORTED_OUT: NoDataReason
 
 class PersonalData(_message.Message):
     __slots__ = ("full_name", "id_type", "id_number", "date_of_birth")
@@ -274,7 +287,7 @@ class TenureClearance(_message.Message):
     def __init__(self, tenure_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., required_holders: _Optional[_Iterable[str]] = ..., confirmations: _Optional[_Iterable[_Union[HolderConfirmation, _Mapping]]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., override_reason: _Optional[str] = ...) -> None: ...
 
 class CheckResult(_message.Message):
-    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position", "head_position")
+    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position", "head_position", "ported_out_at", "no_data_reason")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +296,8 @@ class CheckResult(_message.Message):
     OUTSTANDING_HOLDERS_FIELD_NUMBER: _ClassVar[int]
     AS_OF_POSITION_FIELD_NUMBER: _ClassVar[int]
     HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PORTED_OUT_AT_FIELD_NUMBER: _ClassVar[int]
+    NO_DATA_REASON_FIELD_NUMBER: _ClassVar[int]
     number: str
     status: CheckStatus
     phone_number_changed: bool
@@ -291,7 +306,9 @@ class CheckResult(_message.Message):
     outstanding_holders: _containers.RepeatedScalarFieldContainer[str]
     as_of_position: int
     head_position: int
-    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ..., head_position: _Optional[int] = ...) -> None: ...
+    ported_out_at: _timestamp_pb2.Timestamp
+    no_data_reason: NoDataReason
+    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ..., head_position: _Optional[int] = ..., ported_out_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., no_data_reason: _Optional[_Union[NoDataReason, str]] = ...) -> None: ...
 
 class CheckQuery(_message.Message):
     __slots__ = ("number", "since_date")

@@ -252,6 +252,64 @@ class EraseSubscriberDataResponse(_message.Message):
     position: int
     def __init__(self, position: _Optional[int] = ...) -> None: ...
 
+class PortOutNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "recipient_operator", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    recipient_operator: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., recipient_operator: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PortOutNumberResponse(_message.Message):
+    __slots__ = ("tenure_id", "position")
+    TENURE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    tenure_id: str
+    position: int
+    def __init__(self, tenure_id: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class PortInNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "donor_operator", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DONOR_OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    donor_operator: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., donor_operator: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PortInNumberResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class ReturnNumberRequest(_message.Message):
+    __slots__ = ("request_id", "number", "disconnected_at", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DISCONNECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    number: str
+    disconnected_at: _timestamp_pb2.Timestamp
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., number: _Optional[str] = ..., disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ReturnNumberResponse(_message.Message):
+    __slots__ = ("quarantine_until", "position")
+    QUARANTINE_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    quarantine_until: _timestamp_pb2.Timestamp
+    position: int
+    def __init__(self, quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
+
 class ImportCommandsRequest(_message.Message):
     __slots__ = ("commands",)
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
@@ -259,7 +317,7 @@ class ImportCommandsRequest(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[ImportCommand, _Mapping]]] = ...) -> None: ...
 
 class ImportCommand(_message.Message):
-    __slots__ = ("provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data")
+    __slots__ = ("provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number")
     PROVISION_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     REGISTER_SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     VERIFY_IDENTITY_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +329,9 @@ class ImportCommand(_message.Message):
     CONFIRM_DATA_CLEARED_FIELD_NUMBER: _ClassVar[int]
     RELEASE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ERASE_SUBSCRIBER_DATA_FIELD_NUMBER: _ClassVar[int]
+    PORT_OUT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PORT_IN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RETURN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     provision_numbers: ProvisionNumbersRequest
     register_subscriber: RegisterSubscriberRequest
     verify_identity: VerifyIdentityRequest
@@ -282,7 +343,10 @@ class ImportCommand(_message.Message):
     confirm_data_cleared: ConfirmDataClearedRequest
     release_number: ReleaseNumberRequest
     erase_subscriber_data: EraseSubscriberDataRequest
-    def __init__(self, provision_numbers: _Optional[_Union[ProvisionNumbersRequest, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityRequest, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimRequest, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimRequest, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberRequest, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberRequest, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberRequest, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedRequest, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberRequest, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataRequest, _Mapping]] = ...) -> None: ...
+    port_out_number: PortOutNumberRequest
+    port_in_number: PortInNumberRequest
+    return_number: ReturnNumberRequest
+    def __init__(self, provision_numbers: _Optional[_Union[ProvisionNumbersRequest, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityRequest, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimRequest, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimRequest, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberRequest, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberRequest, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberRequest, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedRequest, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberRequest, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataRequest, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberRequest, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberRequest, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberRequest, _Mapping]] = ...) -> None: ...
 
 class ImportCommandsResponse(_message.Message):
     __slots__ = ("results",)
@@ -291,7 +355,7 @@ class ImportCommandsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImportCommandResult, _Mapping]]] = ...) -> None: ...
 
 class ImportCommandResult(_message.Message):
-    __slots__ = ("index", "request_id", "error", "replayed", "provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data")
+    __slots__ = ("index", "request_id", "error", "replayed", "provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -307,6 +371,9 @@ class ImportCommandResult(_message.Message):
     CONFIRM_DATA_CLEARED_FIELD_NUMBER: _ClassVar[int]
     RELEASE_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ERASE_SUBSCRIBER_DATA_FIELD_NUMBER: _ClassVar[int]
+    PORT_OUT_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PORT_IN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RETURN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     index: int
     request_id: str
     error: CommandError
@@ -322,7 +389,10 @@ class ImportCommandResult(_message.Message):
     confirm_data_cleared: ConfirmDataClearedResponse
     release_number: ReleaseNumberResponse
     erase_subscriber_data: EraseSubscriberDataResponse
-    def __init__(self, index: _Optional[int] = ..., request_id: _Optional[str] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., replayed: _Optional[bool] = ..., provision_numbers: _Optional[_Union[ProvisionNumbersResponse, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberResponse, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityResponse, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimResponse, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimResponse, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberResponse, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberResponse, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberResponse, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedResponse, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberResponse, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataResponse, _Mapping]] = ...) -> None: ...
+    port_out_number: PortOutNumberResponse
+    port_in_number: PortInNumberResponse
+    return_number: ReturnNumberResponse
+    def __init__(self, index: _Optional[int] = ..., request_id: _Optional[str] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., replayed: _Optional[bool] = ..., provision_numbers: _Optional[_Union[ProvisionNumbersResponse, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberResponse, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityResponse, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimResponse, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimResponse, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberResponse, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberResponse, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberResponse, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedResponse, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberResponse, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataResponse, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberResponse, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberResponse, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberResponse, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("code", "reason", "message", "field_violations")

@@ -90,6 +90,21 @@ class LifecycleServiceStub:
                 request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.FromString,
                 _registered_method=True)
+        self.PortOutNumber = channel.unary_unary(
+                '/ledger.v1.LifecycleService/PortOutNumber',
+                request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberResponse.FromString,
+                _registered_method=True)
+        self.PortInNumber = channel.unary_unary(
+                '/ledger.v1.LifecycleService/PortInNumber',
+                request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberResponse.FromString,
+                _registered_method=True)
+        self.ReturnNumber = channel.unary_unary(
+                '/ledger.v1.LifecycleService/ReturnNumber',
+                request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.FromString,
+                _registered_method=True)
         self.ImportCommands = channel.stream_stream(
                 '/ledger.v1.LifecycleService/ImportCommands',
                 request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsRequest.SerializeToString,
@@ -178,6 +193,27 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortOutNumber(self, request, context):
+        """PortOutNumber is how a number leaves for another operator: its tenure ends as a port, not a change of holder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortInNumber(self, request, context):
+        """PortInNumber is how another operator's number enters the ledger, AVAILABLE for the porting subscriber.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnNumber(self, request, context):
+        """ReturnNumber is how a ported-out number comes back after the recipient operator disconnected it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportCommands(self, request_iterator, context):
         """ImportCommands is how recorded history is moved into the ledger in bulk: the same commands, applied
         in order under the same rules, committed together; each request is answered, after its commands are
@@ -244,6 +280,21 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.EraseSubscriberData,
                     request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.SerializeToString,
+            ),
+            'PortOutNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.PortOutNumber,
+                    request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberResponse.SerializeToString,
+            ),
+            'PortInNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.PortInNumber,
+                    request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberResponse.SerializeToString,
+            ),
+            'ReturnNumber': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnNumber,
+                    request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.SerializeToString,
             ),
             'ImportCommands': grpc.stream_stream_rpc_method_handler(
                     servicer.ImportCommands,
@@ -549,6 +600,87 @@ class LifecycleService:
             '/ledger.v1.LifecycleService/EraseSubscriberData',
             ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataRequest.SerializeToString,
             ledger_dot_v1_dot_lifecycle__service__pb2.EraseSubscriberDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortOutNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.LifecycleService/PortOutNumber',
+            ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberRequest.SerializeToString,
+            ledger_dot_v1_dot_lifecycle__service__pb2.PortOutNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortInNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.LifecycleService/PortInNumber',
+            ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberRequest.SerializeToString,
+            ledger_dot_v1_dot_lifecycle__service__pb2.PortInNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnNumber(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.LifecycleService/ReturnNumber',
+            ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.SerializeToString,
+            ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledger.v1 import ledger_pb2 as _ledger_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -48,3 +51,39 @@ class GetClearanceResponse(_message.Message):
     number: str
     tenures: _containers.RepeatedCompositeFieldContainer[_ledger_pb2.TenureClearance]
     def __init__(self, number: _Optional[str] = ..., tenures: _Optional[_Iterable[_Union[_ledger_pb2.TenureClearance, _Mapping]]] = ...) -> None: ...
+
+class GetSimSwapRequest(_message.Message):
+    __slots__ = ("number", "min_position")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    min_position: int
+    def __init__(self, number: _Optional[str] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class GetSimSwapResponse(_message.Message):
+    __slots__ = ("latest_sim_change_at", "monitored_since", "as_of_position")
+    LATEST_SIM_CHANGE_AT_FIELD_NUMBER: _ClassVar[int]
+    MONITORED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_POSITION_FIELD_NUMBER: _ClassVar[int]
+    latest_sim_change_at: _timestamp_pb2.Timestamp
+    monitored_since: _timestamp_pb2.Timestamp
+    as_of_position: int
+    def __init__(self, latest_sim_change_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., monitored_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., as_of_position: _Optional[int] = ...) -> None: ...
+
+class CheckSimSwapRequest(_message.Message):
+    __slots__ = ("number", "max_age_hours", "min_position")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_HOURS_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    max_age_hours: int
+    min_position: int
+    def __init__(self, number: _Optional[str] = ..., max_age_hours: _Optional[int] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class CheckSimSwapResponse(_message.Message):
+    __slots__ = ("swapped", "as_of_position")
+    SWAPPED_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_POSITION_FIELD_NUMBER: _ClassVar[int]
+    swapped: bool
+    as_of_position: int
+    def __init__(self, swapped: _Optional[bool] = ..., as_of_position: _Optional[int] = ...) -> None: ...

@@ -50,6 +50,16 @@ class RecyclingServiceStub:
                 request_serializer=ledger_dot_v1_dot_recycling__service__pb2.GetClearanceRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_recycling__service__pb2.GetClearanceResponse.FromString,
                 _registered_method=True)
+        self.GetSimSwap = channel.unary_unary(
+                '/ledger.v1.RecyclingService/GetSimSwap',
+                request_serializer=ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapResponse.FromString,
+                _registered_method=True)
+        self.CheckSimSwap = channel.unary_unary(
+                '/ledger.v1.RecyclingService/CheckSimSwap',
+                request_serializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.FromString,
+                _registered_method=True)
 
 
 class RecyclingServiceServicer:
@@ -77,6 +87,20 @@ class RecyclingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSimSwap(self, request, context):
+        """GetSimSwap is when a number's SIM last changed (CAMARA SIM Swap retrieve-date).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckSimSwap(self, request, context):
+        """CheckSimSwap is whether a number's SIM changed within the last hours (CAMARA SIM Swap check).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecyclingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +118,16 @@ def add_RecyclingServiceServicer_to_server(servicer, server):
                     servicer.GetClearance,
                     request_deserializer=ledger_dot_v1_dot_recycling__service__pb2.GetClearanceRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_recycling__service__pb2.GetClearanceResponse.SerializeToString,
+            ),
+            'GetSimSwap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSimSwap,
+                    request_deserializer=ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapResponse.SerializeToString,
+            ),
+            'CheckSimSwap': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckSimSwap,
+                    request_deserializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +212,60 @@ class RecyclingService:
             '/ledger.v1.RecyclingService/GetClearance',
             ledger_dot_v1_dot_recycling__service__pb2.GetClearanceRequest.SerializeToString,
             ledger_dot_v1_dot_recycling__service__pb2.GetClearanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSimSwap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.RecyclingService/GetSimSwap',
+            ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapRequest.SerializeToString,
+            ledger_dot_v1_dot_recycling__service__pb2.GetSimSwapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckSimSwap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.RecyclingService/CheckSimSwap',
+            ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.SerializeToString,
+            ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,12 +19,14 @@ class NumbersView(View):
     ``rm_checks`` holds what a recycling check needs, one narrow row per number keyed by the number
     itself (on SQLite without a rowid, so a lookup walks one B-tree), and decodes nothing in the common
     case: ``provisioned_us``, ``current_activated_us`` (the open tenure's start, NULL when none is open),
-    ``last_disconnected_us``, and ``closed``, the closed tenures oldest first as JSON
-    ``[[disconnected_us, clearance, [outstanding holders]], ...]`` (read only when one closed on or after
-    the date asked)."""
+    ``last_disconnected_us`` (a port-out is none; the recipient's disconnection of a returned number is),
+    ``closed``, the closed tenures oldest first as JSON ``[[disconnected_us, clearance, [outstanding
+    holders]], ...]`` (read only when one closed on or after the date asked), and ``ported_out_us`` while
+    the number is served by another operator. ``provisioned_us`` is when the records begin: a port-in of
+    a number ported out from here starts them again."""
 
     name = "numbers"
-    version = 3
+    version = 4
     tables = ("rm_numbers", "rm_tenures", "rm_checks")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_numbers (
@@ -36,12 +38,13 @@ class NumbersView(View):
             subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
             activated_us BIGINT NOT NULL, disconnected_us BIGINT, disconnect_reason TEXT,
             quarantine_until_us BIGINT, required_holders TEXT, outstanding_holders TEXT,
-            confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0)""",
+            confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0,
+            ported_to TEXT, recipient_disconnected_us BIGINT)""",
         "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
         "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
         """CREATE TABLE IF NOT EXISTS rm_checks (
             number TEXT PRIMARY KEY, provisioned_us BIGINT NOT NULL, current_activated_us BIGINT,
-            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]') WITHOUT ROWID""",
+            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]', ported_out_us BIGINT) WITHOUT ROWID""",
     )
     event_classes = (
         Number.Provisioned,
@@ -52,6 +55,9 @@ class NumbersView(View):
         Number.Disconnected,
         Number.DataClearanceConfirmed,
         Number.Released,
+        Number.PortedOut,
+        Number.PortedIn,
+        Number.Returned,
     )
 
     # The closed tenures of the numbers seen lately, as rm_tenures holds them, so that a confirmation and
@@ -204,11 +210,58 @@ class NumbersView(View):
                     tenure[3] = 1
             self._summarise_closed(cur, e)
 
+    @apply.register
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
+        nid, end = e.originator_id.hex, us(e.occurred_at)
+        cur.execute(
+            "UPDATE rm_numbers SET status='PORTED_OUT', subscriber_id=NULL, tenure_id=NULL, suspension_reason=NULL, "
+            "last_position=? WHERE number_id=?",
+            (position, nid),
+        )
+        cur.execute(
+            f"UPDATE rm_checks SET current_activated_us=NULL, ported_out_us=? WHERE number={_NUMBER_OF}", (end, nid)
+        )
+        holders = orjson.dumps(list(e.required_holders)).decode()
+        cur.execute(
+            "UPDATE rm_tenures SET disconnected_us=?, disconnect_reason='PORTED_OUT', ported_to=?, "
+            "required_holders=?, outstanding_holders=?, confirmations='[]' WHERE tenure_id=?",
+            (end, e.recipient_operator, holders, holders, e.tenure_id.hex),
+        )
+        closed = self._cached(nid)
+        if closed is not None:  # otherwise the read below finds the row just written
+            closed.append([e.tenure_id.hex, end, list(e.required_holders), 0, []])
+        self._summarise_closed(cur, e)
+
+    @apply.register
+    def _(self, e: Number.PortedIn, position: int, cur: Cursor) -> None:
+        nid, start = e.originator_id.hex, us(e.occurred_at)
+        cur.execute(
+            "UPDATE rm_numbers SET status='AVAILABLE', provisioned_us=?, last_position=? WHERE number_id=?",
+            (start, position, nid),
+        )
+        cur.execute(
+            f"UPDATE rm_checks SET provisioned_us=?, ported_out_us=NULL WHERE number={_NUMBER_OF}", (start, nid)
+        )
+
+    @apply.register
+    def _(self, e: Number.Returned, position: int, cur: Cursor) -> None:
+        nid, end = e.originator_id.hex, us(e.disconnected_at)
+        cur.execute("UPDATE rm_numbers SET status='QUARANTINED', last_position=? WHERE number_id=?", (position, nid))
+        cur.execute(
+            "UPDATE rm_checks SET ported_out_us=NULL, last_disconnected_us=CASE WHEN last_disconnected_us IS NULL "
+            f"OR last_disconnected_us < ? THEN ? ELSE last_disconnected_us END WHERE number={_NUMBER_OF}",
+            (end, end, nid),
+        )
+        cur.execute(
+            "UPDATE rm_tenures SET quarantine_until_us=?, recipient_disconnected_us=? WHERE tenure_id=?",
+            (us(e.quarantine_until), end, e.tenure_id.hex),
+        )
+
     @staticmethod
     def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
         cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
 
-    def _summarise_closed(self, cur: Cursor, e: Number.Event) -> None:
+    def _summarise_closed(self, cur: Cursor, e: Number.Event | Number.PortedOut) -> None:
         nid = e.originator_id.hex
         closed = [
             [end, _clearance(outstanding, violation), outstanding]

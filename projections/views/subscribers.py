@@ -15,18 +15,22 @@ from projections.views.base import View, us
 
 
 class SimSwapsView(View):
-    """The latest SIM swap of each number (fraud desks check it before trusting a one-time code)."""
+    """The latest SIM swap of each number (fraud desks check it before trusting a one-time code), and per
+    number when its records begin (``monitored_since_us``: provisioned or ported in), its latest SIM
+    activation for a new subscription (``activated_us``) and, while it is served elsewhere, its port-out."""
 
     name = "sim_swaps"
+    version = 2
     tables = ("rm_swap_numbers", "rm_sim_swaps")
     schema = (
-        "CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL,
+            monitored_since_us BIGINT NOT NULL, activated_us BIGINT, ported_out_us BIGINT)""",
         """CREATE TABLE IF NOT EXISTS rm_sim_swaps (
             number TEXT PRIMARY KEY, swapped_us BIGINT NOT NULL, old_iccid TEXT NOT NULL,
             new_iccid TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
             swap_count BIGINT NOT NULL, position BIGINT NOT NULL)""",
     )
-    event_classes = (Number.Provisioned, Number.SimSwapped)
+    event_classes = (Number.Provisioned, Number.SimSwapped, Number.Activated, Number.PortedOut, Number.PortedIn)
 
     @singledispatchmethod
     def apply(self, event: Any, position: int, cur: Cursor) -> None:
@@ -34,7 +38,30 @@ class SimSwapsView(View):
 
     @apply.register
     def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
-        cur.execute("INSERT INTO rm_swap_numbers VALUES (?, ?)", (e.originator_id.hex, e.number))
+        cur.execute(
+            "INSERT INTO rm_swap_numbers (number_id, number, monitored_since_us) VALUES (?, ?, ?)",
+            (e.originator_id.hex, e.number, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_swap_numbers SET activated_us=? WHERE number_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_swap_numbers SET ported_out_us=? WHERE number_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
+
+    @apply.register
+    def _(self, e: Number.PortedIn, position: int, cur: Cursor) -> None:
+        # Records begin again: what happened to the SIM while the number was elsewhere is not known here.
+        cur.execute(
+            "UPDATE rm_swap_numbers SET monitored_since_us=?, ported_out_us=NULL WHERE number_id=?",
+            (us(e.occurred_at), e.originator_id.hex),
+        )
 
     @apply.register
     def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
@@ -83,6 +110,7 @@ class ComplianceView(View):
         Number.Activated,
         Number.Suspended,
         Number.Disconnected,
+        Number.PortedOut,
     )
 
     @singledispatchmethod
@@ -127,6 +155,10 @@ class ComplianceView(View):
             self._flag_open_tenure(cur, e.originator_id.hex)
         cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
 
+    @apply.register
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
+        cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
+
     def _flag_open_tenure(self, cur: Cursor, number_id: str) -> None:
         row = cur.execute(
             "SELECT tenure_id, channel, agent_id FROM rm_cmp_tenures WHERE number_id=? AND open=1 AND flagged=0",
@@ -156,7 +188,13 @@ class ErasureView(View):
             tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT)""",
         "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
     )
-    event_classes = (Subscriber.Registered, Subscriber.PersonalDataErased, Number.Activated, Number.Disconnected)
+    event_classes = (
+        Subscriber.Registered,
+        Subscriber.PersonalDataErased,
+        Number.Activated,
+        Number.Disconnected,
+        Number.PortedOut,
+    )
 
     @singledispatchmethod
     def apply(self, event: Any, position: int, cur: Cursor) -> None:
@@ -186,6 +224,15 @@ class ErasureView(View):
 
     @apply.register
     def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET open_tenures=open_tenures-1, last_end_us=? WHERE subscriber_id="
+            "(SELECT subscriber_id FROM rm_er_tenures WHERE tenure_id=?)",
+            (us(e.occurred_at), e.tenure_id.hex),
+        )
+
+    @apply.register
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
+        # A port ends the subscriber's service here as a disconnection does (PIPL: service ended).
         cur.execute(
             "UPDATE rm_er_subscribers SET open_tenures=open_tenures-1, last_end_us=? WHERE subscriber_id="
             "(SELECT subscriber_id FROM rm_er_tenures WHERE tenure_id=?)",

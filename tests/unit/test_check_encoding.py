@@ -15,6 +15,8 @@ decisions = st.tuples(
     st.one_of(st.none(), st.integers(min_value=0, max_value=253402300799_999999)),
     st.sampled_from(list(Clearance)),
     st.lists(st.text(min_size=1, max_size=70), max_size=4, unique=True).map(tuple),
+    st.one_of(st.none(), st.integers(min_value=0, max_value=253402300799_999999)),  # ported out at
+    st.sampled_from(["", "UNKNOWN_NUMBER", "RECORDS_BEGIN_LATER", "PORTED_OUT"]),
 )
 numbers = st.one_of(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True), st.text(max_size=200))
 
@@ -28,7 +30,7 @@ def test_encoded_results_equal_protobuf_serialisation(pairs, position) -> None:
 
 
 def test_long_results_use_multi_byte_lengths() -> None:
-    pairs = [("+8613800000001", ("CHANGED", 1_760_000_000_000_001, Clearance.PENDING, ("h" * 100, "crm")))]
+    pairs = [("+8613800000001", ("CHANGED", 1_760_000_000_000_001, Clearance.PENDING, ("h" * 100, "crm"), None, ""))]
     encoded = encode_results(pairs, 7)
     assert len(encoded) > 130
     (result,) = rpb.BatchCheckResponse.FromString(encoded).results

@@ -1,0 +1,37 @@
+"""The CAMARA SIM Swap answers, pure functions of a number's row in the ``sim_swaps`` view and a moment.
+Tested without a database; servicers call them, never re-implement them.
+
+A SIM change is a SIM swap or the activation of a SIM for a new subscription. The SIM Swap API v2 (as in
+CAMARA release r3.3) counts a new subscription as a SIM swap (the number, perhaps used by someone else
+before, is paired with a SIM it was not paired with) and its retrieve-date answer falls back to the SIM's
+activation when no swap happened; the early v0 definitions spoke of swaps only. The ledger follows v2."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# CAMARA SIM Swap check: maxAge in hours, 1 to 2400, 240 when not given.
+MIN_AGE_HOURS, MAX_AGE_HOURS, DEFAULT_AGE_HOURS = 1, 2400, 240
+HOUR_US = 3_600_000_000
+
+
+class SimSwapRow(NamedTuple):
+    """What the ``sim_swaps`` view holds of one number."""
+
+    monitored_since_us: int
+    activated_us: int | None
+    ported_out_us: int | None
+    swapped_us: int | None
+
+
+def latest_sim_change(row: SimSwapRow) -> int | None:
+    """When the number's SIM last changed (a swap, or a SIM activated for a new subscription) since its
+    records began; None when none is on record."""
+    changes = [t for t in (row.swapped_us, row.activated_us) if t is not None and t >= row.monitored_since_us]
+    return max(changes, default=None)
+
+
+def swapped_within(row: SimSwapRow, now_us: int, max_age_hours: int) -> bool:
+    """Whether the SIM changed in the last ``max_age_hours`` before ``now_us``."""
+    latest = latest_sim_change(row)
+    return latest is not None and latest >= now_us - max_age_hours * HOUR_US
