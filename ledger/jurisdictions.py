@@ -13,7 +13,7 @@ LEGAL_MINIMUM_QUARANTINE: dict[str, tuple[int, str]] = {
     "+91": (90, "India DoT: a disconnected number is not reallocated for 90 days"),
 }
 # Channels where a person acts for the operator, so an agent_id is required (self-service has none).
-DEFAULT_AGENT_CHANNELS = ("retail_store", "agent", "call_center", "dealer")
+DEFAULT_AGENT_CHANNELS = ("retail", "retail_store", "shop", "dealer", "call_center", "agent")
 _CALLING_CODE = re.compile(r"^\+[1-9][0-9]{0,3}$")
 _JURISDICTION_KEYS = ("quarantine_days", "max_numbers_per_identity")
 

@@ -333,7 +333,7 @@ def test_verification_is_recorded_on_the_subscriber_and_unknown_ids_are_not_foun
             subscriber_id=unknown,
             method="ID_CARD_READER",
             channel="retail",
-            agent_id="",
+            agent_id="a-1",
             evidence_ref="scan",
         )
     with pytest.raises(errors.SubscriberNotFound):
