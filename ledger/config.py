@@ -99,7 +99,10 @@ class Policy:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read policy file {path}: {e}") from e
-        return cls.from_mapping(data.get("policy", data))
+        policy = data.get("policy", data)
+        if "policy" in data and "jurisdictions" in data:  # [jurisdictions."+1"] beside a [policy] table
+            policy = {**policy, "jurisdictions": data["jurisdictions"]}
+        return cls.from_mapping(policy)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Policy:

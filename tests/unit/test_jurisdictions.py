@@ -1,0 +1,148 @@
+"""Policy per country calling code, checked at start against the legal minimum quarantine; and the
+channels that need an agent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from ledger.adapters.memory import MemoryKeyStore, memory_env
+from ledger.application import LedgerApplication
+from ledger.config import ConfigError, Jurisdiction, Policy
+from ledger.domain import errors
+from ledger.vault import MasterKey, PersonalDataVault
+from tests.conftest import FakeClock, imsi_for, new_iccid, onboard_app, resident_id
+
+POLICY = """
+quarantine_days = 60
+
+[jurisdictions."+1"]
+quarantine_days = 45
+
+[jurisdictions."+91"]
+quarantine_days = 90
+max_numbers_per_identity = 9
+
+[jurisdictions."+86"]
+quarantine_days = 90
+max_numbers_per_identity = 1
+"""
+
+
+def test_policy_file_sets_values_per_calling_code(tmp_path: Path) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text(POLICY)
+    p = Policy.from_toml(f)
+    assert p.quarantine_days_for("+12015550123") == 45
+    assert p.quarantine_days_for("+919812345678") == 90 and p.max_numbers_for("+919812345678") == 9
+    assert p.max_numbers_for("+8613800138000") == 1
+    assert p.quarantine_days_for("+447700900123") == 60 and p.max_numbers_for("+447700900123") == 5
+    f.write_text("[policy]\nquarantine_days = 60\n" + POLICY.replace("quarantine_days = 60\n", "", 1))
+    assert Policy.from_toml(f).quarantine_days_for("+12015550123") == 45
+
+
+def test_the_longest_calling_code_wins() -> None:
+    p = Policy(jurisdictions=(Jurisdiction("+1", quarantine_days=45), Jurisdiction("+1868", quarantine_days=120)))
+    assert p.quarantine_days_for("+18685550123") == 120 and p.quarantine_days_for("+12015550123") == 45
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[jurisdictions."+1"]\nquarantine_days = 30\n', "under the legal minimum of 45 days (US FCC 47 CFR 52.15"),
+        ('[jurisdictions."+91"]\nquarantine_days = 60\n', "under the legal minimum of 90 days (India DoT"),
+        ('[jurisdictions."1"]\nquarantine_days = 60\n', "is not a country calling code"),
+        ('[jurisdictions."+1"]\ncolour = 1\n', "unknown keys in jurisdictions.'+1': colour"),
+        ('[jurisdictions."+1"]\nquarantine_days = "45"\n', "must be an integer"),
+        ('[jurisdictions."+1"]\nmax_numbers_per_identity = 0\n', "between 1 and 1000"),
+        ("jurisdictions = 5\n", "must be a table"),
+        ('agent_channels = "retail"\n', "agent_channels must be a list of strings"),
+    ],
+)
+def test_bad_jurisdictions_are_refused_at_start_naming_the_rule(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "policy.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        Policy.from_toml(f)
+    assert message in str(refused.value)
+
+
+@pytest.fixture
+def ledger():
+    clock = FakeClock()
+    vault = PersonalDataVault(MasterKey(bytes(range(32))), MemoryKeyStore())
+    policy = Policy(
+        jurisdictions=(Jurisdiction("+1", quarantine_days=45), Jurisdiction("+86", max_numbers_per_identity=1))
+    )
+    app = LedgerApplication(env=memory_env(), vault=vault, policy=policy, clock=clock, group_commit=False)
+    yield app
+    app.close()
+
+
+def test_disconnection_quarantine_and_cap_follow_the_numbers_jurisdiction(ledger) -> None:
+    onboard_app(ledger, "+12015550123", 1)
+    result = ledger.disconnect_number(request_id="d", actor="t", number="+12015550123", reason="SUBSCRIBER_REQUEST")
+    assert result.data["quarantine_until"] == (ledger.clock.now() + timedelta(days=45)).isoformat()
+    sid = onboard_app(ledger, "+8613800138000", 2)
+    ledger.provision_numbers(request_id="p-x", actor="t", numbers=["+8613800138001"])
+    iccid = new_iccid()
+    with pytest.raises(errors.IdentityNumberCap):  # +86 allows one number per identity here
+        ledger.activate_sim(
+            request_id="a-x",
+            actor="t",
+            number="+8613800138001",
+            subscriber_id=sid,
+            iccid=iccid,
+            imsi=imsi_for(iccid),
+            channel="retail",
+            agent_id="a",
+        )
+
+
+def _register(app: LedgerApplication, seq: int) -> UUID:
+    result = app.register_subscriber(
+        request_id=f"r{seq}",
+        actor="t",
+        full_name="X",
+        id_type="RESIDENT_ID_CARD",
+        id_number=resident_id(seq),
+        date_of_birth="",
+    )
+    return UUID(result.data["subscriber_id"])
+
+
+def test_self_service_channels_need_no_agent_and_agent_channels_do(ledger) -> None:
+    sid = _register(ledger, 5)
+    common = {"actor": "t", "subscriber_id": sid, "method": "ONLINE_PHOTO_LIVENESS", "evidence_ref": "selfie"}
+    with pytest.raises(errors.InvalidArgument) as refused:
+        ledger.verify_identity(request_id="v0", channel="retail", agent_id="", **common)
+    assert refused.value.violations == [("agent_id", "is required on channel 'retail' (policy agent_channels)")]
+    ledger.verify_identity(request_id="v1", channel="app", agent_id="", **common)
+    ledger.provision_numbers(request_id="p", actor="t", numbers=["+447700900123"])
+    iccid = new_iccid()
+    ledger.activate_sim(
+        request_id="a",
+        actor="t",
+        number="+447700900123",
+        subscriber_id=sid,
+        iccid=iccid,
+        imsi=imsi_for(iccid),
+        channel="app",
+        agent_id="",
+    )
+    assert ledger.get_number("+447700900123").tenures[0].agent_id == ""
+    other = new_iccid()
+    with pytest.raises(errors.InvalidArgument):
+        ledger.swap_sim(
+            request_id="s",
+            actor="t",
+            number="+447700900123",
+            new_iccid=other,
+            new_imsi=imsi_for(other),
+            reason="LOST_OR_STOLEN",
+            channel="shop",
+            agent_id="",
+        )
