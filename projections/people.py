@@ -46,11 +46,12 @@ class PeopleQueries:
         )
 
     def agents(self) -> list[dict[str, Any]]:
-        """Verifications, activations and violations by channel and agent."""
+        """Verifications, activations and violations by channel and agent. Self-service (no agent, as on an
+        app or web channel) is no agent: it is counted under its channel only (``channel_rates``)."""
         rows = self._fetch(
             "compliance",
             "SELECT channel, agent_id, verifications, activations, violations FROM rm_cmp_agents "
-            "ORDER BY channel, agent_id",
+            "WHERE agent_id != '' ORDER BY channel, agent_id",
         )
         return [
             {"channel": r[0], "agent_id": r[1], "verifications": r[2], "activations": r[3], "violations": r[4]}

@@ -4,7 +4,9 @@ from one, and returned after the recipient disconnected it.
 A port is never a change of holder (the same consumer keeps the number, FCC 18-177 para. 38): the tenure
 ends as a port, the number is PORTED_OUT (served elsewhere, never released or reassigned here), and the
 former holder's data clearance still opens. A returned number is quarantined from the recipient's
-disconnection. The events are stored under ``ledger.domain.porting:PortableNumber.<Event>``."""
+disconnection. The events are stored under ``ledger.domain.porting:PortableNumber.<Event>``: name them
+``PortableNumber.PortedOut`` and so on (the library also makes subclasses such as ``Number.PortedOut``
+for the aggregate that inherits them, but records the classes defined here)."""
 
 from __future__ import annotations
 

@@ -73,9 +73,16 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
     """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
 
     def __init__(
-        self, read_models: ReadModels, policy: Policy, progress: Progress, waits: Budget | None = None
+        self,
+        read_models: ReadModels,
+        policy: Policy,
+        progress: Progress,
+        waits: Budget | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.read_models = read_models
+        # What "today" and "now" are for since_date and max_age_hours: the wall clock unless given.
+        self.now = clock or (lambda: datetime.now(UTC))
         self.waits = waits
         self.policy = policy
         self.zone = policy.zone
@@ -185,7 +192,7 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             f.out_of_range += 1
         f.done()
         position, row = self._sim_swap_row(number, request.min_position, context)
-        now_us = us(datetime.now(UTC))
+        now_us = us(self.now())
         return pb.CheckSimSwapResponse(swapped=simswap.swapped_within(row, now_us, hours), as_of_position=position)
 
     def _sim_swap_row(
@@ -202,7 +209,7 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         return position, row
 
     def _today(self) -> date:
-        return datetime.now(self.zone).date()
+        return self.now().astimezone(self.zone).date()
 
     def _read(self, read: Callable[[], T]) -> T:
         try:
