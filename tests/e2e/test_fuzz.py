@@ -4,6 +4,7 @@ never hang, never answer INTERNAL or UNKNOWN; and the ledger still verifies afte
 from __future__ import annotations
 
 import random
+from datetime import date
 
 import grpc
 import pytest
@@ -23,6 +24,19 @@ SERVICES = [
 ]
 METHODS = [(s.full_name, m) for s in SERVICES for m in s.methods]
 BAD_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+# The first and last days a YYYY-MM-DD can name, and Timestamps at and just beyond the proto limits
+# (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z).
+EDGE_DATES = ["0001-01-01", "1969-12-31", "1970-01-01", "2999-12-31", "9999-12-30", "9999-12-31"]
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+EDGE_TIMESTAMPS = [
+    (MIN_SECONDS, 0),
+    (MAX_SECONDS, 999_999_999),
+    (MIN_SECONDS - 1, 0),
+    (MAX_SECONDS + 1, 0),
+    (0, 0),
+    (-1, 999_999_999),
+    (1_780_000_000, -1),
+]
 NUMBERS = ["+8613800000001", "+8613800000002", "+86138", "+1 202 555 0100", "", "\x00", "+" + "9" * 40]
 TEXT = st.one_of(
     st.sampled_from(NUMBERS),
@@ -39,6 +53,8 @@ TEXT = st.one_of(
             "Bearer x",
         ]
     ),
+    st.sampled_from(EDGE_DATES),
+    st.dates(min_value=date.min, max_value=date.max).map(date.isoformat),
     st.text(max_size=40),
     st.text(min_size=300, max_size=2000),
 )
@@ -83,8 +99,13 @@ def message(descriptor, draw, depth: int = 0) -> Message:
         value = field_value(field, draw, depth)
         if field.type == FieldDescriptor.TYPE_MESSAGE:
             if field.message_type.full_name == "google.protobuf.Timestamp":
-                value.seconds = draw(st.integers(-(2**40), 2**40))
-                value.nanos = draw(st.integers(-(2**31), 2**31 - 1))
+                value.seconds, value.nanos = draw(
+                    st.one_of(
+                        st.sampled_from(EDGE_TIMESTAMPS),
+                        st.tuples(st.integers(MIN_SECONDS, MAX_SECONDS), st.integers(0, 999_999_999)),
+                        st.tuples(st.integers(-(2**40), 2**40), st.integers(-(2**31), 2**31 - 1)),
+                    )
+                )
             getattr(msg, field.name).CopyFrom(value)
         else:
             setattr(msg, field.name, value)
@@ -159,6 +180,54 @@ def test_random_bytes_on_the_wire(fuzz_server, data, payload) -> None:
     service, method = data.draw(st.sampled_from(METHODS))
     code = invoke(stubs.channel, service, method, [payload])
     assert code not in BAD_CODES, (service, method.name, code)
+
+
+def edge_message(descriptor, day: str, seconds: int, nanos: int, depth: int = 0) -> Message:
+    """A request with every date-like text set to ``day``, every Timestamp to (seconds, nanos), numbers to a
+    known number and other texts plausible, so that the edge values reach the code past validation."""
+    from google.protobuf import message_factory
+
+    msg = message_factory.GetMessageClass(descriptor)()
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            if depth > 2:
+                continue
+            if field.message_type.full_name == "google.protobuf.Timestamp":
+                target = getattr(msg, field.name).add() if field.is_repeated else getattr(msg, field.name)
+                target.seconds, target.nanos = seconds, nanos
+            elif field.is_repeated:
+                getattr(msg, field.name).add().CopyFrom(
+                    edge_message(field.message_type, day, seconds, nanos, depth + 1)
+                )
+            elif field.containing_oneof is None:
+                getattr(msg, field.name).CopyFrom(edge_message(field.message_type, day, seconds, nanos, depth + 1))
+            continue
+        if field.type != FieldDescriptor.TYPE_STRING:
+            if field.type == FieldDescriptor.TYPE_ENUM and not field.is_repeated:
+                setattr(msg, field.name, 1)
+            continue
+        name = field.name
+        value = day if "date" in name else "+8613800000001" if "number" in name else f"edge-{name}"
+        if field.is_repeated:
+            getattr(msg, field.name).append(value)
+        else:
+            setattr(msg, field.name, value)
+    return msg
+
+
+@pytest.mark.parametrize("day", EDGE_DATES)
+def test_edge_dates_and_timestamps_in_every_field_of_every_rpc(fuzz_server, day: str) -> None:
+    stubs, _ = fuzz_server
+    failures = []
+    for service, method in METHODS:
+        if method.name == "StreamEvents":
+            continue  # a live feed: it answers by waiting (bounded elsewhere)
+        for seconds, nanos in EDGE_TIMESTAMPS:
+            request = edge_message(method.input_type, day, seconds, nanos).SerializeToString()
+            code = invoke(stubs.channel, service, method, [request])
+            if code in BAD_CODES:
+                failures.append((method.name, day, seconds, nanos, code))
+    assert failures == []
 
 
 def test_oversized_messages_are_refused_and_the_ledger_still_verifies(fuzz_server) -> None:
