@@ -37,6 +37,7 @@ class SimSwapsView(View):
         Number.Activated,
         PortableNumber.PortedOut,
         PortableNumber.PortedIn,
+        PortableNumber.Returned,
     )
 
     @singledispatchmethod
@@ -61,6 +62,10 @@ class SimSwapsView(View):
         cur.execute(
             "UPDATE rm_swap_numbers SET ported_out_us=? WHERE number_id=?", (us(e.occurred_at), e.originator_id.hex)
         )
+
+    @apply.register
+    def _(self, e: PortableNumber.Returned, position: int, cur: Cursor) -> None:
+        cur.execute("UPDATE rm_swap_numbers SET ported_out_us=NULL WHERE number_id=?", (e.originator_id.hex,))
 
     @apply.register
     def _(self, e: PortableNumber.PortedIn, position: int, cur: Cursor) -> None:

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from ledger.application import LedgerApplication
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.config import Policy, Settings, StoreConfig
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
+from ledger.domain.porting import PortableNumber
 from ledger.domain.subscriber import Subscriber
 from projections.db import ViewsDatabase
 from projections.projector import Projector
@@ -49,6 +50,9 @@ OPS = (
     "release",
     "override",
     "erase",
+    "port_out",
+    "port_in",
+    "return",
     "wait",
     "wait",
 )
@@ -160,6 +164,16 @@ class Driver:
                 )
             elif op == "erase":
                 app.erase_subscriber_data(request_id=self.rid(), actor="t", subscriber_id=sid, legal_basis="PIPL")
+            elif op == "port_out":
+                app.port_out_number(request_id=self.rid(), actor="t", number=msisdn, recipient_operator=f"mno-{pi}")
+            elif op == "port_in":  # the first person's turn takes in a number new to the ledger
+                target = number(N_NUMBERS) if pi == 0 else msisdn
+                app.port_in_number(request_id=self.rid(), actor="t", number=target, donor_operator=f"mno-{pi}")
+            elif op == "return":
+                since = timedelta(days=pi * 3)
+                app.return_number(
+                    request_id=self.rid(), actor="t", number=msisdn, disconnected_at=self.clock.now() - since
+                )
             elif op == "wait":
                 self.clock.advance(days=31 + pi * 10)
         except LedgerError:
@@ -176,11 +190,14 @@ def tables(db: str) -> dict[str, list[str]]:
 
 def expected_from_replay(app: LedgerApplication) -> dict:
     """What the read models must say, computed from aggregates and their events, not from the views."""
-    numbers, tenures, swaps = {}, {}, {}
+    numbers, tenures, swaps, checks, monitored = {}, {}, {}, {}, {}
     agents: Counter = Counter()
     subscribers: dict[str, dict] = {}
-    for i in range(N_NUMBERS):
-        num = app.get_number(number(i))
+    for i in range(N_NUMBERS + 1):  # the one past the range only enters by a port-in
+        try:
+            num = app.get_number(number(i))
+        except NumberNotFound:
+            continue
         current = num.current_tenure
         numbers[num.number] = (
             str(num.status),
@@ -202,6 +219,21 @@ def expected_from_replay(app: LedgerApplication) -> dict:
             )
             agents[(t.channel, t.agent_id, "activations")] += 1
         events = list(app.repository.event_store.get(num.id))
+        starts = [e.occurred_at for e in events if isinstance(e, (Number.Provisioned, PortableNumber.PortedIn))]
+        ends = [t.disconnected_at for t in num.tenures if t.disconnected_at and not t.ported_to] + [
+            t.recipient_disconnected_at for t in num.tenures if t.recipient_disconnected_at
+        ]
+        checks[num.number] = (
+            us(starts[-1]),
+            us(current.activated_at) if current else None,
+            us(max(ends)) if ends else None,
+            us(num.ported_out_at) if num.ported_out_at else None,
+        )
+        monitored[num.number] = (
+            us(starts[-1]),
+            us(num.tenures[-1].activated_at) if num.tenures else None,
+            us(num.ported_out_at) if num.ported_out_at else None,
+        )
         swapped = [e for e in events if isinstance(e, Number.SimSwapped)]
         if swapped:
             swaps[num.number] = (swapped[-1].new_iccid, swapped[-1].old_iccid, len(swapped))
@@ -220,7 +252,7 @@ def expected_from_replay(app: LedgerApplication) -> dict:
             ):
                 flagged.add(open_tenure.tenure_id)
                 agents[(open_tenure.channel, open_tenure.agent_id, "violations")] += 1
-            if isinstance(e, Number.Disconnected):
+            if isinstance(e, (Number.Disconnected, PortableNumber.PortedOut)):
                 open_tenure = None
         for t in num.tenures:
             s = subscribers.setdefault(t.subscriber_id.hex, {"open": 0, "last_end": None})
@@ -241,7 +273,15 @@ def expected_from_replay(app: LedgerApplication) -> dict:
                 us(sub.erased_at) if sub.erased_at else None,
                 us(sub.verified_at()) if sub.verified_at() else None,
             )
-    return {"numbers": numbers, "tenures": tenures, "swaps": swaps, "agents": +agents, "erasure": erasure}
+    return {
+        "numbers": numbers,
+        "tenures": tenures,
+        "swaps": swaps,
+        "agents": +agents,
+        "erasure": erasure,
+        "checks": checks,
+        "monitored": monitored,
+    }
 
 
 def actual_from_views(db: str | Any) -> dict:
@@ -290,7 +330,26 @@ def actual_from_views(db: str | Any) -> dict:
             r[0]: (r[1], r[2], r[3], verified.get(r[0]))
             for r in conn.execute("SELECT subscriber_id, open_tenures, last_end_us, erased_us FROM rm_er_subscribers")
         }
-        return {"numbers": numbers, "tenures": tenures, "swaps": swaps, "agents": +agents, "erasure": erasure}
+        checks = {
+            r[0]: (r[1], r[2], r[3], r[4])
+            for r in conn.execute(
+                "SELECT number, provisioned_us, current_activated_us, last_disconnected_us, ported_out_us "
+                "FROM rm_checks"
+            )
+        }
+        monitored = {
+            r[0]: (r[1], r[2], r[3])
+            for r in conn.execute("SELECT number, monitored_since_us, activated_us, ported_out_us FROM rm_swap_numbers")
+        }
+        return {
+            "numbers": numbers,
+            "tenures": tenures,
+            "swaps": swaps,
+            "agents": +agents,
+            "erasure": erasure,
+            "checks": checks,
+            "monitored": monitored,
+        }
     finally:
         if isinstance(db, str):
             raw.close()
@@ -369,6 +428,14 @@ def test_property_harness_sees_real_activity(tmp_path: Path) -> None:
             ("wait", 0, 0, "FRAUD", "shop"),
             ("override", 0, 0, "FRAUD", "shop"),
             ("erase", 0, 0, "FRAUD", "shop"),
+            ("activate", 1, 1, "FRAUD", "web"),
+            ("port_out", 1, 1, "FRAUD", "web"),
+            ("wait", 1, 1, "FRAUD", "web"),
+            ("return", 1, 1, "FRAUD", "web"),
+            ("activate", 2, 2, "FRAUD", "web"),
+            ("port_out", 2, 2, "FRAUD", "web"),
+            ("port_in", 2, 2, "FRAUD", "web"),
+            ("port_in", 0, 0, "FRAUD", "web"),
         ]
         for s in script:
             d.step(*s)
@@ -379,6 +446,8 @@ def test_property_harness_sees_real_activity(tmp_path: Path) -> None:
         assert views["swaps"] and views["agents"][("shop", "shop-0", "violations")] == 1
         assert any(t[8] == 1 for t in views["tenures"].values())  # the override left a violation
         assert views["erasure"][d.subscribers[0].hex][2] is not None
+        assert views["checks"][number(1)][2] is not None  # the recipient's disconnection of the returned number
+        assert views["checks"][number(2)][3] is None and number(N_NUMBERS) in views["checks"]  # ported back, in
         projector.close()
         _ = timedelta, Subscriber
     finally:
