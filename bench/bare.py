@@ -36,6 +36,14 @@ class _BareLifecycle(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
 
 
 class _BareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    def GetSimSwap(self, request: Any, context: grpc.ServicerContext) -> Any:
+        response = rpb.GetSimSwapResponse(as_of_position=1)
+        response.latest_sim_change_at.seconds = response.monitored_since.seconds = 1_700_000_000
+        return response
+
+    def CheckSimSwap(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return rpb.CheckSimSwapResponse(swapped=False, as_of_position=1)
+
     def BatchCheck(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for request in request_iterator:
             yield rpb.BatchCheckResponse(

@@ -6,7 +6,8 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
 (a) single ActivateSim calls at 1, 8 and 64 concurrent callers, beside a bare gRPC server that answers
     the same messages with no work, and beside raw inserts of the same rows (one transaction per
     command) through sqlite3 or psycopg;
-(b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server;
+(b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server; GetSimSwap and
+    CheckSimSwap single calls at 64 callers, beside the bare server;
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
     of the same events; and a rebuild beside the serving read models while BatchCheck runs: wrong
     answers (must be 0), check throughput meanwhile against without, the rebuild's events per second
@@ -58,6 +59,7 @@ from bench.workloads import (
     long_history,
     prepare_subscribers,
     settle,
+    sim_swap_calls,
 )
 from ledger.cli import one_line_errors
 from ledger.domain.subscriber import Subscriber
@@ -186,6 +188,13 @@ def bench_store(
             rows.add(
                 f"{label} BatchCheck, {batch} per batch", rate, "numbers/s", ceiling, ">= 0.5" if batch == 1000 else ""
             )
+        # (b') SIM swap answers, single calls at 64 callers, beside the bare server (best of three each).
+        for rpc in ("GetSimSwap", "CheckSimSwap"):
+            rate = ceiling = 0.0
+            for _ in range(3):
+                rate = max(rate, n / run_phase(sim_swap_calls(recycling, check_numbers[:n], rpc), 64)[0])
+                ceiling = max(ceiling, n / run_phase(sim_swap_calls(bare_recycling, check_numbers[:n], rpc), 64)[0])
+            rows.add(f"{label} {rpc}, 64 callers", rate, "calls/s", ceiling, "")
         # (c') every read model rebuilt beside the serving ones while the same checks run.
         rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
         # (d) GetNumberHistory.

@@ -60,6 +60,14 @@ def batch_check_rate(stub: Any, numbers: list[str], batch: int) -> float:
     return answered / (time.perf_counter() - start)
 
 
+def sim_swap_calls(stub: Any, numbers: list[str], rpc: str) -> list[Callable[[], Any]]:
+    """One GetSimSwap or CheckSimSwap (24 hours) call per number."""
+    if rpc == "GetSimSwap":
+        return [functools.partial(stub.GetSimSwap, rpb.GetSimSwapRequest(number=n), timeout=60) for n in numbers]
+    requests = [rpb.CheckSimSwapRequest(number=n, max_age_hours=24) for n in numbers]
+    return [functools.partial(stub.CheckSimSwap, r, timeout=60) for r in requests]
+
+
 def prepare_subscribers(
     stub: Any, prefix: str, count: int, first_person: int, numbers: list[str] | None = None
 ) -> tuple[list[str], list[str]]:

@@ -90,7 +90,8 @@ def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine
             },
         )
         tenure_end = t + timedelta(days=rng.expovariate(1 / (2.5 * 365)))
-        reason = rng.choice(["SUBSCRIBER_REQUEST"] * 6 + ["NON_PAYMENT", "PORTED_OUT"])
+        # (A port is not a disconnection: PortOutNumber; the synthetic histories keep their numbers here.)
+        reason = rng.choice(["SUBSCRIBER_REQUEST"] * 6 + ["NON_PAYMENT", "OTHER"])
         if rng.random() < fraud_p:  # fraud is caught early in the tenure
             caught = t + timedelta(days=rng.uniform(1, 60))
             if caught >= end:

@@ -24,7 +24,11 @@ from tests.e2e.test_cli_reflection import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SECTIONS = ("## A session with a client", "## Recycling checks and read models")
+SECTIONS = (
+    "## A session with a client",
+    "## Recycling checks and read models",
+    "## Porting, SIM swap answers and dates",
+)
 
 
 def session_blocks(text: str) -> list[str]:

@@ -119,8 +119,9 @@ def test_camara_scenarios(recycled) -> None:
     assert r.last_disconnected_at.ToDatetime(tzinfo=UTC) == datetime(2026, 3, 1, 12, tzinfo=UTC)
     # The day the tenure ended counts as changed.
     assert check(stubs, msisdn, "2026-03-01").status == CHANGED
-    # Before the ledger's records of the number, or an unknown number: no data.
-    assert check(stubs, msisdn, "2025-12-31").status == NO_DATA
+    # Before the ledger's records of the number: a disconnection on record after the date says it changed.
+    assert check(stubs, msisdn, "2025-12-31").status == CHANGED
+    # An unknown number: no data.
     assert check(stubs, number(999), "2026-01-01").status == NO_DATA
 
 

@@ -66,7 +66,7 @@ def test_no_data_before_records_or_for_unknown_numbers() -> None:
     assert answer(HISTORY, date(2025, 3, 1)).no_data_reason == ""
 
 
-def test_a_disconnection_on_record_after_the_date_is_changed_even_before_the_records() -> None:
+def test_row6_a_disconnection_on_record_after_the_date_is_changed_even_before_the_records() -> None:
     # Issue 18: provisioned 2023-03-01, disconnected 2024-05-10, a new holder from 2024-08-01.
     r = row(
         tenure("2023-03-01T09:00:00+00:00", "2024-05-10T09:00:00+00:00"),
