@@ -119,7 +119,7 @@ def number_history(
                 holder = ev.subscriber_id
             tenure_id = getattr(ev, "tenure_id", None)
             subscriber_id = holder_by_tenure.get(tenure_id) if tenure_id else holder
-            if isinstance(ev, (Number.Disconnected, Number.Released)):
+            if isinstance(ev, (Number.Disconnected, Number.Released, Number.PortedOut)):
                 holder = None
             items.append(
                 HistoryItem(

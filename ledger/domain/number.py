@@ -4,7 +4,7 @@ Events are stored under ``ledger.domain.number:Number.<Event>``: keep them neste
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
 from ledger.domain.base import LedgerEvent, check_order, stable_id
-from ledger.domain.porting import PortableNumber
+from ledger.domain.closing import TenureClosing
 from ledger.domain.rules import NumberStatus
 from ledger.domain.tenure import Confirmation, Tenure
 
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["Confirmation", "Number", "Tenure"]
 
 
-class Number(PortableNumber):
-    """A telephone number in E.164 form and everything that happened to it (portability in ``porting``)."""
+class Number(TenureClosing, Aggregate):
+    """A telephone number in E.164 form and everything that happened to it (the commands that end a tenure,
+    and those that follow, are in ``closing``)."""
 
     class Event(LedgerEvent):
         """Base class of the number's events."""
@@ -87,6 +88,25 @@ class Number(PortableNumber):
         override_reason: str
         quarantine_overridden: bool
         clearance_overridden: bool
+
+    class PortedOut(Event):
+        """The holder took the number to another operator; the tenure ended as a port."""
+
+        tenure_id: UUID
+        recipient_operator: str
+        required_holders: list[str]
+
+    class PortedIn(Event):
+        """Another operator's number entered (or came back into) the ledger as AVAILABLE by a port."""
+
+        donor_operator: str
+
+    class Returned(Event):
+        """A ported-out number came back after the recipient operator disconnected it; quarantine began."""
+
+        tenure_id: UUID
+        disconnected_at: datetime
+        quarantine_until: datetime
 
     @staticmethod
     def create_id(number: str, **_: object) -> UUID:
@@ -158,71 +178,6 @@ class Number(PortableNumber):
         if self.status != NumberStatus.SUSPENDED:
             raise errors.NumberNotSuspended(f"number {self.number} is {self.status}, not SUSPENDED", state=self.status)
         self._resumed(note=note, **ctx.fields())
-
-    def disconnect(self, reason: str, quarantine_days: int, required_holders: list[str], ctx: Context) -> Tenure:
-        """Close the open tenure, start quarantine and open clearance. Returns the closed tenure."""
-        check_order(self.last_occurred_at, ctx.occurred_at, "number")
-        if reason == "PORTED_OUT":  # a port is not a change of holder: it must not start a quarantine
-            raise errors.InvalidArgument(
-                [("reason", "a port-out is recorded with PortOutNumber, not DisconnectNumber")]
-            )
-        tenure = self._require_in_service("disconnect it")
-        self._disconnected(
-            tenure_id=tenure.tenure_id,
-            reason=reason,
-            quarantine_until=ctx.occurred_at + timedelta(days=quarantine_days),
-            required_holders=list(required_holders),
-            **ctx.fields(),
-        )
-        return tenure
-
-    def confirm_data_cleared(self, tenure_id: UUID, holder: str, evidence_ref: str, ctx: Context) -> Tenure:
-        """Record one holder's clearance of a closed tenure. Returns the tenure."""
-        check_order(self.last_occurred_at, ctx.occurred_at, "number")
-        tenure = self.tenure(tenure_id)
-        if tenure.is_open:
-            raise errors.TenureNotClosed(f"tenure {tenure_id} of number {self.number} is still open")
-        if holder in tenure.confirmations:
-            raise errors.HolderAlreadyConfirmed(
-                f"holder {holder!r} already confirmed clearance of tenure {tenure_id}", holder=holder
-            )
-        self._data_clearance_confirmed(tenure_id=tenure_id, holder=holder, evidence_ref=evidence_ref, **ctx.fields())
-        return tenure
-
-    def release(self, override_reason: str, ctx: Context) -> None:
-        """Make a quarantined number AVAILABLE; refused early or while clearance is pending,
-        unless an override reason is given."""
-        check_order(self.last_occurred_at, ctx.occurred_at, "number")
-        if self.status == NumberStatus.PORTED_OUT:
-            raise errors.NumberPortedOut(f"number {self.number} was ported out: it is served by another operator")
-        if self.status != NumberStatus.QUARANTINED:
-            raise errors.NumberNotQuarantined(
-                f"number {self.number} is {self.status}, not QUARANTINED", state=self.status
-            )
-        tenure = self.tenures[-1]
-        if tenure.quarantine_until is None:  # unreachable: a quarantined number's last tenure is closed
-            raise errors.NumberNotQuarantined(f"number {self.number} has no closed tenure")
-        early = ctx.occurred_at < tenure.quarantine_until
-        pending = bool(tenure.outstanding_holders)
-        if not override_reason:
-            if early:
-                raise errors.QuarantineNotElapsed(
-                    f"number {self.number} is quarantined until {tenure.quarantine_until.isoformat()}",
-                    quarantine_until=tenure.quarantine_until.isoformat(),
-                )
-            if pending:
-                raise errors.ClearancePending(
-                    f"holders {', '.join(tenure.outstanding_holders)} have not confirmed clearance "
-                    f"of tenure {tenure.tenure_id}",
-                    outstanding_holders=",".join(tenure.outstanding_holders),
-                )
-        self._released(
-            tenure_id=tenure.tenure_id,
-            override_reason=override_reason,
-            quarantine_overridden=early,
-            clearance_overridden=pending,
-            **ctx.fields(),
-        )
 
     # Event appliers: they only assign state, because they run again on every replay.
 
@@ -334,4 +289,48 @@ class Number(PortableNumber):
         tenure.override_reason = override_reason
         tenure.violation = clearance_overridden
         self.status = NumberStatus.AVAILABLE
+        self.last_occurred_at = occurred_at
+
+    @event(PortedOut)
+    def _ported_out(
+        self,
+        tenure_id: UUID,
+        recipient_operator: str,
+        required_holders: list[str],
+        occurred_at: datetime,
+        actor: str,
+        request_id: str,
+    ) -> None:
+        tenure = self.tenures[-1]
+        tenure.disconnected_at = occurred_at
+        tenure.disconnect_reason = "PORTED_OUT"
+        tenure.ported_to = recipient_operator
+        tenure.required_holders = tuple(required_holders)
+        self.status = NumberStatus.PORTED_OUT
+        self.ported_out_at = occurred_at
+        self.suspension_reason = None
+        self.last_occurred_at = occurred_at
+
+    @event(PortedIn)
+    def _ported_in(self, donor_operator: str, occurred_at: datetime, actor: str, request_id: str) -> None:
+        self.status = NumberStatus.AVAILABLE
+        self.ported_out_at = None
+        self.ported_in_from = donor_operator
+        self.last_occurred_at = occurred_at
+
+    @event(Returned)
+    def _returned(
+        self,
+        tenure_id: UUID,
+        disconnected_at: datetime,
+        quarantine_until: datetime,
+        occurred_at: datetime,
+        actor: str,
+        request_id: str,
+    ) -> None:
+        tenure = self.tenure(tenure_id)
+        tenure.recipient_disconnected_at = disconnected_at
+        tenure.quarantine_until = quarantine_until
+        self.status = NumberStatus.QUARANTINED
+        self.ported_out_at = None
         self.last_occurred_at = occurred_at

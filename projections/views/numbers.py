@@ -8,7 +8,6 @@ import orjson
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.domain.number import Number
-from ledger.domain.porting import PortableNumber
 from ledger.domain.rules import tenure_clearance
 from projections.db import Cursor
 from projections.views.base import View, us
@@ -56,9 +55,9 @@ class NumbersView(View):
         Number.Disconnected,
         Number.DataClearanceConfirmed,
         Number.Released,
-        PortableNumber.PortedOut,
-        PortableNumber.PortedIn,
-        PortableNumber.Returned,
+        Number.PortedOut,
+        Number.PortedIn,
+        Number.Returned,
     )
 
     # The closed tenures of the numbers seen lately, as rm_tenures holds them, so that a confirmation and
@@ -212,7 +211,7 @@ class NumbersView(View):
             self._summarise_closed(cur, e)
 
     @apply.register
-    def _(self, e: PortableNumber.PortedOut, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
         nid, end = e.originator_id.hex, us(e.occurred_at)
         cur.execute(
             "UPDATE rm_numbers SET status='PORTED_OUT', subscriber_id=NULL, tenure_id=NULL, suspension_reason=NULL, "
@@ -234,7 +233,7 @@ class NumbersView(View):
         self._summarise_closed(cur, e)
 
     @apply.register
-    def _(self, e: PortableNumber.PortedIn, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedIn, position: int, cur: Cursor) -> None:
         nid, start = e.originator_id.hex, us(e.occurred_at)
         cur.execute(
             "UPDATE rm_numbers SET status='AVAILABLE', provisioned_us=?, last_position=? WHERE number_id=?",
@@ -245,7 +244,7 @@ class NumbersView(View):
         )
 
     @apply.register
-    def _(self, e: PortableNumber.Returned, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.Returned, position: int, cur: Cursor) -> None:
         nid, end = e.originator_id.hex, us(e.disconnected_at)
         cur.execute("UPDATE rm_numbers SET status='QUARANTINED', last_position=? WHERE number_id=?", (position, nid))
         cur.execute(
@@ -262,7 +261,7 @@ class NumbersView(View):
     def _touch(cur: Cursor, e: Number.Event, position: int) -> None:
         cur.execute("UPDATE rm_numbers SET last_position=? WHERE number_id=?", (position, e.originator_id.hex))
 
-    def _summarise_closed(self, cur: Cursor, e: Number.Event | PortableNumber.PortedOut) -> None:
+    def _summarise_closed(self, cur: Cursor, e: Number.Event | Number.PortedOut) -> None:
         nid = e.originator_id.hex
         closed = [
             [end, _clearance(outstanding, violation), outstanding]

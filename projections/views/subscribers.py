@@ -8,7 +8,6 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.domain.number import Number
-from ledger.domain.porting import PortableNumber
 from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
@@ -35,9 +34,9 @@ class SimSwapsView(View):
         Number.Provisioned,
         Number.SimSwapped,
         Number.Activated,
-        PortableNumber.PortedOut,
-        PortableNumber.PortedIn,
-        PortableNumber.Returned,
+        Number.PortedOut,
+        Number.PortedIn,
+        Number.Returned,
     )
 
     @singledispatchmethod
@@ -58,17 +57,17 @@ class SimSwapsView(View):
         )
 
     @apply.register
-    def _(self, e: PortableNumber.PortedOut, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
         cur.execute(
             "UPDATE rm_swap_numbers SET ported_out_us=? WHERE number_id=?", (us(e.occurred_at), e.originator_id.hex)
         )
 
     @apply.register
-    def _(self, e: PortableNumber.Returned, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.Returned, position: int, cur: Cursor) -> None:
         cur.execute("UPDATE rm_swap_numbers SET ported_out_us=NULL WHERE number_id=?", (e.originator_id.hex,))
 
     @apply.register
-    def _(self, e: PortableNumber.PortedIn, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedIn, position: int, cur: Cursor) -> None:
         # Records begin again: what happened to the SIM while the number was elsewhere is not known here.
         cur.execute(
             "UPDATE rm_swap_numbers SET monitored_since_us=?, ported_out_us=NULL WHERE number_id=?",
@@ -122,7 +121,7 @@ class ComplianceView(View):
         Number.Activated,
         Number.Suspended,
         Number.Disconnected,
-        PortableNumber.PortedOut,
+        Number.PortedOut,
     )
 
     @singledispatchmethod
@@ -168,7 +167,7 @@ class ComplianceView(View):
         cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
 
     @apply.register
-    def _(self, e: PortableNumber.PortedOut, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
         cur.execute("UPDATE rm_cmp_tenures SET open=0 WHERE tenure_id=?", (e.tenure_id.hex,))
 
     def _flag_open_tenure(self, cur: Cursor, number_id: str) -> None:
@@ -205,7 +204,7 @@ class ErasureView(View):
         Subscriber.PersonalDataErased,
         Number.Activated,
         Number.Disconnected,
-        PortableNumber.PortedOut,
+        Number.PortedOut,
     )
 
     @singledispatchmethod
@@ -243,7 +242,7 @@ class ErasureView(View):
         )
 
     @apply.register
-    def _(self, e: PortableNumber.PortedOut, position: int, cur: Cursor) -> None:
+    def _(self, e: Number.PortedOut, position: int, cur: Cursor) -> None:
         # A port ends the subscriber's service here as a disconnection does (PIPL: service ended).
         cur.execute(
             "UPDATE rm_er_subscribers SET open_tenures=open_tenures-1, last_end_us=? WHERE subscriber_id="

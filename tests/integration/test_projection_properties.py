@@ -23,7 +23,6 @@ from ledger.bootstrap import open_ledger, open_projector
 from ledger.config import Policy, Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
-from ledger.domain.porting import PortableNumber
 from ledger.domain.subscriber import Subscriber
 from projections.db import ViewsDatabase
 from projections.projector import Projector
@@ -220,7 +219,7 @@ def expected_from_replay(app: LedgerApplication) -> dict:
             )
             agents[(t.channel, t.agent_id, "activations")] += 1
         events = list(app.repository.event_store.get(num.id))
-        starts = [e.occurred_at for e in events if isinstance(e, (Number.Provisioned, PortableNumber.PortedIn))]
+        starts = [e.occurred_at for e in events if isinstance(e, (Number.Provisioned, Number.PortedIn))]
         ends = [t.disconnected_at for t in num.tenures if t.disconnected_at and not t.ported_to] + [
             t.recipient_disconnected_at for t in num.tenures if t.recipient_disconnected_at
         ]
@@ -253,7 +252,7 @@ def expected_from_replay(app: LedgerApplication) -> dict:
             ):
                 flagged.add(open_tenure.tenure_id)
                 agents[(open_tenure.channel, open_tenure.agent_id, "violations")] += 1
-            if isinstance(e, (Number.Disconnected, PortableNumber.PortedOut)):
+            if isinstance(e, (Number.Disconnected, Number.PortedOut)):
                 open_tenure = None
         for t in num.tenures:
             s = subscribers.setdefault(t.subscriber_id.hex, {"open": 0, "last_end": None})
