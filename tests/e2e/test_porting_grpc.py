@@ -66,6 +66,13 @@ def test_row1_ported_out_number_answers_no_data_with_the_port_time(server) -> No
     assert list(next(batch).results) == [r]
     state = stubs.history.GetNumberState(hpb.GetNumberStateRequest(number=msisdn)).number_state
     assert state.state == ledger_pb2.NUMBER_STATUS_PORTED_OUT
+    history = stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn), timeout=10)
+    ported = [r.event for r in history if r.event.type == "NumberPortedOut"]
+    assert [(e.data["recipient_operator"], e.subscriber_id != "") for e in ported] == [("other-mno", True)]
+    feed = stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=3)
+    found = next(item.event for item in feed if item.event.type == "NumberPortedOut")
+    feed.cancel()
+    assert found.number == msisdn
 
 
 def test_row2_disconnection_while_served_here_stays_changed_after_the_port(server) -> None:
@@ -348,6 +355,9 @@ def test_sim_swap_refusals(server) -> None:
     ):
         reason, _ = refused(call, request, grpc.StatusCode.FAILED_PRECONDITION)
         assert reason == "NUMBER_PORTED_OUT"
+    back = h.call("ReturnNumber", number=number(31), disconnected_at=at("2024-06-01T00:00:00"))
+    got = stubs.recycling.GetSimSwap(rpb.GetSimSwapRequest(number=number(31), min_position=back.position))
+    assert got.latest_sim_change_at.ToDatetime(tzinfo=UTC) == datetime(2023, 1, 10, 9, tzinfo=UTC)  # ours again
 
 
 # -- self-service ---------------------------------------------------------------------------------------------
