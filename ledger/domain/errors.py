@@ -14,8 +14,11 @@ class InvalidArgument(LedgerError):
 
     reason: str = "INVALID_ARGUMENT"
 
-    def __init__(self, violations: list[tuple[str, str]], reason: str | None = None) -> None:
+    def __init__(
+        self, violations: list[tuple[str, str]], reason: str | None = None, field_reasons: dict[str, str] | None = None
+    ) -> None:
         self.violations = list(violations)
+        self.field_reasons = dict(field_reasons or {})  # a machine-readable reason per field, e.g. OUT_OF_RANGE
         if reason is not None:
             self.reason = reason
         super().__init__("; ".join(f"{field}: {text}" for field, text in self.violations))

@@ -26,7 +26,7 @@ MAX_MESSAGE_VIOLATIONS = 5
 def to_status(exc: BaseException) -> status_pb2.Status | None:
     """The google.rpc.Status for a ledger error, or None for an unexpected exception."""
     if isinstance(exc, errors.InvalidArgument):
-        bad, message = bad_request(exc.violations)
+        bad, message = bad_request(exc.violations, exc.field_reasons)
         info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN)
         return _status(code_pb2.INVALID_ARGUMENT, message, bad, info)
     if isinstance(exc, errors.RuleViolation):
@@ -76,7 +76,9 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     return None
 
 
-def bad_request(violations: list[tuple[str, str]]) -> tuple[error_details_pb2.BadRequest, str]:
+def bad_request(
+    violations: list[tuple[str, str]], reasons: dict[str, str] | None = None
+) -> tuple[error_details_pb2.BadRequest, str]:
     """A BadRequest and a status message for ``violations``, both small enough for a status's trailers:
     the first ``MAX_FIELD_VIOLATIONS``, then one more on the common parent field counting the rest."""
     kept = [(_short(f), _short(d)) for f, d in violations[:MAX_FIELD_VIOLATIONS]]
@@ -85,7 +87,10 @@ def bad_request(violations: list[tuple[str, str]]) -> tuple[error_details_pb2.Ba
         parent = _common_parent([f for f, _ in violations]) or "request"
         kept.append((parent, f"and {rest} more violations, not listed (at most {MAX_FIELD_VIOLATIONS} are)"))
     bad = error_details_pb2.BadRequest(
-        field_violations=[error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in kept]
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d, reason=(reasons or {}).get(f, ""))
+            for f, d in kept
+        ]
     )
     message = "; ".join(f"{f}: {d}" for f, d in kept[:MAX_MESSAGE_VIOLATIONS])
     if len(violations) > MAX_MESSAGE_VIOLATIONS:

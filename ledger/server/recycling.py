@@ -189,7 +189,7 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         hours = request.max_age_hours or simswap.DEFAULT_AGE_HOURS  # proto3 cannot tell 0 from unset
         if not simswap.MIN_AGE_HOURS <= hours <= simswap.MAX_AGE_HOURS:
             f.add("max_age_hours", f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")
-            f.out_of_range += 1
+            f.out_of_range["max_age_hours"] = "OUT_OF_RANGE"
         f.done()
         position, row = self._sim_swap_row(number, request.min_position, context)
         now_us = us(self.now())

@@ -29,7 +29,7 @@ class Fields:
 
     def __init__(self) -> None:
         self.violations: list[tuple[str, str]] = []
-        self.out_of_range = 0  # how many of the violations are only values out of their range
+        self.out_of_range: dict[str, str] = {}  # the fields whose values are only out of their range
 
     def add(self, field: str, text: str) -> None:
         """Record one violation."""
@@ -39,9 +39,8 @@ class Fields:
         """Raise InvalidArgument if anything was wrong (with reason OUT_OF_RANGE when a value was only out of
         its range, as CAMARA answers a date in the future)."""
         if self.violations:
-            raise InvalidArgument(
-                self.violations, "OUT_OF_RANGE" if self.out_of_range == len(self.violations) else None
-            )
+            only_range = len(self.out_of_range) == len(self.violations)
+            raise InvalidArgument(self.violations, "OUT_OF_RANGE" if only_range else None, self.out_of_range)
 
     def _parse(self, field: str, value: str, parse: Callable[[str], T]) -> T | None:
         try:
@@ -87,7 +86,7 @@ class Fields:
         day = self.date(field, value)
         if day is not None and day > today:
             self.add(field, f"is after today ({today.isoformat()} in the ledger's business time zone)")
-            self.out_of_range += 1
+            self.out_of_range[field] = "OUT_OF_RANGE"
             return None
         return day
 

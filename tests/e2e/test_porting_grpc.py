@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
@@ -40,6 +42,20 @@ def refused(call, request, code: grpc.StatusCode) -> tuple[str, list[tuple[str, 
         call(request, timeout=10)
     assert caught.value.code() == code, caught.value.details()
     return details(caught.value)
+
+
+def field_reasons(call, request) -> dict[str, str]:
+    """The BadRequest field violations' machine-readable reasons of a refused call."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request, timeout=10)
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    found = {}
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.update({v.field: v.reason for v in bad.field_violations})
+    return found
 
 
 def ported_history(stubs, msisdn: str) -> History:
@@ -261,6 +277,11 @@ def test_since_date_after_today_is_out_of_range(server, offset: int) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert reason == "OUT_OF_RANGE" and [f for f, _ in violations] == ["since_date"]
+        request = rpb.CheckNumberRequest(number=number(1), since_date=since)
+        assert field_reasons(stubs.recycling.CheckNumber, request) == {"since_date": "OUT_OF_RANGE"}
+    mixed = rpb.CheckNumberRequest(number="12", since_date="9999-12-31")  # another violation beside it
+    assert refused(stubs.recycling.CheckNumber, mixed, grpc.StatusCode.INVALID_ARGUMENT)[0] == "INVALID_ARGUMENT"
+    assert field_reasons(stubs.recycling.CheckNumber, mixed) == {"number": "", "since_date": "OUT_OF_RANGE"}
     today = datetime.now(UTC).date().isoformat()
     assert check(stubs, number(1), today).status == NO_DATA
 
