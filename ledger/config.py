@@ -12,7 +12,13 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ledger.domain.rules import HOLDER_PATTERN
-from ledger.jurisdictions import DEFAULT_AGENT_CHANNELS, Jurisdiction, check_jurisdiction, parse_jurisdictions
+from ledger.jurisdictions import (
+    DEFAULT_AGENT_CHANNELS,
+    Jurisdiction,
+    check_jurisdictions,
+    parse_jurisdictions,
+    value_for,
+)
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"
@@ -63,29 +69,18 @@ class Policy:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
             raise ConfigError("max_check_lag_seconds must be between 0 and 86400 (0: no bound)")
-        for j in self.jurisdictions:
-            try:
-                check_jurisdiction(j)
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
-        if len({j.calling_code for j in self.jurisdictions}) != len(self.jurisdictions):
-            raise ConfigError("jurisdictions has duplicate calling codes")
-
-    def jurisdiction_of(self, number: str) -> Jurisdiction | None:
-        """The jurisdiction whose calling code begins the number (the longest such), if configured."""
-        found = [j for j in self.jurisdictions if number.startswith(j.calling_code)]
-        return max(found, key=lambda j: len(j.calling_code), default=None)
+        try:
+            check_jurisdictions(self.jurisdictions)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def quarantine_days_for(self, number: str) -> int:
         """The quarantine of the number's jurisdiction, else the policy's ``quarantine_days``."""
-        j = self.jurisdiction_of(number)
-        return self.quarantine_days if j is None or j.quarantine_days is None else j.quarantine_days
+        return value_for(self.jurisdictions, number, "quarantine_days", self.quarantine_days)
 
     def max_numbers_for(self, number: str) -> int:
         """The per-identity cap of the number's jurisdiction, else the policy's ``max_numbers_per_identity``."""
-        j = self.jurisdiction_of(number)
-        cap = None if j is None else j.max_numbers_per_identity
-        return self.max_numbers_per_identity if cap is None else cap
+        return value_for(self.jurisdictions, number, "max_numbers_per_identity", self.max_numbers_per_identity)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -113,19 +108,15 @@ class Policy:
             raise ConfigError(f"unknown policy keys: {', '.join(unknown)}")
         values: dict[str, Any] = {}
         for key, value in data.items():
-            if key == "required_holders":
+            if key in ("required_holders", "agent_channels"):
                 if not isinstance(value, list) or not all(isinstance(h, str) for h in value):
-                    raise ConfigError("required_holders must be a list of strings")
+                    raise ConfigError(f"{key} must be a list of strings")
                 values[key] = tuple(value)
             elif key == "jurisdictions":
                 try:
                     values[key] = parse_jurisdictions(value)
                 except ValueError as e:
                     raise ConfigError(str(e)) from None
-            elif key == "agent_channels":
-                if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
-                    raise ConfigError("agent_channels must be a list of strings")
-                values[key] = tuple(value)
             elif key == "timezone":
                 if not isinstance(value, str):
                     raise ConfigError("timezone must be a string")

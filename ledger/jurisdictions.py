@@ -60,3 +60,20 @@ def check_jurisdiction(j: Jurisdiction) -> None:
             )
     if j.max_numbers_per_identity is not None and not 1 <= j.max_numbers_per_identity <= 1000:
         raise ValueError(f"jurisdictions.{j.calling_code!r}.max_numbers_per_identity must be between 1 and 1000")
+
+
+def check_jurisdictions(jurisdictions: tuple[Jurisdiction, ...]) -> None:
+    """``check_jurisdiction`` for each, and no calling code twice."""
+    for j in jurisdictions:
+        check_jurisdiction(j)
+    if len({j.calling_code for j in jurisdictions}) != len(jurisdictions):
+        raise ValueError("jurisdictions has duplicate calling codes")
+
+
+def value_for(jurisdictions: tuple[Jurisdiction, ...], number: str, key: str, default: int) -> int:
+    """The value of ``key`` for the jurisdiction whose calling code begins the number (the longest such),
+    else ``default``."""
+    found = [j for j in jurisdictions if number.startswith(j.calling_code)]
+    chosen = max(found, key=lambda j: len(j.calling_code), default=None)
+    value = None if chosen is None else getattr(chosen, key)
+    return default if value is None else int(value)
