@@ -110,3 +110,22 @@ def test_another_process_s_snapshots_are_learnt_and_lost_ones_taken_again(store_
             if app is not None:
                 app.close()
                 app.vault.store.close()
+
+
+def test_a_ported_number_snapshotted_loads_as_its_events_say(store_app, clock) -> None:
+    """Port-out, return and port-in state (ported_out_at, the tenure's port and the recipient's
+    disconnection) survive a snapshot, on both stores."""
+    app = store_app
+    msisdn = number(5)
+    _long_number(app, clock, msisdn, 48, seq=5)  # 98 events
+    clock.advance(minutes=1)
+    app.port_out_number(request_id="po", actor="t", number=msisdn, recipient_operator="other-mno")  # 99
+    clock.advance(days=3)
+    app.return_number(request_id="ret", actor="t", number=msisdn, disconnected_at=clock.now())  # 100: snapshot
+    stream = Number.create_id(msisdn)
+    assert [s.originator_version for s in app.snapshots.store.get(stream)] == [SNAPSHOT_INTERVAL]
+    loaded = app.get_number(msisdn)
+    assert comparable(loaded) == comparable(replay(app.events, stream, 100))
+    assert loaded.tenures[0].ported_to == "other-mno" and loaded.tenures[0].recipient_disconnected_at == clock.now()
+    assert loaded.status == "QUARANTINED" and loaded.ported_out_at is None
+    assert app.verify_snapshots() == []
