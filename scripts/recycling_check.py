@@ -2,7 +2,9 @@
 
 Input rows have ``number`` and ``since_date`` (YYYY-MM-DD); CSV needs a header row. Malformed rows are
 reported on stderr with their line number and skipped. Output keeps the input order and adds
-``status``, ``phone_number_changed``, ``clearance``, ``outstanding_holders`` and ``last_disconnected_at``.
+``status``, ``phone_number_changed``, ``clearance``, ``outstanding_holders``, ``last_disconnected_at``,
+``no_data_reason`` and ``ported_out_at``. Rows dated after today in ``--timezone`` are skipped (the ledger
+refuses them).
 
     python -m scripts.recycling_check numbers.csv -o answers.csv --target 127.0.0.1:50051
 """
@@ -17,9 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
 import orjson
@@ -30,7 +33,16 @@ from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as rpb
 
-OUTPUT_FIELDS = ("status", "phone_number_changed", "clearance", "outstanding_holders", "last_disconnected_at")
+OUTPUT_FIELDS = (
+    "status",
+    "phone_number_changed",
+    "clearance",
+    "outstanding_holders",
+    "last_disconnected_at",
+    "no_data_reason",
+    "ported_out_at",
+)
+NO_DATA_REASONS = {v.number: v.name.removeprefix("NO_DATA_REASON_") for v in ledger_pb2.NoDataReason.DESCRIPTOR.values}
 STATUS = {v.number: v.name.removeprefix("CHECK_STATUS_") for v in ledger_pb2.CheckStatus.DESCRIPTOR.values}
 CLEARANCE = {v.number: v.name.removeprefix("CLEARANCE_") for v in ledger_pb2.Clearance.DESCRIPTOR.values}
 
@@ -45,7 +57,9 @@ class Row:
     since_date: str
 
 
-def read_rows(stream: IO[str], fmt: str, errors: IO[str], bad: Counter[str]) -> Iterator[Row]:
+def read_rows(
+    stream: IO[str], fmt: str, errors: IO[str], bad: Counter[str], today: date | None = None
+) -> Iterator[Row]:
     """Valid rows, in order; bad rows are reported to ``errors`` and counted in ``bad``.
 
     A CSV header without ``number`` and ``since_date`` is refused here, at once, by the caller's thread.
@@ -62,21 +76,24 @@ def read_rows(stream: IO[str], fmt: str, errors: IO[str], bad: Counter[str]) -> 
         records = ((reader.line_num, r) for r in reader)
     else:
         records = _json_lines(stream, errors, bad)
-    return _valid(records, errors, bad)
+    return _valid(records, errors, bad, today)
 
 
-def _valid(records: Iterator[tuple[int, Any]], errors: IO[str], bad: Counter[str]) -> Iterator[Row]:
+def _valid(records: Iterator[tuple[int, Any]], errors: IO[str], bad: Counter[str], today: date | None) -> Iterator[Row]:
     for line, record in records:
         if not isinstance(record, dict):
             _bad(errors, bad, line, "row is not an object")
             continue
         try:
             number = parse_msisdn(str(record.get("number") or ""))
-            since = parse_date(str(record.get("since_date") or "")).isoformat()
+            day = parse_date(str(record.get("since_date") or ""))
         except InvalidValue as e:
             _bad(errors, bad, line, str(e))
             continue
-        yield Row(line, record, number, since)
+        if today is not None and day > today:  # the ledger refuses the whole request (OUT_OF_RANGE)
+            _bad(errors, bad, line, f"since_date {day.isoformat()} is after today ({today.isoformat()})")
+            continue
+        yield Row(line, record, number, day.isoformat())
 
 
 def _json_lines(stream: IO[str], errors: IO[str], bad: Counter[str]) -> Iterator[tuple[int, Any]]:
@@ -108,15 +125,20 @@ def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
 
 def answer(result: ledger_pb2.CheckResult) -> dict[str, Any]:
     """A result's output columns."""
-    last = ""
+    last = ported = ""
     if result.HasField("last_disconnected_at"):
         last = result.last_disconnected_at.ToDatetime(tzinfo=UTC).isoformat()
+    if result.HasField("ported_out_at"):
+        ported = result.ported_out_at.ToDatetime(tzinfo=UTC).isoformat()
+    reason = NO_DATA_REASONS[result.no_data_reason]
     return {
         "status": STATUS[result.status],
         "phone_number_changed": result.phone_number_changed,
         "clearance": CLEARANCE[result.clearance],
         "outstanding_holders": list(result.outstanding_holders),
         "last_disconnected_at": last,
+        "no_data_reason": "" if reason == "UNSPECIFIED" else reason,
+        "ported_out_at": ported,
     }
 
 
@@ -182,14 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     add_target_argument(parser)
     parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        help="the ledger's business time zone (policy timezone, default UTC): rows dated after today there are "
+        "skipped, as the ledger refuses them",
+    )
     args = parser.parse_args(argv)
+    try:
+        today = datetime.now(ZoneInfo(args.timezone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {args.timezone!r}") from None
     fmt = args.format or ("jsonl" if args.input.suffix in (".jsonl", ".ndjson", ".json") else "csv")
     from_stdin = str(args.input) == "-"
     source: IO[str] = sys.stdin if from_stdin else args.input.open(newline="", encoding="utf-8")
     total = None if from_stdin else count_rows(args.input, fmt)
     bad: Counter[str] = Counter()
     try:
-        requests = Requests(read_rows(source, fmt, sys.stderr, bad), args.batch_size)
+        requests = Requests(read_rows(source, fmt, sys.stderr, bad, today), args.batch_size)
     except (UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{args.input} cannot be read as {fmt.upper()} text: {e}") from None
     # The answers go to OUT.partial, renamed to OUT once every row is answered.

@@ -435,3 +435,25 @@ def test_self_service_needs_no_agent_and_the_store_does(server, settings) -> Non
         assert (app_channel["verifications"], app_channel["activations"], app_channel["in_service"]) == (1, 1, 1)
     finally:
         read_models.close()
+
+
+def test_recycling_check_skips_future_rows_and_writes_the_port(server, tmp_path) -> None:
+    import csv
+
+    from scripts import recycling_check
+
+    stubs, _ = server
+    msisdn = number(50)
+    h = ported_history(stubs, msisdn)
+    check(stubs, msisdn, "2024-01-01", min_position=h.last)
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
+    source = tmp_path / "in.csv"
+    source.write_text(f"number,since_date\n{msisdn},2023-06-01\n{msisdn},{tomorrow}\n{number(51)},2024-01-01\n")
+    out = tmp_path / "out.csv"
+    code = recycling_check.main([str(source), "-o", str(out), "--target", stubs.target, "--no-progress"])
+    assert code == 1  # a row was skipped
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["status"], r["no_data_reason"], r["ported_out_at"][:10]) for r in rows] == [
+        ("NO_DATA", "PORTED_OUT", "2024-05-01"),
+        ("NO_DATA", "UNKNOWN_NUMBER", ""),
+    ]
