@@ -202,6 +202,8 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             self._await(min_position, context)
         position, row = self._read(lambda: self.read_models.sim_swap_row(number))
         self._standing(position)
+        if position < min_position:  # the wait follows the numbers view; this answer is the sim_swaps view's
+            raise errors.ReadModelBehind(min_position, position)
         if row is None:
             raise errors.NumberNotFound(number)
         if row.ported_out_us is not None:  # the SIM is the recipient operator's now
