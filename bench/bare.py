@@ -44,6 +44,12 @@ class _BareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
     def CheckSimSwap(self, request: Any, context: grpc.ServicerContext) -> Any:
         return rpb.CheckSimSwapResponse(swapped=False, as_of_position=1)
 
+    def BatchCheckSimSwap(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        for request in request_iterator:
+            answered = rpb.SIM_SWAP_ANSWER_ANSWERED
+            results = [rpb.SimSwapResult(number=q.number, answer=answered) for q in request.queries]
+            yield rpb.BatchCheckSimSwapResponse(results=results, as_of_position=1)
+
     def BatchCheck(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         for request in request_iterator:
             yield rpb.BatchCheckResponse(

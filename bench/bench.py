@@ -7,7 +7,7 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
     the same messages with no work, and beside raw inserts of the same rows (one transaction per
     command) through sqlite3 or psycopg;
 (b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server; GetSimSwap and
-    CheckSimSwap single calls at 64 callers, beside the bare server;
+    CheckSimSwap single calls at 64 callers and BatchCheckSimSwap at 1,000 per batch, beside the bare server;
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
     of the same events; and a rebuild beside the serving read models while BatchCheck runs: wrong
     answers (must be 0), check throughput meanwhile against without, the rebuild's events per second
@@ -54,6 +54,7 @@ from bench.serving import audit_rate, rebuild_while_serving
 from bench.workloads import (
     activate_calls,
     batch_check_rate,
+    batch_sim_swap_rate,
     command_latency,
     history_latency,
     long_history,
@@ -195,6 +196,9 @@ def bench_store(
                 rate = max(rate, n / run_phase(sim_swap_calls(recycling, check_numbers[:n], rpc), 64)[0])
                 ceiling = max(ceiling, n / run_phase(sim_swap_calls(bare_recycling, check_numbers[:n], rpc), 64)[0])
             rows.add(f"{label} {rpc}, 64 callers", rate, "calls/s", ceiling, "")
+        rate = max(batch_sim_swap_rate(recycling, check_numbers, 1000) for _ in range(3))
+        ceiling = max(batch_sim_swap_rate(bare_recycling, check_numbers, 1000) for _ in range(3))
+        rows.add(f"{label} BatchCheckSimSwap, 1000 per batch", rate, "numbers/s", ceiling, "")
         # (c') every read model rebuilt beside the serving ones while the same checks run.
         rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
         # (d) GetNumberHistory.

@@ -68,6 +68,19 @@ def sim_swap_calls(stub: Any, numbers: list[str], rpc: str) -> list[Callable[[],
     return [functools.partial(stub.CheckSimSwap, r, timeout=60) for r in requests]
 
 
+def batch_sim_swap_rate(stub: Any, numbers: list[str], batch: int) -> float:
+    """BatchCheckSimSwap numbers per second over ``numbers`` in batches of ``batch``."""
+    requests = [
+        rpb.BatchCheckSimSwapRequest(
+            queries=[rpb.SimSwapQuery(number=n, max_age_hours=24) for n in numbers[i : i + batch]]
+        )
+        for i in range(0, len(numbers), batch)
+    ]
+    start = time.perf_counter()
+    answered = sum(len(r.results) for r in stub.BatchCheckSimSwap(iter(requests), timeout=600))
+    return answered / (time.perf_counter() - start)
+
+
 def prepare_subscribers(
     stub: Any, prefix: str, count: int, first_person: int, numbers: list[str] | None = None
 ) -> tuple[list[str], list[str]]:

@@ -25,14 +25,25 @@ class PeopleQueries:
 
     def sim_swap_row(self, number: str) -> tuple[int, SimSwapRow | None]:
         """The sim_swaps view's position and the number's row there (None when unknown), in one snapshot."""
+        position, rows = self.sim_swap_rows([number])
+        return position, rows.get(number)
 
-        def work(cur: Any, chosen: dict[str, Any]) -> tuple[int, SimSwapRow | None]:
-            rows = cur.execute(
-                "SELECT n.monitored_since_us, n.activated_us, n.ported_out_us, s.swapped_us FROM rm_swap_numbers n "
-                "LEFT JOIN rm_sim_swaps s ON s.number = n.number WHERE n.number = ?",
-                (number,),
-            ).fetchall()
-            return chosen["sim_swaps"].position, SimSwapRow(*rows[0]) if rows else None
+    def sim_swap_rows(self, numbers: Sequence[str]) -> tuple[int, dict[str, SimSwapRow]]:
+        """The sim_swaps view's position and the rows of those numbers it knows, in one snapshot."""
+
+        def work(cur: Any, chosen: dict[str, Any]) -> tuple[int, dict[str, SimSwapRow]]:
+            found: dict[str, SimSwapRow] = {}
+            unique = list(dict.fromkeys(numbers))
+            for i in range(0, len(unique), 500):
+                chunk = unique[i : i + 500]
+                rows = cur.execute(
+                    "SELECT n.number, n.monitored_since_us, n.activated_us, n.ported_out_us, s.swapped_us "
+                    "FROM rm_swap_numbers n LEFT JOIN rm_sim_swaps s ON s.number = n.number "
+                    f"WHERE n.number IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                found.update((r[0], SimSwapRow(*r[1:])) for r in rows)
+            return chosen["sim_swaps"].position, found
 
         return self.read(("sim_swaps",), work)
 

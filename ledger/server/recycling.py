@@ -63,6 +63,11 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
             request_deserializer=pb.CheckSimSwapRequest.FromString,
             response_serializer=pb.CheckSimSwapResponse.SerializeToString,
         ),
+        "BatchCheckSimSwap": grpc.stream_stream_rpc_method_handler(
+            servicer.BatchCheckSimSwap,
+            request_deserializer=pb.BatchCheckSimSwapRequest.FromString,
+            response_serializer=pb.BatchCheckSimSwapResponse.SerializeToString,
+        ),
     }
     name = pb.DESCRIPTOR.services_by_name["RecyclingService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
@@ -186,14 +191,46 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         """Whether the number's SIM changed within the last ``max_age_hours`` (CAMARA SIM Swap check)."""
         f = Fields()
         number = f.msisdn("number", request.number)
-        hours = request.max_age_hours or simswap.DEFAULT_AGE_HOURS  # proto3 cannot tell 0 from unset
-        if not simswap.MIN_AGE_HOURS <= hours <= simswap.MAX_AGE_HOURS:
-            f.add("max_age_hours", f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")
-            f.out_of_range["max_age_hours"] = "OUT_OF_RANGE"
+        hours = _max_age(f, "max_age_hours", request.max_age_hours)
         f.done()
         position, row = self._sim_swap_row(number, request.min_position, context)
         now_us = us(self.now())
         return pb.CheckSimSwapResponse(swapped=simswap.swapped_within(row, now_us, hours), as_of_position=position)
+
+    def BatchCheckSimSwap(
+        self, request_iterator: Iterator[pb.BatchCheckSimSwapRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.BatchCheckSimSwapResponse]:
+        """CheckSimSwap for many numbers; one response per request, results in the order asked. A number
+        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch."""
+        for request in request_iterator:
+            f = Fields()
+            if len(request.queries) > MAX_QUERIES_PER_BATCH:
+                f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
+                f.done()
+            queries = [
+                (
+                    f.msisdn(f"queries[{i}].number", q.number),
+                    _max_age(f, f"queries[{i}].max_age_hours", q.max_age_hours),
+                )
+                for i, q in enumerate(request.queries)
+            ]
+            f.done()
+            position, rows = self._read(lambda q=queries: self.read_models.sim_swap_rows([n for n, _ in q]))  # type: ignore[misc]
+            self._standing(position)
+            now_us = us(self.now())
+            response = pb.BatchCheckSimSwapResponse(as_of_position=position)
+            for number, hours in queries:
+                row = rows.get(number)
+                result = response.results.add(number=number)
+                if row is None:
+                    result.answer = pb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER
+                elif row.ported_out_us is not None:
+                    result.answer = pb.SIM_SWAP_ANSWER_PORTED_OUT
+                else:
+                    result.answer = pb.SIM_SWAP_ANSWER_ANSWERED
+                    result.swapped = simswap.swapped_within(row, now_us, hours)
+                    _set(result.latest_sim_change_at, simswap.latest_sim_change(row))
+            yield response
 
     def _sim_swap_row(
         self, number: str, min_position: int, context: grpc.ServicerContext
@@ -258,6 +295,15 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         finally:
             if release:
                 release()
+
+
+def _max_age(f: Fields, field: str, value: int) -> int:
+    """CAMARA maxAge in hours: 1 to 2400, 240 when unset (proto3 cannot tell 0 from unset)."""
+    hours = value or simswap.DEFAULT_AGE_HOURS
+    if not simswap.MIN_AGE_HOURS <= hours <= simswap.MAX_AGE_HOURS:
+        f.add(field, f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")
+        f.out_of_range[field] = "OUT_OF_RANGE"
+    return hours
 
 
 def _uuid(hex_id: str) -> str:

@@ -26,13 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledger/v1/recycling_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"N\n\x12\x43heckNumberRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x12\n\nsince_date\x18\x02 \x01(\t\x12\x14\n\x0cmin_position\x18\x03 \x01(\x04\"=\n\x13\x43heckNumberResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.ledger.v1.CheckResult\";\n\x11\x42\x61tchCheckRequest\x12&\n\x07queries\x18\x01 \x03(\x0b\x32\x15.ledger.v1.CheckQuery\"=\n\x12\x42\x61tchCheckResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.ledger.v1.CheckResult\"%\n\x13GetClearanceRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\"S\n\x14GetClearanceResponse\x12\x0e\n\x06number\x18\x01 \x01(\t\x12+\n\x07tenures\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.TenureClearance\"9\n\x11GetSimSwapRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x14\n\x0cmin_position\x18\x02 \x01(\x04\"\x9b\x01\n\x12GetSimSwapResponse\x12\x38\n\x14latest_sim_change_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fmonitored_since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61s_of_position\x18\x03 \x01(\x04\"R\n\x13\x43heckSimSwapRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x15\n\rmax_age_hours\x18\x02 \x01(\x05\x12\x14\n\x0cmin_position\x18\x03 \x01(\x04\"?\n\x14\x43heckSimSwapResponse\x12\x0f\n\x07swapped\x18\x01 \x01(\x08\x12\x16\n\x0e\x61s_of_position\x18\x02 \x01(\x04\x32\x9c\x03\n\x10RecyclingService\x12L\n\x0b\x43heckNumber\x12\x1d.ledger.v1.CheckNumberRequest\x1a\x1e.ledger.v1.CheckNumberResponse\x12M\n\nBatchCheck\x12\x1c.ledger.v1.BatchCheckRequest\x1a\x1d.ledger.v1.BatchCheckResponse(\x01\x30\x01\x12O\n\x0cGetClearance\x12\x1e.ledger.v1.GetClearanceRequest\x1a\x1f.ledger.v1.GetClearanceResponse\x12I\n\nGetSimSwap\x12\x1c.ledger.v1.GetSimSwapRequest\x1a\x1d.ledger.v1.GetSimSwapResponse\x12O\n\x0c\x43heckSimSwap\x12\x1e.ledger.v1.CheckSimSwapRequest\x1a\x1f.ledger.v1.CheckSimSwapResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ledger/v1/recycling_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"N\n\x12\x43heckNumberRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x12\n\nsince_date\x18\x02 \x01(\t\x12\x14\n\x0cmin_position\x18\x03 \x01(\x04\"=\n\x13\x43heckNumberResponse\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.ledger.v1.CheckResult\";\n\x11\x42\x61tchCheckRequest\x12&\n\x07queries\x18\x01 \x03(\x0b\x32\x15.ledger.v1.CheckQuery\"=\n\x12\x42\x61tchCheckResponse\x12\'\n\x07results\x18\x01 \x03(\x0b\x32\x16.ledger.v1.CheckResult\"%\n\x13GetClearanceRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\"S\n\x14GetClearanceResponse\x12\x0e\n\x06number\x18\x01 \x01(\t\x12+\n\x07tenures\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.TenureClearance\"9\n\x11GetSimSwapRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x14\n\x0cmin_position\x18\x02 \x01(\x04\"\x9b\x01\n\x12GetSimSwapResponse\x12\x38\n\x14latest_sim_change_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fmonitored_since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x61s_of_position\x18\x03 \x01(\x04\"R\n\x13\x43heckSimSwapRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x15\n\rmax_age_hours\x18\x02 \x01(\x05\x12\x14\n\x0cmin_position\x18\x03 \x01(\x04\"?\n\x14\x43heckSimSwapResponse\x12\x0f\n\x07swapped\x18\x01 \x01(\x08\x12\x16\n\x0e\x61s_of_position\x18\x02 \x01(\x04\"5\n\x0cSimSwapQuery\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x15\n\rmax_age_hours\x18\x02 \x01(\x05\"\x94\x01\n\rSimSwapResult\x12\x0e\n\x06number\x18\x01 \x01(\t\x12(\n\x06\x61nswer\x18\x02 \x01(\x0e\x32\x18.ledger.v1.SimSwapAnswer\x12\x0f\n\x07swapped\x18\x03 \x01(\x08\x12\x38\n\x14latest_sim_change_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x18\x42\x61tchCheckSimSwapRequest\x12(\n\x07queries\x18\x01 \x03(\x0b\x32\x17.ledger.v1.SimSwapQuery\"^\n\x19\x42\x61tchCheckSimSwapResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.ledger.v1.SimSwapResult\x12\x16\n\x0e\x61s_of_position\x18\x02 \x01(\x04*\x92\x01\n\rSimSwapAnswer\x12\x1f\n\x1bSIM_SWAP_ANSWER_UNSPECIFIED\x10\x00\x12\x1c\n\x18SIM_SWAP_ANSWER_ANSWERED\x10\x01\x12\"\n\x1eSIM_SWAP_ANSWER_UNKNOWN_NUMBER\x10\x02\x12\x1e\n\x1aSIM_SWAP_ANSWER_PORTED_OUT\x10\x03\x32\x80\x04\n\x10RecyclingService\x12L\n\x0b\x43heckNumber\x12\x1d.ledger.v1.CheckNumberRequest\x1a\x1e.ledger.v1.CheckNumberResponse\x12M\n\nBatchCheck\x12\x1c.ledger.v1.BatchCheckRequest\x1a\x1d.ledger.v1.BatchCheckResponse(\x01\x30\x01\x12O\n\x0cGetClearance\x12\x1e.ledger.v1.GetClearanceRequest\x1a\x1f.ledger.v1.GetClearanceResponse\x12I\n\nGetSimSwap\x12\x1c.ledger.v1.GetSimSwapRequest\x1a\x1d.ledger.v1.GetSimSwapResponse\x12O\n\x0c\x43heckSimSwap\x12\x1e.ledger.v1.CheckSimSwapRequest\x1a\x1f.ledger.v1.CheckSimSwapResponse\x12\x62\n\x11\x42\x61tchCheckSimSwap\x12#.ledger.v1.BatchCheckSimSwapRequest\x1a$.ledger.v1.BatchCheckSimSwapResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.recycling_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SIMSWAPANSWER']._serialized_start=1235
+  _globals['_SIMSWAPANSWER']._serialized_end=1381
   _globals['_CHECKNUMBERREQUEST']._serialized_start=105
   _globals['_CHECKNUMBERREQUEST']._serialized_end=183
   _globals['_CHECKNUMBERRESPONSE']._serialized_start=185
@@ -53,6 +55,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKSIMSWAPREQUEST']._serialized_end=795
   _globals['_CHECKSIMSWAPRESPONSE']._serialized_start=797
   _globals['_CHECKSIMSWAPRESPONSE']._serialized_end=860
-  _globals['_RECYCLINGSERVICE']._serialized_start=863
-  _globals['_RECYCLINGSERVICE']._serialized_end=1275
+  _globals['_SIMSWAPQUERY']._serialized_start=862
+  _globals['_SIMSWAPQUERY']._serialized_end=915
+  _globals['_SIMSWAPRESULT']._serialized_start=918
+  _globals['_SIMSWAPRESULT']._serialized_end=1066
+  _globals['_BATCHCHECKSIMSWAPREQUEST']._serialized_start=1068
+  _globals['_BATCHCHECKSIMSWAPREQUEST']._serialized_end=1136
+  _globals['_BATCHCHECKSIMSWAPRESPONSE']._serialized_start=1138
+  _globals['_BATCHCHECKSIMSWAPRESPONSE']._serialized_end=1232
+  _globals['_RECYCLINGSERVICE']._serialized_start=1384
+  _globals['_RECYCLINGSERVICE']._serialized_end=1896
 # @@protoc_insertion_point(module_scope)

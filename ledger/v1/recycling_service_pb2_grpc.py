@@ -60,6 +60,11 @@ class RecyclingServiceStub:
                 request_serializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.FromString,
                 _registered_method=True)
+        self.BatchCheckSimSwap = channel.stream_stream(
+                '/ledger.v1.RecyclingService/BatchCheckSimSwap',
+                request_serializer=ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapResponse.FromString,
+                _registered_method=True)
 
 
 class RecyclingServiceServicer:
@@ -101,6 +106,13 @@ class RecyclingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCheckSimSwap(self, request_iterator, context):
+        """BatchCheckSimSwap is CheckSimSwap for many numbers (batch fraud screening), one response per request, results in the order asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecyclingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +140,11 @@ def add_RecyclingServiceServicer_to_server(servicer, server):
                     servicer.CheckSimSwap,
                     request_deserializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.SerializeToString,
+            ),
+            'BatchCheckSimSwap': grpc.stream_stream_rpc_method_handler(
+                    servicer.BatchCheckSimSwap,
+                    request_deserializer=ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +283,33 @@ class RecyclingService:
             '/ledger.v1.RecyclingService/CheckSimSwap',
             ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapRequest.SerializeToString,
             ledger_dot_v1_dot_recycling__service__pb2.CheckSimSwapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCheckSimSwap(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ledger.v1.RecyclingService/BatchCheckSimSwap',
+            ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapRequest.SerializeToString,
+            ledger_dot_v1_dot_recycling__service__pb2.BatchCheckSimSwapResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -457,3 +457,43 @@ def test_recycling_check_skips_future_rows_and_writes_the_port(server, tmp_path)
         ("NO_DATA", "PORTED_OUT", "2024-05-01"),
         ("NO_DATA", "UNKNOWN_NUMBER", ""),
     ]
+
+
+def test_batch_check_sim_swap_answers_each_number_in_order(server, clock) -> None:
+    stubs, _ = server
+    fresh, old, gone = number(60), number(61), number(62)
+    h = History(stubs)
+    h.call("ProvisionNumbers", numbers=[old, gone], occurred_at=at("2024-01-01T08:00:00"))
+    h.holder(old, 61, "2024-01-02T09:00:00")
+    h.holder(gone, 62, "2024-01-02T09:00:00")
+    h.call("PortOutNumber", number=gone, recipient_operator="other-mno", occurred_at=at("2024-03-01T09:00:00"))
+    stubs.onboard(fresh, 60)  # activated now (the ledger's clock)
+    check(
+        stubs,
+        fresh,
+        "2024-01-01",
+        min_position=stubs.lifecycle.ProvisionNumbers(
+            lpb.ProvisionNumbersRequest(request_id=stubs.rid(), numbers=[number(63)])
+        ).position,
+    )
+    queries = [
+        rpb.SimSwapQuery(number=fresh, max_age_hours=1),
+        rpb.SimSwapQuery(number=old),
+        rpb.SimSwapQuery(number=gone, max_age_hours=24),
+        rpb.SimSwapQuery(number=number(64), max_age_hours=24),
+    ]
+    (response,) = stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=queries)]), timeout=10)
+    assert [(r.number, r.answer, r.swapped) for r in response.results] == [
+        (fresh, rpb.SIM_SWAP_ANSWER_ANSWERED, True),
+        (old, rpb.SIM_SWAP_ANSWER_ANSWERED, False),
+        (gone, rpb.SIM_SWAP_ANSWER_PORTED_OUT, False),
+        (number(64), rpb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER, False),
+    ]
+    assert response.results[1].latest_sim_change_at.ToDatetime(tzinfo=UTC) == datetime(2024, 1, 2, 9, tzinfo=UTC)
+    single = stubs.recycling.CheckSimSwap(rpb.CheckSimSwapRequest(number=fresh, max_age_hours=1))
+    assert single.swapped and response.as_of_position >= h.last
+    bad = [rpb.SimSwapQuery(number=fresh, max_age_hours=2401)]
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=bad)]), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(caught.value) == ("OUT_OF_RANGE", [("queries[0].max_age_hours", "must be 1 to 2400 hours")])
