@@ -32,10 +32,14 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.proofs.log_tree import TREE_TABLE, TreeAppender
+from ledger.proofs.store import ProofStore, postgres_proof_tables
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """Gap-free positions and both hash chains, in the transaction that inserts the events."""
+    """Gap-free positions, both hash chains and the Merkle tree, in the transaction that inserts the events."""
+
+    merkle_tree = True
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
@@ -47,6 +51,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "stream_hash bytea NOT NULL, chain_hash bytea NOT NULL)"
             ).format(schema=schema, chain=chain)
         )
+        self.sql_create_statements.extend(SQL(t) for t in postgres_proof_tables(datastore.schema))  # type: ignore[misc]
+        self._qualified_events = f'"{datastore.schema}"."{events_table_name}"'
+        self._tree_table = f'"{datastore.schema}"."{TREE_TABLE}"'
         self._max_position = SQL("SELECT COALESCE(MAX(notification_id), 0) AS m FROM {schema}.{table}").format(
             schema=schema, table=table
         )
@@ -111,7 +118,30 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
             rows = chain_rows(stored_events, positions, previous_chain, stream_head)
             curs.executemany(self._insert_chain, rows)
+            if self.merkle_tree:
+
+                def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                    curs.execute(sql, params)  # type: ignore[arg-type]
+                    return [tuple(r.values()) for r in curs.fetchall()]  # type: ignore[attr-defined]
+
+                def insert(nodes: list[Any]) -> None:
+                    curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)  # type: ignore[arg-type]
+
+                TreeAppender(
+                    query,
+                    table=self._tree_table,
+                    events=self._qualified_events,
+                    position="notification_id",
+                    mark="%s",
+                    insert=insert,
+                ).append(stored_events, positions)
         return positions
+
+
+class UntreedPostgresRecorder(ChainedPostgresRecorder):
+    """The chained recorder without the Merkle tree (``LEDGER_MERKLE_TREE=0``, to measure its cost)."""
+
+    merkle_tree = False
 
 
 def recorder_reader(recorder: PostgresApplicationRecorder) -> LogReader:
@@ -147,6 +177,7 @@ class ReadOnlyLog:
         self.reader = LogReader(
             self._query, postgres=True, events=f'"{schema}"."{events_table}"', chain=f'"{schema}"."{CHAIN_TABLE}"'
         )
+        self.proofs = ProofStore(self._query, None, postgres=True, prefix=f'"{schema}".')
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]

@@ -19,17 +19,22 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.proofs.log_tree import TREE_TABLE, TreeAppender
+from ledger.proofs.store import ProofStore, sqlite_proof_tables
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite recorder, plus both hash chains written with the events."""
+    """The library's SQLite recorder, plus both hash chains and the Merkle tree written with the events."""
+
+    merkle_tree = True
 
     def construct_create_table_statements(self) -> list[str]:
-        """The events table and the chain table."""
+        """The events table, the chain table and the proof tables (tree, signed heads, stream map)."""
         return [
             *super().construct_create_table_statements(),
             f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (position INTEGER PRIMARY KEY, "
             "stream_hash BLOB NOT NULL, chain_hash BLOB NOT NULL)",
+            *sqlite_proof_tables(),
         ]
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
@@ -39,6 +44,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         previous_chain = bytes(row[1]) if row else GENESIS
         rows = chain_rows(stored_events, positions, previous_chain, lambda sid, v: self._stream_head(c, sid, v))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
+        if self.merkle_tree:
+            TreeAppender(
+                lambda sql, params: _fetch(c, sql, params),
+                table=TREE_TABLE,
+                events=self.events_table_name,
+                position="rowid",
+                mark="?",
+                insert=lambda nodes: c.executemany(f"INSERT INTO {TREE_TABLE} VALUES (?, ?)", nodes),
+            ).append(stored_events, positions)
         return positions
 
     def _stream_head(self, c: SQLiteCursor, stream_id: UUID | str, version: int) -> bytes:
@@ -50,6 +64,13 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         )
         row = c.fetchone()
         return bytes(row[0]) if row else GENESIS
+
+
+class UntreedSQLiteRecorder(ChainedSQLiteRecorder):
+    """The chained recorder without the Merkle tree (``LEDGER_MERKLE_TREE=0``: to measure the tree's
+    cost; the tree catches up at the next insert with it on)."""
+
+    merkle_tree = False
 
 
 def recorder_reader(recorder: SQLiteApplicationRecorder) -> LogReader:
@@ -76,6 +97,7 @@ class ReadOnlyLog:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
         self._conn.execute("BEGIN")
         self.reader = LogReader(self._query, postgres=False, events=events_table, chain=CHAIN_TABLE)
+        self.proofs = ProofStore(self._query, None, postgres=False)
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]
@@ -172,6 +194,11 @@ class SQLiteKeyStore:
         """Close the database."""
         with self._lock:
             self._conn.close()
+
+
+def _fetch(c: SQLiteCursor, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    c.execute(sql, params)
+    return [tuple(r) for r in c.fetchall()]
 
 
 def _now() -> str:
