@@ -62,12 +62,14 @@ def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
         again = stream_map.update({b: stream_map.bucket_hash(before[b]) for b in buckets}, current)
         if again[(0, 0)] != previous.map_root:
             raise HeadRefused(f"the stored stream map no longer gives the map root signed at size {old}")
-    after: dict[int, list[stream_map.Entry]] = {}
-    for b in buckets:
-        entries = {e.stream_id: e for e in before[b]}
-        entries.update({e.stream_id: e for e in changed if stream_map.bucket_of(e.stream_id) == b})
-        after[b] = list(entries.values())
-    nodes = stream_map.update({b: stream_map.bucket_hash(es) for b, es in after.items()}, current) if buckets else {}
+    after: dict[int, dict[UUID, stream_map.Entry]] = {b: {e.stream_id: e for e in before[b]} for b in buckets}
+    for e in changed:
+        after[stream_map.bucket_of(e.stream_id)][e.stream_id] = e
+    nodes = (
+        stream_map.update({b: stream_map.bucket_hash(es.values()) for b, es in after.items()}, current)
+        if buckets
+        else {}
+    )
     map_root = nodes[(0, 0)] if nodes else (previous.map_root if previous else stream_map.EMPTY_MAP_ROOT)
     head = signer.sign(size, root, map_root)
     try:
