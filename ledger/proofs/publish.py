@@ -36,13 +36,14 @@ class HeadRefused(errors.RuleViolation):
 
 
 def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
-    """Sign a head at the log's current size (the latest head when the log has not grown since)."""
+    """Sign a head at the tree's current size (the latest head when the log has not grown since)."""
     previous = store.head()
-    size = store.tree_size()
+    size = store.tree_size()  # first: the log read after it can only have grown (tree and events commit together)
     events = reader.max_position()
-    if size != events:
+    if size > events:
         raise HeadRefused(
-            f"the Merkle tree holds {size} leaves but the log {events} events", position=min(size, events) + 1
+            f"the Merkle tree holds {size} leaves but the log ends at position {events}: events were removed",
+            position=events + 1,
         )
     old = previous.size if previous else 0
     if previous is not None and previous.size > size:
