@@ -110,7 +110,13 @@ def migrate(settings: Settings) -> str:
     try:
         projector = open_projector(settings, app)
         projector.close()
-        return f"schema ready: events and hash chain, data keys, read models; at position {app.reader.max_position()}"
+        catch_up = getattr(app.recorder, "catch_up_tree", None)
+        added = catch_up() if catch_up is not None and settings.merkle_tree else 0
+        tree = f"Merkle tree (+{added} leaves)" if added else "Merkle tree"
+        return (
+            f"schema ready: events and hash chain, {tree}, data keys, read models; "
+            f"at position {app.reader.max_position()}"
+        )
     finally:
         app.close()
         app.vault.store.close()

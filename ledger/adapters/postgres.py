@@ -107,6 +107,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     for e, p in zip(stored_events, positions, strict=True)
                 ],
             )
+            if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
+                self._tree(curs).append(stored_events, positions)
             curs.execute(self._chain_head, prepare=True)
             row = curs.fetchone()
             previous_chain = bytes(row["chain_hash"]) if row else GENESIS
@@ -118,24 +120,28 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
             rows = chain_rows(stored_events, positions, previous_chain, stream_head)
             curs.executemany(self._insert_chain, rows)
-            if self.merkle_tree:
-
-                def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                    curs.execute(sql, params)  # type: ignore[arg-type]
-                    return [tuple(r.values()) for r in curs.fetchall()]  # type: ignore[attr-defined]
-
-                def insert(nodes: list[Any]) -> None:
-                    curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)  # type: ignore[arg-type]
-
-                TreeAppender(
-                    query,
-                    table=self._tree_table,
-                    events=self._qualified_events,
-                    position="notification_id",
-                    mark="%s",
-                    insert=insert,
-                ).append(stored_events, positions)
         return positions
+
+    def _tree(self, curs: Any) -> TreeAppender:
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            curs.execute(sql, params)
+            return [tuple(r.values()) for r in curs.fetchall()]
+
+        def insert(nodes: list[Any]) -> None:
+            curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)
+
+        return TreeAppender(
+            query, table=self._tree_table, events=self._qualified_events, position="notification_id", mark="%s",
+            insert=insert,
+        )  # fmt: skip
+
+    def catch_up_tree(self) -> int:
+        """Append the tree's missing leaves now (``ledger migrate``), under the writers' lock; returns how many."""
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._lock_timeout)
+            curs.execute(self._writer_lock)
+            curs.execute(self._max_position)
+            return self._tree(curs).catch_up(int(curs.fetchone()["m"]))  # type: ignore[index]
 
 
 class UntreedPostgresRecorder(ChainedPostgresRecorder):

@@ -39,21 +39,30 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         positions = super()._insert_events(c, stored_events, **kwargs) or []
+        if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
+            self._tree(c).append(stored_events, positions)
         c.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
         row = c.fetchone()
         previous_chain = bytes(row[1]) if row else GENESIS
         rows = chain_rows(stored_events, positions, previous_chain, lambda sid, v: self._stream_head(c, sid, v))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
-        if self.merkle_tree:
-            TreeAppender(
-                lambda sql, params: _fetch(c, sql, params),
-                table=TREE_TABLE,
-                events=self.events_table_name,
-                position="rowid",
-                mark="?",
-                insert=lambda nodes: c.executemany(f"INSERT INTO {TREE_TABLE} VALUES (?, ?)", nodes),
-            ).append(stored_events, positions)
         return positions
+
+    def _tree(self, c: SQLiteCursor) -> TreeAppender:
+        return TreeAppender(
+            lambda sql, params: _fetch(c, sql, params),
+            table=TREE_TABLE,
+            events=self.events_table_name,
+            position="rowid",
+            mark="?",
+            insert=lambda nodes: c.executemany(f"INSERT INTO {TREE_TABLE} VALUES (?, ?)", nodes),
+        )
+
+    def catch_up_tree(self) -> int:
+        """Append the tree's missing leaves now (``ledger migrate``); returns how many."""
+        with self.datastore.transaction(commit=True) as c:
+            end = _fetch(c, f"SELECT MAX(rowid) FROM {self.events_table_name}", [])[0][0]
+            return self._tree(c).catch_up(int(end or 0))
 
     def _stream_head(self, c: SQLiteCursor, stream_id: UUID | str, version: int) -> bytes:
         sid = stream_id.hex if isinstance(stream_id, UUID) else stream_id

@@ -14,6 +14,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
+from ledger.domain import errors
 from ledger.proofs.merkle import LEVEL_SHIFT, append_nodes, event_leaf_hash, frontier, node_key
 
 TREE_TABLE = "merkle_nodes"
@@ -22,9 +23,11 @@ CATCH_UP_BATCH = 5000
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 
-class TreeMismatch(Exception):
-    """Raised when the tree holds more leaves than the log has events before new ones: events were
-    removed from the log (a rollback or deletion); nothing is written over them."""
+class TreeMismatch(errors.RuleViolation):
+    """Raised when the tree holds more leaves than the log has events before new ones, or lacks a node:
+    events were removed from the log (a rollback or deletion); nothing is written over them."""
+
+    reason = "LEDGER_TAMPERED"
 
 
 def tree_size_sql(table: str) -> str:
@@ -51,13 +54,23 @@ class TreeAppender:
         if not positions:
             return
         before = positions[0] - 1
-        size = self.size()
+        self.catch_up(before)
+        leaves = [
+            event_leaf_hash(p, _sid(e.originator_id), e.originator_version, e.topic, e.state)
+            for e, p in zip(stored_events, positions, strict=True)
+        ]
+        self._append_leaves(before, leaves)
+
+    def catch_up(self, before: int) -> int:
+        """Append the leaves of the events up to position ``before`` the tree lacks (the tree was off, or
+        the ledger older than it); returns how many."""
+        start = size = self.size()
         if size > before:
             raise TreeMismatch(
-                f"the Merkle tree holds {size} leaves but the log only {before} events before position "
-                f"{positions[0]}: events were removed from the log; run scripts.verify_ledger"
+                f"the Merkle tree holds {size} leaves but the log only {before} events: events were removed "
+                "from the log; run scripts.verify_ledger"
             )
-        while size < before:  # leaves missing (the tree was off, or an older ledger): append them first
+        while size < before:
             rows = self._query(
                 f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} "
                 f"WHERE {self.pos} > {self.mark} AND {self.pos} <= {self.mark} "
@@ -69,11 +82,7 @@ class TreeAppender:
             leaves = [event_leaf_hash(int(r[0]), _sid(r[1]), int(r[2]), str(r[3]), bytes(r[4])) for r in rows]
             self._append_leaves(size, leaves)
             size += len(leaves)
-        leaves = [
-            event_leaf_hash(p, _sid(e.originator_id), e.originator_version, e.topic, e.state)
-            for e, p in zip(stored_events, positions, strict=True)
-        ]
-        self._append_leaves(before, leaves)
+        return size - start
 
     def _append_leaves(self, size: int, leaves: list[bytes]) -> None:
         keys = [node_key(level, index) for level, index in frontier(size)]
