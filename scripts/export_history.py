@@ -91,10 +91,14 @@ def export(
         if head_size and signed is None:
             raise RunFailed(f"no head was signed at size {head_size} (see GetSignedHead or ledger head)")
         events = reader.chained_streams(ids)
-        if signed is not None:  # the history as of the signed head, every event with its proof
-            events = [e for e in events if e.position <= signed.size]
         if not events:
             raise RunFailed("nothing to export (unknown number or subscriber)")
+        if signed is not None:  # the history as of the signed head, every event with its proof
+            events = [e for e in events if e.position <= signed.size]
+            if not events:
+                raise RunFailed(
+                    f"nothing of it is in the signed head at size {signed.size}; sign a newer one (ledger head)"
+                )
         previous = reader.chain_hashes([e.position - 1 for e in events])
         header = {
             "kind": "header",
