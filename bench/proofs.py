@@ -106,17 +106,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of tree on and off (default 3)")
     parser.add_argument("--samples", type=int, default=2000, help="inclusion proofs to generate and verify")
     parser.add_argument("--postgres", help="admin URL of a PostgreSQL server: measure there too")
+    parser.add_argument("--no-sqlite", action="store_true", help="with --postgres: measure PostgreSQL only")
     parser.add_argument("--json", type=Path, help="write the rows as JSON to this file")
     args = parser.parse_args(argv)
     os.environ.setdefault("LEDGER_MASTER_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
     rows = Rows()
     with tempfile.TemporaryDirectory(prefix="ledger-bench-proofs-") as tmp:
-        stores: list[tuple[str, object]] = [("SQLite", lambda n: f"sqlite:///{tmp}/ledger-{n}.db")]
+        stores: list[tuple[str, object]] = []
+        if not (args.no_sqlite and args.postgres):
+            stores.append(("SQLite", lambda n: f"sqlite:///{tmp}/ledger-{n}.db"))
         if args.postgres:
             import psycopg
 
             def pg(n: str) -> str:
-                name = f"bench_proofs_{os.getpid()}_{n}"
+                name = f"bench_proofs_{os.getpid()}_{n.replace('-', '_')}"
                 with psycopg.connect(args.postgres, autocommit=True) as conn:
                     conn.execute(f"CREATE DATABASE {name}")
                 return args.postgres.rsplit("/", 1)[0] + f"/{name}"
