@@ -32,7 +32,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.proofs.log_tree import TREE_TABLE, TreeAppender
+from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, postgres_proof_tables
 
 
@@ -43,6 +43,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self._frontier: Frontier | None = None
         schema, table = Identifier(datastore.schema), Identifier(events_table_name)
         chain = Identifier(CHAIN_TABLE)
         self.sql_create_statements.append(
@@ -107,8 +108,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     for e, p in zip(stored_events, positions, strict=True)
                 ],
             )
+            frontier = None
             if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
-                self._tree(curs).append(stored_events, positions)
+                frontier = self._tree(curs).append(stored_events, positions, self._frontier)
             curs.execute(self._chain_head, prepare=True)
             row = curs.fetchone()
             previous_chain = bytes(row["chain_hash"]) if row else GENESIS
@@ -120,6 +122,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
             rows = chain_rows(stored_events, positions, previous_chain, stream_head)
             curs.executemany(self._insert_chain, rows)
+        self._frontier = frontier  # committed: the next insert may start from it (one read less)
         return positions
 
     def _tree(self, curs: Any) -> TreeAppender:
@@ -128,11 +131,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             return [tuple(r.values()) for r in curs.fetchall()]
 
         def insert(nodes: list[Any]) -> None:
-            curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)
+            # COPY: the tree adds about two rows per event, and COPY writes them at a fraction of the cost
+            # of as many INSERTs (measured: the tree cost half the raw insert rate with executemany).
+            if len(nodes) < 64:  # a few rows: one pipelined statement costs less than a COPY's round trips
+                curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)
+                return
+            with curs.copy(f"COPY {self._tree_table} (node, hash) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "bytea"])
+                for row in nodes:
+                    copy.write_row(row)
 
         return TreeAppender(
             query, table=self._tree_table, events=self._qualified_events, position="notification_id", mark="%s",
-            insert=insert,
+            insert=insert, array=True,
         )  # fmt: skip
 
     def catch_up_tree(self) -> int:

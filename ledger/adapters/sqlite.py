@@ -19,14 +19,28 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.proofs.log_tree import TREE_TABLE, TreeAppender
+from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
+
+# Per thread: the frontier an insert computed, kept until its transaction committed.
+_pending = threading.local()
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """The library's SQLite recorder, plus both hash chains and the Merkle tree written with the events."""
 
     merkle_tree = True
+    _frontier: Frontier | None = None  # the tree's frontier after the last committed insert
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert the events with their chain rows and tree nodes, in one transaction."""
+        pending = _pending_frontiers()
+        pending.pop(id(self), None)
+        with self.datastore.transaction(commit=True) as c:
+            positions = self._insert_events(c, stored_events, **kwargs)
+        if id(self) in pending:  # committed: the next insert may start from it (one read less)
+            self._frontier = pending.pop(id(self))
+        return positions
 
     def construct_create_table_statements(self) -> list[str]:
         """The events table, the chain table and the proof tables (tree, signed heads, stream map)."""
@@ -40,7 +54,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         positions = super()._insert_events(c, stored_events, **kwargs) or []
         if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
-            self._tree(c).append(stored_events, positions)
+            _pending_frontiers()[id(self)] = self._tree(c).append(stored_events, positions, self._frontier)
         c.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
         row = c.fetchone()
         previous_chain = bytes(row[1]) if row else GENESIS
@@ -203,6 +217,13 @@ class SQLiteKeyStore:
         """Close the database."""
         with self._lock:
             self._conn.close()
+
+
+def _pending_frontiers() -> dict[int, Frontier | None]:
+    found: dict[int, Frontier | None] | None = getattr(_pending, "frontiers", None)
+    if found is None:
+        found = _pending.frontiers = {}
+    return found
 
 
 def _fetch(c: SQLiteCursor, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:

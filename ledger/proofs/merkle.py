@@ -22,15 +22,14 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()  # RFC 9162: the hash of an empty list
 LEVEL_SHIFT = 48  # a stored node's key: level << 48 | index (trees of up to 2**48 leaves)
 
 Get = Callable[[int, int], bytes]
+_HEAD, _LEN = struct.Struct(">Q16sQI"), struct.Struct(">Q")
 
 
 def leaf_input(position: int, stream_id: UUID | str, version: int, topic: str, state: bytes) -> bytes:
     """The bytes of one event's leaf."""
     sid = stream_id.bytes if isinstance(stream_id, UUID) else UUID(str(stream_id)).bytes
     t = topic.encode()
-    return b"".join(
-        (struct.pack(">Q", position), sid, struct.pack(">QI", version, len(t)), t, struct.pack(">Q", len(state)), state)
-    )
+    return b"".join((_HEAD.pack(position, sid, version, len(t)), t, _LEN.pack(len(state)), state))
 
 
 def leaf_hash(leaf: bytes) -> bytes:

@@ -72,3 +72,19 @@ def test_new_events_are_refused_over_events_removed_from_the_log(store_settings,
             app.provision_numbers(request_id="after", actor="t", numbers=[number(9)])
     finally:
         close(app)
+
+
+def test_two_writers_interleaved_keep_one_tree(store_settings, clock) -> None:
+    # Each recorder remembers the frontier it last committed; another writer's events in between must
+    # make it read the stored one again.
+    first, second = reopen(store_settings, clock, tree=True), reopen(store_settings, clock, tree=True)
+    try:
+        for i in range(6):
+            writer = first if i % 3 else second
+            writer.provision_numbers(request_id=f"p{i}", actor="t", numbers=[number(20 + i)])
+        size = first.proofs.tree_size()
+        assert size == first.reader.max_position()
+        assert first.proofs.root(size) == rebuilt_root(first)
+    finally:
+        close(first)
+        close(second)
