@@ -16,7 +16,7 @@ from uuid import UUID
 
 from ledger.proofs import stream_map
 from ledger.proofs.heads import SignedHead
-from ledger.proofs.log_tree import TREE_TABLE, tree_size_sql
+from ledger.proofs.log_tree import TREE_TABLE, TreeMismatch, tree_size_sql
 from ledger.proofs.merkle import Tree, needed, node_key
 
 HEADS_TABLE, MAP_ENTRIES, MAP_NODES = "signed_heads", "map_entries", "map_nodes"
@@ -89,12 +89,15 @@ class ProofStore:
         return found
 
     def compute(self, size: int, fn: Callable[[Tree], T]) -> T:
-        """``fn`` over the stored tree of ``size`` leaves, its nodes read in one query; KeyError when a
-        node is missing (a damaged tree)."""
+        """``fn`` over the stored tree of ``size`` leaves, its nodes read in one query; TreeMismatch when a
+        node is missing (a damaged tree, or one not caught up since it was turned off)."""
         found = self.nodes(needed(fn, size))
 
         def get(level: int, index: int) -> bytes:
-            return found[(level, index)]
+            node = found.get((level, index))
+            if node is None:
+                raise TreeMismatch(f"the Merkle tree lacks its node ({level}, {index}) of a tree of {size} leaves")
+            return node
 
         return fn(Tree(size, get))
 

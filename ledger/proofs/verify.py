@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ledger.integrity import IntegrityReport
 from ledger.proofs import stream_map
 from ledger.proofs.heads import verify_head
+from ledger.proofs.log_tree import TreeMismatch
 from ledger.proofs.merkle import Builder, event_leaf_hash, verify_inclusion
 
 if TYPE_CHECKING:
@@ -142,8 +143,8 @@ def check_streams(
         leaf = event_leaf_hash(e.position, e.stream_id, e.version, e.topic, e.state)
         try:
             proof = store.inclusion(e.position - 1, head.size)
-        except KeyError:
-            proof = []
+        except TreeMismatch:
+            proof = []  # the path cannot be built: the event is reported as not included
         if not verify_inclusion(leaf, e.position - 1, head.size, proof, head.root_hash):
             return replace(
                 _bad(
