@@ -1,4 +1,5 @@
-"""Command line: ``python -m ledger serve [--listen HOST:PORT] [--db URL] [--policy FILE]``."""
+"""Command line: ``python -m ledger serve [--listen HOST:PORT] [--db URL] [--policy FILE]``, and the
+operator's commands beside it (``migrate``, ``token``, ``project``, ``audit-views``, ``head``)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,37 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--sample", type=int, default=0, help="audit this many numbers chosen at random")
     audit.add_argument("--repair", action="store_true", help="rewrite the rows that differ from the replay")
     audit.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    head = sub.add_parser("head", help="sign a tree head of the ledger now and print it (JSON), or the public key")
+    head.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
+    head.add_argument("--master-key-file", type=Path, help="as for serve (the signing key lives beside it)")
+    head.add_argument(
+        "--public-key", action="store_true", help="print the head-signing public key (PEM) to publish, and exit"
+    )
     return parser
+
+
+def sign_head(settings: Settings, public_key: bool) -> int:
+    """``ledger head``: print the public key, or sign a head now (the latest when nothing was added)."""
+    import orjson
+
+    from ledger.bootstrap import load_head_signer, open_ledger
+    from ledger.proofs.heads import public_pem
+    from ledger.proofs.publish import publish
+
+    signer = load_head_signer(settings)
+    if public_key:
+        print(public_pem(signer.public), end="")
+        return 0
+    app = open_ledger(settings)
+    try:
+        if app.proofs is None:
+            raise RunFailed("this store keeps no signed heads")
+        head = publish(app.proofs, app.reader, signer)
+    finally:
+        app.close()
+        app.vault.store.close()
+    print(orjson.dumps(head.to_json()).decode())
+    return 0
 
 
 @one_line_errors("ledger")
@@ -130,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_projections(
             settings, rebuild=args.rebuild, once=args.once or args.prepare, views=views, prepare=args.prepare
         )
+    if args.command == "head":
+        return sign_head(_existing(Settings.build(db=args.db, master_key_file=args.master_key_file)), args.public_key)
     if args.command == "audit-views":
         from ledger.projection_worker import audit_views
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from typing import TYPE_CHECKING
 
@@ -9,6 +10,7 @@ from ledger.adapters.postgres import PostgresKeyStore
 from ledger.adapters.sqlite import SQLiteKeyStore
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
+from ledger.proofs.heads import HeadSigner
 from ledger.vault import KeyStore, KeyStoreError, MasterKey, PersonalDataVault
 from projections.db import ViewsDatabase
 from projections.projector import Projector
@@ -38,6 +40,23 @@ def _master_key(text: str, source: str) -> MasterKey:
         raise ConfigError(f"{source}: {e} (the master key is 32 bytes in base64)") from None
 
 
+def load_head_signer(settings: Settings) -> HeadSigner:
+    """The head-signing key: LEDGER_HEAD_KEY_FILE; else a file beside the master key file (or the
+    embedded store), generated on first use; else derived from LEDGER_MASTER_KEY."""
+    if settings.head_key_file is not None:
+        return HeadSigner.load_or_create(settings.head_key_file)
+    if settings.master_key_text:
+        load_master_key(settings)  # the same checks and message as for the master key itself
+        text = settings.master_key_text.strip().replace("+", "-").replace("/", "_")
+        return HeadSigner.derived(base64.urlsafe_b64decode(text + "=="))
+    if settings.master_key_file is not None:
+        path = settings.master_key_file
+        return HeadSigner.load_or_create(path.with_name(path.name.removesuffix(".master.key") + ".head.key"))
+    if settings.store.kind != "sqlite":
+        raise ConfigError("a PostgreSQL store needs the operator's master key: LEDGER_MASTER_KEY or --master-key-file")
+    return HeadSigner.load_or_create(settings.store.default_head_key_path())
+
+
 def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
     """Open (creating on first use) the ledger's stores and return the application."""
     db_path = settings.store.sqlite_path
@@ -55,6 +74,9 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
         store = PostgresKeyStore(settings.store.conninfo())
     vault = PersonalDataVault(master, store)
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
+    if not settings.merkle_tree:
+        kind = "SQLite" if settings.store.kind == "sqlite" else "Postgres"
+        env["LEDGER_APPLICATION_RECORDER_TOPIC"] = f"ledger.adapters.{settings.store.kind}:Untreed{kind}Recorder"
     return LedgerApplication(
         env=env, vault=vault, policy=settings.policy, clock=clock, group_commit=settings.group_commit
     )
@@ -88,7 +110,13 @@ def migrate(settings: Settings) -> str:
     try:
         projector = open_projector(settings, app)
         projector.close()
-        return f"schema ready: events and hash chain, data keys, read models; at position {app.reader.max_position()}"
+        catch_up = getattr(app.recorder, "catch_up_tree", None)
+        added = catch_up() if catch_up is not None and settings.merkle_tree else 0
+        tree = f"Merkle tree (+{added} leaves)" if added else "Merkle tree"
+        return (
+            f"schema ready: events and hash chain, {tree}, data keys, read models; "
+            f"at position {app.reader.max_position()}"
+        )
     finally:
         app.close()
         app.vault.store.close()

@@ -43,6 +43,9 @@ class Policy:
     # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
     # event the ledger has held for longer than this; 0 turns the bound off.
     max_check_lag_seconds: int = 0
+    # The server signs a tree head this often when the log has grown (0: only on demand). Events appended
+    # after the last published head are covered by no signature until the next one.
+    signed_head_interval_seconds: int = 60
     # Per country calling code (``[jurisdictions."+1"] quarantine_days = 45``); a number takes the longest
     # calling code that begins it.
     jurisdictions: tuple[Jurisdiction, ...] = ()
@@ -69,6 +72,8 @@ class Policy:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
             raise ConfigError("max_check_lag_seconds must be between 0 and 86400 (0: no bound)")
+        if not 0 <= self.signed_head_interval_seconds <= 86400:
+            raise ConfigError("signed_head_interval_seconds must be between 0 and 86400 (0: on demand only)")
         try:
             check_jurisdictions(self.jurisdictions)
         except ValueError as e:
@@ -209,6 +214,11 @@ class StoreConfig:
         path = self._sqlite()
         return path.with_name(path.stem + ".master.key")
 
+    def default_head_key_path(self) -> Path:
+        """The head-signing key of the embedded store: ``ledger.db`` -> ``ledger.head.key``."""
+        path = self._sqlite()
+        return path.with_name(path.stem + ".head.key")
+
     def views_path(self) -> Path:
         """The read models of the embedded store: ``ledger.db`` -> ``ledger.views.db``."""
         path = self._sqlite()
@@ -296,6 +306,11 @@ class Settings:
     read_store: StoreConfig | None = None
     # Budgets per caller and per kind of stream (None: the defaults for max_workers).
     limits: Limits | None = None
+    # The Ed25519 key that signs tree heads (LEDGER_HEAD_KEY_FILE; None: beside the master key file, or
+    # derived from LEDGER_MASTER_KEY when that is how the master key is given).
+    head_key_file: Path | None = None
+    # Maintain the Merkle tree as events commit; LEDGER_MERKLE_TREE=0 turns it off (to measure its cost).
+    merkle_tree: bool = True
 
     def stream_limits(self) -> Limits:
         """The limits in force: those given, else the defaults for ``max_workers``."""
@@ -339,6 +354,8 @@ class Settings:
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
             limits=Limits.for_workers(int(env.get("LEDGER_MAX_WORKERS") or 32), env),
             group_commit=env.get("LEDGER_GROUP_COMMIT", "1").strip().lower() not in ("0", "false", "no", "off"),
+            head_key_file=Path(env["LEDGER_HEAD_KEY_FILE"]) if env.get("LEDGER_HEAD_KEY_FILE") else None,
+            merkle_tree=env.get("LEDGER_MERKLE_TREE", "1").strip().lower() not in ("0", "false", "no", "off"),
             tls_cert=tls_cert,
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,

@@ -93,6 +93,9 @@ class IntegrityReport:
     head_digest: str
     head_position: int
     problem: str = ""
+    # The stream of the problem (hex id) when it is one stream's, and the signed head checked against.
+    stream: str = ""
+    signed_head_size: int = 0
 
 
 def verify_chain(events: Iterator[ChainedEvent], up_to: int = 0) -> IntegrityReport:

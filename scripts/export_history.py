@@ -1,9 +1,12 @@
 """Export a number's or a subscriber's full history as JSON lines, with the hash chains, for a regulator.
 
-Line 1 is a header (what was exported, the ledger head position and digest at export time); then one
-line per event, in ledger order, carrying the stored bytes (base64), both chain hashes and the previous
-global hash, and the event's fields decoded for reading; the last line is a footer with the count.
-``python -m scripts.verify_export FILE`` checks an export on its own, without the database.
+Line 1 is a header (what was exported, the ledger head position and digest at export time, and the
+latest signed tree head, or the one of ``--head-size``); then one line per event, in ledger order,
+carrying the stored bytes (base64), both chain hashes and the previous global hash, its inclusion proof
+in the signed head, and the event's fields decoded for reading; the last line is a footer with the
+count and each stream's map proof (its head as of the signed head). With a signed head the export is
+the history as of that head: sign one first (``ledger head``) to export everything.
+``python -m scripts.verify_export FILE --public-key KEY`` checks an export without the database.
 
 Personal data stays encrypted in the export unless ``--include-personal-data --purpose ...`` is given;
 then it is decrypted with the operator's keys and the read is recorded in the ledger.
@@ -19,7 +22,7 @@ import base64
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -33,6 +36,9 @@ from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
 from ledger.integrity import GENESIS
+
+if TYPE_CHECKING:
+    from ledger.proofs.store import ProofStore
 
 FORMAT = "ledger-export-v1"
 HIDDEN = {"personal_data", "identity_key"}
@@ -71,17 +77,28 @@ def export(
     number: str | None = None,
     subscriber: UUID | None = None,
     personal: dict[str, dict[str, Any] | None] | None = None,
+    head_size: int = 0,
 ) -> int:
     """Write the export (from an SQLite or PostgreSQL store, read-only); returns the number of events."""
     log = open_read_only(existing_store(db))  # one consistent view for the whole export
     codec = stored_transcoder()
     try:
         reader: LogReader = log.reader
+        proofs: ProofStore = log.proofs
         head_position, head_digest = reader.head()
         ids = stream_ids(reader, number, subscriber)
+        signed = proofs.head(head_size) if head_size else proofs.head()
+        if head_size and signed is None:
+            raise RunFailed(f"no head was signed at size {head_size} (see GetSignedHead or ledger head)")
         events = reader.chained_streams(ids)
         if not events:
             raise RunFailed("nothing to export (unknown number or subscriber)")
+        if signed is not None:  # the history as of the signed head, every event with its proof
+            events = [e for e in events if e.position <= signed.size]
+            if not events:
+                raise RunFailed(
+                    f"nothing of it is in the signed head at size {signed.size}; sign a newer one (ledger head)"
+                )
         previous = reader.chain_hashes([e.position - 1 for e in events])
         header = {
             "kind": "header",
@@ -92,6 +109,7 @@ def export(
             "ledger_head_position": head_position,
             "ledger_head_digest": head_digest.hex() if head_digest else "",
             "streams": [str(i) for i in ids],
+            "signed_head": signed.to_json() if signed is not None else None,
         }
         out.write(orjson.dumps(header) + b"\n")
         for e in events:
@@ -107,13 +125,30 @@ def export(
                 "previous_chain_hash": previous.get(e.position - 1, GENESIS).hex(),
                 "data": readable(e.state, codec),
             }
+            if signed is not None:
+                line["inclusion_proof"] = [h.hex() for h in proofs.inclusion(e.position - 1, signed.size)]
             if personal is not None and e.topic.endswith(":Subscriber.Registered"):
                 line["personal_data"] = personal.get(str(UUID(e.stream_id)))
             out.write(orjson.dumps(line) + b"\n")
-        out.write(orjson.dumps({"kind": "footer", "events": len(events)}) + b"\n")
+        footer: dict[str, Any] = {"kind": "footer", "events": len(events)}
+        if signed is not None:
+            footer["stream_heads"] = [stream_head_proof(proofs, sid, signed.size) for sid in ids]
+        out.write(orjson.dumps(footer) + b"\n")
         return len(events)
     finally:
         log.close()
+
+
+def stream_head_proof(proofs: ProofStore, stream_id: UUID, head_size: int) -> dict[str, Any]:
+    """A stream's map proof as of a signed head, as JSON values."""
+    entries, siblings = proofs.map_proof(stream_id, head_size)
+    return {
+        "stream_id": str(stream_id),
+        "entries": [
+            {"stream_id": str(e.stream_id), "version": e.version, "stream_hash": e.stream_hash.hex()} for e in entries
+        ],
+        "siblings": [h.hex() for h in siblings],
+    }
 
 
 def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, purpose: str) -> dict[str, Any]:
@@ -148,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help="JSON-lines file to write")
     parser.add_argument("--include-personal-data", action="store_true", help="decrypt personal data (recorded)")
     parser.add_argument("--purpose", default="", help="why personal data is exported (required with it)")
+    parser.add_argument(
+        "--head-size", type=int, default=0, help="export as of the head signed at this size (default: the latest)"
+    )
     args = parser.parse_args(argv)
     try:
         number = parse_msisdn(args.number) if args.number else None
@@ -166,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         personal = decrypt_personal_data(args.db, number, subscriber, args.purpose)
     partial = partial_name(args.output)
     with partial.open("wb") as out:
-        count = export(args.db, out, number, subscriber, personal)
+        count = export(args.db, out, number, subscriber, personal, args.head_size)
     partial.replace(args.output)  # complete: only now under its own name
     print(f"exported {count} events to {args.output}")
     return 0

@@ -3,35 +3,63 @@
     python -m scripts.verify_ledger --db sqlite:///ledger.db
     python -m scripts.verify_ledger --db sqlite:///ledger.db --number +8613800138000
     python -m scripts.verify_ledger --db sqlite:///ledger.db --up-to 120000 --expect-digest 9f2c...
-    python -m scripts.verify_ledger --db postgresql://auditor@db/ledger
+    python -m scripts.verify_ledger --db postgresql://auditor@db/ledger --public-key ledger.head.pub
 
 With ``--up-to`` and ``--expect-digest`` it checks a digest published earlier: the chain up to that
-position must recompute to exactly that value. Exits 0 when everything matches, 1 otherwise.
+position must recompute to exactly that value. The log is also checked against its Merkle tree and every
+signed head (their signatures too with ``--public-key``); ``--number`` proves the number's history
+complete as of the latest signed head. Exits 0 when everything matches, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ledger.adapters import open_read_only
 from ledger.cli import add_db_argument, existing_store, one_line_errors
+from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
+from ledger.proofs.heads import load_public_key
+from ledger.proofs.verify import check_ledger, check_streams
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
-def verify(db: str, number: str | None = None, up_to: int = 0) -> IntegrityReport:
-    """Verify the store at ``db`` (an SQLite or PostgreSQL URL), read-only: the whole ledger's chain, or
-    one number's stream and the streams of every subscriber who held it."""
+def verify(
+    db: str, number: str | None = None, up_to: int = 0, public: Ed25519PublicKey | None = None
+) -> IntegrityReport:
+    """Verify the store at ``db`` (an SQLite or PostgreSQL URL), read-only: the whole ledger's chain, tree
+    and signed heads, or one number's streams (with its holders' and their access logs) proven complete as
+    of the latest signed head. With ``public``, every head's signature is checked too."""
     log = open_read_only(existing_store(db))
     try:
+        reader = log.reader
         if number:
             number_id = Number.create_id(number)
-            return verify_streams(iter(log.reader.chained_streams([number_id, *log.reader.holders_of(number_id)])))
-        return verify_chain(log.reader.chained(), up_to)
+            holders = reader.holders_of(number_id)
+            streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
+            events = reader.chained_streams(streams)
+            report = verify_streams(iter(events))
+            return check_streams(report, log.proofs, reader, streams, events, public) if report.ok else report
+        report = verify_chain(reader.chained(), up_to)
+        if report.ok and up_to and report.head_position < up_to:
+            end = report.head_position
+            return replace(
+                report,
+                ok=False,
+                first_bad_position=end + 1,
+                problem=f"the ledger ends at position {end}, before position {up_to}: rolled back?",
+            )
+        return check_ledger(report, log.proofs, reader, public, up_to) if report.ok else report
     finally:
         log.close()
 
@@ -45,7 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--up-to", type=int, default=0, help="verify the global chain up to this position")
     parser.add_argument("--expect-digest", help="the digest published for --up-to (hex)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--public-key", type=Path, help="the operator's head-signing public key (PEM): check every signed head"
+    )
     args = parser.parse_args(argv)
+    public = None
+    if args.public_key:
+        try:
+            public = load_public_key(args.public_key.read_bytes())
+        except ValueError as e:
+            parser.error(f"--public-key: {e}")
     if args.expect_digest and not args.up_to:
         parser.error("--expect-digest needs --up-to (the position the digest was published at)")
     number = None
@@ -54,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             number = parse_msisdn(args.number)
         except InvalidValue as e:
             parser.error(str(e))
-    report = verify(args.db, number, args.up_to)
+    report = verify(args.db, number, args.up_to, public)
     digest_ok = not args.expect_digest or (
         report.ok and report.head_position == args.up_to and report.head_digest == args.expect_digest.lower()
     )
@@ -66,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             f"at position {report.head_position}"
         )
     else:
-        print(
-            f"TAMPERED: first bad position {report.first_bad_position}: {report.problem} "
-            f"({report.events_checked} events verified before it)"
-        )
+        where = f"first bad position {report.first_bad_position}" if report.first_bad_position else "ledger"
+        stream = f" (stream {report.stream})" if report.stream else ""
+        print(f"TAMPERED: {where}{stream}: {report.problem} ({report.events_checked} events verified before it)")
     if args.expect_digest and not digest_ok:
         print(
             f"DIGEST MISMATCH: expected {args.expect_digest} at position {args.up_to}, "

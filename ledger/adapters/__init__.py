@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ledger.adapters.log import PositionedEvent
     from ledger.config import StoreConfig
     from ledger.integrity import ChainedEvent
+    from ledger.proofs.store import ProofStore
 
 
 class EventLog(Protocol):
@@ -36,8 +37,8 @@ class EventLog(Protocol):
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
 
-    def chained(self) -> Iterator[ChainedEvent]:
-        """Every event in position order with its recorded hashes."""
+    def chained(self, after: int = 0) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes."""
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
@@ -52,6 +53,10 @@ class ReadOnly(Protocol):
     @property
     def reader(self) -> Any:
         """The ``LogReader`` over the view."""
+
+    @property
+    def proofs(self) -> Any:
+        """The ``ProofStore`` over the view (read-only)."""
 
     def close(self) -> None:
         """Release the connection."""
@@ -71,6 +76,35 @@ def log_reader(recorder: Any) -> EventLog:
     if isinstance(recorder, memory.ChainedMemoryRecorder):
         return memory.MemoryLogReader(recorder)
     raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+
+
+def proof_store(recorder: Any) -> ProofStore | None:
+    """The proof tables (tree, signed heads, stream map) of the application's store; None in memory."""
+    from eventsourcing.postgres import PostgresApplicationRecorder
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    from ledger.proofs.store import ProofStore
+
+    postgres = isinstance(recorder, PostgresApplicationRecorder)
+    if not postgres and not isinstance(recorder, SQLiteApplicationRecorder):
+        return None
+
+    def rows(r: Any) -> tuple[Any, ...]:
+        return tuple(r.values()) if isinstance(r, dict) else tuple(r)
+
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [rows(r) for r in c.fetchall()]
+
+    def write(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        with recorder.datastore.transaction(commit=True) as c:
+            for sql, values in statements:
+                if values:
+                    c.executemany(sql, values)
+
+    prefix = f'"{recorder.datastore.schema}".' if postgres else ""
+    return ProofStore(query, write, postgres=postgres, prefix=prefix)
 
 
 def open_read_only(store: StoreConfig) -> ReadOnly:

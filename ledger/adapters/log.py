@@ -112,6 +112,11 @@ class LogReader:
         rows = self._rows(f"SELECT MAX({self.pos}) FROM {self.events}", [])
         return int(rows[0][0] or 0)
 
+    def count_after(self, position: int) -> int:
+        """How many events lie after ``position`` (with gap-free positions: the log's end minus it)."""
+        rows = self._rows(f"SELECT COUNT(*) FROM {self.events} WHERE {self.pos} > ?", [position])
+        return int(rows[0][0] or 0)
+
     def head(self) -> tuple[int, bytes | None]:
         """The last chained position and its chain hash ((0, None) when nothing is chained)."""
         rows = self._rows(f"SELECT position, chain_hash FROM {self.chain} ORDER BY position DESC LIMIT 1", [])
@@ -134,9 +139,9 @@ class LogReader:
             f"WHERE {where} ORDER BY {order}"
         )
 
-    def chained(self, batch: int = 5000) -> Iterator[ChainedEvent]:
-        """Every event in position order with its recorded hashes, read in batches."""
-        after = 0
+    def chained(self, after: int = 0, batch: int = 5000) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes, read in
+        batches."""
         while True:
             rows = self._rows(self._chained_sql(f"e.{self.pos} > ?", f"e.{self.pos} LIMIT ?"), [after, batch])
             if not rows:
@@ -157,18 +162,23 @@ class LogReader:
     def holders_of(self, number_id: UUID) -> list[UUID]:
         """The subscribers who held a number, from its stored Activated events alone (no keys needed; a
         damaged event is skipped, and the chain check reports it)."""
-        codec = stored_transcoder()
-        holders: list[UUID] = []
-        for stored in self.stream_events([number_id]).get(number_id, []):
-            if not stored.topic.endswith(":Number.Activated"):
-                continue
-            try:
-                holder = codec.decode(stored.state)["subscriber_id"]
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
-                continue
-            if isinstance(holder, UUID) and holder not in holders:
-                holders.append(holder)
-        return holders
+        return holders_in(self.stream_events([number_id]).get(number_id, []))
+
+
+def holders_in(number_events: Sequence[StoredEvent]) -> list[UUID]:
+    """The subscribers a number's stored events name as holders, in order (damaged events skipped)."""
+    codec = stored_transcoder()
+    holders: list[UUID] = []
+    for stored in number_events:
+        if not stored.topic.endswith(":Number.Activated"):
+            continue
+        try:
+            holder = codec.decode(stored.state)["subscriber_id"]
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+            continue
+        if isinstance(holder, UUID) and holder not in holders:
+            holders.append(holder)
+    return holders
 
 
 def _position(row: tuple[Any, ...]) -> int:

@@ -14,6 +14,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ledger.adapters.log import PositionedEvent
 from ledger.integrity import GENESIS, ChainedEvent, chain_rows
+from ledger.proofs.merkle import append_nodes, event_leaf_hash
 
 
 def memory_env() -> dict[str, str]:
@@ -27,12 +28,19 @@ class ChainedMemoryRecorder(POPOApplicationRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.chain: dict[int, tuple[bytes, bytes]] = {}
+        self.tree: dict[tuple[int, int], bytes] = {}  # the Merkle tree's complete subtrees
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         positions = list(super()._update_table(stored_events, **kwargs) or [])
         previous_chain = self.chain[positions[0] - 1][1] if positions and positions[0] > 1 else GENESIS
         for position, digest, chained in chain_rows(stored_events, positions, previous_chain, self._stream_head):
             self.chain[position] = (digest, chained)
+        if positions:
+            leaves = [
+                event_leaf_hash(p, str(e.originator_id), e.originator_version, e.topic, e.state)
+                for e, p in zip(stored_events, positions, strict=True)
+            ]
+            self.tree.update(append_nodes(positions[0] - 1, leaves, lambda level, index: self.tree[(level, index)]))
         return positions
 
     def _stream_head(self, stream_id: Any, version: int) -> bytes:
@@ -84,9 +92,9 @@ class MemoryLogReader:
         """The position of the latest event, 0 when the ledger is empty."""
         return self.recorder.max_notification_id() or 0
 
-    def chained(self) -> Iterator[ChainedEvent]:
-        """Every event in position order with its recorded hashes."""
-        return iter(self._chained(self.recorder.positioned()))
+    def chained(self, after: int = 0) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes."""
+        return iter(self._chained(self.recorder.positioned()[after:]))
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""

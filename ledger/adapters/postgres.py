@@ -32,13 +32,18 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
+from ledger.proofs.store import ProofStore, postgres_proof_tables
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """Gap-free positions and both hash chains, in the transaction that inserts the events."""
+    """Gap-free positions, both hash chains and the Merkle tree, in the transaction that inserts the events."""
+
+    merkle_tree = True
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self._frontier: Frontier | None = None
         schema, table = Identifier(datastore.schema), Identifier(events_table_name)
         chain = Identifier(CHAIN_TABLE)
         self.sql_create_statements.append(
@@ -47,6 +52,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "stream_hash bytea NOT NULL, chain_hash bytea NOT NULL)"
             ).format(schema=schema, chain=chain)
         )
+        self.sql_create_statements.extend(SQL(t) for t in postgres_proof_tables(datastore.schema))  # type: ignore[misc]
+        self._qualified_events = f'"{datastore.schema}"."{events_table_name}"'
+        self._tree_table = f'"{datastore.schema}"."{TREE_TABLE}"'
         self._max_position = SQL("SELECT COALESCE(MAX(notification_id), 0) AS m FROM {schema}.{table}").format(
             schema=schema, table=table
         )
@@ -100,6 +108,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     for e, p in zip(stored_events, positions, strict=True)
                 ],
             )
+            frontier = None
+            if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
+                frontier = self._tree(curs).append(stored_events, positions, self._frontier)
             curs.execute(self._chain_head, prepare=True)
             row = curs.fetchone()
             previous_chain = bytes(row["chain_hash"]) if row else GENESIS
@@ -111,7 +122,43 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
             rows = chain_rows(stored_events, positions, previous_chain, stream_head)
             curs.executemany(self._insert_chain, rows)
+        self._frontier = frontier  # committed: the next insert may start from it (one read less)
         return positions
+
+    def _tree(self, curs: Any) -> TreeAppender:
+        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            curs.execute(sql, params)
+            return [tuple(r.values()) for r in curs.fetchall()]
+
+        def insert(nodes: list[Any]) -> None:
+            # COPY: the tree adds about two rows per event, and COPY writes them at a fraction of the cost
+            # of as many INSERTs (measured: the tree cost half the raw insert rate with executemany).
+            if len(nodes) < 64:  # a few rows: one pipelined statement costs less than a COPY's round trips
+                curs.executemany(f"INSERT INTO {self._tree_table} VALUES (%s, %s)", nodes)
+                return
+            with curs.copy(f"COPY {self._tree_table} (node, hash) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "bytea"])
+                for row in nodes:
+                    copy.write_row(row)
+
+        return TreeAppender(
+            query, table=self._tree_table, events=self._qualified_events, position="notification_id", mark="%s",
+            insert=insert, array=True,
+        )  # fmt: skip
+
+    def catch_up_tree(self) -> int:
+        """Append the tree's missing leaves now (``ledger migrate``), under the writers' lock; returns how many."""
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(self._lock_timeout)
+            curs.execute(self._writer_lock)
+            curs.execute(self._max_position)
+            return self._tree(curs).catch_up(int(curs.fetchone()["m"]))  # type: ignore[index]
+
+
+class UntreedPostgresRecorder(ChainedPostgresRecorder):
+    """The chained recorder without the Merkle tree (``LEDGER_MERKLE_TREE=0``, to measure its cost)."""
+
+    merkle_tree = False
 
 
 def recorder_reader(recorder: PostgresApplicationRecorder) -> LogReader:
@@ -147,6 +194,7 @@ class ReadOnlyLog:
         self.reader = LogReader(
             self._query, postgres=True, events=f'"{schema}"."{events_table}"', chain=f'"{schema}"."{CHAIN_TABLE}"'
         )
+        self.proofs = ProofStore(self._query, None, postgres=True, prefix=f'"{schema}".')
 
     def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql, params).fetchall()]

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
-from ledger.adapters import EventLog, log_reader, snapshot_ids
+from ledger.adapters import EventLog, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
 from ledger.application.commands import LifecycleCommands
 from ledger.application.pipeline import Command, execute, retrying
@@ -70,6 +70,8 @@ class LedgerApplication(LifecycleCommands, Application):
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.reader: EventLog = log_reader(self.recorder)
+        # The Merkle tree, signed heads and stream map (None on the in-memory store).
+        self.proofs = proof_store(self.recorder)
         # Called with the position after each commit (wakes an in-process projector and feeds).
         self.commit_listeners: list[Callable[[int], None]] = []
         self.commits = threading.Condition()

@@ -9,14 +9,16 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from ledger.adapters.log import holders_in
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
-from ledger.snapshots import replay
+from ledger.proofs.verify import check_ledger, check_streams
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from eventsourcing.domain import DomainEventProtocol
 
     from ledger.application.app import LedgerApplication
@@ -200,18 +202,44 @@ def type_name(ev: object) -> str:
     return type(ev).__qualname__.replace(".", "")
 
 
-def verify_integrity(app: LedgerApplication, number: str | None, up_to: int = 0) -> IntegrityReport:
-    """Recompute the hash chains: the whole ledger, or the streams of one number and its holders. Snapshots
-    (of the whole ledger, or of the number) must match a replay of their streams' events."""
+def verify_integrity(
+    app: LedgerApplication, number: str | None, up_to: int = 0, public: Ed25519PublicKey | None = None
+) -> IntegrityReport:
+    """Recompute the hash chains and check the Merkle tree and signed heads (verified with ``public``):
+    the whole ledger, or the streams of one number, its holders and their access logs, proven complete
+    as of the latest signed head. Snapshots (of the whole ledger, or of the number) must match a replay of
+    their streams' events. Damaged events are reported, never raised."""
     if not number:
         report = verify_chain(app.reader.chained(), up_to)
-        bad = app.verify_snapshots() if report.ok and not up_to else []
+        if report.ok and up_to and report.head_position < up_to:
+            end = report.head_position
+            return replace(
+                report,
+                ok=False,
+                first_bad_position=end + 1,
+                problem=f"the ledger ends at position {end}, before position {up_to}: rolled back?",
+            )
+        if report.ok and app.proofs is not None:
+            report = check_ledger(report, app.proofs, app.reader, public, up_to)
+        snapshot_ids = None
     else:
-        current = app.get_number(number)  # NOT_FOUND for an unknown number
-        replayed = replay(app.events, current.id, current.version)
-        holders = list(dict.fromkeys(t.subscriber_id for t in replayed.tenures))
-        report = verify_streams(iter(app.reader.chained_streams([current.id, *holders])))
-        bad = app.verify_snapshots([current.id]) if report.ok else []
+        number_id = Number.create_id(number)
+        number_events = app.reader.stream_events([number_id]).get(number_id)
+        if not number_events:
+            raise errors.NumberNotFound(number)
+        holders = holders_in(number_events)
+        streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
+        chained = app.reader.chained_streams(streams)
+        report = verify_streams(iter(chained))
+        if report.ok and app.proofs is not None:
+            report = check_streams(report, app.proofs, app.reader, streams, chained, public)
+        snapshot_ids = [number_id]
+    if not report.ok or (up_to and not number):
+        return report
+    try:
+        bad = app.verify_snapshots(snapshot_ids)
+    except Exception as e:  # a stream that verified but does not replay: report it, never fail the call
+        return replace(report, ok=False, problem=f"the events do not replay: {e}")
     if bad:
         stream_id, version = bad[0]
         problem = (

@@ -14,11 +14,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from ledger.bootstrap import open_ledger, open_projector, start_projections
+from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
 from ledger.config import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.errors import ErrorInterceptor
+from ledger.server.heads import HeadPublisher
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor
@@ -54,23 +55,34 @@ RECYCLING = SERVICE_NAMES[2]
 
 
 class LedgerServer:
-    """The gRPC server and what runs beside it (the progress of the read models): starting and stopping
-    it starts and stops both; everything else is the gRPC server's."""
+    """The gRPC server and what runs beside it (the progress of the read models, the head publisher):
+    starting and stopping it starts and stops them; everything else is the gRPC server's."""
 
-    def __init__(self, server: grpc.Server, progress: Progress, executor: futures.ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        server: grpc.Server,
+        progress: Progress,
+        executor: futures.ThreadPoolExecutor,
+        publisher: HeadPublisher | None = None,
+    ) -> None:
         self.server = server
         self.progress = progress
         self.executor = executor
+        self.publisher = publisher
 
     def start(self) -> None:
         """Start serving."""
         self.progress.start()
         self.server.start()
+        if self.publisher is not None:
+            self.publisher.start()
 
     def stop(self, grace: float | None) -> Stopped:
         """Stop: waits in progress answer at once, calls in flight get ``grace`` seconds; ``wait()`` on the
         result returns once every handler has returned, so the stores can then be closed safely."""
         self.progress.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
         return Stopped(self.server.stop(grace), self.executor)
 
     def __getattr__(self, name: str) -> Any:
@@ -122,11 +134,13 @@ def create_server(
         maximum_concurrent_rpcs=max(256, settings.max_workers * 8),
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
+    publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(
             app,
             max_feeds=max(1, settings.max_workers // 4),
             auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
+            publisher=publisher,
         ),
         server,
     )
@@ -168,7 +182,7 @@ def create_server(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    return LedgerServer(server, progress, executor), port
+    return LedgerServer(server, progress, executor, publisher), port
 
 
 def connection_options(limits: Limits) -> list[tuple[str, int]]:

@@ -13,12 +13,14 @@ from ledger.application.reads import number_history, number_state, verify_integr
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
+from ledger.server.heads import HeadPublisher, ProofsUnavailable, head_message, proven_history
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
+    from ledger.proofs.heads import SignedHead
     from projections.audit import Auditor
 
 # Positions are stored as signed 64-bit integers.
@@ -28,9 +30,16 @@ MAX_POSITION = 2**63 - 1
 class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
     """The compliance-facing read API."""
 
-    def __init__(self, app: LedgerApplication, max_feeds: int = 8, auditor: Auditor | None = None) -> None:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        max_feeds: int = 8,
+        auditor: Auditor | None = None,
+        publisher: HeadPublisher | None = None,
+    ) -> None:
         self.app = app
         self.auditor = auditor
+        self.publisher = publisher
         # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
         self._feeds = threading.BoundedSemaphore(max_feeds)
         self.max_feeds = max_feeds
@@ -45,10 +54,66 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         purpose = ""
         if request.include_personal_data:
             purpose = f.text("purpose", request.purpose, 500)
+        if request.head_size and not request.with_proofs:
+            f.add("head_size", "applies only with with_proofs")
+        if request.head_size > MAX_POSITION:
+            f.add("head_size", f"must be at most {MAX_POSITION}")
         f.done()
+        head = self._head(request.head_size) if request.with_proofs else None
         items = number_history(self.app, number, request.include_personal_data, actor_of(context), purpose)
-        for item in items:
-            yield pb.GetNumberHistoryResponse(event=ledger_event(item))
+        if head is None:
+            for item in items:
+                yield pb.GetNumberHistoryResponse(event=ledger_event(item))
+            return
+        yield from proven_history(
+            self._publisher().store, head, [i for i in items if i.position <= head.size], self.app
+        )
+
+    def GetSignedHead(
+        self, request: pb.GetSignedHeadRequest, context: grpc.ServicerContext
+    ) -> pb.GetSignedHeadResponse:
+        """The latest signed head, the one signed at ``size``, or (``fresh``) one signed now."""
+        if request.size and request.fresh:
+            raise errors.InvalidArgument([("fresh", "a fresh head is signed at the current size; give no size")])
+        if request.size > MAX_POSITION:
+            raise errors.InvalidArgument([("size", f"must be at most {MAX_POSITION}")])
+        publisher = self._publisher()
+        head = publisher.sign_now() if request.fresh else self._head(request.size)
+        return pb.GetSignedHeadResponse(signed_head=head_message(head))
+
+    def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: grpc.ServicerContext
+    ) -> pb.GetConsistencyProofResponse:
+        """The RFC 9162 proof that the tree at ``to_size`` extends the tree at ``from_size``."""
+        store = self._publisher().store
+        size = store.tree_size()
+        f = Fields()
+        if not 1 <= request.from_size <= size:
+            f.add("from_size", f"must be between 1 and the tree's size {size}")
+        if not request.from_size <= request.to_size <= size:
+            f.add("to_size", f"must be between from_size and the tree's size {size}")
+        f.done()
+        old, new = request.from_size, request.to_size
+        return pb.GetConsistencyProofResponse(hashes=store.consistency(old, new))
+
+    def _publisher(self) -> HeadPublisher:
+        if self.publisher is None:
+            raise ProofsUnavailable("this server signs no heads")
+        return self.publisher
+
+    def _head(self, size: int) -> SignedHead:
+        """The head signed at ``size`` (NOT_FOUND when none was), or the latest, signed now when none covers
+        the whole ledger."""
+        publisher = self._publisher()
+        if size:
+            head = publisher.store.head(size)
+            if head is None:
+                raise errors.NotFound(f"signed head at size {size}")
+            return head
+        head = publisher.store.head()
+        if head is None or head.size < self.app.reader.max_position():
+            head = publisher.sign_now()
+        return head
 
     def GetNumberState(
         self, request: pb.GetNumberStateRequest, context: grpc.ServicerContext
@@ -70,7 +135,8 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if number and request.up_to_position:
             f.add("up_to_position", "applies only to a whole-ledger verification")
         f.done()
-        report = verify_integrity(self.app, number, request.up_to_position)
+        public = self.publisher.signer.public if self.publisher is not None else None
+        report = verify_integrity(self.app, number, request.up_to_position, public)
         return pb.VerifyIntegrityResponse(
             ok=report.ok,
             events_checked=report.events_checked,
@@ -78,6 +144,8 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             head_digest=report.head_digest,
             head_position=report.head_position,
             problem=report.problem,
+            stream=report.stream,
+            signed_head_size=report.signed_head_size,
         )
 
     def VerifyReadModels(

@@ -11,20 +11,108 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetNumberHistoryRequest(_message.Message):
-    __slots__ = ("number", "include_personal_data", "purpose")
+    __slots__ = ("number", "include_personal_data", "purpose", "with_proofs", "head_size")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PERSONAL_DATA_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    WITH_PROOFS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_SIZE_FIELD_NUMBER: _ClassVar[int]
     number: str
     include_personal_data: bool
     purpose: str
-    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ...) -> None: ...
+    with_proofs: bool
+    head_size: int
+    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ..., with_proofs: _Optional[bool] = ..., head_size: _Optional[int] = ...) -> None: ...
 
 class GetNumberHistoryResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "inclusion_proof", "signed_head", "stream_proofs")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_HEAD_FIELD_NUMBER: _ClassVar[int]
+    STREAM_PROOFS_FIELD_NUMBER: _ClassVar[int]
     event: _ledger_pb2.LedgerEvent
-    def __init__(self, event: _Optional[_Union[_ledger_pb2.LedgerEvent, _Mapping]] = ...) -> None: ...
+    inclusion_proof: InclusionProof
+    signed_head: SignedHead
+    stream_proofs: _containers.RepeatedCompositeFieldContainer[StreamHeadProof]
+    def __init__(self, event: _Optional[_Union[_ledger_pb2.LedgerEvent, _Mapping]] = ..., inclusion_proof: _Optional[_Union[InclusionProof, _Mapping]] = ..., signed_head: _Optional[_Union[SignedHead, _Mapping]] = ..., stream_proofs: _Optional[_Iterable[_Union[StreamHeadProof, _Mapping]]] = ...) -> None: ...
+
+class SignedHead(_message.Message):
+    __slots__ = ("size", "root_hash", "signed_at", "key_id", "signature", "map_root")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_HASH_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    MAP_ROOT_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    root_hash: bytes
+    signed_at: _timestamp_pb2.Timestamp
+    key_id: str
+    signature: bytes
+    map_root: bytes
+    def __init__(self, size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ..., signature: _Optional[bytes] = ..., map_root: _Optional[bytes] = ...) -> None: ...
+
+class InclusionProof(_message.Message):
+    __slots__ = ("leaf_index", "tree_size", "hashes", "topic", "state")
+    LEAF_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    leaf_index: int
+    tree_size: int
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    topic: str
+    state: bytes
+    def __init__(self, leaf_index: _Optional[int] = ..., tree_size: _Optional[int] = ..., hashes: _Optional[_Iterable[bytes]] = ..., topic: _Optional[str] = ..., state: _Optional[bytes] = ...) -> None: ...
+
+class StreamHeadEntry(_message.Message):
+    __slots__ = ("stream_id", "version", "stream_hash")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STREAM_HASH_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    version: int
+    stream_hash: bytes
+    def __init__(self, stream_id: _Optional[str] = ..., version: _Optional[int] = ..., stream_hash: _Optional[bytes] = ...) -> None: ...
+
+class StreamHeadProof(_message.Message):
+    __slots__ = ("stream_id", "entries", "siblings")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SIBLINGS_FIELD_NUMBER: _ClassVar[int]
+    stream_id: str
+    entries: _containers.RepeatedCompositeFieldContainer[StreamHeadEntry]
+    siblings: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, stream_id: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[StreamHeadEntry, _Mapping]]] = ..., siblings: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetSignedHeadRequest(_message.Message):
+    __slots__ = ("size", "fresh")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    FRESH_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    fresh: bool
+    def __init__(self, size: _Optional[int] = ..., fresh: _Optional[bool] = ...) -> None: ...
+
+class GetSignedHeadResponse(_message.Message):
+    __slots__ = ("signed_head",)
+    SIGNED_HEAD_FIELD_NUMBER: _ClassVar[int]
+    signed_head: SignedHead
+    def __init__(self, signed_head: _Optional[_Union[SignedHead, _Mapping]] = ...) -> None: ...
+
+class GetConsistencyProofRequest(_message.Message):
+    __slots__ = ("from_size", "to_size")
+    FROM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TO_SIZE_FIELD_NUMBER: _ClassVar[int]
+    from_size: int
+    to_size: int
+    def __init__(self, from_size: _Optional[int] = ..., to_size: _Optional[int] = ...) -> None: ...
+
+class GetConsistencyProofResponse(_message.Message):
+    __slots__ = ("hashes",)
+    HASHES_FIELD_NUMBER: _ClassVar[int]
+    hashes: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, hashes: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GetNumberStateRequest(_message.Message):
     __slots__ = ("number", "as_of")
@@ -49,20 +137,24 @@ class VerifyIntegrityRequest(_message.Message):
     def __init__(self, number: _Optional[str] = ..., up_to_position: _Optional[int] = ...) -> None: ...
 
 class VerifyIntegrityResponse(_message.Message):
-    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest", "head_position", "problem")
+    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest", "head_position", "problem", "stream", "signed_head_size")
     OK_FIELD_NUMBER: _ClassVar[int]
     EVENTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_POSITION_FIELD_NUMBER: _ClassVar[int]
     HEAD_DIGEST_FIELD_NUMBER: _ClassVar[int]
     HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_HEAD_SIZE_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     events_checked: int
     first_bad_position: int
     head_digest: str
     head_position: int
     problem: str
-    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., head_position: _Optional[int] = ..., problem: _Optional[str] = ...) -> None: ...
+    stream: str
+    signed_head_size: int
+    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., head_position: _Optional[int] = ..., problem: _Optional[str] = ..., stream: _Optional[str] = ..., signed_head_size: _Optional[int] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("from_position",)

@@ -60,6 +60,16 @@ class HistoryServiceStub:
                 request_serializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.FromString,
                 _registered_method=True)
+        self.GetSignedHead = channel.unary_unary(
+                '/ledger.v1.HistoryService/GetSignedHead',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.GetSignedHeadRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.GetSignedHeadResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/ledger.v1.HistoryService/GetConsistencyProof',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
@@ -81,7 +91,7 @@ class HistoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyIntegrity(self, request, context):
-        """VerifyIntegrity is a recomputation of the ledger's hash chains.
+        """VerifyIntegrity is a recomputation of the ledger's hash chains, its Merkle tree and its signed heads.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,6 +106,20 @@ class HistoryServiceServicer:
 
     def VerifyReadModels(self, request, context):
         """VerifyReadModels is a comparison of the read models' rows with a replay of the numbers' events.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSignedHead(self, request, context):
+        """GetSignedHead is a tree head of the ledger signed with the operator's key: the latest, one by size, or a new one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """GetConsistencyProof is the proof that the tree at to_size extends the tree at from_size (RFC 9162).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -128,6 +152,16 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     servicer.VerifyReadModels,
                     request_deserializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.SerializeToString,
+            ),
+            'GetSignedHead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSignedHead,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.GetSignedHeadRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.GetSignedHeadResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +300,60 @@ class HistoryService:
             '/ledger.v1.HistoryService/VerifyReadModels',
             ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsRequest.SerializeToString,
             ledger_dot_v1_dot_history__service__pb2.VerifyReadModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSignedHead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/GetSignedHead',
+            ledger_dot_v1_dot_history__service__pb2.GetSignedHeadRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.GetSignedHeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/GetConsistencyProof',
+            ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

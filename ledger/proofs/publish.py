@@ -1,0 +1,134 @@
+"""Signing a tree head: the server does it at an interval (policy ``signed_head_interval_seconds``), and
+``ledger head`` or ``GetSignedHead(fresh)`` on demand.
+
+Nothing is signed over a log that no longer matches what was signed before: the events since the
+previous head are checked (gap-free positions, each one's leaf against the stored tree, each stream's
+chain continuing from the version the previous head's map holds), the stored tree must extend the
+previous head (a consistency proof), and the map's stored nodes must give the previous head's map root.
+Only then are the changed streams' map entries written and the new head signed. The work is
+proportional to the events since the previous head, not to the ledger.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ledger.domain import errors
+from ledger.integrity import GENESIS, stream_hash
+from ledger.proofs import stream_map
+from ledger.proofs.merkle import EMPTY_ROOT, event_leaf_hash, verify_consistency
+
+if TYPE_CHECKING:
+    from ledger.proofs.heads import HeadSigner, SignedHead
+    from ledger.proofs.store import ProofStore
+
+
+class HeadRefused(errors.RuleViolation):
+    """Raised when a head cannot be signed because the log no longer matches the tree or an earlier
+    head (a deletion, an edit or a rollback); the message says where."""
+
+    reason = "LEDGER_TAMPERED"
+
+    def __init__(self, message: str, position: int = 0, stream: str = "") -> None:
+        super().__init__(message, position=str(position), stream=stream)
+        self.position, self.stream = position, stream
+
+
+def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
+    """Sign a head at the tree's current size (the latest head when the log has not grown since)."""
+    previous = store.head()
+    size = store.tree_size()  # first: the log read after it can only have grown (tree and events commit together)
+    events = reader.max_position()
+    if size > events:
+        raise HeadRefused(
+            f"the Merkle tree holds {size} leaves but the log ends at position {events}: events were removed",
+            position=events + 1,
+        )
+    old = previous.size if previous else 0
+    if previous is not None and previous.size > size:
+        raise HeadRefused(f"the log ({size} events) is shorter than the head signed at size {previous.size}")
+    if previous is not None and previous.size == size:
+        return previous
+    changed = check_since(store, reader, old, size)
+    root = store.root(size) if size else EMPTY_ROOT
+    if previous is not None and old:
+        proof = store.consistency(old, size)
+        if not verify_consistency(old, previous.root_hash, size, root, proof):
+            raise HeadRefused(f"the stored Merkle tree does not extend the head signed at size {old}")
+    buckets = sorted({stream_map.bucket_of(e.stream_id) for e in changed})
+    before = store.map_entries(buckets, old)
+    current = store.map_nodes(stream_map.siblings_needed(buckets), old)
+    if previous is not None and buckets:
+        again = stream_map.update({b: stream_map.bucket_hash(before[b]) for b in buckets}, current)
+        if again[(0, 0)] != previous.map_root:
+            raise HeadRefused(f"the stored stream map no longer gives the map root signed at size {old}")
+    after: dict[int, dict[UUID, stream_map.Entry]] = {b: {e.stream_id: e for e in before[b]} for b in buckets}
+    for e in changed:
+        after[stream_map.bucket_of(e.stream_id)][e.stream_id] = e
+    nodes = (
+        stream_map.update({b: stream_map.bucket_hash(es.values()) for b, es in after.items()}, current)
+        if buckets
+        else {}
+    )
+    map_root = nodes[(0, 0)] if nodes else (previous.map_root if previous else stream_map.EMPTY_MAP_ROOT)
+    head = signer.sign(size, root, map_root)
+    try:
+        store.save_head(head, changed, nodes)
+    except Exception:
+        # Another process signed this size first (heads are kept by size): serve that one.
+        existing = store.head(size)
+        if existing is None:
+            raise
+        return existing
+    return head
+
+
+def check_since(store: ProofStore, reader: Any, old: int, size: int) -> list[stream_map.Entry]:
+    """Check the events after position ``old`` up to ``size`` and return the changed streams' heads."""
+    heads: dict[str, stream_map.Entry] = {}
+    expected = old + 1
+    batch: list[Any] = []
+
+    def flush() -> None:
+        leaves = store.leaf_hashes([e.position for e in batch])
+        unknown = sorted({UUID(e.stream_id) for e in batch if e.stream_id not in heads})
+        by_bucket = store.map_entries(sorted({stream_map.bucket_of(s) for s in unknown}), old) if unknown else {}
+        for entries in by_bucket.values():
+            for entry in entries:
+                heads.setdefault(entry.stream_id.hex, entry)
+        for e in batch:
+            leaf = event_leaf_hash(e.position, e.stream_id, e.version, e.topic, e.state)
+            if leaves.get(e.position) != leaf:
+                raise HeadRefused(
+                    f"the event at position {e.position} is not the one the Merkle tree recorded",
+                    e.position,
+                    e.stream_id,
+                )
+            prior = heads.get(e.stream_id)
+            version, previous_hash = (prior.version, prior.stream_hash) if prior else (0, GENESIS)
+            if e.version != version + 1:
+                raise HeadRefused(
+                    f"stream {e.stream_id} goes from version {version} to {e.version}", e.position, e.stream_id
+                )
+            digest = stream_hash(previous_hash, e.stream_id, e.version, e.topic, e.state)
+            if digest != e.stream_hash:
+                raise HeadRefused("event content does not match its stream hash", e.position, e.stream_id)
+            heads[e.stream_id] = stream_map.Entry(UUID(e.stream_id), e.version, digest)
+        batch.clear()
+
+    touched: set[str] = set()
+    for e in reader.chained(after=old):
+        if e.position > size:
+            break
+        if e.position != expected:
+            raise HeadRefused(f"position {expected} is missing from the log", expected)
+        expected += 1
+        batch.append(e)
+        touched.add(e.stream_id)
+        if len(batch) >= 5000:
+            flush()
+    flush()
+    if expected != size + 1:
+        raise HeadRefused(f"position {expected} is missing from the log", expected)
+    return [heads[s] for s in sorted(touched)]
