@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from ledger.adapters.postgres import PostgresKeyStore
-from ledger.adapters.sqlite import SQLiteKeyStore
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
-from ledger.vault import KeyStore, KeyStoreError, MasterKey, PersonalDataVault
+from ledger.keys import EpochFile, KeyStore, KeyStoreError, MasterKey, PersonalDataVault
+from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 
@@ -53,7 +52,12 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
         store = SQLiteKeyStore(str(settings.store.key_store_path()))
     else:
         store = PostgresKeyStore(settings.store.conninfo())
-    vault = PersonalDataVault(master, store)
+    epoch_path = settings.epoch_key_file or settings.store.default_epoch_key_path()
+    try:
+        vault = PersonalDataVault(master, store, EpochFile(epoch_path), buckets=settings.key_buckets)
+    except KeyStoreError as e:
+        store.close()
+        raise ConfigError(str(e)) from None
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
     return LedgerApplication(
         env=env, vault=vault, policy=settings.policy, clock=clock, group_commit=settings.group_commit

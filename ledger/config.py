@@ -31,6 +31,12 @@ class Policy:
     timezone: str = "UTC"
     # Subscribers whose tenures all ended this long ago are listed as due for erasure.
     erasure_retention_days: int = 180
+    # Real-name records are kept this long after the subscriber's last tenure ends (MIIT Order 25: two
+    # years); an erasure requested earlier is held (disclosure restricted) until then.
+    identity_retention_days: int = 730
+    # An erased key's copies (table files, WAL, replicas, backups) stop opening at the end of its erasure
+    # epoch: the epoch secret is ratcheted and the erasure's bucket re-keyed this often.
+    erasure_epoch_hours: int = 24
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
     # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
@@ -53,6 +59,10 @@ class Policy:
             raise ConfigError(f"unknown timezone {self.timezone!r}") from e
         if not 0 <= self.erasure_retention_days <= 36500:
             raise ConfigError("erasure_retention_days must be between 0 and 36500")
+        if not 0 <= self.identity_retention_days <= 36500:
+            raise ConfigError("identity_retention_days must be between 0 and 36500")
+        if not 1 <= self.erasure_epoch_hours <= 24 * 31:
+            raise ConfigError("erasure_epoch_hours must be between 1 and 744 (31 days)")
         if not 0 <= self.max_clock_skew_seconds <= 86400:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
@@ -177,6 +187,16 @@ class StoreConfig:
         path = self._sqlite()
         return path.with_name(path.stem + ".master.key")
 
+    def default_epoch_key_path(self) -> Path:
+        """This host's epoch key file: ``ledger.db`` -> ``ledger.epoch.key``; for PostgreSQL one per database
+        under ``~/.local/state/ledger`` (set LEDGER_EPOCH_KEY_FILE on a real deployment)."""
+        if self.kind == "sqlite":
+            path = self._sqlite()
+            return path.with_name(path.stem + ".epoch.key")
+        pg = self.postgres
+        name = f"{pg['host']}_{pg['port']}_{pg['dbname']}".replace("/", "_")
+        return Path.home() / ".local" / "state" / "ledger" / f"{name}.epoch.key"
+
     def views_path(self) -> Path:
         """The read models of the embedded store: ``ledger.db`` -> ``ledger.views.db``."""
         path = self._sqlite()
@@ -246,6 +266,10 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None
     master_key_text: str | None = None
+    # This host's epoch key file (LEDGER_EPOCH_KEY_FILE); None: ``StoreConfig.default_epoch_key_path``.
+    epoch_key_file: Path | None = None
+    # Buckets of a new key store (LEDGER_KEY_BUCKETS); an existing store keeps the number it was made with.
+    key_buckets: int = 4096
     max_workers: int = 32
     grace_seconds: float = 10.0
     # Run the projections inside the server process (the embedded default).
@@ -303,6 +327,8 @@ class Settings:
             policy=Policy.from_toml(policy_path) if policy_path else Policy(),
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
+            epoch_key_file=Path(env["LEDGER_EPOCH_KEY_FILE"]) if env.get("LEDGER_EPOCH_KEY_FILE") else None,
+            key_buckets=_key_buckets(env.get("LEDGER_KEY_BUCKETS")),
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
             limits=Limits.for_workers(int(env.get("LEDGER_MAX_WORKERS") or 32), env),
@@ -311,3 +337,13 @@ class Settings:
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,
         )
+
+
+def _key_buckets(raw: str | None) -> int:
+    try:
+        value = int(raw) if raw else 4096
+    except ValueError:
+        raise ConfigError(f"LEDGER_KEY_BUCKETS must be a number, got {raw!r}") from None
+    if not 1 <= value <= 1_000_000:
+        raise ConfigError("LEDGER_KEY_BUCKETS must be between 1 and 1000000")
+    return value

@@ -134,14 +134,14 @@ def settings(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) ->
         return Settings(
             listen="127.0.0.1:0",
             store=StoreConfig.from_url(new_database(request.getfixturevalue("pg_admin_url"))),
-            policy=Policy(),
+            policy=Policy(identity_retention_days=0),
             max_workers=32,
             master_key_text=TEST_MASTER_KEY,
         )
     return Settings(
         listen="127.0.0.1:0",
         store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
-        policy=Policy(),
+        policy=Policy(identity_retention_days=0),
         max_workers=32,
     )
 

@@ -271,7 +271,7 @@ class StagedUnitOfWork(UnitOfWork):
             if not self.events:
                 return []
             if self.keys:
-                self.app.vault.store.put_many(list(self.keys.items()))
+                self.app.vault.store_keys(list(self.keys.items()))
             for hook in self.before:
                 hook()
             recordings = self.app.save_events(*self.events)
