@@ -197,7 +197,7 @@ class KeyTables:
                 (sid,),
             )
             tx.execute(f"DELETE FROM {self.t('pending_erasures')} WHERE subscriber_id = ?", (sid,))
-            tx.execute(f"DELETE FROM {self.t('held_erasures')} WHERE subscriber_id = ?", (sid,))
+            tx.execute(f"DELETE FROM {self.t('held_erasures')} WHERE subscriber_id = ?", (str(subscriber_id),))
             tx.execute(f"INSERT INTO {self.t('marked_buckets')} (bucket) VALUES (?) ON CONFLICT DO NOTHING", (bucket,))
 
         self._write(work)

@@ -46,7 +46,9 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if request.include_personal_data:
             purpose = f.text("purpose", request.purpose, 500)
         f.done()
-        items = number_history(self.app, number, request.include_personal_data, actor_of(context), purpose)
+        items = number_history(
+            self.app, number, request.include_personal_data, actor_of(context), purpose, request.legal_hold
+        )
         for item in items:
             yield pb.GetNumberHistoryResponse(event=ledger_event(item))
 

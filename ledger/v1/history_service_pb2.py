@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"Y\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\"A\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\x96\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t2\xd0\x03\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"m\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x12\n\nlegal_hold\x18\x14 \x01(\x08\"A\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\x96\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t2\xd0\x03\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,27 +34,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.history_service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETNUMBERHISTORYREQUEST']._serialized_start=103
-  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=192
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=194
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=259
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=261
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=343
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=345
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=415
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=417
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=481
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=484
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=634
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=636
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=680
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=682
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=743
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=745
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=802
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=805
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=942
-  _globals['_READMODELMISMATCH']._serialized_start=944
-  _globals['_READMODELMISMATCH']._serialized_end=1028
-  _globals['_HISTORYSERVICE']._serialized_start=1031
-  _globals['_HISTORYSERVICE']._serialized_end=1495
+  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=212
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=214
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=279
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=281
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=363
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=365
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=435
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=437
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=501
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=504
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=654
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=656
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=700
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=702
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=763
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=765
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=822
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=825
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=962
+  _globals['_READMODELMISMATCH']._serialized_start=964
+  _globals['_READMODELMISMATCH']._serialized_end=1048
+  _globals['_HISTORYSERVICE']._serialized_start=1051
+  _globals['_HISTORYSERVICE']._serialized_end=1515
 # @@protoc_insertion_point(module_scope)

@@ -11,14 +11,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetNumberHistoryRequest(_message.Message):
-    __slots__ = ("number", "include_personal_data", "purpose")
+    __slots__ = ("number", "include_personal_data", "purpose", "legal_hold")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PERSONAL_DATA_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
     number: str
     include_personal_data: bool
     purpose: str
-    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ...) -> None: ...
+    legal_hold: bool
+    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ..., legal_hold: _Optional[bool] = ...) -> None: ...
 
 class GetNumberHistoryResponse(_message.Message):
     __slots__ = ("event",)

@@ -306,7 +306,10 @@ def _normalise_expected(expected: dict) -> dict:
 @given(steps=steps, crash_after=st.integers(1, 6), batch_size=st.integers(1, 9))
 def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: int, batch_size: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(store=StoreConfig.from_url(f"sqlite:///{tmp}/ledger.db"), policy=Policy(quarantine_days=30, identity_retention_days=0))
+        settings = Settings(
+            store=StoreConfig.from_url(f"sqlite:///{tmp}/ledger.db"),
+            policy=Policy(quarantine_days=30, identity_retention_days=0),
+        )
         clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
         app = open_ledger(settings, clock)
         try:
@@ -352,7 +355,8 @@ def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: 
 def test_property_harness_sees_real_activity(tmp_path: Path) -> None:
     """Guard against a vacuous property: a scripted run must produce tenures, swaps and violations."""
     settings = Settings(
-        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"), policy=Policy(quarantine_days=30, identity_retention_days=0)
+        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
+        policy=Policy(quarantine_days=30, identity_retention_days=0),
     )
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = open_ledger(settings, clock)
@@ -411,7 +415,9 @@ def random_run(url: str) -> tuple[Settings, LedgerApplication]:
     """A store at ``url`` after the same 600 random steps each time (about 270 events, many recycled
     numbers)."""
     settings = Settings(
-        store=StoreConfig.from_url(url), policy=Policy(quarantine_days=30, identity_retention_days=0), master_key_text=TEST_MASTER_KEY
+        store=StoreConfig.from_url(url),
+        policy=Policy(quarantine_days=30, identity_retention_days=0),
+        master_key_text=TEST_MASTER_KEY,
     )
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = open_ledger(settings, clock)
