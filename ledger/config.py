@@ -36,7 +36,7 @@ class Policy:
     identity_retention_days: int = 730
     # An erased key's copies (table files, WAL, replicas, backups) stop opening at the end of its erasure
     # epoch: the epoch secret is ratcheted and the erasure's bucket re-keyed this often.
-    erasure_epoch_hours: int = 24
+    erasure_epoch_seconds: int = 86400
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
     # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
@@ -61,8 +61,8 @@ class Policy:
             raise ConfigError("erasure_retention_days must be between 0 and 36500")
         if not 0 <= self.identity_retention_days <= 36500:
             raise ConfigError("identity_retention_days must be between 0 and 36500")
-        if not 1 <= self.erasure_epoch_hours <= 24 * 31:
-            raise ConfigError("erasure_epoch_hours must be between 1 and 744 (31 days)")
+        if not 1 <= self.erasure_epoch_seconds <= 31 * 86400:
+            raise ConfigError("erasure_epoch_seconds must be between 1 and 2678400 (31 days)")
         if not 0 <= self.max_clock_skew_seconds <= 86400:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
@@ -270,6 +270,9 @@ class Settings:
     epoch_key_file: Path | None = None
     # Buckets of a new key store (LEDGER_KEY_BUCKETS); an existing store keeps the number it was made with.
     key_buckets: int = 4096
+    # How often the server looks at the key store: an epoch due to end, an epoch ended elsewhere, the
+    # day's pass over due erasures (LEDGER_KEY_POLL_SECONDS).
+    key_poll_seconds: float = 60.0
     max_workers: int = 32
     grace_seconds: float = 10.0
     # Run the projections inside the server process (the embedded default).
@@ -329,6 +332,7 @@ class Settings:
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
             epoch_key_file=Path(env["LEDGER_EPOCH_KEY_FILE"]) if env.get("LEDGER_EPOCH_KEY_FILE") else None,
             key_buckets=_key_buckets(env.get("LEDGER_KEY_BUCKETS")),
+            key_poll_seconds=float(env.get("LEDGER_KEY_POLL_SECONDS") or 60.0),
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
             limits=Limits.for_workers(int(env.get("LEDGER_MAX_WORKERS") or 32), env),

@@ -35,16 +35,19 @@ class Rotation:
     seconds: float
 
 
-def end_epoch(vault: PersonalDataVault) -> Rotation:
-    """End the current epoch now (any process, any host; the store's lock makes it happen once)."""
+def end_epoch(vault: PersonalDataVault, due_seconds: float | None = None) -> Rotation | None:
+    """End the current epoch now (any process, any host), or, with ``due_seconds``, only if it has
+    lasted that long (checked under the store's lock, so that of several processes one ends it)."""
     started = time.monotonic()
     store = vault.store
     t = store.t
 
-    def work(tx: Tx) -> tuple[Rotation, bytes, bytes, dict[int, tuple[int, bytes]]]:
+    def work(tx: Tx) -> tuple[Rotation, bytes, bytes, dict[int, tuple[int, bytes]]] | None:
         state = store.state(tx)
         if state is None:
             raise KeyStoreError("the key store has no epoch yet (open the ledger once)")
+        if due_seconds is not None and time.time() - state.started_us / 1_000_000 < due_seconds:
+            return None
         vault.adopt(state)
         secret, wrap_key = vault.secrets()
         epoch = state.epoch + 1
@@ -81,7 +84,10 @@ def end_epoch(vault: PersonalDataVault) -> Rotation:
         report = Rotation(epoch, len(marked), data_keys, salts, len(keys), 0.0)
         return report, next_epoch_secret, next_wrap, keys
 
-    report, secret, next_wrap, keys = store.in_write(work)
+    done = store.in_write(work)
+    if done is None:
+        return None
+    report, secret, next_wrap, keys = done
     # After the commit: a crash here leaves the file one epoch behind, and the next start ratchets it.
     vault.epoch_file.advance(report.epoch)
     vault.install(report.epoch, secret, next_wrap, keys)
@@ -89,11 +95,3 @@ def end_epoch(vault: PersonalDataVault) -> Rotation:
     if vacuum is not None:
         vacuum()
     return Rotation(**{**report.__dict__, "seconds": time.monotonic() - started})
-
-
-def epoch_due(vault: PersonalDataVault, epoch_seconds: float, now: float | None = None) -> bool:
-    """Whether the current epoch has lasted ``epoch_seconds``."""
-    state = vault.store.state()
-    if state is None:
-        return False
-    return (now if now is not None else time.time()) - state.started_us / 1_000_000 >= epoch_seconds
