@@ -12,7 +12,7 @@ from ledger.application.unit_of_work import CommandResult, Outcome, UnitOfWork
 from ledger.domain import errors
 from ledger.domain.indexes import IdentityHoldings
 from ledger.domain.subscriber import Subscriber
-from ledger.keys.identity import identity_key, release_identity
+from ledger.keys.identity import plan_identity, release_identity
 
 if TYPE_CHECKING:
     from ledger.application.app import Clock
@@ -53,14 +53,14 @@ class SubscriberCommands:
         personal = {"full_name": full_name, "id_type": id_type, "id_number": id_number, "date_of_birth": date_of_birth}
 
         def handle(uow: UnitOfWork, ctx: Context) -> Outcome:
-            uow.ensure_data_key(subscriber_id)
-            key = identity_key(
+            key, salt = plan_identity(
                 self.vault,
                 id_type,
                 id_number,
                 subscriber_id,
                 legacy_in_use=lambda legacy: uow.exists(IdentityHoldings.create_id(legacy)),
             )
+            uow.ensure_data_key(subscriber_id, salt)
             subscriber = Subscriber.register(
                 subscriber_id,
                 id_type=id_type,

@@ -120,3 +120,26 @@ class EpochFile:
             return secret
         finally:
             os.close(fd)  # also releases the lock
+
+
+class MemoryEpochFile(EpochFile):
+    """An epoch 'file' held in memory (tests, the in-memory store)."""
+
+    def __init__(self) -> None:
+        super().__init__(Path(":memory:"))
+        self._held: tuple[int, bytes] | None = None
+
+    def read(self) -> tuple[int, bytes] | None:
+        """(epoch, secret) held, or None."""
+        return self._held
+
+    def create(self, epoch: int, secret: bytes) -> None:
+        """Hold a first secret."""
+        self._held = (epoch, secret)
+
+    def advance(self, epoch: int) -> bytes:
+        """Ratchet forward to ``epoch``."""
+        if self._held is None or self._held[0] > epoch:
+            raise KeyStoreError("the in-memory epoch secret does not match the key store")
+        self._held = (epoch, ratchet(self._held[1], epoch - self._held[0]))
+        return self._held[1]

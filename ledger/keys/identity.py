@@ -22,13 +22,15 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.persistence import IntegrityError
 
 from ledger.keys.crypto import KEY_BYTES, hkdf, unwrap, wrap
-from ledger.keys.tables import BucketRow, Tx
+from ledger.keys.tables import BucketRow, StaleBucketError, Tx
 
 if TYPE_CHECKING:
     from ledger.keys.vault import PersonalDataVault
@@ -78,6 +80,63 @@ def _put(vault: PersonalDataVault, tx: Tx, bucket: int, key: bytes, tag: bytes, 
     )
 
 
+@dataclass(frozen=True)
+class SaltChange:
+    """A salt row to write with the next data keys (one transaction): a new identity's salt, or a record
+    added to an identity's users. Checked again under the store's lock when written."""
+
+    bucket: int
+    generation: int
+    bucket_key: bytes
+    tag: bytes
+    content: dict[str, Any]
+    is_new: bool
+
+
+class SaltConflictError(IntegrityError):
+    """Raised when a salt row changed between reading it and writing it (the command is run again)."""
+
+
+def plan_identity(
+    vault: PersonalDataVault,
+    id_type: str,
+    id_number: str,
+    subscriber_id: UUID,
+    legacy_in_use: Callable[[str], bool],
+) -> tuple[str, SaltChange | None]:
+    """The identity key of a subscriber being registered, and the salt row change that records them as
+    a user of it (None when already recorded). ``legacy_in_use(key)`` says whether the ledger already
+    counts this identity under its pre-salt key."""
+    identity = _identity(id_type, id_number)
+    bucket = identity_bucket(vault, identity)
+    for attempt in range(5):
+        row, epoch = vault.store.bucket(bucket)
+        try:
+            key = vault.bucket_key(row, epoch)
+            break
+        except StaleBucketError:
+            if attempt == 4:
+                raise
+    tag = tag_of(key, identity)
+    found = vault.store.in_read(
+        lambda tx: tx.execute(f"SELECT wrapped FROM {vault.store.t('identity_salts')} WHERE tag = ?", (tag,))
+    )
+    if found:
+        content = orjson.loads(unwrap(key, bytes(found[0][0]), salt_aad(tag)))
+    else:
+        legacy = legacy_in_use(vault.legacy_identity_key(id_type, id_number))
+        salt = None if legacy else base64.b64encode(os.urandom(KEY_BYTES)).decode()
+        content = {"salt": salt, "id": [id_type, id_number], "members": []}
+    change = None
+    if str(subscriber_id) not in content["members"]:
+        content = {**content, "members": [*content["members"], str(subscriber_id)]}
+        change = SaltChange(bucket, row.generation, key, tag, content, is_new=not found)
+    salt_text: str | None = content["salt"]
+    if salt_text is None:
+        return vault.legacy_identity_key(id_type, id_number), change
+    return hmac.new(base64.b64decode(salt_text), identity, hashlib.sha256).hexdigest(), change
+
+
 def identity_key(
     vault: PersonalDataVault,
     id_type: str,
@@ -85,26 +144,29 @@ def identity_key(
     subscriber_id: UUID,
     legacy_in_use: Callable[[str], bool],
 ) -> str:
-    """The identity key of a subscriber being registered (recorded as a user of the identity's salt).
-    ``legacy_in_use(key)`` says whether the ledger already counts this identity under its pre-salt key."""
-    identity = _identity(id_type, id_number)
+    """``plan_identity`` with its change written at once."""
+    key, change = plan_identity(vault, id_type, id_number, subscriber_id, legacy_in_use)
+    if change is not None:
+        vault.store_keys([], [change])
+    return key
 
-    def work(tx: Tx) -> str | None:
-        bucket, key, tag, content = _locked_row(vault, tx, identity)
-        if content is None:
-            legacy = legacy_in_use(vault.legacy_identity_key(id_type, id_number))
-            salt = None if legacy else base64.b64encode(os.urandom(KEY_BYTES)).decode()
-            content = {"salt": salt, "id": [id_type, id_number], "members": []}
-        if str(subscriber_id) not in content["members"]:
-            content["members"].append(str(subscriber_id))
-            _put(vault, tx, bucket, key, tag, content)
-        salt_text: str | None = content["salt"]
-        return salt_text
 
-    salt_text = vault.store.in_write(work)
-    if salt_text is None:
-        return vault.legacy_identity_key(id_type, id_number)
-    return hmac.new(base64.b64decode(salt_text), identity, hashlib.sha256).hexdigest()
+def apply_salt_changes(vault: PersonalDataVault, tx: Tx, changes: list[SaltChange]) -> None:
+    """Write planned salt changes under the store's lock, refusing any that another writer overtook."""
+    for change in changes:
+        if vault.store.generations(tx, [change.bucket]).get(change.bucket) != change.generation:
+            raise SaltConflictError(f"bucket {change.bucket} was re-keyed while an identity was looked up")
+        found = tx.execute(f"SELECT wrapped FROM {vault.store.t('identity_salts')} WHERE tag = ?", (change.tag,))
+        content = change.content
+        if found:
+            current = orjson.loads(unwrap(change.bucket_key, bytes(found[0][0]), salt_aad(change.tag)))
+            if change.is_new or current["salt"] != content["salt"]:
+                raise SaltConflictError("an identity's salt was created by another writer meanwhile")
+            members = list(dict.fromkeys([*current["members"], *content["members"]]))
+            content = {**current, "members": members}
+        elif not change.is_new:
+            raise SaltConflictError("an identity's salt was destroyed by an erasure meanwhile")
+        _put(vault, tx, change.bucket, change.bucket_key, change.tag, content)
 
 
 def release_identity(

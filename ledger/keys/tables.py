@@ -167,11 +167,19 @@ class KeyTables:
         r = rows[0]
         return bytes(r[0]), BucketRow(bucket, int(r[1]), bytes(r[2])), int(r[3])
 
-    def put_many(self, keys: list[tuple[UUID, bytes, int]], generations: dict[int, int]) -> None:
-        """Store new wrapped data keys (subscriber, wrapped key, bucket) in one transaction; StaleBucketError
-        when a bucket key they were wrapped under was replaced meanwhile (wrap again and retry)."""
+    def put_many(
+        self,
+        keys: list[tuple[UUID, bytes, int]],
+        generations: dict[int, int],
+        also: Callable[[Tx], None] | None = None,
+    ) -> None:
+        """Store new wrapped data keys (subscriber, wrapped key, bucket) in one transaction, with ``also``
+        (identity salts); StaleBucketError when a bucket key they were wrapped under was replaced meanwhile
+        (wrap again and retry)."""
 
         def work(tx: Tx) -> None:
+            if also is not None:
+                also(tx)
             current = self.generations(tx, list(generations))
             if current != generations:
                 raise StaleBucketError("a bucket key was replaced while the data keys were wrapped")
@@ -265,6 +273,10 @@ class KeyTables:
         )
 
     # -- identity salts ------------------------------------------------------------------------------------
+
+    def in_read(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work`` outside any transaction (one consistent statement at a time)."""
+        return self._read(work)
 
     def in_write(self, work: Callable[[Tx], T]) -> T:
         """Run ``work`` in a write transaction under the store's lock (identity salts, rotations)."""

@@ -17,8 +17,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
@@ -26,8 +27,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.keys.crypto import KEY_BYTES, NONCE_BYTES, KeyStoreError, MasterKey, unwrap, wrap
-from ledger.keys.epoch import EpochFile, check_value, wrapping_key
+from ledger.keys.epoch import EpochFile, MemoryEpochFile, check_value, wrapping_key
 from ledger.keys.tables import BucketRow, EpochState, KeyTables, StaleBucketError, Tx
+
+if TYPE_CHECKING:
+    from ledger.keys.identity import SaltChange
 
 TOKEN_PREFIX = "v1."
 DEFAULT_BUCKETS = 4096
@@ -44,31 +48,6 @@ def bucket_aad(bucket: int, generation: int) -> bytes:
 def data_aad(subscriber_id: UUID) -> bytes:
     """What a data key's wrapping is bound to."""
     return b"ledger/data-key/v2/" + subscriber_id.bytes
-
-
-class MemoryEpochFile(EpochFile):
-    """An epoch 'file' held in memory (tests, the in-memory store)."""
-
-    def __init__(self) -> None:
-        super().__init__(Path(":memory:"))
-        self._held: tuple[int, bytes] | None = None
-
-    def read(self) -> tuple[int, bytes] | None:
-        """(epoch, secret) held, or None."""
-        return self._held
-
-    def create(self, epoch: int, secret: bytes) -> None:
-        """Hold a first secret."""
-        self._held = (epoch, secret)
-
-    def advance(self, epoch: int) -> bytes:
-        """Ratchet forward to ``epoch``."""
-        from ledger.keys.epoch import ratchet
-
-        if self._held is None or self._held[0] > epoch:
-            raise KeyStoreError("the in-memory epoch secret does not match the key store")
-        self._held = (epoch, ratchet(self._held[1], epoch - self._held[0]))
-        return self._held[1]
 
 
 class PersonalDataVault:
@@ -235,8 +214,12 @@ class PersonalDataVault:
         self._remember(subscriber_id, data_key)
         return subscriber_id, data_key
 
-    def store_keys(self, keys: list[tuple[UUID, bytes]]) -> None:
-        """Wrap new data keys under their buckets' current keys and store them in one transaction."""
+    def store_keys(self, keys: list[tuple[UUID, bytes]], salts: Sequence[SaltChange] = ()) -> None:
+        """Wrap new data keys under their buckets' current keys and store them, with identity salt changes,
+        in one transaction."""
+        from ledger.keys.identity import apply_salt_changes
+
+        also = (lambda tx: apply_salt_changes(self, tx, list(salts))) if salts else None
         for attempt in range(5):
             rows, generations = [], {}
             for sid, data_key in keys:
@@ -245,7 +228,7 @@ class PersonalDataVault:
                 rows.append((sid, wrap(bucket_key, data_key, data_aad(sid)), bucket))
                 generations[bucket] = generation
             try:
-                self.store.put_many(rows, generations)
+                self.store.put_many(rows, generations, also)
                 return
             except StaleBucketError:
                 # Another process ended the epoch and re-keyed one of these buckets: wrap again.

@@ -12,7 +12,7 @@ import pytest
 
 from ledger.keys import EpochFile, KeyStoreError, MasterKey, PersonalDataVault, SQLiteKeyStore
 from ledger.keys.epoch import LINE_BYTES, next_secret
-from ledger.keys.identity import identity_key, release_identity
+from ledger.keys.identity import SaltConflictError, identity_key, plan_identity, release_identity
 from ledger.keys.rotation import end_epoch
 
 
@@ -130,3 +130,15 @@ def test_an_identity_counted_under_its_key_from_before_salts_keeps_it(tmp_path: 
     vault = vault_at(tmp_path)
     legacy = vault.legacy_identity_key("PASSPORT", "L1")
     assert identity_key(vault, "PASSPORT", "L1", uuid4(), legacy_in_use=lambda k: k == legacy) == legacy
+
+
+def test_a_salt_created_by_another_writer_meanwhile_makes_the_registration_run_again(tmp_path: Path) -> None:
+    vault = vault_at(tmp_path)
+    first_key, first = plan_identity(vault, "PASSPORT", "R1", uuid4(), legacy_in_use=lambda _k: False)
+    second_key, second = plan_identity(vault, "PASSPORT", "R1", uuid4(), legacy_in_use=lambda _k: False)
+    assert first is not None and second is not None and first_key != second_key  # two fresh salts
+    vault.store_keys([], [first])
+    with pytest.raises(SaltConflictError):  # an IntegrityError: the pipeline retries the command
+        vault.store_keys([], [second])
+    again_key, again = plan_identity(vault, "PASSPORT", "R1", uuid4(), legacy_in_use=lambda _k: False)
+    assert again_key == first_key and again is not None and not again.is_new
