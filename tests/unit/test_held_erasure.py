@@ -14,8 +14,9 @@ from ledger.application.reads import LEGAL_HOLD_PREFIX, number_history
 from ledger.config import Policy
 from ledger.domain import errors
 from ledger.keys.maintenance import KeyMaintenance, erase_due
+from ledger.keys.rotation import end_epoch
 from ledger.vault import MasterKey, PersonalDataVault
-from tests.conftest import FakeClock
+from tests.conftest import RESIDENT_ID, FakeClock
 from tests.unit.test_application import NUMBER, activate, disconnect, topics, verified
 
 
@@ -123,3 +124,42 @@ def test_an_erasure_after_the_retention_period_destroys_the_key_at_once(ledger, 
     result = erase(ledger, sid)
     assert "erasure_due_at" not in result.data
     assert ledger.get_subscriber(sid).is_erased and not ledger.vault.has_key(sid)
+
+
+@pytest.fixture
+def capped(clock: FakeClock):
+    vault = PersonalDataVault(MasterKey(bytes(range(32))), MemoryKeyStore())
+    policy = Policy(max_numbers_per_identity=2, identity_retention_days=0)
+    app = LedgerApplication(env=memory_env(), vault=vault, policy=policy, clock=clock, group_commit=False)
+    yield app
+    app.close()
+
+
+def test_the_cap_counts_across_a_persons_records_after_one_of_them_is_erased(capped) -> None:
+    numbers = [NUMBER, "+8613800138001", "+8613800138002"]
+    capped.provision_numbers(request_id="p", actor="ops", numbers=numbers)
+    first = verified(capped, "r-1")
+    second = verified(capped, "r-2")
+    key = capped.get_subscriber(first).identity_key
+    assert capped.get_subscriber(second).identity_key == key
+    erase(capped, first)  # no number held: erased at once
+    activate(capped, second, numbers[0], "a-1")
+    activate(capped, second, numbers[1], "a-2")
+    third = verified(capped, "r-3")
+    assert capped.get_subscriber(third).identity_key == key  # the salt lives on with the live records
+    with pytest.raises(errors.IdentityNumberCap):
+        activate(capped, third, numbers[2], "a-3")
+
+
+def test_the_identity_key_of_an_erased_person_cannot_be_recomputed(capped) -> None:
+    sid = verified(capped, "r-1")
+    key = capped.get_subscriber(sid).identity_key
+    erase(capped, sid)
+    end_epoch(capped.vault)
+    store = capped.vault.store
+    assert store._conn.execute("SELECT count(*) FROM identity_salts").fetchone()[0] == 0  # type: ignore[attr-defined]
+    # The master-derived key of before would be recomputable; the salted one is not, and a new
+    # registration of the same ID is not linked to the erased record.
+    assert capped.vault.legacy_identity_key("RESIDENT_ID_CARD", RESIDENT_ID) != key
+    again = verified(capped, "r-2")
+    assert capped.get_subscriber(again).identity_key != key
