@@ -124,7 +124,8 @@ def plan_identity(
     if found:
         content = orjson.loads(unwrap(key, bytes(found[0][0]), salt_aad(tag)))
     else:
-        legacy = legacy_in_use(vault.legacy_identity_key(id_type, id_number))
+        # Only a store that had subscribers before salts can hold identities counted under the old key.
+        legacy = vault.legacy_identities and legacy_in_use(vault.legacy_identity_key(id_type, id_number))
         salt = None if legacy else base64.b64encode(os.urandom(KEY_BYTES)).decode()
         content = {"salt": salt, "id": [id_type, id_number], "members": []}
     change = None

@@ -37,6 +37,8 @@ class EpochState:
     buckets: int
     check: bytes
     started_us: int
+    # Whether the store held keys from before epochs: only then can an identity have a pre-salt key.
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,9 +78,12 @@ class KeyTables:
 
     def state(self, tx: Tx | None = None) -> EpochState | None:
         """The current epoch, or None before the store was set up for epochs."""
-        sql = f"SELECT epoch, buckets, check_value, started_us FROM {self.t('key_state')} WHERE id = 1"
+        sql = f"SELECT epoch, buckets, check_value, started_us, legacy FROM {self.t('key_state')} WHERE id = 1"
         rows = tx.execute(sql) if tx is not None else self._read(lambda c: c.execute(sql))
-        return None if not rows else EpochState(int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2]), int(rows[0][3]))
+        if not rows:
+            return None
+        r = rows[0]
+        return EpochState(int(r[0]), int(r[1]), bytes(r[2]), int(r[3]), bool(r[4]))
 
     def bucket(self, bucket: int) -> tuple[BucketRow, int]:
         """A bucket key's row and the epoch it is wrapped in (one consistent read)."""
@@ -119,9 +124,9 @@ class KeyTables:
                 return False
             state, buckets, rewrapped = made
             tx.execute(
-                f"INSERT INTO {self.t('key_state')} (id, epoch, buckets, check_value, started_us) "
-                "VALUES (1, ?, ?, ?, ?)",
-                (state.epoch, state.buckets, state.check, state.started_us),
+                f"INSERT INTO {self.t('key_state')} (id, epoch, buckets, check_value, started_us, legacy) "
+                "VALUES (1, ?, ?, ?, ?, ?)",
+                (state.epoch, state.buckets, state.check, state.started_us, int(state.legacy)),
             )
             tx.executemany(
                 f"INSERT INTO {self.t('bucket_keys')} (bucket, generation, wrapped) VALUES (?, ?, ?)",
@@ -134,6 +139,13 @@ class KeyTables:
             return True
 
         return self._write(work)
+
+    def had_subscribers(self, tx: Tx) -> bool:
+        """Whether any data key was ever stored or destroyed here (before epochs, when called at set-up)."""
+        return bool(
+            tx.execute(f"SELECT 1 FROM {self.t('data_keys')} LIMIT 1")
+            or tx.execute(f"SELECT 1 FROM {self.t('destroyed_keys')} LIMIT 1")
+        )
 
     def legacy_keys(self, tx: Tx) -> list[tuple[UUID, bytes]]:
         """Data keys still wrapped under the master key (stored before epochs)."""
@@ -291,7 +303,7 @@ def schema(prefix: str, blob: str, integer: str) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {prefix}key_state (id integer PRIMARY KEY CHECK (id = 1), "
         f"epoch {integer} NOT NULL, buckets integer NOT NULL, check_value {blob} NOT NULL, "
-        f"started_us {integer} NOT NULL)",
+        f"started_us {integer} NOT NULL, legacy integer NOT NULL DEFAULT 0)",
         f"CREATE TABLE IF NOT EXISTS {prefix}bucket_keys (bucket integer PRIMARY KEY, "
         f"generation {integer} NOT NULL, wrapped {blob} NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {prefix}marked_buckets (bucket integer PRIMARY KEY)",

@@ -81,6 +81,7 @@ class PersonalDataVault:
         self._wrap_key = b""
         self._synced = 0.0
         self.buckets = buckets
+        self.legacy_identities = True
         self._open(buckets)
 
     # -- epochs ------------------------------------------------------------------------------------------
@@ -93,6 +94,7 @@ class PersonalDataVault:
             if state is None:
                 raise KeyStoreError("the key store could not be set up for epochs")
         self.buckets = state.buckets
+        self.legacy_identities = state.legacy
         self.adopt(state)
 
     def _first_state(
@@ -117,7 +119,8 @@ class PersonalDataVault:
             data_key = self.master.unwrap(wrapped, sid.bytes)
             bucket = self.bucket_of(sid)
             rewrapped.append((sid, wrap(keys[bucket], data_key, data_aad(sid)), bucket))
-        state = EpochState(epoch, buckets, check_value(wrap_key), int(time.time() * 1_000_000))
+        legacy = self.store.had_subscribers(tx)
+        state = EpochState(epoch, buckets, check_value(wrap_key), int(time.time() * 1_000_000), legacy)
         return state, rows, rewrapped
 
     def adopt(self, state: EpochState) -> None:

@@ -127,9 +127,21 @@ def test_an_identity_key_cannot_be_recomputed_after_the_last_record_is_erased(tm
 
 
 def test_an_identity_counted_under_its_key_from_before_salts_keeps_it(tmp_path: Path) -> None:
-    vault = vault_at(tmp_path)
+    master = MasterKey.load_or_create(tmp_path / "master.key")
+    store = SQLiteKeyStore(str(tmp_path / "keys.db"))
+    old = uuid4()
+    store._conn.execute(
+        "INSERT INTO data_keys (subscriber_id, wrapped_key, created_at) VALUES (?, ?, '2025-01-01')",
+        (str(old), master.wrap(b"\x07" * 32, old.bytes)),
+    )
+    vault = PersonalDataVault(master, store, EpochFile(tmp_path / "epoch.key"), buckets=16)
+    assert vault.legacy_identities  # a ledger from before salts: its identities may be counted the old way
     legacy = vault.legacy_identity_key("PASSPORT", "L1")
     assert identity_key(vault, "PASSPORT", "L1", uuid4(), legacy_in_use=lambda k: k == legacy) == legacy
+    assert identity_key(vault, "PASSPORT", "N1", uuid4(), legacy_in_use=lambda k: k == legacy) != legacy
+    # A ledger born with salts never asks (no lookup in the event store per registration).
+    (tmp_path / "new").mkdir()
+    assert not vault_at(tmp_path / "new").legacy_identities
 
 
 def test_a_salt_created_by_another_writer_meanwhile_makes_the_registration_run_again(tmp_path: Path) -> None:
