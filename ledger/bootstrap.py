@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ledger.application import Clock, LedgerApplication
 from ledger.config import ConfigError
 from ledger.keys import EpochFile, KeyStore, KeyStoreError, MasterKey, PersonalDataVault
+from ledger.keys.epoch import default_path as default_epoch_path
 from ledger.keys.maintenance import KeyMaintenance
 from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
 from projections.db import ViewsDatabase
@@ -54,7 +55,7 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
         store = SQLiteKeyStore(str(settings.store.key_store_path()))
     else:
         store = PostgresKeyStore(settings.store.conninfo())
-    epoch_path = settings.epoch_key_file or settings.store.default_epoch_key_path()
+    epoch_path = settings.epoch_key_file or default_epoch_path(settings.store)
     try:
         vault = PersonalDataVault(master, store, EpochFile(epoch_path), buckets=settings.key_buckets)
     except KeyStoreError as e:

@@ -31,11 +31,9 @@ class Policy:
     timezone: str = "UTC"
     # Subscribers whose tenures all ended this long ago are listed as due for erasure.
     erasure_retention_days: int = 180
-    # Real-name records are kept this long after the subscriber's last tenure ends (MIIT Order 25: two
-    # years); an erasure requested earlier is held (disclosure restricted) until then.
+    # Real-name records are kept this long after service ends (MIIT Order 25); earlier erasures are held.
     identity_retention_days: int = 730
-    # An erased key's copies (table files, WAL, replicas, backups) stop opening at the end of its erasure
-    # epoch: the epoch secret is ratcheted and the erasure's bucket re-keyed this often.
+    # Copies of an erased key (table files, WAL, backups) stop opening at the end of its erasure epoch.
     erasure_epoch_seconds: int = 86400
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
@@ -187,16 +185,6 @@ class StoreConfig:
         path = self._sqlite()
         return path.with_name(path.stem + ".master.key")
 
-    def default_epoch_key_path(self) -> Path:
-        """This host's epoch key file: ``ledger.db`` -> ``ledger.epoch.key``; for PostgreSQL one per database
-        under ``~/.local/state/ledger`` (set LEDGER_EPOCH_KEY_FILE on a real deployment)."""
-        if self.kind == "sqlite":
-            path = self._sqlite()
-            return path.with_name(path.stem + ".epoch.key")
-        pg = self.postgres
-        name = f"{pg['host']}_{pg['port']}_{pg['dbname']}".replace("/", "_")
-        return Path.home() / ".local" / "state" / "ledger" / f"{name}.epoch.key"
-
     def views_path(self) -> Path:
         """The read models of the embedded store: ``ledger.db`` -> ``ledger.views.db``."""
         path = self._sqlite()
@@ -266,12 +254,11 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None
     master_key_text: str | None = None
-    # This host's epoch key file (LEDGER_EPOCH_KEY_FILE); None: ``StoreConfig.default_epoch_key_path``.
+    # This host's epoch key file (LEDGER_EPOCH_KEY_FILE); None: ``ledger.keys.epoch.default_path``.
     epoch_key_file: Path | None = None
     # Buckets of a new key store (LEDGER_KEY_BUCKETS); an existing store keeps the number it was made with.
     key_buckets: int = 4096
-    # How often the server looks at the key store: an epoch due to end, an epoch ended elsewhere, the
-    # day's pass over due erasures (LEDGER_KEY_POLL_SECONDS).
+    # How often the key jobs run: epoch ends, following other hosts, the daily erasure pass.
     key_poll_seconds: float = 60.0
     max_workers: int = 32
     grace_seconds: float = 10.0
@@ -301,6 +288,8 @@ class Settings:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        if not 1 <= self.key_buckets <= 1_000_000:
+            raise ConfigError("LEDGER_KEY_BUCKETS must be between 1 and 1000000")
         for path in (self.auth_file, self.tls_cert, self.tls_key, self.tls_client_ca):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{path} does not exist")
@@ -331,7 +320,7 @@ class Settings:
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
             epoch_key_file=Path(env["LEDGER_EPOCH_KEY_FILE"]) if env.get("LEDGER_EPOCH_KEY_FILE") else None,
-            key_buckets=_key_buckets(env.get("LEDGER_KEY_BUCKETS")),
+            key_buckets=int(env.get("LEDGER_KEY_BUCKETS") or 4096),
             key_poll_seconds=float(env.get("LEDGER_KEY_POLL_SECONDS") or 60.0),
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
@@ -341,13 +330,3 @@ class Settings:
             tls_key=tls_key,
             tls_client_ca=tls_client_ca,
         )
-
-
-def _key_buckets(raw: str | None) -> int:
-    try:
-        value = int(raw) if raw else 4096
-    except ValueError:
-        raise ConfigError(f"LEDGER_KEY_BUCKETS must be a number, got {raw!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise ConfigError("LEDGER_KEY_BUCKETS must be between 1 and 1000000")
-    return value

@@ -23,11 +23,25 @@ import hashlib
 import hmac
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ledger.keys.crypto import KEY_BYTES, KeyStoreError, hkdf
 
+if TYPE_CHECKING:
+    from ledger.config import StoreConfig
+
 MAGIC = "ledger-epoch-v1"
 LINE_BYTES = len(MAGIC) + 1 + 20 + 1 + 44 + 1
+
+
+def default_path(store: StoreConfig) -> Path:
+    """This host's epoch key file: ``ledger.db`` -> ``ledger.epoch.key``; for PostgreSQL one per database
+    under ``~/.local/state/ledger`` (set LEDGER_EPOCH_KEY_FILE on a real deployment)."""
+    if store.sqlite_path is not None:
+        return store.sqlite_path.with_name(store.sqlite_path.stem + ".epoch.key")
+    pg = store.postgres
+    name = f"{pg['host']}_{pg['port']}_{pg['dbname']}".replace("/", "_")
+    return Path.home() / ".local" / "state" / "ledger" / f"{name}.epoch.key"
 
 
 def next_secret(secret: bytes) -> bytes:
