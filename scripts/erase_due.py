@@ -30,13 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_db_argument(parser)
     parser.add_argument("--master-key-file", type=Path, help="as for `ledger serve`")
-    parser.add_argument("--policy", type=Path, help="the server's policy file")
     parser.add_argument("--dry-run", action="store_true", help="list what is due, erase nothing")
     parser.add_argument("--actor", default="erase_due", help="actor recorded with each completed erasure")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     existing_store(args.db)
-    app = open_ledger(Settings.build(db=args.db, master_key_file=args.master_key_file, policy_file=args.policy))
+    app = open_ledger(Settings.build(db=args.db, master_key_file=args.master_key_file))
     try:
         held = app.vault.store.held_erasures(due_by_us=int(app.clock.now().timestamp() * 1_000_000))
         with tqdm(total=len(held), unit="erasures", disable=args.no_progress, file=sys.stderr) as bar:
