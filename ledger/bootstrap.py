@@ -61,6 +61,7 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     except KeyStoreError as e:
         store.close()
         raise ConfigError(str(e)) from None
+    vault.follow()
     env = {f"LEDGER_{k}": v for k, v in settings.store.event_store_env().items()}
     return LedgerApplication(
         env=env, vault=vault, policy=settings.policy, clock=clock, group_commit=settings.group_commit

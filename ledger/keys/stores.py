@@ -79,6 +79,7 @@ class SQLiteKeyStore(KeyTables):
     def close(self) -> None:
         """Close the database."""
         with self._lock:
+            self.closed = True
             self._conn.close()
 
 
@@ -189,6 +190,7 @@ class PostgresKeyStore(KeyTables):
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
+            self.closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None

@@ -59,6 +59,8 @@ class KeyTables:
 
     #: Table prefix ("" on SQLite, the schema on PostgreSQL).
     prefix = ""
+    #: Set by ``close`` (a process following epochs stops then).
+    closed = False
 
     def _read(self, work: Callable[[Tx], T]) -> T:
         raise NotImplementedError

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from ledger.keys.tables import BucketRow, EpochState, KeyTables, StaleBucketErro
 if TYPE_CHECKING:
     from ledger.keys.identity import SaltChange
 
+log = logging.getLogger("ledger.keys")
 TOKEN_PREFIX = "v1."
 DEFAULT_BUCKETS = 4096
 # How often a process looks for an epoch ended by another process (its keys then reload).
@@ -146,6 +148,22 @@ class PersonalDataVault:
         state = self.store.state()
         if state is not None:
             self.adopt(state)
+
+    def follow(self) -> None:
+        """Follow epochs ended by other processes every SYNC_SECONDS in a daemon thread, until the store is
+        closed, so that this host's epoch file moves on even while the process reads no key."""
+
+        def loop() -> None:
+            while not self.store.closed:
+                time.sleep(SYNC_SECONDS)
+                if self.store.closed:
+                    return
+                try:
+                    self.sync()
+                except Exception:  # a store that is down: reads sync again themselves
+                    log.debug("could not follow the key store's epoch; trying again", exc_info=True)
+
+        threading.Thread(target=loop, name="key-epochs", daemon=True).start()
 
     def maybe_sync(self) -> None:
         """``sync`` at most every SYNC_SECONDS."""

@@ -5,6 +5,7 @@ identity keys that cannot be recomputed once the person's last record is erased.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -154,3 +155,19 @@ def test_a_salt_created_by_another_writer_meanwhile_makes_the_registration_run_a
         vault.store_keys([], [second])
     again_key, again = plan_identity(vault, "PASSPORT", "R1", uuid4(), legacy_in_use=lambda _k: False)
     assert again_key == first_key and again is not None and not again.is_new
+
+
+def test_an_idle_process_ratchets_its_hosts_file_after_another_ends_the_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ledger.keys.vault.SYNC_SECONDS", 0.05)
+    a = vault_at(tmp_path, "host-a.epoch.key")
+    shutil.copy(tmp_path / "host-a.epoch.key", tmp_path / "host-b.epoch.key")
+    b = vault_at(tmp_path, "host-b.epoch.key")
+    b.follow()
+    end_epoch(a)
+    deadline = time.monotonic() + 30
+    while EpochFile(tmp_path / "host-b.epoch.key").read()[0] != 1:  # type: ignore[index]
+        assert time.monotonic() < deadline, "host b's file stayed at the old epoch"
+        time.sleep(0.05)
+    b.store.close()
