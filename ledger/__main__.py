@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     head.add_argument(
         "--public-key", action="store_true", help="print the head-signing public key (PEM) to publish, and exit"
     )
+    keys = sub.add_parser("keys", help="the keys of personal data: end the erasure epoch now, or show the state")
+    keys.add_argument("action", choices=("rotate", "status"), help="rotate: end the erasure epoch now")
+    keys.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
+    keys.add_argument("--master-key-file", type=Path, help="as for serve")
     return parser
 
 
@@ -168,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = _existing(Settings.build(db=args.db, master_key_file=args.master_key_file))
         return audit_views(settings, number=args.number, sample=args.sample, repair=args.repair)
+    if args.command == "keys":
+        from ledger.keys.maintenance import keys_command
+
+        return keys_command(_existing(Settings.build(db=args.db, master_key_file=args.master_key_file)), args.action)
     return 2
 
 

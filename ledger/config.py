@@ -38,6 +38,10 @@ class Policy:
     timezone: str = "UTC"
     # Subscribers whose tenures all ended this long ago are listed as due for erasure.
     erasure_retention_days: int = 180
+    # Real-name records are kept this long after service ends (MIIT Order 25); earlier erasures are held.
+    identity_retention_days: int = 730
+    # Copies of an erased key (table files, WAL, backups) stop opening at the end of its erasure epoch.
+    erasure_epoch_seconds: int = 86400
     # How far in the future a caller's occurred_at may be (clock skew between systems).
     max_clock_skew_seconds: int = 300
     # Checks answer UNAVAILABLE (READ_MODEL_BEHIND) rather than from a read model that has not applied an
@@ -68,6 +72,10 @@ class Policy:
             raise ConfigError(f"unknown timezone {self.timezone!r}") from e
         if not 0 <= self.erasure_retention_days <= 36500:
             raise ConfigError("erasure_retention_days must be between 0 and 36500")
+        if not 0 <= self.identity_retention_days <= 36500:
+            raise ConfigError("identity_retention_days must be between 0 and 36500")
+        if not 1 <= self.erasure_epoch_seconds <= 31 * 86400:
+            raise ConfigError("erasure_epoch_seconds must be between 1 and 2678400 (31 days)")
         if not 0 <= self.max_clock_skew_seconds <= 86400:
             raise ConfigError("max_clock_skew_seconds must be between 0 and 86400")
         if not 0 <= self.max_check_lag_seconds <= 86400:
@@ -288,6 +296,12 @@ class Settings:
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None
     master_key_text: str | None = None
+    # This host's epoch key file (LEDGER_EPOCH_KEY_FILE); None: ``ledger.keys.epoch.default_path``.
+    epoch_key_file: Path | None = None
+    # Buckets of a new key store (LEDGER_KEY_BUCKETS); an existing store keeps the number it was made with.
+    key_buckets: int = 4096
+    # How often the key jobs run: epoch ends, following other hosts, the daily erasure pass.
+    key_poll_seconds: float = 60.0
     max_workers: int = 32
     grace_seconds: float = 10.0
     # Run the projections inside the server process (the embedded default).
@@ -321,6 +335,8 @@ class Settings:
             raise ConfigError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+        if not 1 <= self.key_buckets <= 1_000_000:
+            raise ConfigError("LEDGER_KEY_BUCKETS must be between 1 and 1000000")
         for path in (self.auth_file, self.tls_cert, self.tls_key, self.tls_client_ca):
             if path is not None and not path.is_file():
                 raise ConfigError(f"{path} does not exist")
@@ -350,6 +366,9 @@ class Settings:
             policy=Policy.from_toml(policy_path) if policy_path else Policy(),
             master_key_file=key_file,
             master_key_text=env.get("LEDGER_MASTER_KEY") or None,
+            epoch_key_file=Path(env["LEDGER_EPOCH_KEY_FILE"]) if env.get("LEDGER_EPOCH_KEY_FILE") else None,
+            key_buckets=int(env.get("LEDGER_KEY_BUCKETS") or 4096),
+            key_poll_seconds=float(env.get("LEDGER_KEY_POLL_SECONDS") or 60.0),
             auth_file=auth_file or (Path(env["LEDGER_AUTH"]) if env.get("LEDGER_AUTH") else None),
             max_workers=int(env.get("LEDGER_MAX_WORKERS") or 32),
             limits=Limits.for_workers(int(env.get("LEDGER_MAX_WORKERS") or 32), env),

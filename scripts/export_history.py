@@ -163,7 +163,8 @@ def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, 
             return {str(i.subscriber_id): i.personal_data for i in items if i.type_name == "SubscriberRegistered"}
         assert subscriber is not None
         sub = app.get_subscriber(subscriber)
-        data = None if sub.is_erased else app.vault.open(sub.id, sub.personal_data)
+        # A held erasure restricts the data: only a legal-hold read (GetNumberHistory) discloses it.
+        data = None if sub.is_erased or sub.is_restricted else app.vault.open(sub.id, sub.personal_data)
         if data is not None:
             app.record_personal_data_reads([sub.id], "", purpose, "export_history")
         return {str(subscriber): data}

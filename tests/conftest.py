@@ -134,14 +134,14 @@ def settings(tmp_path: Path, store_kind: str, request: pytest.FixtureRequest) ->
         return Settings(
             listen="127.0.0.1:0",
             store=StoreConfig.from_url(new_database(request.getfixturevalue("pg_admin_url"))),
-            policy=Policy(),
+            policy=Policy(identity_retention_days=0),
             max_workers=32,
             master_key_text=TEST_MASTER_KEY,
         )
     return Settings(
         listen="127.0.0.1:0",
         store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
-        policy=Policy(),
+        policy=Policy(identity_retention_days=0),
         max_workers=32,
     )
 
@@ -261,13 +261,18 @@ def pg_admin_url(pg_cluster) -> str:
 def store_settings(request, tmp_path: Path) -> Settings:
     """Settings for each store: an SQLite file, and a fresh database on the test PostgreSQL server."""
     if request.param == "sqlite":
-        return Settings(listen="127.0.0.1:0", store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"))
+        return Settings(
+            listen="127.0.0.1:0",
+            store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
+            policy=Policy(identity_retention_days=0),
+        )
     from tests.pgserver import new_database
 
     url = new_database(request.getfixturevalue("pg_admin_url"))
     return Settings(
         listen="127.0.0.1:0",
         store=StoreConfig.from_url(url),
+        policy=Policy(identity_retention_days=0),
         master_key_text="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     )
 

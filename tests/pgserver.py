@@ -119,6 +119,21 @@ class Cluster:
         standby.started = True
         return standby
 
+    def base_backup(self) -> Path:
+        """A base backup of the cluster (``pg_basebackup -X stream``, plain files) in a new folder."""
+        folder = Path(tempfile.mkdtemp(prefix="ledger-pg-backup-"))
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                [_bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-D",
+                 str(folder / "data"), "-X", "stream", "-c", "fast", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        return folder
+
     def stop_server(self) -> None:
         """Stop the server (fast shutdown), keeping its data."""
         subprocess.run(

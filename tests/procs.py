@@ -29,14 +29,21 @@ def free_port() -> int:
 class Serve:
     """``python -m ledger serve`` as its own process, with stubs over one channel."""
 
-    def __init__(self, db: str, extra: tuple[str, ...] = (), port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        db: str,
+        extra: tuple[str, ...] = (),
+        port: int | None = None,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.db, self.port = db, port or free_port()
         self.target = f"127.0.0.1:{self.port}"
         out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ledger", "serve", "--db", db, "--listen", self.target, "--log-level", "INFO",
              *extra],
-            env=ENV,
+            env={**ENV, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=out,
         )  # fmt: skip

@@ -4,7 +4,6 @@ selects it (see ``memory_env``); nothing is written to disk."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
@@ -14,7 +13,10 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ledger.adapters.log import PositionedEvent
 from ledger.integrity import GENESIS, ChainedEvent, chain_rows
+from ledger.keys.stores import MemoryKeyStore
 from ledger.proofs.merkle import append_nodes, event_leaf_hash
+
+__all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryKeyStore", "MemoryLogReader", "memory_env", "stored_ids"]
 
 
 def memory_env() -> dict[str, str]:
@@ -118,53 +120,6 @@ class MemoryLogReader:
             )
             for p in events
         ]
-
-
-class MemoryKeyStore:
-    """Wrapped data keys in a dict (the SQLite and PostgreSQL key stores' interface)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.keys: dict[UUID, bytes] = {}
-        self.destroyed: set[UUID] = set()
-        self.pending: set[UUID] = set()
-
-    def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
-        """Store a new wrapped data key."""
-        self.put_many([(subscriber_id, wrapped_key)])
-
-    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
-        """Store several new wrapped data keys at once."""
-        with self._lock:
-            if any(sid in self.keys for sid, _ in keys):
-                raise KeyError("a data key for this subscriber exists")
-            self.keys.update(keys)
-
-    def get(self, subscriber_id: UUID) -> bytes | None:
-        """The wrapped data key, or None when it never existed or was destroyed."""
-        return self.keys.get(subscriber_id)
-
-    def mark_erasure_pending(self, subscriber_id: UUID) -> None:
-        """Note an erasure about to be recorded."""
-        self.pending.add(subscriber_id)
-
-    def pending_erasures(self) -> list[UUID]:
-        """Erasures started but not finished."""
-        return sorted(self.pending)
-
-    def clear_pending(self, subscriber_id: UUID) -> None:
-        """Forget a pending erasure that was never recorded."""
-        self.pending.discard(subscriber_id)
-
-    def destroy(self, subscriber_id: UUID) -> None:
-        """Delete the data key and keep a tombstone."""
-        with self._lock:
-            self.keys.pop(subscriber_id, None)
-            self.destroyed.add(subscriber_id)
-            self.pending.discard(subscriber_id)
-
-    def close(self) -> None:
-        """Nothing to close."""
 
 
 def stored_ids(recorder: Any) -> set[UUID] | None:

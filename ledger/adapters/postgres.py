@@ -19,11 +19,9 @@ and are retried as a conflict.
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -32,8 +30,11 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.keys.stores import PostgresKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, postgres_proof_tables
+
+__all__ = ["ChainedPostgresRecorder", "PostgresKeyStore", "ReadOnlyLog", "recorder_reader"]
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -203,123 +204,3 @@ class ReadOnlyLog:
         """End the transaction and close the connection."""
         self._conn.rollback()
         self._conn.close()
-
-
-class PostgresKeyStore:
-    """Wrapped data keys in their own PostgreSQL schema (or database), apart from the events.
-
-    PostgreSQL has no ``secure_delete``: a deleted key's row stays in the table file until VACUUM
-    reclaims it, so every destruction is followed by ``VACUUM`` of the key table, and key-store
-    backups must be rotated within the erasure deadline (see the README). A dropped connection (a
-    database restart) is reopened on the next call.
-    """
-
-    def __init__(self, conninfo: str, schema: str = "ledger_keys") -> None:
-        self.conninfo = conninfo
-        self.schema = schema
-        self._t = f'"{schema}"'
-        self._lock = threading.Lock()
-        self._conn: Any = None
-        self._run(
-            lambda c: (
-                c.execute(f"CREATE SCHEMA IF NOT EXISTS {self._t}"),
-                c.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._t}.data_keys (subscriber_id uuid PRIMARY KEY, "
-                    "wrapped_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-                ),
-                c.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._t}.destroyed_keys (subscriber_id uuid PRIMARY KEY, "
-                    "destroyed_at timestamptz NOT NULL DEFAULT now())"
-                ),
-                c.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self._t}.pending_erasures (subscriber_id uuid PRIMARY KEY, "
-                    "requested_at timestamptz NOT NULL DEFAULT now())"
-                ),
-            )
-        )
-
-    def _run(self, work: Any) -> Any:
-        import psycopg
-
-        with self._lock:
-            for attempt in range(2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
-                    return work(self._conn)
-                except psycopg.OperationalError:
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-                    if attempt == 1:
-                        raise
-        return None
-
-    def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
-        """Store a new wrapped data key."""
-        self._run(
-            lambda c: c.execute(
-                f"INSERT INTO {self._t}.data_keys (subscriber_id, wrapped_key) VALUES (%s, %s)",
-                (subscriber_id, wrapped_key),
-            )
-        )
-
-    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
-        """Store several new wrapped data keys in one transaction (bulk import)."""
-
-        def work(c: Any) -> None:
-            with c.transaction(), c.cursor() as cur:
-                cur.executemany(f"INSERT INTO {self._t}.data_keys (subscriber_id, wrapped_key) VALUES (%s, %s)", keys)
-
-        self._run(work)
-
-    def get(self, subscriber_id: UUID) -> bytes | None:
-        """The wrapped data key, or None when it never existed or was destroyed."""
-        row = self._run(
-            lambda c: c.execute(
-                f"SELECT wrapped_key FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,)
-            ).fetchone()
-        )
-        return None if row is None else bytes(row[0])
-
-    def mark_erasure_pending(self, subscriber_id: UUID) -> None:
-        """Note an erasure about to be recorded."""
-        self._run(
-            lambda c: c.execute(
-                f"INSERT INTO {self._t}.pending_erasures (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                (subscriber_id,),
-            )
-        )
-
-    def pending_erasures(self) -> list[UUID]:
-        """Erasures started but not finished."""
-        rows = self._run(lambda c: c.execute(f"SELECT subscriber_id FROM {self._t}.pending_erasures").fetchall())
-        return [r[0] for r in rows]
-
-    def clear_pending(self, subscriber_id: UUID) -> None:
-        """Forget a pending erasure that was never recorded."""
-        self._run(
-            lambda c: c.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
-        )
-
-    def destroy(self, subscriber_id: UUID) -> None:
-        """Delete the data key, keep a tombstone, and vacuum the key table."""
-
-        def work(c: Any) -> None:
-            with c.transaction():
-                c.execute(f"DELETE FROM {self._t}.data_keys WHERE subscriber_id = %s", (subscriber_id,))
-                c.execute(
-                    f"INSERT INTO {self._t}.destroyed_keys (subscriber_id) VALUES (%s) ON CONFLICT DO NOTHING",
-                    (subscriber_id,),
-                )
-                c.execute(f"DELETE FROM {self._t}.pending_erasures WHERE subscriber_id = %s", (subscriber_id,))
-            c.execute(f"VACUUM {self._t}.data_keys")
-
-        self._run(work)
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None

@@ -1,7 +1,6 @@
 """The SQLite backend: the chained event recorder, the key store and log readers.
 
-Positions are the events table's rowid. The key store is a separate file with ``secure_delete`` and the
-rollback journal, so a destroyed key leaves no copy on disk.
+Positions are the events table's rowid. The key store (``ledger.keys.stores``) is a separate file.
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,8 +17,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.keys.stores import SQLiteKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
+
+__all__ = ["ChainedSQLiteRecorder", "ReadOnlyLog", "SQLiteKeyStore", "recorder_reader"]
 
 # Per thread: the frontier an insert computed, kept until its transaction committed.
 _pending = threading.local()
@@ -130,95 +131,6 @@ class ReadOnlyLog:
         self._conn.close()
 
 
-class SQLiteKeyStore:
-    """Wrapped data keys in their own SQLite file, with ``secure_delete`` so destroyed keys are zeroed.
-
-    The rollback journal (not WAL) is used so that no copy of a destroyed key lingers in a log file.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA secure_delete=ON")
-        if path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=DELETE")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS data_keys (
-                subscriber_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL, created_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS destroyed_keys (
-                subscriber_id TEXT PRIMARY KEY, destroyed_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS pending_erasures (
-                subscriber_id TEXT PRIMARY KEY, requested_at TEXT NOT NULL);
-            """
-        )
-
-    def put(self, subscriber_id: UUID, wrapped_key: bytes) -> None:
-        """Store a new wrapped data key."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO data_keys VALUES (?, ?, ?)",
-                (str(subscriber_id), wrapped_key, _now()),
-            )
-
-    def put_many(self, keys: list[tuple[UUID, bytes]]) -> None:
-        """Store several new wrapped data keys in one transaction (bulk import)."""
-        rows = [(str(sid), wrapped, _now()) for sid, wrapped in keys]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany("INSERT INTO data_keys VALUES (?, ?, ?)", rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def get(self, subscriber_id: UUID) -> bytes | None:
-        """The wrapped data key, or None when it never existed or was destroyed."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT wrapped_key FROM data_keys WHERE subscriber_id = ?", (str(subscriber_id),)
-            ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def mark_erasure_pending(self, subscriber_id: UUID) -> None:
-        """Note an erasure about to be recorded, so a crash before the key is destroyed is finished later."""
-        with self._lock:
-            self._conn.execute("INSERT OR IGNORE INTO pending_erasures VALUES (?, ?)", (str(subscriber_id), _now()))
-
-    def pending_erasures(self) -> list[UUID]:
-        """Erasures started but not finished."""
-        with self._lock:
-            rows = self._conn.execute("SELECT subscriber_id FROM pending_erasures").fetchall()
-        return [UUID(r[0]) for r in rows]
-
-    def clear_pending(self, subscriber_id: UUID) -> None:
-        """Forget a pending erasure that was never recorded."""
-        with self._lock:
-            self._conn.execute("DELETE FROM pending_erasures WHERE subscriber_id = ?", (str(subscriber_id),))
-
-    def destroy(self, subscriber_id: UUID) -> None:
-        """Delete the data key (zeroed on disk by secure_delete) and keep a tombstone."""
-        sid = str(subscriber_id)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute("DELETE FROM data_keys WHERE subscriber_id = ?", (sid,))
-                self._conn.execute("INSERT OR IGNORE INTO destroyed_keys VALUES (?, ?)", (sid, _now()))
-                self._conn.execute("DELETE FROM pending_erasures WHERE subscriber_id = ?", (sid,))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._conn.close()
-
-
 def _pending_frontiers() -> dict[int, Frontier | None]:
     found: dict[int, Frontier | None] | None = getattr(_pending, "frontiers", None)
     if found is None:
@@ -229,7 +141,3 @@ def _pending_frontiers() -> dict[int, Frontier | None]:
 def _fetch(c: SQLiteCursor, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     c.execute(sql, params)
     return [tuple(r) for r in c.fetchall()]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -213,7 +213,7 @@ class LedgerApplication(LifecycleCommands, Application):
             except errors.SubscriberNotFound:
                 erased = False
             if erased:
-                self.vault.destroy(subscriber_id)
+                self.shred(subscriber_id, self.get_subscriber(subscriber_id).personal_data)
                 log.info("finished erasure of subscriber %s after restart", subscriber_id)
             else:
                 self.vault.store.clear_pending(subscriber_id)

@@ -39,6 +39,10 @@ BASE_FIELDS = frozenset(
 )
 
 
+# The recorded purpose of a read of restricted data (an erasure held by the retention period) starts so.
+LEGAL_HOLD_PREFIX = "legal hold: "
+
+
 class StreamType(StrEnum):
     """Which kind of stream an event of a history belongs to."""
 
@@ -96,16 +100,19 @@ def number_history(
     include_personal_data: bool,
     actor: str = "",
     purpose: str = "",
+    legal_hold: bool = False,
 ) -> list[HistoryItem]:
     """Every event of the number and of the subscribers who held it (with the record of who read their
     personal data), in ledger order. Disclosed personal data is recorded as read by ``actor`` for
-    ``purpose`` before it is returned."""
+    ``purpose`` before it is returned. The data of a subscriber whose erasure the retention period holds
+    is withheld unless the read is for a legal hold (``legal_hold``), recorded as such."""
     current = app.get_number(number)
     holder_ids = list(dict.fromkeys(t.subscriber_id for t in current.tenures))
     subscriber_of_log = {AccessLog.create_id(sid): sid for sid in holder_ids}
     access_ids = list(subscriber_of_log)
     stream_ids = [current.id, *holder_ids, *access_ids]
     erased: set[UUID] = set()
+    restricted: set[UUID] = set()
     items: list[HistoryItem] = []
     holder_by_tenure: dict[UUID, UUID] = {}
     holder: UUID | None = None
@@ -114,6 +121,8 @@ def number_history(
     for _, ev in decoded:
         if isinstance(ev, Subscriber.PersonalDataErased):
             erased.add(ev.originator_id)
+        elif isinstance(ev, Subscriber.ErasureRequested):
+            restricted.add(ev.originator_id)
     for position, ev in decoded:
         if isinstance(ev, Number.Event):
             if isinstance(ev, Number.Activated):
@@ -132,7 +141,8 @@ def number_history(
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
             if isinstance(ev, Subscriber.Registered):
-                state, personal = _personal(app, sid, ev.personal_data, include_personal_data, sid in erased)
+                wanted = include_personal_data and (legal_hold or sid not in restricted)
+                state, personal = _personal(app, sid, ev.personal_data, wanted, sid in erased)
             items.append(HistoryItem(position, ev, StreamType.SUBSCRIBER, type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
@@ -141,7 +151,12 @@ def number_history(
             )
     disclosed = [i.subscriber_id for i in items if i.personal_state == PersonalState.DISCLOSED and i.subscriber_id]
     if disclosed:
-        app.record_personal_data_reads(list(dict.fromkeys(disclosed)), number, purpose, actor)
+        held = [sid for sid in dict.fromkeys(disclosed) if sid in restricted and sid not in erased]
+        others = [sid for sid in dict.fromkeys(disclosed) if sid not in held]
+        if others:
+            app.record_personal_data_reads(others, number, purpose, actor)
+        if held:
+            app.record_personal_data_reads(held, number, f"{LEGAL_HOLD_PREFIX}{purpose}", actor)
     return items
 
 

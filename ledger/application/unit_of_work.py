@@ -30,6 +30,7 @@ from ledger.snapshots import SNAPSHOT_INTERVAL, SNAPSHOTTED
 if TYPE_CHECKING:
     from ledger.application.app import LedgerApplication
     from ledger.domain.context import Context
+    from ledger.keys.identity import SaltChange
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -77,10 +78,14 @@ class UnitOfWork:
         """Whether the stream has any event."""
         return bool(self.app.recorder.select_events(aggregate_id, limit=1))
 
-    def ensure_data_key(self, subscriber_id: UUID) -> None:
-        """Make the subscriber's data key (once) before personal data is sealed under it."""
-        if not self.app.vault.has_key(subscriber_id):
-            self.app.vault.create_key(subscriber_id)
+    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> None:
+        """Make the subscriber's data key (once) before personal data is sealed under it, storing the
+        identity salt change with it (one key store transaction)."""
+        vault = self.app.vault
+        if not vault.has_key(subscriber_id):
+            vault.store_keys([vault.new_key(subscriber_id)], [salt] if salt else [])
+        elif salt is not None:
+            vault.store_keys([], [salt])
 
     def save(self, outcome: Outcome, record: RequestRecord) -> CommandResult:
         """Save (or hold) a decided command's events with its request record."""
@@ -208,6 +213,7 @@ class StagedUnitOfWork(UnitOfWork):
         self.aggregates: dict[UUID, Aggregate] = {}
         self.events: list[Any] = []
         self.keys: dict[UUID, bytes] = {}
+        self.salts: list[SaltChange] = []
         self.before: list[Callable[[], None]] = []
         self.after: list[Callable[[], None]] = []
         self.touched: list[Aggregate] = []
@@ -243,10 +249,12 @@ class StagedUnitOfWork(UnitOfWork):
             return False
         return super().exists(aggregate_id)
 
-    def ensure_data_key(self, subscriber_id: UUID) -> None:
-        """A new data key, usable at once and stored at the flush."""
+    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> None:
+        """A new data key, usable at once and stored at the flush (with the identity salt change)."""
         if subscriber_id not in self.keys:
             self.keys.update([self.app.vault.new_key(subscriber_id)])
+        if salt is not None:
+            self.salts.append(salt)
 
     def save(self, outcome: Outcome, record: RequestRecord) -> CommandResult:
         """Hold one decided command's events; its position is known after the flush."""
@@ -270,8 +278,8 @@ class StagedUnitOfWork(UnitOfWork):
         try:
             if not self.events:
                 return []
-            if self.keys:
-                self.app.vault.store.put_many(list(self.keys.items()))
+            if self.keys or self.salts:
+                self.app.vault.store_keys(list(self.keys.items()), self.salts)
             for hook in self.before:
                 hook()
             recordings = self.app.save_events(*self.events)
@@ -287,6 +295,7 @@ class StagedUnitOfWork(UnitOfWork):
         self.aggregates.clear()
         self.events.clear()
         self.keys.clear()
+        self.salts.clear()
         self.before.clear()
         self.after.clear()
         self.touched.clear()

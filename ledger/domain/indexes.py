@@ -56,6 +56,8 @@ class IdentityHoldings(Aggregate):
     def __init__(self, identity_key: str, occurred_at: datetime, actor: str, request_id: str) -> None:
         self.identity_key = identity_key
         self.open_tenures: dict[UUID, tuple[str, UUID]] = {}
+        # When each subscriber's latest tenure under this identity ended (the retention period runs from it).
+        self.service_ended: dict[UUID, datetime] = {}
 
     def open_count(self) -> int:
         """Active or suspended tenures held under this identity."""
@@ -96,7 +98,9 @@ class IdentityHoldings(Aggregate):
 
     @event(TenureClosed)
     def _tenure_closed(self, tenure_id: UUID, occurred_at: datetime, actor: str, request_id: str) -> None:
-        self.open_tenures.pop(tenure_id, None)
+        closed = self.open_tenures.pop(tenure_id, None)
+        if closed is not None:
+            self.service_ended[closed[1]] = occurred_at
 
     @event(SubscriberErased)
     def _subscriber_erased(self, subscriber_id: UUID, occurred_at: datetime, actor: str, request_id: str) -> None:

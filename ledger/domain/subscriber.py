@@ -48,6 +48,13 @@ class Subscriber(Aggregate):
         agent_id: str
         evidence_ref: str
 
+    class ErasureRequested(Event):
+        """Erasure was requested inside the retention period: personal data is restricted (no processing
+        but storage, disclosed only for a legal hold) until ``due_at``, when the key is destroyed."""
+
+        legal_basis: str
+        due_at: datetime
+
     class PersonalDataErased(Event):
         """The subscriber's data key was destroyed: personal data is unreadable from now on."""
 
@@ -70,6 +77,7 @@ class Subscriber(Aggregate):
         self.last_occurred_at = occurred_at
         self.verifications: list[Verification] = []
         self.erased_at: datetime | None = None
+        self.erasure_due_at: datetime | None = None
 
     @staticmethod
     def id_for_request(request_id: str) -> UUID:
@@ -96,6 +104,11 @@ class Subscriber(Aggregate):
         """True once the subscriber's personal data was erased."""
         return self.erased_at is not None
 
+    @property
+    def is_restricted(self) -> bool:
+        """True while an erasure is held by the retention period (not yet erased)."""
+        return self.erasure_due_at is not None and self.erased_at is None
+
     def verified_at(self) -> datetime | None:
         """When the identity was first verified, or None."""
         return self.verifications[0].verified_at if self.verifications else None
@@ -107,8 +120,7 @@ class Subscriber(Aggregate):
 
     def ensure_may_hold_number(self, moment: datetime) -> None:
         """Refuse a subscriber who may not start a tenure at that moment."""
-        if self.is_erased:
-            raise errors.SubscriberErased(f"subscriber {self.id} was erased")
+        self._ensure_not_erased()
         if not self.is_verified_at(moment):
             raise errors.IdentityNotVerified(
                 f"subscriber {self.id} has no identity verification at or before {moment.isoformat()}"
@@ -117,11 +129,29 @@ class Subscriber(Aggregate):
     def verify_identity(self, method: str, channel: str, agent_id: str, evidence_ref: str, ctx: Context) -> None:
         """Record a verification; an erased subscriber can no longer be verified."""
         check_order(self.last_occurred_at, ctx.occurred_at, "subscriber")
-        if self.is_erased:
-            raise errors.SubscriberErased(f"subscriber {self.id} was erased")
+        self._ensure_not_erased()
         self._identity_verified(
             method=method, channel=channel, agent_id=agent_id, evidence_ref=evidence_ref, **ctx.fields()
         )
+
+    def _ensure_not_erased(self) -> None:
+        if self.is_erased:
+            raise errors.SubscriberErased(f"subscriber {self.id} was erased")
+        if self.erasure_due_at is not None:
+            raise errors.SubscriberErased(
+                f"subscriber {self.id} asked for erasure; their data is kept, restricted, until "
+                f"{self.erasure_due_at.isoformat()} and serves nothing else"
+            )
+
+    def request_erasure(self, legal_basis: str, due_at: datetime, ctx: Context) -> datetime:
+        """Record an erasure that the retention period holds until ``due_at``; a repeated request changes
+        nothing. Returns when the erasure is due."""
+        check_order(self.last_occurred_at, ctx.occurred_at, "subscriber")
+        if self.is_erased:
+            raise errors.SubscriberErased(f"subscriber {self.id} was already erased")
+        if self.erasure_due_at is None:
+            self._erasure_requested(legal_basis=legal_basis, due_at=due_at, **ctx.fields())
+        return self.erasure_due_at or due_at
 
     def erase(self, legal_basis: str, ctx: Context) -> None:
         """Record the erasure of personal data; the caller destroys the data key."""
@@ -142,6 +172,13 @@ class Subscriber(Aggregate):
         request_id: str,
     ) -> None:
         self.verifications.append(Verification(method, channel, agent_id, evidence_ref, occurred_at))
+        self.last_occurred_at = occurred_at
+
+    @event(ErasureRequested)
+    def _erasure_requested(
+        self, legal_basis: str, due_at: datetime, occurred_at: datetime, actor: str, request_id: str
+    ) -> None:
+        self.erasure_due_at = due_at
         self.last_occurred_at = occurred_at
 
     @event(PersonalDataErased)

@@ -60,7 +60,9 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             f.add("head_size", f"must be at most {MAX_POSITION}")
         f.done()
         head = self._head(request.head_size) if request.with_proofs else None
-        items = number_history(self.app, number, request.include_personal_data, actor_of(context), purpose)
+        items = number_history(
+            self.app, number, request.include_personal_data, actor_of(context), purpose, request.legal_hold
+        )
         if head is None:
             for item in items:
                 yield pb.GetNumberHistoryResponse(event=ledger_event(item))

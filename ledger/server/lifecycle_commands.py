@@ -176,6 +176,13 @@ def _release_number(request: pb.ReleaseNumberRequest) -> dict[str, Any]:
     return kwargs
 
 
+def _erase_response(result: CommandResult) -> pb.EraseSubscriberDataResponse:
+    response = pb.EraseSubscriberDataResponse(position=result.position)
+    if result.data.get("erasure_due_at"):
+        response.erasure_due_at.FromDatetime(datetime.fromisoformat(result.data["erasure_due_at"]))
+    return response
+
+
 def _erase_subscriber_data(request: pb.EraseSubscriberDataRequest) -> dict[str, Any]:
     f = Fields()
     kwargs = {
@@ -274,9 +281,7 @@ COMMANDS: dict[str, Command] = {
         ),
     ),
     "release_number": Command(_release_number, lambda r: pb.ReleaseNumberResponse(position=r.position)),
-    "erase_subscriber_data": Command(
-        _erase_subscriber_data, lambda r: pb.EraseSubscriberDataResponse(position=r.position)
-    ),
+    "erase_subscriber_data": Command(_erase_subscriber_data, _erase_response),
     "port_out_number": Command(
         _port_out_number, lambda r: pb.PortOutNumberResponse(tenure_id=r.data["tenure_id"], position=r.position)
     ),

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x81\x01\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x13\n\x0bwith_proofs\x18\x04 \x01(\x08\x12\x11\n\thead_size\x18\x05 \x01(\x04\"\xd4\x01\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x32\n\x0finclusion_proof\x18\x02 \x01(\x0b\x32\x19.ledger.v1.InclusionProof\x12*\n\x0bsigned_head\x18\x03 \x01(\x0b\x32\x15.ledger.v1.SignedHead\x12\x31\n\rstream_proofs\x18\x04 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadProof\"\x91\x01\n\nSignedHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08map_root\x18\x06 \x01(\x0c\"e\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05topic\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\"J\n\x0fStreamHeadEntry\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x13\n\x0bstream_hash\x18\x03 \x01(\x0c\"c\n\x0fStreamHeadProof\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12+\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadEntry\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\"3\n\x14GetSignedHeadRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"C\n\x15GetSignedHeadResponse\x12*\n\x0bsigned_head\x18\x01 \x01(\x0b\x32\x15.ledger.v1.SignedHead\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\xc0\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\x12\x0e\n\x06stream\x18\x07 \x01(\t\x12\x18\n\x10signed_head_size\x18\x08 \x01(\x04\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t2\x8a\x05\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponse\x12R\n\rGetSignedHead\x12\x1f.ledger.v1.GetSignedHeadRequest\x1a .ledger.v1.GetSignedHeadResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x95\x01\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x13\n\x0bwith_proofs\x18\x04 \x01(\x08\x12\x11\n\thead_size\x18\x05 \x01(\x04\x12\x12\n\nlegal_hold\x18\x14 \x01(\x08\"\xd4\x01\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x32\n\x0finclusion_proof\x18\x02 \x01(\x0b\x32\x19.ledger.v1.InclusionProof\x12*\n\x0bsigned_head\x18\x03 \x01(\x0b\x32\x15.ledger.v1.SignedHead\x12\x31\n\rstream_proofs\x18\x04 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadProof\"\x91\x01\n\nSignedHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08map_root\x18\x06 \x01(\x0c\"e\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05topic\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\"J\n\x0fStreamHeadEntry\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x13\n\x0bstream_hash\x18\x03 \x01(\x0c\"c\n\x0fStreamHeadProof\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12+\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadEntry\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\"3\n\x14GetSignedHeadRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"C\n\x15GetSignedHeadResponse\x12*\n\x0bsigned_head\x18\x01 \x01(\x0b\x32\x15.ledger.v1.SignedHead\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\xc0\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\x12\x0e\n\x06stream\x18\x07 \x01(\t\x12\x18\n\x10signed_head_size\x18\x08 \x01(\x04\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t2\x8a\x05\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponse\x12R\n\rGetSignedHead\x12\x1f.ledger.v1.GetSignedHeadRequest\x1a .ledger.v1.GetSignedHeadResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,43 +34,43 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.history_service_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETNUMBERHISTORYREQUEST']._serialized_start=104
-  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=233
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=236
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=448
-  _globals['_SIGNEDHEAD']._serialized_start=451
-  _globals['_SIGNEDHEAD']._serialized_end=596
-  _globals['_INCLUSIONPROOF']._serialized_start=598
-  _globals['_INCLUSIONPROOF']._serialized_end=699
-  _globals['_STREAMHEADENTRY']._serialized_start=701
-  _globals['_STREAMHEADENTRY']._serialized_end=775
-  _globals['_STREAMHEADPROOF']._serialized_start=777
-  _globals['_STREAMHEADPROOF']._serialized_end=876
-  _globals['_GETSIGNEDHEADREQUEST']._serialized_start=878
-  _globals['_GETSIGNEDHEADREQUEST']._serialized_end=929
-  _globals['_GETSIGNEDHEADRESPONSE']._serialized_start=931
-  _globals['_GETSIGNEDHEADRESPONSE']._serialized_end=998
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1000
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1064
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1066
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1111
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=1113
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=1195
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=1197
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=1267
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=1269
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=1333
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=1336
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=1528
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1530
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1574
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1576
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1637
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=1639
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=1696
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=1699
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=1836
-  _globals['_READMODELMISMATCH']._serialized_start=1838
-  _globals['_READMODELMISMATCH']._serialized_end=1922
-  _globals['_HISTORYSERVICE']._serialized_start=1925
-  _globals['_HISTORYSERVICE']._serialized_end=2575
+  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=253
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=256
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=468
+  _globals['_SIGNEDHEAD']._serialized_start=471
+  _globals['_SIGNEDHEAD']._serialized_end=616
+  _globals['_INCLUSIONPROOF']._serialized_start=618
+  _globals['_INCLUSIONPROOF']._serialized_end=719
+  _globals['_STREAMHEADENTRY']._serialized_start=721
+  _globals['_STREAMHEADENTRY']._serialized_end=795
+  _globals['_STREAMHEADPROOF']._serialized_start=797
+  _globals['_STREAMHEADPROOF']._serialized_end=896
+  _globals['_GETSIGNEDHEADREQUEST']._serialized_start=898
+  _globals['_GETSIGNEDHEADREQUEST']._serialized_end=949
+  _globals['_GETSIGNEDHEADRESPONSE']._serialized_start=951
+  _globals['_GETSIGNEDHEADRESPONSE']._serialized_end=1018
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1020
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1084
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1086
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1131
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=1133
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=1215
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=1217
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=1287
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=1289
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=1353
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=1356
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=1548
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=1550
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=1594
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1596
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1657
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=1659
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=1716
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=1719
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=1856
+  _globals['_READMODELMISMATCH']._serialized_start=1858
+  _globals['_READMODELMISMATCH']._serialized_end=1942
+  _globals['_HISTORYSERVICE']._serialized_start=1945
+  _globals['_HISTORYSERVICE']._serialized_end=2595
 # @@protoc_insertion_point(module_scope)

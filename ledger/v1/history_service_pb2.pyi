@@ -11,18 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetNumberHistoryRequest(_message.Message):
-    __slots__ = ("number", "include_personal_data", "purpose", "with_proofs", "head_size")
+    __slots__ = ("number", "include_personal_data", "purpose", "with_proofs", "head_size", "legal_hold")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PERSONAL_DATA_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     WITH_PROOFS_FIELD_NUMBER: _ClassVar[int]
     HEAD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_HOLD_FIELD_NUMBER: _ClassVar[int]
     number: str
     include_personal_data: bool
     purpose: str
     with_proofs: bool
     head_size: int
-    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ..., with_proofs: _Optional[bool] = ..., head_size: _Optional[int] = ...) -> None: ...
+    legal_hold: bool
+    def __init__(self, number: _Optional[str] = ..., include_personal_data: _Optional[bool] = ..., purpose: _Optional[str] = ..., with_proofs: _Optional[bool] = ..., head_size: _Optional[int] = ..., legal_hold: _Optional[bool] = ...) -> None: ...
 
 class GetNumberHistoryResponse(_message.Message):
     __slots__ = ("event", "inclusion_proof", "signed_head", "stream_proofs")

@@ -247,10 +247,12 @@ class EraseSubscriberDataRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., legal_basis: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EraseSubscriberDataResponse(_message.Message):
-    __slots__ = ("position",)
+    __slots__ = ("position", "erasure_due_at")
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_DUE_AT_FIELD_NUMBER: _ClassVar[int]
     position: int
-    def __init__(self, position: _Optional[int] = ...) -> None: ...
+    erasure_due_at: _timestamp_pb2.Timestamp
+    def __init__(self, position: _Optional[int] = ..., erasure_due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PortOutNumberRequest(_message.Message):
     __slots__ = ("request_id", "number", "recipient_operator", "occurred_at")

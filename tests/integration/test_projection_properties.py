@@ -24,6 +24,7 @@ from ledger.config import Policy, Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
+from ledger.keys.maintenance import erase_due
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 from projections.views import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, NumbersView, us
@@ -58,7 +59,7 @@ OPS = (
 PORTING_OPS = ("port_out", "port_in", "return")
 steps = st.lists(
     st.tuples(
-        st.sampled_from(OPS),
+        st.sampled_from((*OPS, "erase_due")),
         st.integers(0, N_NUMBERS - 1),
         st.integers(0, N_PEOPLE - 1),
         st.sampled_from(["FRAUD", "SPAM", "LOST_SIM", "NON_PAYMENT"]),
@@ -174,8 +175,13 @@ class Driver:
                 app.return_number(
                     request_id=self.rid(), actor="t", number=msisdn, disconnected_at=self.clock.now() - since
                 )
+            elif op == "erase_due":
+                # Held erasures (a retention period in the policy) complete once it has ended.
+                erase_due(app, "t")
             elif op == "wait":
                 self.clock.advance(days=31 + pi * 10)
+                if pi % 2:
+                    erase_due(app, "daily pass")  # as the server's daily pass would, now and then
         except LedgerError:
             pass
 
@@ -362,10 +368,20 @@ def _normalise_expected(expected: dict) -> dict:
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=steps, crash_after=st.integers(1, 6), batch_size=st.integers(1, 9))
-def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: int, batch_size: int) -> None:
+@given(
+    steps=steps,
+    crash_after=st.integers(1, 6),
+    batch_size=st.integers(1, 9),
+    retention=st.sampled_from([0, 45]),
+)
+def test_read_models_equal_a_replay_after_crash_and_rebuild(
+    steps, crash_after: int, batch_size: int, retention: int
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(store=StoreConfig.from_url(f"sqlite:///{tmp}/ledger.db"), policy=Policy(quarantine_days=30))
+        settings = Settings(
+            store=StoreConfig.from_url(f"sqlite:///{tmp}/ledger.db"),
+            policy=Policy(quarantine_days=30, identity_retention_days=retention),
+        )
         clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
         app = open_ledger(settings, clock)
         try:
@@ -398,6 +414,8 @@ def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: 
             expected = _normalise_expected(expected_from_replay(app))
             event(f"tenures: {min(len(expected['tenures']), 3)}+")
             event(f"closed tenures: {sum(1 for t in expected['tenures'].values() if t[3]) > 0}")
+            held = [sid for sid in driver.subscribers if app.get_subscriber(sid).erasure_due_at is not None]
+            event(f"held erasures: {len(held) > 0}; completed: {any(app.get_subscriber(s).is_erased for s in held)}")
             assert actual_from_views(views_db) == expected
             snapshot = tables(views_db)
             second.rebuild()
@@ -411,7 +429,8 @@ def test_read_models_equal_a_replay_after_crash_and_rebuild(steps, crash_after: 
 def test_property_harness_sees_real_activity(tmp_path: Path) -> None:
     """Guard against a vacuous property: a scripted run must produce tenures, swaps and violations."""
     settings = Settings(
-        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"), policy=Policy(quarantine_days=30)
+        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
+        policy=Policy(quarantine_days=30, identity_retention_days=0),
     )
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = open_ledger(settings, clock)
@@ -455,6 +474,41 @@ def test_property_harness_sees_real_activity(tmp_path: Path) -> None:
         app.vault.store.close()
 
 
+def test_property_harness_sees_held_erasures_complete(tmp_path: Path) -> None:
+    """Guard: with a retention period, an erasure is held, then completed by ``erase_due``, and the
+    read models still equal the replay at each stage."""
+    settings = Settings(
+        store=StoreConfig.from_url(f"sqlite:///{tmp_path}/ledger.db"),
+        policy=Policy(quarantine_days=30, identity_retention_days=45),
+    )
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = open_ledger(settings, clock)
+    try:
+        d = Driver(app, clock)
+        for s in [
+            ("activate", 0, 0, "FRAUD", "shop"),
+            ("disconnect", 0, 0, "FRAUD", "shop"),
+            ("erase", 0, 0, "F", "shop"),
+        ]:
+            d.step(*s)
+        sid = d.subscribers[0]
+        projector = open_projector(settings, app)
+        projector.catch_up()
+        assert app.get_subscriber(sid).is_restricted
+        assert actual_from_views(str(settings.store.views_path())) == _normalise_expected(expected_from_replay(app))
+        for s in [("wait", 0, 2, "FRAUD", "shop"), ("erase_due", 0, 0, "FRAUD", "shop")]:
+            d.step(*s)
+        projector.catch_up()
+        assert app.get_subscriber(sid).is_erased
+        views = actual_from_views(str(settings.store.views_path()))
+        assert views == _normalise_expected(expected_from_replay(app))
+        assert views["erasure"][sid.hex][2] is not None
+        projector.close()
+    finally:
+        app.close()
+        app.vault.store.close()
+
+
 def closed_summaries(conn: Any) -> tuple[dict, dict]:
     """rm_checks' closed-tenure summaries, and the same derived from rm_tenures (which the property
     compares with the replay): they must be equal."""
@@ -480,7 +534,9 @@ def random_run(url: str) -> tuple[Settings, LedgerApplication]:
     """A store at ``url`` after the same 600 random steps each time (about 270 events, many recycled
     numbers)."""
     settings = Settings(
-        store=StoreConfig.from_url(url), policy=Policy(quarantine_days=30), master_key_text=TEST_MASTER_KEY
+        store=StoreConfig.from_url(url),
+        policy=Policy(quarantine_days=30, identity_retention_days=0),
+        master_key_text=TEST_MASTER_KEY,
     )
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
     app = open_ledger(settings, clock)

@@ -29,7 +29,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def ledger(clock: FakeClock):
     vault = PersonalDataVault(MasterKey(bytes(range(32))), MemoryKeyStore())
-    policy = Policy(max_numbers_per_identity=2)
+    policy = Policy(max_numbers_per_identity=2, identity_retention_days=0)
     app = LedgerApplication(env=memory_env(), vault=vault, policy=policy, clock=clock, group_commit=False)
     yield app
     app.close()
