@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.application.feed import Feed
 from ledger.application.reads import number_history, number_state, verify_integrity
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
+from ledger.server.feeds import AsyncFeed, CommitSignal
+from ledger.server.limits import caller_key
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
+    from ledger.application.reads import HistoryItem
+    from ledger.server.bridge import Blocking
+    from ledger.server.limits import Budget
     from projections.audit import Auditor
 
 # Positions are stored as signed 64-bit integers.
@@ -28,17 +31,27 @@ MAX_POSITION = 2**63 - 1
 class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
     """The compliance-facing read API."""
 
-    def __init__(self, app: LedgerApplication, max_feeds: int = 8, auditor: Auditor | None = None) -> None:
+    def __init__(
+        self,
+        app: LedgerApplication,
+        blocking: Blocking,
+        feeds: Budget | None = None,
+        auditor: Auditor | None = None,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.app = app
         self.auditor = auditor
-        # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
-        self._feeds = threading.BoundedSemaphore(max_feeds)
-        self.max_feeds = max_feeds
-        self.feed = Feed(app)
+        self.blocking = blocking
+        # Feeds hold no thread while they follow the ledger, but each reads its batches on the pool.
+        self.feeds = feeds
+        self.stopping = stopping
+        self.feed = AsyncFeed(app)
+        self.commits = CommitSignal()
+        app.commit_listeners.append(self.commits)
 
-    def GetNumberHistory(
-        self, request: pb.GetNumberHistoryRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.GetNumberHistoryResponse]:
+    async def GetNumberHistory(
+        self, request: pb.GetNumberHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GetNumberHistoryResponse]:
         """Stream a number's history in ledger order."""
         f = Fields()
         number = f.msisdn("number", request.number)
@@ -46,9 +59,14 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if request.include_personal_data:
             purpose = f.text("purpose", request.purpose, 500)
         f.done()
-        items = number_history(self.app, number, request.include_personal_data, actor_of(context), purpose)
-        for item in items:
-            yield pb.GetNumberHistoryResponse(event=ledger_event(item))
+        actor = actor_of(context)
+
+        def read() -> list[pb.GetNumberHistoryResponse]:
+            items = number_history(self.app, number, request.include_personal_data, actor, purpose)
+            return [pb.GetNumberHistoryResponse(event=ledger_event(item)) for item in items]
+
+        for response in await self.blocking.run(read):
+            yield response
 
     def GetNumberState(
         self, request: pb.GetNumberStateRequest, context: grpc.ServicerContext
@@ -102,16 +120,22 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             ],
         )
 
-    def StreamEvents(
-        self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.StreamEventsResponse]:
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
         """Catch up from ``from_position``, then follow new events until the caller goes away."""
         if request.from_position > MAX_POSITION:
             raise errors.InvalidArgument([("from_position", f"must be at most {MAX_POSITION}")])
-        if not self._feeds.acquire(blocking=False):
-            raise errors.ResourceExhausted(f"at most {self.max_feeds} StreamEvents calls at once; retry later")
+        release = self.feeds.take(caller_key(context)) if self.feeds else None
         try:
-            for item in self.feed.follow(max(request.from_position, 1) - 1, context.is_active):
-                yield pb.StreamEventsResponse(event=ledger_event(item))
+            last = max(request.from_position, 1) - 1
+            follow = self.feed.follow_async(last, _feed_response, self.blocking, self.commits, self.stopping)
+            async for response in follow:
+                yield response
         finally:
-            self._feeds.release()
+            if release:
+                release()
+
+
+def _feed_response(item: HistoryItem) -> pb.StreamEventsResponse:
+    return pb.StreamEventsResponse(event=ledger_event(item))

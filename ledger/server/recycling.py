@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from ledger.domain import errors
+from ledger.server.bridge import defer
 from ledger.server.limits import caller_key
 from ledger.server.validation import Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results
@@ -18,6 +19,7 @@ from projections.views import from_us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
+    from ledger.server.bridge import Blocking
     from ledger.server.limits import Budget
     from ledger.server.progress import Progress
     from projections.queries import ReadModels
@@ -26,7 +28,7 @@ T = TypeVar("T")
 MAX_QUERIES_PER_BATCH = 10_000
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
-# The sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
+# A sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
 NO_DEADLINE = 1e9
 
 
@@ -34,24 +36,27 @@ def _serialize(response: bytes | Any) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
-    """Register the service as the generated ``add_RecyclingServiceServicer_to_server`` does, except that
-    BatchCheck's responses arrive already encoded (see ``encode_results``)."""
-    handlers = {
-        "CheckNumber": grpc.unary_unary_rpc_method_handler(
-            servicer.CheckNumber,
-            request_deserializer=pb.CheckNumberRequest.FromString,
-            response_serializer=pb.CheckNumberResponse.SerializeToString,
-        ),
-        "BatchCheck": grpc.stream_stream_rpc_method_handler(
-            servicer.BatchCheck, request_deserializer=pb.BatchCheckRequest.FromString, response_serializer=_serialize
-        ),
-        "GetClearance": grpc.unary_unary_rpc_method_handler(
-            servicer.GetClearance,
-            request_deserializer=pb.GetClearanceRequest.FromString,
-            response_serializer=pb.GetClearanceResponse.SerializeToString,
-        ),
-    }
+class _Recorder:
+    """Stands in for a server to the generated registration, keeping the handlers it registers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_to_server(servicer: RecyclingServicer, server: grpc.aio.Server) -> None:
+    """Register the service as the generated ``add_RecyclingServiceServicer_to_server`` does (every method
+    of the service, those added later too), except that BatchCheck's responses arrive already encoded
+    (see ``encode_results``)."""
+    recorder = _Recorder()
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(servicer, recorder)  # type: ignore[arg-type]
+    handlers = recorder.handlers
+    handlers["BatchCheck"] = handlers["BatchCheck"]._replace(response_serializer=_serialize)
     name = pb.DESCRIPTOR.services_by_name["RecyclingService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
     server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
@@ -61,9 +66,15 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
     """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
 
     def __init__(
-        self, read_models: ReadModels, policy: Policy, progress: Progress, waits: Budget | None = None
+        self,
+        read_models: ReadModels,
+        policy: Policy,
+        progress: Progress,
+        waits: Budget | None = None,
+        blocking: Blocking | None = None,
     ) -> None:
         self.read_models = read_models
+        self.blocking = blocking
         self.waits = waits
         self.policy = policy
         self.zone = policy.zone
@@ -81,13 +92,20 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
         return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
 
-    def BatchCheck(
-        self, request_iterator: Iterator[pb.BatchCheckRequest], context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
-        """One response per request, results in the order asked (each an encoded BatchCheckResponse)."""
-        for request in request_iterator:
-            position, decisions = self._read(lambda q=request.queries: self._decide(q))  # type: ignore[misc]
-            yield encode_results(decisions, position, self._standing(position))
+    async def BatchCheck(
+        self, request_iterator: AsyncIterator[pb.BatchCheckRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """One response per request, results in the order asked (each an encoded BatchCheckResponse).
+
+        The next request is read only once the last response is sent: a client that stops reading stops
+        the work done for it, and a stream holds one request and one response at most."""
+        assert self.blocking is not None
+        async for request in request_iterator:
+            yield await self.blocking.run(self._answer, request.queries)
+
+    def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
+        position, decisions = self._read(lambda: self._decide(queries))
+        return encode_results(decisions, position, self._standing(position))
 
     def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
         f = Fields()
@@ -189,7 +207,20 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
         if self.progress.views_position >= position:
             return
-        release = self.waits.take(caller_key(context)) if self.waits else None
+        key = caller_key(context)
+
+        async def wait() -> None:
+            # On the aio edge: the wait holds no thread, and ends at once when the call is cancelled.
+            release = self.waits.take(key) if self.waits else None
+            try:
+                if not await self.progress.wait_async(position, timeout):
+                    raise errors.ReadModelBehind(position, self.progress.views_position)
+            finally:
+                if release:
+                    release()
+
+        defer(context, wait)
+        release = self.waits.take(key) if self.waits else None
         try:
             if not self.progress.wait(position, timeout, context.is_active):
                 raise errors.ReadModelBehind(position, self.progress.views_position)
