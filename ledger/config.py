@@ -199,10 +199,12 @@ class Limits:
     max_calls_per_caller: int = 128  # LEDGER_MAX_CALLS_PER_CALLER: per token's actor, or per peer address
     max_streams: int = 256  # LEDGER_MAX_STREAMS: streaming calls of the ledger's services at once
     max_streams_per_caller: int = 8  # LEDGER_MAX_STREAMS_PER_CALLER: streams (any kind) per caller
+    max_feeds: int = 64  # LEDGER_MAX_FEEDS: StreamEvents feeds at once (each polls the store when idle)
     max_health_watches: int = 64  # LEDGER_MAX_HEALTH_WATCHES: open grpc.health.v1.Health/Watch streams
     max_reflection_streams: int = 64  # LEDGER_MAX_REFLECTION_STREAMS: open server-reflection streams
     max_waiting_checks: int = 256  # LEDGER_MAX_WAITING_CHECKS: checks waiting for min_position at once
     max_waiting_checks_per_caller: int = 16  # LEDGER_MAX_WAITING_CHECKS_PER_CALLER
+    stream_work_per_caller: int = 2  # LEDGER_STREAM_WORK_PER_CALLER: streams' pieces of work in the pool
     stream_idle_seconds: float = 30.0  # LEDGER_STREAM_IDLE_SECONDS: BatchCheck/reflection with no request
     keepalive_seconds: float = 60.0  # LEDGER_KEEPALIVE_SECONDS: ping an idle connection this often
     connection_idle_seconds: float = 600.0  # LEDGER_CONNECTION_IDLE_SECONDS: close a connection with no call

@@ -24,7 +24,7 @@ from ledger.server.edge import EdgeLoop, LedgerServer
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
-from ledger.server.limits import Budget, LimitInterceptor
+from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
@@ -81,6 +81,8 @@ async def _build(
     limits = settings.stream_limits()
     executor = futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
     blocking = Blocking(executor)
+    # One caller's streams (BatchCheck requests, feed batches) share this many turns on the pool.
+    turns = Turns(limits.stream_work_per_caller)
     server = grpc.aio.server(
         migration_thread_pool=executor,
         # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
@@ -100,12 +102,13 @@ async def _build(
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
     ledger_server: LedgerServer | None = None
-    feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", max(1, limits.max_streams // 4))
+    feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(
             app,
             blocking,
             feeds,
+            turns,
             auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
             stopping=lambda: ledger_server is not None and ledger_server.stopping,
         ),
@@ -139,7 +142,10 @@ async def _build(
         limits.max_waiting_checks_per_caller,
         "LEDGER_MAX_WAITING_CHECKS_PER_CALLER",
     )
-    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, progress, waits, blocking), server)
+    recycling.add_to_server(
+        RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns),
+        server,
+    )
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,

@@ -7,15 +7,18 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, TypeVar
 
-from ledger.application.feed import FEED_BATCH, FEED_IDLE_SECONDS, Feed, feed_item
+from ledger.application.feed import FEED_IDLE_SECONDS, Feed, feed_item
 
 if TYPE_CHECKING:
     from ledger.application.reads import HistoryItem
     from ledger.server.bridge import Blocking
 
 T = TypeVar("T")
+# Events read per piece of work on the pool: short pieces, so a unary call queued behind one waits little.
+FEED_STEP = 100
 
 
 class CommitSignal:
@@ -57,7 +60,7 @@ class AsyncFeed(Feed):
     def batch(self, last: int) -> tuple[int, list[HistoryItem]]:
         """The feed's items in the next batch after position ``last``, and the batch's last position."""
         items = []
-        for n in self.app.recorder.select_notifications(start=last + 1, limit=FEED_BATCH):
+        for n in self.app.recorder.select_notifications(start=last + 1, limit=FEED_STEP):
             last = n.id
             if n.topic not in self._topics:
                 continue
@@ -79,6 +82,7 @@ class AsyncFeed(Feed):
         blocking: Blocking,
         commits: CommitSignal,
         stopping: Callable[[], bool],
+        turn: Callable[[], AbstractAsyncContextManager[None]],
     ) -> AsyncIterator[T]:
         """The items after position ``last``, then new ones as they are committed; ends when ``stopping()``
         (the call's task is cancelled when its client goes away). Commits by other processes are found
@@ -86,7 +90,8 @@ class AsyncFeed(Feed):
         while not stopping():
             signal = commits.arm()
             try:
-                after, items = await blocking.run(self.converted, last, convert)
+                async with turn():
+                    after, items = await blocking.run(self.converted, last, convert)
                 if after == last:
                     await asyncio.wait((signal,), timeout=FEED_IDLE_SECONDS)
                     continue

@@ -12,7 +12,7 @@ from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
 from ledger.server.feeds import AsyncFeed, CommitSignal
-from ledger.server.limits import caller_key
+from ledger.server.limits import Turns, caller_key
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc
@@ -36,6 +36,7 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         app: LedgerApplication,
         blocking: Blocking,
         feeds: Budget | None = None,
+        turns: Turns | None = None,
         auditor: Auditor | None = None,
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -44,6 +45,7 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         self.blocking = blocking
         # Feeds hold no thread while they follow the ledger, but each reads its batches on the pool.
         self.feeds = feeds
+        self.turns = turns or Turns(2)
         self.stopping = stopping
         self.feed = AsyncFeed(app)
         self.commits = CommitSignal()
@@ -129,7 +131,10 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         release = self.feeds.take(caller_key(context)) if self.feeds else None
         try:
             last = max(request.from_position, 1) - 1
-            follow = self.feed.follow_async(last, _feed_response, self.blocking, self.commits, self.stopping)
+            key = caller_key(context)
+            follow = self.feed.follow_async(
+                last, _feed_response, self.blocking, self.commits, self.stopping, lambda: self.turns.turn(key)
+            )
             async for response in follow:
                 yield response
         finally:

@@ -10,6 +10,7 @@ next request (BatchCheck, reflection) are ended after ``stream_idle_seconds`` wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import Counter
@@ -83,6 +84,31 @@ class Budget:
     def held(self) -> int:
         """Places taken now."""
         return self._held
+
+
+class Turns:
+    """At most ``per_caller`` pieces of one caller's work at once (on the loop: no lock); the rest wait
+    their turn, so one caller's streams share the pool's time as one caller's calls would."""
+
+    def __init__(self, per_caller: int) -> None:
+        self.per_caller = per_caller
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, caller: str) -> AsyncIterator[None]:
+        """Hold one of ``caller``'s turns."""
+        slot = self._slots.get(caller)
+        if slot is None:
+            slot = self._slots[caller] = (asyncio.Semaphore(self.per_caller), [0])
+        semaphore, users = slot
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._slots[caller]
 
 
 def caller_key(context: Any) -> str:

@@ -9,7 +9,7 @@ import grpc
 
 from ledger.domain import errors
 from ledger.server.bridge import defer
-from ledger.server.limits import caller_key
+from ledger.server.limits import Turns, caller_key
 from ledger.server.validation import Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
@@ -72,8 +72,11 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         progress: Progress,
         waits: Budget | None = None,
         blocking: Blocking | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.read_models = read_models
+        # One caller's streams together run this many requests on the pool at once.
+        self.turns = turns or Turns(2)
         self.blocking = blocking
         self.waits = waits
         self.policy = policy
@@ -100,8 +103,11 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         The next request is read only once the last response is sent: a client that stops reading stops
         the work done for it, and a stream holds one request and one response at most."""
         assert self.blocking is not None
+        key = caller_key(context)
         async for request in request_iterator:
-            yield await self.blocking.run(self._answer, request.queries)
+            async with self.turns.turn(key):
+                response = await self.blocking.run(self._answer, request.queries)
+            yield response
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
         position, decisions = self._read(lambda: self._decide(queries))
