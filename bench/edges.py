@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                     part = slice(run * args.calls, (run + 1) * args.calls)
                     for i, edge in enumerate(edges):
                         numbers, sids = prepared[i]
-                        calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], first)
+                        sims = first + run * args.calls  # each activation with a SIM of its own
+                        calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
                         rates[i] = max(rates[i], args.calls / run_phase(calls, level)[0])
                     numbers, sids = prepared[0]
                     for k, (lifecycle, _, _) in enumerate(bare_stubs):

@@ -215,7 +215,8 @@ async def _bounded(requests: Any, context: grpc.aio.ServicerContext, seconds: fl
     iterator = requests.__aiter__()
     while True:
         try:
-            request = await asyncio.wait_for(iterator.__anext__(), seconds)
+            async with asyncio.timeout(seconds):  # no task of its own per request, unlike wait_for
+                request = await iterator.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError:

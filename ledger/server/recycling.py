@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from projections.queries import ReadModels
 
 T = TypeVar("T")
+# BatchCheck requests of one stream read and not yet answered (checked while the previous one is sent).
+AHEAD = 2
 MAX_QUERIES_PER_BATCH = 10_000
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
@@ -100,14 +103,55 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
     ) -> AsyncIterator[bytes]:
         """One response per request, results in the order asked (each an encoded BatchCheckResponse).
 
-        The next request is read only once the last response is sent: a client that stops reading stops
-        the work done for it, and a stream holds one request and one response at most."""
+        At most ``AHEAD`` requests are read and not yet answered: the next one is read while the last
+        is checked or sent (so reading, checking and sending overlap), and no further. A client that
+        stops reading stops the work done for it (a send waits for the transport's flow control), and a
+        stream holds ``AHEAD`` requests and responses at most."""
         assert self.blocking is not None
-        key = caller_key(context)
-        async for request in request_iterator:
+        blocking, key = self.blocking, caller_key(context)
+        slots = asyncio.Semaphore(AHEAD)
+        answers: asyncio.Queue[asyncio.Task[bytes] | BaseException | None] = asyncio.Queue()
+
+        async def answer(queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
             async with self.turns.turn(key):
-                response = await self.blocking.run(self._answer, request.queries)
-            yield response
+                return await blocking.run(self._answer, queries)
+
+        async def read() -> None:
+            try:
+                requests = request_iterator.__aiter__()
+                while True:
+                    await slots.acquire()
+                    try:
+                        request = await requests.__anext__()
+                    except StopAsyncIteration:
+                        answers.put_nowait(None)
+                        return
+                    answers.put_nowait(asyncio.ensure_future(answer(request.queries)))
+            except BaseException as e:  # the stream's end (idle, malformed, cancelled) reaches the caller
+                answers.put_nowait(e)
+
+        reader = asyncio.ensure_future(read())
+        pending: list[asyncio.Task[bytes]] = []
+        try:
+            while True:
+                item = await answers.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                pending.append(item)
+                response = await item
+                pending.remove(item)
+                yield response
+                slots.release()
+        finally:
+            reader.cancel()
+            for task in pending:
+                task.cancel()
+            while not answers.empty():
+                left = answers.get_nowait()
+                if isinstance(left, asyncio.Task):
+                    left.cancel()
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
         position, decisions = self._read(lambda: self._decide(queries))
