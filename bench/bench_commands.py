@@ -45,7 +45,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, port: int, db: str, master_key: str, root: Path = ROOT) -> subprocess.Popen[str]:
+def start_server(
+    workdir: Path, port: int, db: str, master_key: str, root: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     """Start ``python -m ledger serve`` on ``db`` (the code in ``root``) and wait until it answers."""
     proc = subprocess.Popen(
         [
@@ -61,7 +63,7 @@ def start_server(workdir: Path, port: int, db: str, master_key: str, root: Path 
             "WARNING",
         ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
         stderr=subprocess.DEVNULL,
         text=True,
     )

@@ -47,11 +47,13 @@ def checkout(ref: str, into: Path) -> Path:
 class Edge:
     """One server under measurement and its stubs."""
 
-    def __init__(self, name: str, root: Path, workdir: Path, master_key: str) -> None:
+    def __init__(
+        self, name: str, root: Path, workdir: Path, master_key: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         workdir.mkdir()
         port = free_port()
-        self.proc = start_server(workdir, port, f"sqlite:///{workdir}/ledger.db", master_key, root)
+        self.proc = start_server(workdir, port, f"sqlite:///{workdir}/ledger.db", master_key, root, env)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
@@ -79,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1000, help="ActivateSim calls per level (default 1000)")
     parser.add_argument("--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000)")
     parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
+    parser.add_argument(
+        "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
+    )
     args = parser.parse_args(argv)
     master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -87,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         before_root = checkout(args.before, Path(tmp))
         edges = [
             Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key),
-            Edge("after (this tree)", ROOT, Path(tmp) / "after", master_key),
+            Edge(
+                "after (this tree)",
+                ROOT,
+                Path(tmp) / "after",
+                master_key,
+                dict(e.split("=", 1) for e in args.after_env),
+            ),
         ]
         bare_stubs = [_stubs(address) for _, address in bares]
         try:
