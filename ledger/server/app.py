@@ -83,11 +83,12 @@ async def _build(
     blocking = Blocking(executor)
     # One caller's streams (BatchCheck requests, feed batches) share this many turns on the pool.
     turns = Turns(limits.stream_work_per_caller)
+    budgets = LimitInterceptor(limits)
     server = grpc.aio.server(
         migration_thread_pool=executor,
         # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
         # then the budgets, counted per authenticated caller; errors as statuses; plain methods on the pool.
-        interceptors=[AuthInterceptor(auth), LimitInterceptor(limits), ErrorInterceptor(), SyncBridge(blocking)],
+        interceptors=[AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -161,7 +162,7 @@ async def _build(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    ledger_server = LedgerServer(edge, server, progress, executor, health_servicer)
+    ledger_server = LedgerServer(edge, server, progress, executor, health_servicer, budgets.stop)
     return ledger_server, port
 
 

@@ -76,8 +76,11 @@ class LedgerServer:
         progress: Progress,
         executor: futures.ThreadPoolExecutor,
         health: HealthServicer,
+        on_stop: Callable[[], None] = lambda: None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
+        # Run on the loop when the stop begins (streams that wait on their client end then).
+        self.on_stop = on_stop
         self.stopping = False
 
     def start(self) -> None:
@@ -99,6 +102,7 @@ class LedgerServer:
         closed safely."""
         self.stopping = True
         self.progress.stop()
+        self.edge.loop.call_soon_threadsafe(self.on_stop)
         return Stopped(self.edge.submit(self.server.stop(grace)), self.executor, self.edge)
 
 

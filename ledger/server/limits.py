@@ -32,6 +32,7 @@ HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 # Streams whose next request may be awaited only so long (the others send; a feed or a watch may be quiet).
 IDLE_BOUNDED = ("/ledger.v1.RecyclingService/BatchCheck", *REFLECTION)
+STOPPING = "the server is stopping; retry (on another server, or once it is back)"
 
 
 class Budget:
@@ -149,6 +150,9 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
             limits.max_streams_per_caller,
         )
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+        # The tasks of calls now waiting on their client, ended at once when the server stops.
+        self._waiting_on_client: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
     def budget_for(self, method: str, streaming: bool = True) -> Budget:
         """The budget a method counts against."""
@@ -159,6 +163,13 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(REFLECTION):
             return self.reflection
         return self.streams
+
+    def stop(self) -> None:
+        """The server is stopping (called on the loop): streams waiting on their client (for a request, or a
+        health watch) end at once with UNAVAILABLE; calls at work get the grace period."""
+        self.stopping = True
+        for task in list(self._waiting_on_client):
+            task.cancel()
 
     async def intercept_service(
         self,
@@ -175,7 +186,10 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
         streaming = handler.request_streaming or handler.response_streaming
         budget = self.budget_for(method, streaming)
         idle = self.limits.stream_idle_seconds if method.startswith(IDLE_BOUNDED) else None
-        wrapped = wrap_handler(handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle))
+        waits = method == HEALTH_WATCH  # a watch only ever waits
+        wrapped = wrap_handler(
+            handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle, waits)
+        )
         self._handlers[method] = wrapped
         return wrapped
 
@@ -183,23 +197,61 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             release = await _take(budget, context)
             try:
-                return await behaviour(_bounded(request, context, idle) if idle else request, context)
+                return await behaviour(self._bounded(request, context, idle) if idle else request, context)
             finally:
                 release()
 
         return wrapper
 
-    def _stream(self, budget: Budget, behaviour: Callable[..., Any], idle: float | None) -> Callable[..., Any]:
+    def _stream(
+        self, budget: Budget, behaviour: Callable[..., Any], idle: float | None, waits: bool
+    ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             release = await _take(budget, context)
             context.add_done_callback(lambda _context: release())  # also when the generator is left unclosed
+            task = asyncio.current_task()
+            if waits and task is not None:
+                self._waiting_on_client.add(task)
             try:
-                async for response in behaviour(_bounded(request, context, idle) if idle else request, context):
+                async for response in behaviour(self._bounded(request, context, idle) if idle else request, context):
                     yield response
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
             finally:
+                self._waiting_on_client.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper
+
+    async def _bounded(self, requests: Any, context: grpc.aio.ServicerContext, seconds: float) -> AsyncIterator[Any]:
+        """``requests``, ending the call when the next one takes longer than ``seconds`` to arrive, or when
+        the server stops while it waits for one."""
+        iterator = requests.__aiter__()
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            if self.stopping:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+            self._waiting_on_client.add(task)
+            try:
+                async with asyncio.timeout(seconds):  # no task of its own per request, unlike wait_for
+                    request = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"no request for {seconds:g}s (LEDGER_STREAM_IDLE_SECONDS); the stream is closed",
+                )
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+            finally:
+                self._waiting_on_client.discard(task)
+            yield request
 
 
 async def _take(budget: Budget, context: grpc.aio.ServicerContext) -> Callable[[], None]:
@@ -208,20 +260,3 @@ async def _take(budget: Budget, context: grpc.aio.ServicerContext) -> Callable[[
     except errors.ResourceExhausted as exc:
         await _refuse(context, exc)
         raise  # not reached: abort raises
-
-
-async def _bounded(requests: Any, context: grpc.aio.ServicerContext, seconds: float) -> AsyncIterator[Any]:
-    """``requests``, ending the call when the next one takes longer than ``seconds`` to arrive."""
-    iterator = requests.__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(seconds):  # no task of its own per request, unlike wait_for
-                request = await iterator.__anext__()
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            await context.abort(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"no request for {seconds:g}s (LEDGER_STREAM_IDLE_SECONDS); the stream is closed",
-            )
-        yield request

@@ -157,10 +157,12 @@ def test_a_unary_probe_keeps_answering_during_the_attack(served, name: str) -> N
         # A refused call says which limit it met.
         refused = next(c for c in calls if c.done() and c.code() == grpc.StatusCode.RESOURCE_EXHAUSTED)  # type: ignore[attr-defined]
         assert "LEDGER_MAX_" in (refused.details() or "")  # type: ignore[attr-defined]
-        # SIGTERM while the attack runs: exit 0 within the grace period (10 s) and a little.
+        # SIGTERM while the attack runs: exit 0 well within the grace period (10 s): streams that wait on
+        # their client end at once (0.1-1.9 s measured; 10.5 s when they were left to the grace period).
         started = time.monotonic()
         assert srv.stop(timeout=20) == 0
-        assert time.monotonic() - started < 13
+        print(f"{name}: SIGTERM to exit {time.monotonic() - started:.1f} s")
+        assert time.monotonic() - started < 6
     finally:
         stop.set()
         for call in calls:
