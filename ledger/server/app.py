@@ -101,7 +101,7 @@ async def _build(
         + limits.max_health_watches
         + limits.max_reflection_streams,
     )
-    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
     ledger_server: LedgerServer | None = None
     feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(

@@ -30,10 +30,10 @@ def probe_seconds(stubs, calls: int = 10) -> float:
 
 
 def test_streams_and_waits_hold_no_thread(settings, clock) -> None:
-    # Four threads serve; 24 waits, 8 idle BatchCheck streams and 8 health watches stay open (from four
-    # callers' budgets), and unary calls are still answered at once: nothing open holds a thread.
+    # Four threads serve; 24 waits, 8 idle BatchCheck streams, 4 idle imports and 8 health watches stay
+    # open, and unary calls are still answered at once: nothing open holds a thread.
     limits = dataclasses.replace(
-        Limits.for_workers(4), max_streams_per_caller=8, max_waiting_checks_per_caller=24, stream_idle_seconds=30
+        Limits.for_workers(4), max_streams_per_caller=12, max_waiting_checks_per_caller=24, stream_idle_seconds=30
     )
     stop = threading.Event()
     calls: list = []
@@ -44,6 +44,7 @@ def test_streams_and_waits_hold_no_thread(settings, clock) -> None:
             )
             calls += [stubs.recycling.CheckNumber.future(BEYOND, timeout=20) for _ in range(24)]
             calls += [stubs.recycling.BatchCheck(blocked(stop), timeout=20) for _ in range(8)]
+            calls += [stubs.lifecycle.ImportCommands(blocked(stop), timeout=20) for _ in range(4)]
             watch = health_pb2_grpc.HealthStub(stubs.channel).Watch
             calls += [watch(health_pb2.HealthCheckRequest(), timeout=20) for _ in range(8)]
             time.sleep(0.5)
