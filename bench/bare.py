@@ -1,13 +1,15 @@
-"""The bare server: the ledger's services and messages answered with no work (the ceiling of a call)."""
+"""The bare servers: the ledger's services and messages answered with no work (the ceiling of a call), on
+the sync server and on grpc.aio; the suite's ceiling is the faster of the two."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,52 @@ class _BareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
             )
 
 
-def serve_bare(port: int) -> None:
-    """Run the bare server until SIGTERM (``--bare-server PORT``)."""
+class _AioBareLifecycle(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
+    async def ActivateSim(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return _BareLifecycle().ActivateSim(request, context)  # type: ignore[arg-type]
+
+
+class _AioBareRecycling(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    async def GetSimSwap(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return _BareRecycling().GetSimSwap(request, context)  # type: ignore[arg-type]
+
+    async def CheckSimSwap(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return _BareRecycling().CheckSimSwap(request, context)  # type: ignore[arg-type]
+
+    async def BatchCheckSimSwap(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        async for request in request_iterator:
+            answered = rpb.SIM_SWAP_ANSWER_ANSWERED
+            results = [rpb.SimSwapResult(number=q.number, answer=answered) for q in request.queries]
+            yield rpb.BatchCheckSimSwapResponse(results=results, as_of_position=1)
+
+    async def BatchCheck(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        async for request in request_iterator:
+            yield rpb.BatchCheckResponse(
+                results=[
+                    ledger_pb2.CheckResult(
+                        number=q.number,
+                        status=ledger_pb2.CHECK_STATUS_NOT_CHANGED,
+                        clearance=ledger_pb2.CLEARANCE_NOT_APPLICABLE,
+                        as_of_position=1,
+                    )
+                    for q in request.queries
+                ]
+            )
+
+
+KINDS = ("sync", "aio")
+
+
+def serve_bare(port: int, kind: str = "sync") -> None:
+    """Run the bare server until SIGTERM (``--bare-server PORT --bare-kind sync|aio``): the sync server on
+    a pool of the ledger's size, or grpc.aio with the same methods as coroutines."""
+    if kind == "aio":
+        asyncio.run(_serve_aio(port))
+        return
     server = grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS))
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(_BareLifecycle(), server)
     recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(_BareRecycling(), server)
@@ -78,11 +124,23 @@ def serve_bare(port: int) -> None:
     server.stop(1)
 
 
-def start_bare() -> tuple[subprocess.Popen[str], str]:
-    """Start the bare server in its own process; returns it and its address."""
+async def _serve_aio(port: int) -> None:
+    server = grpc.aio.server()
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(_AioBareLifecycle(), server)
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(_AioBareRecycling(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    done = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+    await done.wait()
+    await server.stop(1)
+
+
+def start_bare(kind: str = "sync") -> tuple[subprocess.Popen[str], str]:
+    """Start the bare server of ``kind`` in its own process; returns it and its address."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bench", "--bare-server", str(port)],
+        [sys.executable, "-m", "bench.bench", "--bare-server", str(port), "--bare-kind", kind],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         text=True,

@@ -4,8 +4,8 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
 ``generate_dataset`` (through ImportCommands), and measures:
 
 (a) single ActivateSim calls at 1, 8 and 64 concurrent callers, beside a bare gRPC server that answers
-    the same messages with no work, and beside raw inserts of the same rows (one transaction per
-    command) through sqlite3 or psycopg;
+    the same messages with no work (the faster of a sync and a grpc.aio one), and beside raw inserts of
+    the same rows (one transaction per command) through sqlite3 or psycopg;
 (b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server; GetSimSwap and
     CheckSimSwap single calls at 64 callers and BatchCheckSimSwap at 1,000 per batch, beside the bare server;
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
@@ -45,7 +45,7 @@ from typing import Any
 import grpc
 import orjson
 
-from bench.bare import serve_bare, start_bare
+from bench.bare import KINDS, serve_bare, start_bare
 from bench.bench_commands import free_port, run_phase, start_server
 from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
 from bench.profile import Profiler, peak_rss_mb
@@ -80,7 +80,13 @@ MAX_WORKERS = 32  # the server's default
 
 # One store, end to end.
 def bench_store(
-    label: str, db: str, workdir: Path, args: argparse.Namespace, rows: Rows, bare: str, loaded: bool = False
+    label: str,
+    db: str,
+    workdir: Path,
+    args: argparse.Namespace,
+    rows: Rows,
+    bare: list[str],
+    loaded: bool = False,
 ) -> None:
     """Measure one store; ``loaded``: the dataset is already in ``db`` (a copy of ``--template``)."""
     # A master key given in the environment is used (a template's data is readable only under the key it
@@ -99,12 +105,13 @@ def bench_store(
         f"127.0.0.1:{port}",
         options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)],
     )
-    bare_channel = grpc.insecure_channel(bare)
+    # The bare servers (sync and aio): each ceiling is the faster of the two.
+    bare_channels = [grpc.insecure_channel(address) for address in bare]
     lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
     recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
     history = history_service_pb2_grpc.HistoryServiceStub(channel)
-    bare_lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(bare_channel)
-    bare_recycling = recycling_service_pb2_grpc.RecyclingServiceStub(bare_channel)
+    bare_lifecycles = [lifecycle_service_pb2_grpc.LifecycleServiceStub(c) for c in bare_channels]
+    bare_recyclings = [recycling_service_pb2_grpc.RecyclingServiceStub(c) for c in bare_channels]
     print(f"{label}: {db}")
     try:
         # The dataset, through ImportCommands (the import figure comes from a cleaner run below).
@@ -164,7 +171,9 @@ def bench_store(
             with profiler.phase(f"{label}-activate-{level}") if level == 64 else nullcontext():
                 elapsed, _ = run_phase(activate_calls(lifecycle, f"{label}-a{level}", numbers, sids, first), level)
             rate = n / elapsed
-            bare_elapsed, _ = run_phase(activate_calls(bare_lifecycle, "bare", numbers, sids, first), level)
+            bare_elapsed = min(
+                run_phase(activate_calls(stub, "bare", numbers, sids, first), level)[0] for stub in bare_lifecycles
+            )
             target = ">= 0.5" if level == 64 else ""
             rows.add(f"{label} ActivateSim, {level} callers", rate, "cmd/s", n / bare_elapsed, target)
             if level == 64:
@@ -181,7 +190,8 @@ def bench_store(
             rate = ceiling = 0.0
             for _ in range(3):
                 rate = max(rate, batch_check_rate(recycling, check_numbers, batch))
-                ceiling = max(ceiling, batch_check_rate(bare_recycling, check_numbers, batch))
+                for stub in bare_recyclings:
+                    ceiling = max(ceiling, batch_check_rate(stub, check_numbers, batch))
             if batch == 1000 and args.profile:
                 with profiler.phase(f"{label}-batchcheck-{batch}"):
                     for _ in range(max(1, int(5 * rate / len(check_numbers)))):  # about five seconds
@@ -194,10 +204,11 @@ def bench_store(
             rate = ceiling = 0.0
             for _ in range(3):
                 rate = max(rate, n / run_phase(sim_swap_calls(recycling, check_numbers[:n], rpc), 64)[0])
-                ceiling = max(ceiling, n / run_phase(sim_swap_calls(bare_recycling, check_numbers[:n], rpc), 64)[0])
+                for stub in bare_recyclings:
+                    ceiling = max(ceiling, n / run_phase(sim_swap_calls(stub, check_numbers[:n], rpc), 64)[0])
             rows.add(f"{label} {rpc}, 64 callers", rate, "calls/s", ceiling, "")
         rate = max(batch_sim_swap_rate(recycling, check_numbers, 1000) for _ in range(3))
-        ceiling = max(batch_sim_swap_rate(bare_recycling, check_numbers, 1000) for _ in range(3))
+        ceiling = max(batch_sim_swap_rate(stub, check_numbers, 1000) for _ in range(3) for stub in bare_recyclings)
         rows.add(f"{label} BatchCheckSimSwap, 1000 per batch", rate, "numbers/s", ceiling, "")
         # (c') every read model rebuilt beside the serving ones while the same checks run.
         rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
@@ -219,7 +230,8 @@ def bench_store(
         rows.add(f"{label} server peak RSS", rss, "MB", 500, "< 500 MB", inverse=True)
     finally:
         channel.close()
-        bare_channel.close()
+        for bare_channel in bare_channels:
+            bare_channel.close()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     if args.load_only:
@@ -268,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         "and --years, which ends with VACUUM (FREEZE, ANALYZE)) instead of loading the dataset again",
     )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--bare-kind", choices=KINDS, default="sync", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare_server:
-        serve_bare(args.bare_server)
+        serve_bare(args.bare_server, args.bare_kind)
         return 0
     if (args.load_only or args.template) and not args.postgres:
         parser.error("--load-only and --template need --postgres")
@@ -279,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.numbers, args.calls, args.checks, args.history_calls, args.postgres = 1500, 400, 20_000, 50, None
     rows = Rows()
-    bare, bare_address = start_bare()
+    bares = [start_bare(kind) for kind in KINDS]
+    bare_address = [address for _, address in bares]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
@@ -298,8 +312,9 @@ def main(argv: list[str] | None = None) -> int:
                 db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
                 bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, loaded=bool(args.template))
     finally:
-        bare.send_signal(signal.SIGTERM)
-        bare.wait(timeout=30)
+        for bare, _ in bares:
+            bare.send_signal(signal.SIGTERM)
+            bare.wait(timeout=30)
     command = "python -m bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     print(f"reproduce: {command}")
     if args.json:

@@ -45,8 +45,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(workdir: Path, port: int, db: str, master_key: str) -> subprocess.Popen[str]:
-    """Start ``python -m ledger serve`` on ``db`` and wait until it answers."""
+def start_server(
+    workdir: Path, port: int, db: str, master_key: str, root: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``python -m ledger serve`` on ``db`` (the code in ``root``) and wait until it answers."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -61,7 +63,7 @@ def start_server(workdir: Path, port: int, db: str, master_key: str) -> subproce
             "WARNING",
         ],
         cwd=workdir,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "LEDGER_MASTER_KEY": master_key},
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
         stderr=subprocess.DEVNULL,
         text=True,
     )

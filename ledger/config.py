@@ -242,30 +242,28 @@ class StoreConfig:
 class Limits:
     """What one caller may hold, so that no caller starves the rest (each a ``LEDGER_*`` variable).
 
-    Every long call (a stream, a check waiting for ``min_position``) holds one of ``max_workers`` threads
-    while it lasts; the budgets below together leave at least a quarter of them to unary calls."""
+    Streams and waits hold no thread (the edge is asyncio): their budgets bound memory and the work done
+    on their behalf; unary calls in progress (running or queued for the pool) are bounded per caller."""
 
-    max_streams: int = 16  # LEDGER_MAX_STREAMS: streaming calls of the ledger's services at once
-    max_streams_per_caller: int = 8  # LEDGER_MAX_STREAMS_PER_CALLER: per token's actor, or per peer address
-    max_health_watches: int = 2  # LEDGER_MAX_HEALTH_WATCHES: open grpc.health.v1.Health/Watch streams
-    max_reflection_streams: int = 2  # LEDGER_MAX_REFLECTION_STREAMS: open server-reflection streams
-    max_waiting_checks: int = 4  # LEDGER_MAX_WAITING_CHECKS: checks waiting for min_position at once
+    max_calls: int = 1024  # LEDGER_MAX_CALLS: unary calls in progress (running or queued) at once
+    max_calls_per_caller: int = 128  # LEDGER_MAX_CALLS_PER_CALLER: per token's actor, or per peer address
+    max_streams: int = 256  # LEDGER_MAX_STREAMS: streaming calls of the ledger's services at once
+    max_streams_per_caller: int = 8  # LEDGER_MAX_STREAMS_PER_CALLER: streams (any kind) per caller
+    max_feeds: int = 64  # LEDGER_MAX_FEEDS: StreamEvents feeds at once (each polls the store when idle)
+    max_health_watches: int = 64  # LEDGER_MAX_HEALTH_WATCHES: open grpc.health.v1.Health/Watch streams
+    max_reflection_streams: int = 64  # LEDGER_MAX_REFLECTION_STREAMS: open server-reflection streams
+    max_waiting_checks: int = 256  # LEDGER_MAX_WAITING_CHECKS: checks waiting for min_position at once
+    max_waiting_checks_per_caller: int = 16  # LEDGER_MAX_WAITING_CHECKS_PER_CALLER
+    stream_work_per_caller: int = 2  # LEDGER_STREAM_WORK_PER_CALLER: streams' pieces of work in the pool
     stream_idle_seconds: float = 30.0  # LEDGER_STREAM_IDLE_SECONDS: BatchCheck/reflection with no request
     keepalive_seconds: float = 60.0  # LEDGER_KEEPALIVE_SECONDS: ping an idle connection this often
     connection_idle_seconds: float = 600.0  # LEDGER_CONNECTION_IDLE_SECONDS: close a connection with no call
 
     @classmethod
     def for_workers(cls, max_workers: int, env: Mapping[str, str] | None = None) -> Limits:
-        """Defaults scaled to ``max_workers``, overridden by ``LEDGER_*`` variables in ``env``."""
+        """Defaults (unary calls per caller scaled to ``max_workers``), overridden by ``LEDGER_*`` variables."""
         env = env or {}
-        w = max(4, max_workers)
-        defaults = {
-            "max_streams": w // 2,
-            "max_streams_per_caller": w // 4,
-            "max_health_watches": max(1, w // 16),
-            "max_reflection_streams": max(1, w // 16),
-            "max_waiting_checks": max(1, w // 8),
-        }
+        defaults = {"max_calls_per_caller": max(64, 4 * max_workers)}
         values: dict[str, Any] = {}
         for name in (f.name for f in fields(cls)):
             raw = env.get(f"LEDGER_{name.upper()}")
@@ -277,13 +275,13 @@ class Limits:
             if values[name] <= 0:
                 raise ConfigError(f"LEDGER_{name.upper()} must be positive")
         limits = cls(**values)
-        held = limits.max_streams + limits.max_health_watches + limits.max_reflection_streams
-        given = any(env.get(f"LEDGER_{name.upper()}") for name in defaults)
-        if given and held + limits.max_waiting_checks > max_workers * 3 // 4:
-            raise ConfigError(
-                f"the stream and wait budgets ({held + limits.max_waiting_checks}) must leave a quarter of "
-                f"LEDGER_MAX_WORKERS ({max_workers}) to unary calls"
-            )
+        for each, total in (
+            ("max_calls_per_caller", "max_calls"),
+            ("max_streams_per_caller", "max_streams"),
+            ("max_waiting_checks_per_caller", "max_waiting_checks"),
+        ):
+            if getattr(limits, each) > getattr(limits, total):
+                raise ConfigError(f"LEDGER_{each.upper()} must be at most LEDGER_{total.upper()}")
         return limits
 
 

@@ -1,4 +1,4 @@
-"""Server wiring: services, health, reflection, and a graceful foreground ``serve``."""
+"""Server wiring: services, health, reflection on the aio edge, and a graceful foreground ``serve``."""
 
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import signal
 import socket
 import threading
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
 from ledger.config import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
+from ledger.server.bridge import Blocking, SyncBridge
+from ledger.server.edge import EdgeLoop, LedgerServer
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.heads import HeadPublisher
 from ledger.server.history import HistoryServicer
 from ledger.server.lifecycle import LifecycleServicer
-from ledger.server.limits import Budget, LimitInterceptor
+from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
@@ -54,103 +57,74 @@ SERVICE_NAMES = (
 RECYCLING = SERVICE_NAMES[2]
 
 
-class LedgerServer:
-    """The gRPC server and what runs beside it (the progress of the read models, the head publisher):
-    starting and stopping it starts and stops them; everything else is the gRPC server's."""
-
-    def __init__(
-        self,
-        server: grpc.Server,
-        progress: Progress,
-        executor: futures.ThreadPoolExecutor,
-        publisher: HeadPublisher | None = None,
-    ) -> None:
-        self.server = server
-        self.progress = progress
-        self.executor = executor
-        self.publisher = publisher
-
-    def start(self) -> None:
-        """Start serving."""
-        self.progress.start()
-        self.server.start()
-        if self.publisher is not None:
-            self.publisher.start()
-
-    def stop(self, grace: float | None) -> Stopped:
-        """Stop: waits in progress answer at once, calls in flight get ``grace`` seconds; ``wait()`` on the
-        result returns once every handler has returned, so the stores can then be closed safely."""
-        self.progress.stop()
-        if self.publisher is not None:
-            self.publisher.stop()
-        return Stopped(self.server.stop(grace), self.executor)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
-
-
-class Stopped:
-    """A server's stop in progress."""
-
-    def __init__(self, event: threading.Event, executor: futures.ThreadPoolExecutor) -> None:
-        self.event = event
-        self.executor = executor
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for gRPC to end the calls, then for the handler threads to return (a handler still in a
-        store call when gRPC gave up on it would otherwise find the store closed under it)."""
-        done = self.event.wait(timeout)
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        return done
-
-
 def create_server(
-    settings: Settings,
-    app: LedgerApplication,
-    health_servicer: health.HealthServicer | None = None,
-    projector: Projector | None = None,
+    settings: Settings, app: LedgerApplication, projector: Projector | None = None
 ) -> tuple[LedgerServer, int]:
-    """Build a server with every service, health and reflection, bound to ``settings.listen``.
+    """Build a server with every service, health and reflection, bound to ``settings.listen``, on an
+    event loop of its own (running in its thread from now on; ``stop(...).wait()`` ends it).
 
     With a ``projector`` (running in this process) checks wait on its batches for ``min_position``;
     without one (projections in another process, or checks read from a replica) one background poll of
     the read models' position wakes every waiter.
     """
+    edge = EdgeLoop()
+    try:
+        return edge.run(_build(settings, app, projector, edge))
+    except BaseException:
+        edge.close()
+        raise
+
+
+async def _build(
+    settings: Settings, app: LedgerApplication, projector: Projector | None, edge: EdgeLoop
+) -> tuple[LedgerServer, int]:
     auth = AuthConfig.from_toml(settings.auth_file) if settings.auth_file else None
     limits = settings.stream_limits()
     executor = futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
-    server = grpc.server(
-        executor,
+    blocking = Blocking(executor)
+    # One caller's streams (BatchCheck requests, feed batches) share this many turns on the pool.
+    turns = Turns(limits.stream_work_per_caller)
+    budgets = LimitInterceptor(limits)
+    server = grpc.aio.server(
+        migration_thread_pool=executor,
         # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
-        # then the budgets of long calls, counted per authenticated caller.
-        interceptors=[AuthInterceptor(auth), LimitInterceptor(limits), ErrorInterceptor()],
+        # then the budgets, counted per authenticated caller; errors as statuses; plain methods on the pool.
+        interceptors=[AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
             *connection_options(limits),
         ],
-        # Beyond this many calls in progress or queued, new calls get RESOURCE_EXHAUSTED instead of piling up.
-        maximum_concurrent_rpcs=max(256, settings.max_workers * 8),
+        # A backstop behind the budgets: beyond every budget together gRPC itself refuses a call.
+        maximum_concurrent_rpcs=limits.max_calls
+        + limits.max_streams
+        + limits.max_health_watches
+        + limits.max_reflection_streams,
     )
-    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app), server)
+    lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
+    ledger_server: LedgerServer | None = None
+    feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(
             app,
-            max_feeds=max(1, settings.max_workers // 4),
+            blocking,
+            feeds,
+            turns,
             auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
             publisher=publisher,
+            stopping=lambda: ledger_server is not None and ledger_server.stopping,
         ),
         server,
     )
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
-    health_servicer = health_servicer or health.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(name, SERVING)
     # Checks serve once their read model has a complete generation; until then NOT_SERVING.
-    health_servicer.set(RECYCLING, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await health_servicer.set(RECYCLING, NOT_SERVING)
     # With a local projector (and the views it writes), waits wake on its batches; otherwise (a replica, or
     # projections elsewhere) one background poll of the views' position serves every waiter.
     local = projector is not None and settings.read_store is None
@@ -158,15 +132,24 @@ def create_server(
         head=app.reader.max_position,
         views_position=lambda: read_models.position(("numbers",)),
         local=local,
-        on_serving=lambda ok: health_servicer.set(RECYCLING, SERVING if ok else NOT_SERVING),
+        on_serving=lambda ok: _report(edge, health_servicer, RECYCLING, SERVING if ok else NOT_SERVING),
     )
     if local:
         assert projector is not None
         progress.views_position = projector.position
         projector.listeners.append(progress.applied)
         progress.wake_projector = projector.wake.set
-    waits = Budget("checks waiting for min_position", "LEDGER_MAX_WAITING_CHECKS", limits.max_waiting_checks)
-    recycling.add_to_server(RecyclingServicer(read_models, settings.policy, progress, waits), server)
+    waits = Budget(
+        "checks waiting for min_position",
+        "LEDGER_MAX_WAITING_CHECKS",
+        limits.max_waiting_checks,
+        limits.max_waiting_checks_per_caller,
+        "LEDGER_MAX_WAITING_CHECKS_PER_CALLER",
+    )
+    recycling.add_to_server(
+        RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns, clock=app.clock.now),
+        server,
+    )
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
@@ -182,7 +165,13 @@ def create_server(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    return LedgerServer(server, progress, executor, publisher), port
+    ledger_server = LedgerServer(edge, server, progress, executor, health_servicer, budgets.stop, publisher)
+    return ledger_server, port
+
+
+def _report(edge: EdgeLoop, health: HealthServicer, service: str, status: int) -> None:
+    """Set a service's health from any thread (the health servicer lives on the loop)."""
+    edge.submit(health.set(service, status))  # type: ignore[arg-type]
 
 
 def connection_options(limits: Limits) -> list[tuple[str, int]]:
@@ -226,10 +215,9 @@ def serve(settings: Settings) -> int:
     if not settings.reuse_port:
         check_listen_address(settings.listen)
     app = open_ledger(settings)
-    health_servicer = health.HealthServicer()
     try:
         projector = open_projector(settings, app)
-        server, port = create_server(settings, app, health_servicer, projector if settings.run_projections else None)
+        server, port = create_server(settings, app, projector if settings.run_projections else None)
     except BaseException:
         app.close()
         app.vault.store.close()
@@ -258,7 +246,7 @@ def serve(settings: Settings) -> int:
     try:
         stop.wait()
     finally:
-        health_servicer.enter_graceful_shutdown()
+        server.enter_graceful_shutdown()
         server.stop(settings.grace_seconds).wait()
         for thread in projection_threads:
             thread.join(timeout=settings.grace_seconds)

@@ -20,7 +20,7 @@ import hmac
 import ipaddress
 import secrets
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,10 +146,10 @@ def _find(metadata: Any, key: str) -> str | None:
     return None
 
 
-def _refuse(context: grpc.ServicerContext, exc: errors.LedgerError) -> None:
+async def _refuse(context: grpc.aio.ServicerContext, exc: errors.LedgerError) -> None:
     status = to_status(exc)
     assert status is not None  # Unauthenticated and PermissionDenied always map to a status
-    context.abort_with_status(rpc_status.to_status(status))
+    await context.abort_with_status(rpc_status.to_status(status))
 
 
 def _unparsed(data: bytes) -> bytes:
@@ -160,22 +160,28 @@ def _unparsed(data: bytes) -> bytes:
 def _refusal(handler: grpc.RpcMethodHandler, exc: errors.LedgerError) -> grpc.RpcMethodHandler:
     """A handler of the same kind as ``handler`` that answers ``exc`` without reading a message."""
 
-    def refuse(_request: Any, context: grpc.ServicerContext) -> Any:
-        _refuse(context, exc)
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _refuse(context, exc)
 
-    return wrap_handler(handler._replace(request_deserializer=_unparsed), lambda _: refuse, lambda _: refuse)
+    async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await _refuse(context, exc)
+        yield  # not reached: an async generator, as the handler it stands for
+
+    return wrap_handler(handler._replace(request_deserializer=_unparsed), lambda _: refuse, lambda _: refuse_stream)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates each call and checks its service's role before the servicer runs.
 
-    It must be the first (outermost) interceptor: with tokens configured it decides from the call's
-    metadata alone, before any message is read, so a call without a valid token is answered
-    UNAUTHENTICATED (or PERMISSION_DENIED) and its bytes are never parsed. Without tokens the peer's
-    address decides, which only the serving thread knows."""
+    With tokens configured it decides from the call's metadata alone, before any message is read, so a
+    call without a valid token is answered UNAUTHENTICATED (or PERMISSION_DENIED) and its bytes are never
+    parsed. Without tokens the peer's address decides, which only the call's context knows. The caller is
+    set in the call's task (the interceptors and the handler run in one task), so it is current for the
+    servicer and, through ``Blocking.run``, for its work on the pool."""
 
     def __init__(self, config: AuthConfig | None) -> None:
         self.config = config
+        self._local: dict[str, grpc.RpcMethodHandler] = {}
 
     def authenticate(self, method: str, metadata: Any) -> Caller:
         """The caller holding the token in this call's metadata, or Unauthenticated / PermissionDenied."""
@@ -191,69 +197,58 @@ class AuthInterceptor(grpc.ServerInterceptor):
             raise errors.PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
         return caller
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        """Authenticate from the metadata before the call's message is read; the servicer then runs with
-        the caller set."""
-        handler = continuation(handler_call_details)
+        """Authenticate from the metadata before the call's message is read."""
+        handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
             return handler
         if self.config is None:
-            return wrap_handler(handler, self._local_unary, self._local_stream)
+            local = self._local.get(method)
+            if local is None:
+                local = self._local[method] = wrap_handler(handler, _local_unary, _local_stream)
+            return local
         try:
             caller = self.authenticate(method, handler_call_details.invocation_metadata)
         except (errors.Unauthenticated, errors.PermissionDenied) as exc:
             return _refusal(handler, exc)
-        return wrap_handler(handler, lambda b: _as_unary(caller, b), lambda b: _as_stream(caller, b))
-
-    def _local_unary(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-            caller = _local_caller(context)
-            if caller is None:
-                return _refuse(context, _NOT_LOCAL)
-            return _as_unary(caller, behaviour)(request, context)
-
-        return wrapper
-
-    def _local_stream(self, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-        def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            caller = _local_caller(context)
-            if caller is None:
-                _refuse(context, _NOT_LOCAL)
-                return
-            yield from _as_stream(caller, behaviour)(request, context)
-
-        return wrapper
+        CURRENT_CALLER.set(caller)
+        return handler
 
 
 _NOT_LOCAL = errors.Unauthenticated("this server has no credentials configured and accepts loopback connections only")
 
 
-def _local_caller(context: grpc.ServicerContext) -> Caller | None:
+def _local_caller(context: grpc.aio.ServicerContext) -> Caller | None:
     """Without credentials configured: a loopback caller with every role, else None."""
     if not is_loopback(context.peer()):
         return None
     return Caller(claimed_actor(context), frozenset({"admin"}), authenticated=False)
 
 
-def _as_unary(caller: Caller, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-        token = CURRENT_CALLER.set(caller)
-        try:
-            return behaviour(request, context)
-        finally:
-            CURRENT_CALLER.reset(token)
+def _local_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        caller = _local_caller(context)
+        if caller is None:
+            return await _refuse(context, _NOT_LOCAL)
+        CURRENT_CALLER.set(caller)
+        return await behaviour(request, context)
 
     return wrapper
 
 
-def _as_stream(caller: Caller, behaviour: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+def _local_stream(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        caller = _local_caller(context)
+        if caller is None:
+            await _refuse(context, _NOT_LOCAL)
+            return
         CURRENT_CALLER.set(caller)
-        yield from behaviour(request, context)
+        async for response in behaviour(request, context):
+            yield response
 
     return wrapper

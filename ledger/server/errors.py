@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -126,9 +126,9 @@ def _status(code: int, message: str, *details: Any) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=message, details=packed)
 
 
-def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     status = to_status(exc)
-    if not context.is_active() and (status is not None or isinstance(exc, grpc.RpcError)):
+    if context.done() and (status is not None or isinstance(exc, grpc.RpcError)):
         # The client cancelled the call or went away (Ctrl-C in a batch job): nobody to answer, nothing wrong.
         # An unexpected exception is still logged below, whether or not anyone waits for the answer.
         log.debug("call ended by the client: %s", type(exc).__name__)
@@ -136,7 +136,7 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     if status is None:
         log.exception("unexpected error", exc_info=exc)
         status = _status(code_pb2.INTERNAL, "internal error; it was logged")
-    context.abort_with_status(rpc_status.to_status(status))
+    await context.abort_with_status(rpc_status.to_status(status))
 
 
 class _Malformed:
@@ -162,14 +162,14 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
     return parse
 
 
-def _checked(requests: Iterator[Any]) -> Iterator[Any]:
-    for request in requests:
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
         if isinstance(request, _Malformed):
             raise request.error()
         yield request
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error.
     Requests that do not parse are answered INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
 
@@ -178,9 +178,9 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         # one run inside that first continuation, so they too must wrap per method, not per call.
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         """Wrap the behaviour of the handler that serves this call."""
@@ -188,7 +188,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         cached = self._handlers.get(method)
         if cached is not None:
             return cached
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown methods are not remembered
         handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
@@ -217,35 +217,31 @@ def wrap_handler(handler: grpc.RpcMethodHandler, unary: Wrapper, stream: Wrapper
 def _unwrap(request: Any) -> Any:
     if isinstance(request, _Malformed):
         raise request.error()
-    if isinstance(request, Iterator):
+    if hasattr(request, "__aiter__"):
         return _checked(request)
     return request
 
 
-def _wrap_unary(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-    def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
+def _wrap_unary(behaviour: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return behaviour(_unwrap(request), context)
+            return await behaviour(_unwrap(request), context)
+        except grpc.aio.AbortError:
+            raise
         except Exception as exc:
-            if _is_abort(exc):
-                raise
-            _abort(context, exc)
+            await _abort(context, exc)
 
     return wrapper
 
 
-def _wrap_stream(behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[..., Any]:
-    def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+def _wrap_stream(behaviour: Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            yield from behaviour(_unwrap(request), context)
+            async for response in behaviour(_unwrap(request), context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
         except Exception as exc:
-            if _is_abort(exc):
-                raise
-            _abort(context, exc)
+            await _abort(context, exc)
 
     return wrapper
-
-
-def _is_abort(exc: BaseException) -> bool:
-    # context.abort() signals by raising a bare Exception(); let it through untouched.
-    return type(exc) is Exception and not exc.args

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.application.feed import Feed
 from ledger.application.reads import number_history, number_state, verify_integrity
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
+from ledger.server.feeds import AsyncFeed, CommitSignal
 from ledger.server.heads import HeadPublisher, ProofsUnavailable, head_message, proven_history
+from ledger.server.limits import Turns, caller_key
 from ledger.server.validation import Fields
 from ledger.v1 import history_service_pb2 as pb
 from ledger.v1 import history_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
+    from ledger.application.reads import HistoryItem
     from ledger.proofs.heads import SignedHead
+    from ledger.server.bridge import Blocking
+    from ledger.server.limits import Budget
     from projections.audit import Auditor
 
 # Positions are stored as signed 64-bit integers.
@@ -33,21 +36,28 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
     def __init__(
         self,
         app: LedgerApplication,
-        max_feeds: int = 8,
+        blocking: Blocking,
+        feeds: Budget | None = None,
+        turns: Turns | None = None,
         auditor: Auditor | None = None,
         publisher: HeadPublisher | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
         self.auditor = auditor
         self.publisher = publisher
-        # Each feed holds a worker thread while it follows the ledger; bound them so calls still get served.
-        self._feeds = threading.BoundedSemaphore(max_feeds)
-        self.max_feeds = max_feeds
-        self.feed = Feed(app)
+        self.blocking = blocking
+        # Feeds hold no thread while they follow the ledger, but each reads its batches on the pool.
+        self.feeds = feeds
+        self.turns = turns or Turns(2)
+        self.stopping = stopping
+        self.feed = AsyncFeed(app)
+        self.commits = CommitSignal()
+        app.commit_listeners.append(self.commits)
 
-    def GetNumberHistory(
-        self, request: pb.GetNumberHistoryRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.GetNumberHistoryResponse]:
+    async def GetNumberHistory(
+        self, request: pb.GetNumberHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GetNumberHistoryResponse]:
         """Stream a number's history in ledger order."""
         f = Fields()
         number = f.msisdn("number", request.number)
@@ -59,17 +69,19 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if request.head_size > MAX_POSITION:
             f.add("head_size", f"must be at most {MAX_POSITION}")
         f.done()
-        head = self._head(request.head_size) if request.with_proofs else None
-        items = number_history(
-            self.app, number, request.include_personal_data, actor_of(context), purpose, request.legal_hold
-        )
-        if head is None:
-            for item in items:
-                yield pb.GetNumberHistoryResponse(event=ledger_event(item))
-            return
-        yield from proven_history(
-            self._publisher().store, head, [i for i in items if i.position <= head.size], self.app
-        )
+        actor = actor_of(context)
+
+        def read() -> list[pb.GetNumberHistoryResponse]:
+            head = self._head(request.head_size) if request.with_proofs else None
+            items = number_history(self.app, number, request.include_personal_data, actor, purpose, request.legal_hold)
+            if head is None:
+                return [pb.GetNumberHistoryResponse(event=ledger_event(item)) for item in items]
+            return list(
+                proven_history(self._publisher().store, head, [i for i in items if i.position <= head.size], self.app)
+            )
+
+        for response in await self.blocking.run(read):
+            yield response
 
     def GetSignedHead(
         self, request: pb.GetSignedHeadRequest, context: grpc.ServicerContext
@@ -172,16 +184,25 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             ],
         )
 
-    def StreamEvents(
-        self, request: pb.StreamEventsRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.StreamEventsResponse]:
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamEventsResponse]:
         """Catch up from ``from_position``, then follow new events until the caller goes away."""
         if request.from_position > MAX_POSITION:
             raise errors.InvalidArgument([("from_position", f"must be at most {MAX_POSITION}")])
-        if not self._feeds.acquire(blocking=False):
-            raise errors.ResourceExhausted(f"at most {self.max_feeds} StreamEvents calls at once; retry later")
+        release = self.feeds.take(caller_key(context)) if self.feeds else None
         try:
-            for item in self.feed.follow(max(request.from_position, 1) - 1, context.is_active):
-                yield pb.StreamEventsResponse(event=ledger_event(item))
+            last = max(request.from_position, 1) - 1
+            key = caller_key(context)
+            follow = self.feed.follow_async(
+                last, _feed_response, self.blocking, self.commits, self.stopping, lambda: self.turns.turn(key)
+            )
+            async for response in follow:
+                yield response
         finally:
-            self._feeds.release()
+            if release:
+                release()
+
+
+def _feed_response(item: HistoryItem) -> pb.StreamEventsResponse:
+    return pb.StreamEventsResponse(event=ledger_event(item))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -15,13 +16,15 @@ from ledger.v1 import lifecycle_service_pb2_grpc
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApplication
+    from ledger.server.bridge import Blocking
 
 
 class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
     """The operator-facing command API."""
 
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: LedgerApplication, blocking: Blocking | None = None) -> None:
         self.app = app
+        self.blocking = blocking
 
     def ProvisionNumbers(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Provision numbers as AVAILABLE."""
@@ -79,11 +82,31 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
         """Take back a ported-out number its recipient disconnected."""
         return run_command(self.app, "return_number", request, actor_of(context))
 
-    def ImportCommands(
-        self, request_iterator: Iterator[pb.ImportCommandsRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ImportCommandsResponse]:
-        """Apply streamed commands in order, committed in segments; one response per request."""
+    async def ImportCommands(
+        self, request_iterator: AsyncIterator[pb.ImportCommandsRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ImportCommandsResponse]:
+        """Apply streamed commands in order, committed in segments; one response per request. The next
+        request is awaited on the loop (an import waiting for its client holds no thread)."""
+        assert self.blocking is not None
         importer = Importer(self.app, actor_of(context))
-        with importer:
-            for request in request_iterator:
-                yield importer.run(request)
+        # A request still running when its call is cancelled finishes before the importer is closed.
+        turn = threading.Lock()
+
+        def run(request: pb.ImportCommandsRequest) -> pb.ImportCommandsResponse:
+            with turn:
+                return importer.run(request)
+
+        def close() -> None:
+            with turn:
+                importer.__exit__(None, None, None)
+
+        await self.blocking.run(importer.__enter__)
+        try:
+            async for request in request_iterator:
+                yield await self.blocking.run(run, request)
+        finally:
+            # Also when the call is cancelled: the staged events of an unfinished segment are dropped.
+            try:
+                self.blocking.executor.submit(close)
+            except RuntimeError:  # the pool is shut down: nothing runs any more
+                close()

@@ -1,21 +1,20 @@
-"""Budgets for long calls: no caller, and no unauthenticated service, can hold every serving thread.
+"""Budgets: no caller, and no unauthenticated service, can take every place the server has.
 
-The server serves each call on one of ``max_workers`` threads, and a stream holds its thread for as long
-as it is open. ``LimitInterceptor`` counts the streams in progress per kind (the ledger's streams, health
-watches, reflection) and per caller, and refuses one beyond its budget with RESOURCE_EXHAUSTED naming the
-limit, so that a quarter of the threads at least always serves unary calls. ``IdleWatch`` ends a stream
-that waits for a request longer than ``stream_idle_seconds`` (an idle BatchCheck or reflection stream).
+A stream or a wait holds no thread on the aio edge, but each still holds memory, a place in the loop and,
+while it works, the pool; and unary calls queue for the pool. ``LimitInterceptor`` counts the calls in
+progress per kind (unary calls, the ledger's streams, health watches, reflection) in total and per caller,
+and refuses one beyond its budget with RESOURCE_EXHAUSTED naming the limit. Streams that wait for their
+next request (BatchCheck, reflection) are ended after ``stream_idle_seconds`` without one.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import asyncio
+import contextlib
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -33,13 +32,22 @@ HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 # Streams whose next request may be awaited only so long (the others send; a feed or a watch may be quiet).
 IDLE_BOUNDED = ("/ledger.v1.RecyclingService/BatchCheck", *REFLECTION)
+STOPPING = "the server is stopping; retry (on another server, or once it is back)"
 
 
 class Budget:
     """Counts the calls of one kind in progress, in total and per caller; thread-safe."""
 
-    def __init__(self, name: str, setting: str, total: int, per_caller: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        setting: str,
+        total: int,
+        per_caller: int | None = None,
+        per_caller_setting: str = "LEDGER_MAX_STREAMS_PER_CALLER",
+    ) -> None:
         self.name, self.setting, self.total, self.per_caller = name, setting, total, per_caller
+        self.per_caller_setting = per_caller_setting
         self._lock = threading.Lock()
         self._held = 0
         self._by_caller: Counter[str] = Counter()
@@ -53,18 +61,19 @@ class Budget:
                 )
             if self.per_caller is not None and self._by_caller[caller] >= self.per_caller:
                 raise errors.ResourceExhausted(
-                    f"at most {self.per_caller} {self.name} at once per caller (LEDGER_MAX_STREAMS_PER_CALLER); "
+                    f"at most {self.per_caller} {self.name} at once per caller ({self.per_caller_setting}); "
                     "close one or retry later"
                 )
             self._held += 1
             self._by_caller[caller] += 1
-        released = threading.Event()
+        released = False
 
         def release() -> None:
+            nonlocal released
             with self._lock:
-                if released.is_set():
+                if released:
                     return
-                released.set()
+                released = True
                 self._held -= 1
                 self._by_caller[caller] -= 1
                 if not self._by_caller[caller]:
@@ -78,7 +87,32 @@ class Budget:
         return self._held
 
 
-def caller_key(context: grpc.ServicerContext) -> str:
+class Turns:
+    """At most ``per_caller`` pieces of one caller's work at once (on the loop: no lock); the rest wait
+    their turn, so one caller's streams share the pool's time as one caller's calls would."""
+
+    def __init__(self, per_caller: int) -> None:
+        self.per_caller = per_caller
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, caller: str) -> AsyncIterator[None]:
+        """Hold one of ``caller``'s turns."""
+        slot = self._slots.get(caller)
+        if slot is None:
+            slot = self._slots[caller] = (asyncio.Semaphore(self.per_caller), [0])
+        semaphore, users = slot
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._slots[caller]
+
+
+def caller_key(context: Any) -> str:
     """Whom a budget counts: the token's actor when authenticated, else the peer's address (no port)."""
     caller = current_caller()
     if caller is not None and caller.authenticated:
@@ -87,142 +121,142 @@ def caller_key(context: grpc.ServicerContext) -> str:
     return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
 
 
-class IdleWatch:
-    """Ends streams that have waited for their next request longer than ``seconds``: one thread for all."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._lock = threading.Condition()
-        self._due: list[tuple[float, int, grpc.ServicerContext]] = []
-        self._waiting: dict[int, float] = {}
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def requests(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-        """``requests``, ending the call when the next one takes longer than ``seconds`` to arrive."""
-        key = next(self._ids)
-        try:
-            while True:
-                self._arm(key, context)
-                try:
-                    request = next(requests)
-                except StopIteration:
-                    return
-                finally:
-                    with self._lock:
-                        self._waiting.pop(key, None)
-                yield request
-        finally:
-            with self._lock:
-                self._waiting.pop(key, None)
-
-    def _arm(self, key: int, context: grpc.ServicerContext) -> None:
-        due = time.monotonic() + self.seconds
-        with self._lock:
-            self._waiting[key] = due
-            heapq.heappush(self._due, (due, key, context))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="idle-watch", daemon=True)
-                self._thread.start()
-            self._lock.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._due:
-                    self._lock.wait()
-                due, key, context = self._due[0]
-                now = time.monotonic()
-                if due > now:
-                    self._lock.wait(due - now)
-                    continue
-                heapq.heappop(self._due)
-                expired = self._waiting.get(key) == due
-                if expired:
-                    del self._waiting[key]
-            if expired:
-                _end(context, f"no request for {self.seconds:g}s (LEDGER_STREAM_IDLE_SECONDS); the stream is closed")
-
-
-def _end(context: grpc.ServicerContext, message: str) -> None:
-    """End a call from outside its thread, with DEADLINE_EXCEEDED and a message when the runtime allows."""
-    call = getattr(getattr(context, "_rpc_event", None), "call", None)
-    try:
-        # The sync server's call object can end the call with a status the client reads; its public
-        # context can only cancel it (the client then reads CANCELLED).
-        call.cancel(grpc.StatusCode.DEADLINE_EXCEEDED.value[0], message)  # type: ignore[union-attr]
-    except Exception:
-        context.cancel()  # type: ignore[attr-defined]
-
-
-def _refuse(context: grpc.ServicerContext, exc: errors.LedgerError) -> None:
+async def _refuse(context: grpc.aio.ServicerContext, exc: errors.LedgerError) -> None:
     status = to_status(exc)
     assert status is not None
-    context.abort_with_status(rpc_status.to_status(status))
+    await context.abort_with_status(rpc_status.to_status(status))
 
 
-class LimitInterceptor(grpc.ServerInterceptor):
-    """Takes a place in the call's budget before a streaming call runs, and gives it back when it ends."""
+class LimitInterceptor(grpc.aio.ServerInterceptor):
+    """Takes a place in the call's budget before it runs, and gives it back when it ends."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
+        self.calls = Budget(
+            "unary calls",
+            "LEDGER_MAX_CALLS",
+            limits.max_calls,
+            limits.max_calls_per_caller,
+            "LEDGER_MAX_CALLS_PER_CALLER",
+        )
         self.streams = Budget("streams", "LEDGER_MAX_STREAMS", limits.max_streams, limits.max_streams_per_caller)
-        self.watches = Budget("health watches", "LEDGER_MAX_HEALTH_WATCHES", limits.max_health_watches)
-        self.reflection = Budget("reflection streams", "LEDGER_MAX_REFLECTION_STREAMS", limits.max_reflection_streams)
-        self.idle = IdleWatch(limits.stream_idle_seconds)
+        self.watches = Budget(
+            "health watches", "LEDGER_MAX_HEALTH_WATCHES", limits.max_health_watches, limits.max_streams_per_caller
+        )
+        self.reflection = Budget(
+            "reflection streams",
+            "LEDGER_MAX_REFLECTION_STREAMS",
+            limits.max_reflection_streams,
+            limits.max_streams_per_caller,
+        )
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
+        # The tasks of calls now waiting on their client, ended at once when the server stops.
+        self._waiting_on_client: set[asyncio.Task[Any]] = set()
+        self.stopping = False
 
-    def budget_for(self, method: str) -> Budget:
-        """The budget a streaming method counts against."""
+    def budget_for(self, method: str, streaming: bool = True) -> Budget:
+        """The budget a method counts against."""
+        if not streaming:
+            return self.calls
         if method == HEALTH_WATCH:
             return self.watches
         if method.startswith(REFLECTION):
             return self.reflection
         return self.streams
 
-    def intercept_service(
+    def stop(self) -> None:
+        """The server is stopping (called on the loop): streams waiting on their client (for a request, or a
+        health watch) end at once with UNAVAILABLE; calls at work get the grace period."""
+        self.stopping = True
+        for task in list(self._waiting_on_client):
+            task.cancel()
+
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        """Wrap each streaming method once; unary methods pass as they are."""
+        """Wrap each method once."""
         method = handler_call_details.method
         if method in self._handlers:
             return self._handlers[method]
-        handler = continuation(handler_call_details)
-        if handler is None or not (handler.request_streaming or handler.response_streaming):
-            return handler
-        budget = self.budget_for(method)
-        idle = self.idle if method.startswith(IDLE_BOUNDED) else None
-        wrapped = wrap_handler(handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle))
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        streaming = handler.request_streaming or handler.response_streaming
+        budget = self.budget_for(method, streaming)
+        idle = self.limits.stream_idle_seconds if method.startswith(IDLE_BOUNDED) else None
+        waits = method == HEALTH_WATCH  # a watch only ever waits
+        wrapped = wrap_handler(
+            handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle, waits)
+        )
         self._handlers[method] = wrapped
         return wrapped
 
-    def _unary(self, budget: Budget, behaviour: Callable[..., Any], idle: IdleWatch | None) -> Callable[..., Any]:
-        def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-            release = self._take(budget, context)
+    def _unary(self, budget: Budget, behaviour: Callable[..., Any], idle: float | None) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            release = await _take(budget, context)
             try:
-                return behaviour(idle.requests(request, context) if idle else request, context)
+                return await behaviour(self._bounded(request, context, idle) if idle else request, context)
             finally:
                 release()
 
         return wrapper
 
-    def _stream(self, budget: Budget, behaviour: Callable[..., Any], idle: IdleWatch | None) -> Callable[..., Any]:
-        def wrapper(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            release = self._take(budget, context)
+    def _stream(
+        self, budget: Budget, behaviour: Callable[..., Any], idle: float | None, waits: bool
+    ) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            release = await _take(budget, context)
+            context.add_done_callback(lambda _context: release())  # also when the generator is left unclosed
+            task = asyncio.current_task()
+            if waits and task is not None:
+                self._waiting_on_client.add(task)
             try:
-                yield from behaviour(idle.requests(request, context) if idle else request, context)
+                async for response in behaviour(self._bounded(request, context, idle) if idle else request, context):
+                    yield response
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
             finally:
+                self._waiting_on_client.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper
 
-    def _take(self, budget: Budget, context: grpc.ServicerContext) -> Callable[[], None]:
-        try:
-            release = budget.take(caller_key(context))
-        except errors.ResourceExhausted as exc:
-            _refuse(context, exc)
-            raise  # not reached: abort raises
-        context.add_callback(release)  # also when the call ends before the servicer's code does
-        return release
+    async def _bounded(self, requests: Any, context: grpc.aio.ServicerContext, seconds: float) -> AsyncIterator[Any]:
+        """``requests``, ending the call when the next one takes longer than ``seconds`` to arrive, or when
+        the server stops while it waits for one."""
+        iterator = requests.__aiter__()
+        task = asyncio.current_task()
+        assert task is not None
+        while True:
+            if self.stopping:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+            self._waiting_on_client.add(task)
+            try:
+                async with asyncio.timeout(seconds):  # no task of its own per request, unlike wait_for
+                    request = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                await context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"no request for {seconds:g}s (LEDGER_STREAM_IDLE_SECONDS); the stream is closed",
+                )
+            except asyncio.CancelledError:
+                if not self.stopping:
+                    raise
+                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+            finally:
+                self._waiting_on_client.discard(task)
+            yield request
+
+
+async def _take(budget: Budget, context: grpc.aio.ServicerContext) -> Callable[[], None]:
+    try:
+        return budget.take(caller_key(context))
+    except errors.ResourceExhausted as exc:
+        await _refuse(context, exc)
+        raise  # not reached: abort raises

@@ -2,13 +2,16 @@
 
 One background thread (per server) refreshes the ledger's head and, when the read models are fed by
 another process or read from a replica, their position; a projector in this process reports its batches
-itself. Waiters (``min_position``) sleep on one condition and are woken by that progress, by the client
-going away, or by the server stopping: nothing a waiter does costs a query of its own.
+itself. Waiters (``min_position``) sleep on one condition, or (on the aio edge) on a future of the loop, and are
+woken by that progress, by the client going away (the call's task is cancelled), or by the server
+stopping: nothing a waiter does costs a query, or a thread, of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import logging
 import threading
 import time
@@ -45,6 +48,8 @@ class Progress:
         # (head, when first seen) pairs, heads increasing: how long an unapplied position has existed.
         self._seen: list[tuple[int, float]] = []
         self._thread: threading.Thread | None = None
+        # Coroutines waiting: (position, loop, future) each, woken from whichever thread moves the position.
+        self._async: set[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
         self.wake_projector: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -58,6 +63,7 @@ class Progress:
         self.stopping.set()
         with self._changed:
             self._changed.notify_all()
+            self._wake_async()
         if self._thread is not None:
             self._thread.join(2)
 
@@ -66,6 +72,7 @@ class Progress:
         with self._changed:
             self.views_position = position
             self._changed.notify_all()
+            self._wake_async()
         self._note_head(position)
 
     def refresh(self) -> None:
@@ -89,6 +96,7 @@ class Progress:
             if position != self.views_position:
                 self.views_position = position
                 self._changed.notify_all()
+                self._wake_async()
 
     def refresh_head(self) -> int:
         """Read the ledger's head now; returns it."""
@@ -136,6 +144,35 @@ class Progress:
                 self._waiters -= 1
         return True
 
+    async def wait_async(self, position: int, timeout: float) -> bool:
+        """``wait`` for a coroutine: holds no thread; a cancelled call (client gone, deadline passed) stops
+        waiting at once, and so does a stopping server (False)."""
+        if self.views_position >= position:
+            return True
+        loop = asyncio.get_running_loop()
+        entry = (position, loop, loop.create_future())
+        with self._changed:
+            self._async.add(entry)
+            self._waiters += 1
+        try:
+            if self.wake_projector is not None:
+                self.wake_projector()
+            if self.views_position < position and not self.stopping.is_set():
+                await asyncio.wait((entry[2],), timeout=timeout)
+        finally:
+            with self._changed:
+                self._async.discard(entry)
+                self._waiters -= 1
+        return self.views_position >= position
+
+    def _wake_async(self) -> None:
+        """Wake the coroutines whose position is applied (all when stopping); called holding ``_changed``."""
+        stopping = self.stopping.is_set()
+        for position, loop, future in self._async:
+            if stopping or position <= self.views_position:
+                with contextlib.suppress(RuntimeError):  # that loop is closed: its calls are over
+                    loop.call_soon_threadsafe(_resolve, future)
+
     def _run(self) -> None:
         last_full = 0.0
         while not self.stopping.is_set():
@@ -143,6 +180,8 @@ class Progress:
             # it); the head every ``interval``, the health twice a second.
             waiting = self._waiters > 0 and not self.local
             self.stopping.wait(0.02 if waiting else self.interval)
+            if self._async and self.wake_projector is not None:
+                self.wake_projector()  # a projector that slept through a commit catches up for the waiters
             now = time.monotonic()
             if waiting or now - last_full >= 0.5:
                 self.refresh()
@@ -152,3 +191,8 @@ class Progress:
                     self._note_head(self._head_source())
                 except Exception as e:
                     log.debug("ledger head unavailable: %s", e)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from ledger.domain import errors
-from ledger.server.limits import caller_key
+from ledger.server.bridge import defer
+from ledger.server.limits import Turns, caller_key
 from ledger.server.validation import Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
@@ -20,15 +22,18 @@ from projections.views import from_us, us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
+    from ledger.server.bridge import Blocking
     from ledger.server.limits import Budget
     from ledger.server.progress import Progress
     from projections.queries import ReadModels
 
 T = TypeVar("T")
+# BatchCheck requests of one stream read and not yet answered (checked while the previous one is sent).
+AHEAD = 2
 MAX_QUERIES_PER_BATCH = 10_000
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
-# The sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
+# A sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
 NO_DEADLINE = 1e9
 
 
@@ -36,39 +41,27 @@ def _serialize(response: bytes | Any) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def add_to_server(servicer: RecyclingServicer, server: grpc.Server) -> None:
-    """Register the service as the generated ``add_RecyclingServiceServicer_to_server`` does, except that
-    BatchCheck's responses arrive already encoded (see ``encode_results``)."""
-    handlers = {
-        "CheckNumber": grpc.unary_unary_rpc_method_handler(
-            servicer.CheckNumber,
-            request_deserializer=pb.CheckNumberRequest.FromString,
-            response_serializer=pb.CheckNumberResponse.SerializeToString,
-        ),
-        "BatchCheck": grpc.stream_stream_rpc_method_handler(
-            servicer.BatchCheck, request_deserializer=pb.BatchCheckRequest.FromString, response_serializer=_serialize
-        ),
-        "GetClearance": grpc.unary_unary_rpc_method_handler(
-            servicer.GetClearance,
-            request_deserializer=pb.GetClearanceRequest.FromString,
-            response_serializer=pb.GetClearanceResponse.SerializeToString,
-        ),
-        "GetSimSwap": grpc.unary_unary_rpc_method_handler(
-            servicer.GetSimSwap,
-            request_deserializer=pb.GetSimSwapRequest.FromString,
-            response_serializer=pb.GetSimSwapResponse.SerializeToString,
-        ),
-        "CheckSimSwap": grpc.unary_unary_rpc_method_handler(
-            servicer.CheckSimSwap,
-            request_deserializer=pb.CheckSimSwapRequest.FromString,
-            response_serializer=pb.CheckSimSwapResponse.SerializeToString,
-        ),
-        "BatchCheckSimSwap": grpc.stream_stream_rpc_method_handler(
-            servicer.BatchCheckSimSwap,
-            request_deserializer=pb.BatchCheckSimSwapRequest.FromString,
-            response_serializer=pb.BatchCheckSimSwapResponse.SerializeToString,
-        ),
-    }
+class _Recorder:
+    """Stands in for a server to the generated registration, keeping the handlers it registers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, _handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, _name: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_to_server(servicer: RecyclingServicer, server: grpc.aio.Server) -> None:
+    """Register the service as the generated ``add_RecyclingServiceServicer_to_server`` does (every method
+    of the service, those added later too), except that BatchCheck's responses arrive already encoded
+    (see ``encode_results``)."""
+    recorder = _Recorder()
+    recycling_service_pb2_grpc.add_RecyclingServiceServicer_to_server(servicer, recorder)  # type: ignore[arg-type]
+    handlers = recorder.handlers
+    handlers["BatchCheck"] = handlers["BatchCheck"]._replace(response_serializer=_serialize)
     name = pb.DESCRIPTOR.services_by_name["RecyclingService"].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
     server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
@@ -83,11 +76,16 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         policy: Policy,
         progress: Progress,
         waits: Budget | None = None,
+        blocking: Blocking | None = None,
+        turns: Turns | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.read_models = read_models
         # What "today" and "now" are for since_date and max_age_hours: the wall clock unless given.
         self.now = clock or (lambda: datetime.now(UTC))
+        # One caller's streams together run this many requests on the pool at once.
+        self.turns = turns or Turns(2)
+        self.blocking = blocking
         self.waits = waits
         self.policy = policy
         self.zone = policy.zone
@@ -105,13 +103,64 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
         return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
 
-    def BatchCheck(
-        self, request_iterator: Iterator[pb.BatchCheckRequest], context: grpc.ServicerContext
-    ) -> Iterator[bytes]:
-        """One response per request, results in the order asked (each an encoded BatchCheckResponse)."""
-        for request in request_iterator:
-            position, decisions = self._read(lambda q=request.queries: self._decide(q))  # type: ignore[misc]
-            yield encode_results(decisions, position, self._standing(position))
+    async def BatchCheck(
+        self, request_iterator: AsyncIterator[pb.BatchCheckRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        """One response per request, results in the order asked (each an encoded BatchCheckResponse).
+
+        At most ``AHEAD`` requests are read and not yet answered: the next one is read while the last
+        is checked or sent (so reading, checking and sending overlap), and no further. A client that
+        stops reading stops the work done for it (a send waits for the transport's flow control), and a
+        stream holds ``AHEAD`` requests and responses at most."""
+        assert self.blocking is not None
+        blocking, key = self.blocking, caller_key(context)
+        slots = asyncio.Semaphore(AHEAD)
+        answers: asyncio.Queue[asyncio.Task[bytes] | BaseException | None] = asyncio.Queue()
+
+        async def answer(queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
+            async with self.turns.turn(key):
+                return await blocking.run(self._answer, queries)
+
+        async def read() -> None:
+            try:
+                requests = request_iterator.__aiter__()
+                while True:
+                    await slots.acquire()
+                    try:
+                        request = await requests.__anext__()
+                    except StopAsyncIteration:
+                        answers.put_nowait(None)
+                        return
+                    answers.put_nowait(asyncio.ensure_future(answer(request.queries)))
+            except BaseException as e:  # the stream's end (idle, malformed, cancelled) reaches the caller
+                answers.put_nowait(e)
+
+        reader = asyncio.ensure_future(read())
+        pending: list[asyncio.Task[bytes]] = []
+        try:
+            while True:
+                item = await answers.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                pending.append(item)
+                response = await item
+                pending.remove(item)
+                yield response
+                slots.release()
+        finally:
+            reader.cancel()
+            for task in pending:
+                task.cancel()
+            while not answers.empty():
+                left = answers.get_nowait()
+                if isinstance(left, asyncio.Task):
+                    left.cancel()
+
+    def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
+        position, decisions = self._read(lambda: self._decide(queries))
+        return encode_results(decisions, position, self._standing(position))
 
     def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
         f = Fields()
@@ -197,40 +246,49 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         now_us = us(self.now())
         return pb.CheckSimSwapResponse(swapped=simswap.swapped_within(row, now_us, hours), as_of_position=position)
 
-    def BatchCheckSimSwap(
-        self, request_iterator: Iterator[pb.BatchCheckSimSwapRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.BatchCheckSimSwapResponse]:
+    async def BatchCheckSimSwap(
+        self, request_iterator: AsyncIterator[pb.BatchCheckSimSwapRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BatchCheckSimSwapResponse]:
         """CheckSimSwap for many numbers; one response per request, results in the order asked. A number
-        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch."""
-        for request in request_iterator:
-            f = Fields()
-            if len(request.queries) > MAX_QUERIES_PER_BATCH:
-                f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
-                f.done()
-            queries = [
-                (
-                    f.msisdn(f"queries[{i}].number", q.number),
-                    _max_age(f, f"queries[{i}].max_age_hours", q.max_age_hours),
-                )
-                for i, q in enumerate(request.queries)
-            ]
-            f.done()
-            position, rows = self._read(lambda q=queries: self.read_models.sim_swap_rows([n for n, _ in q]))  # type: ignore[misc]
-            self._standing(position)
-            now_us = us(self.now())
-            response = pb.BatchCheckSimSwapResponse(as_of_position=position)
-            for number, hours in queries:
-                row = rows.get(number)
-                result = response.results.add(number=number)
-                if row is None:
-                    result.answer = pb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER
-                elif row.ported_out_us is not None:
-                    result.answer = pb.SIM_SWAP_ANSWER_PORTED_OUT
-                else:
-                    result.answer = pb.SIM_SWAP_ANSWER_ANSWERED
-                    result.swapped = simswap.swapped_within(row, now_us, hours)
-                    _set(result.latest_sim_change_at, simswap.latest_sim_change(row))
+        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch. The next
+        request is awaited on the loop and each is answered on the pool, one at a time: a client that stops
+        reading stops the work done for it."""
+        assert self.blocking is not None
+        key = caller_key(context)
+        async for request in request_iterator:
+            async with self.turns.turn(key):
+                response = await self.blocking.run(self._sim_swap_batch, request)
             yield response
+
+    def _sim_swap_batch(self, request: pb.BatchCheckSimSwapRequest) -> pb.BatchCheckSimSwapResponse:
+        f = Fields()
+        if len(request.queries) > MAX_QUERIES_PER_BATCH:
+            f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
+            f.done()
+        queries = [
+            (
+                f.msisdn(f"queries[{i}].number", q.number),
+                _max_age(f, f"queries[{i}].max_age_hours", q.max_age_hours),
+            )
+            for i, q in enumerate(request.queries)
+        ]
+        f.done()
+        position, rows = self._read(lambda: self.read_models.sim_swap_rows([n for n, _ in queries]))
+        self._standing(position)
+        now_us = us(self.now())
+        response = pb.BatchCheckSimSwapResponse(as_of_position=position)
+        for number, hours in queries:
+            row = rows.get(number)
+            result = response.results.add(number=number)
+            if row is None:
+                result.answer = pb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER
+            elif row.ported_out_us is not None:
+                result.answer = pb.SIM_SWAP_ANSWER_PORTED_OUT
+            else:
+                result.answer = pb.SIM_SWAP_ANSWER_ANSWERED
+                result.swapped = simswap.swapped_within(row, now_us, hours)
+                _set(result.latest_sim_change_at, simswap.latest_sim_change(row))
+        return response
 
     def _sim_swap_row(
         self, number: str, min_position: int, context: grpc.ServicerContext
@@ -288,7 +346,20 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
         if self.progress.views_position >= position:
             return
-        release = self.waits.take(caller_key(context)) if self.waits else None
+        key = caller_key(context)
+
+        async def wait() -> None:
+            # On the aio edge: the wait holds no thread, and ends at once when the call is cancelled.
+            release = self.waits.take(key) if self.waits else None
+            try:
+                if not await self.progress.wait_async(position, timeout):
+                    raise errors.ReadModelBehind(position, self.progress.views_position)
+            finally:
+                if release:
+                    release()
+
+        defer(context, wait)
+        release = self.waits.take(key) if self.waits else None
         try:
             if not self.progress.wait(position, timeout, context.is_active):
                 raise errors.ReadModelBehind(position, self.progress.views_position)

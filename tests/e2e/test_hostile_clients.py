@@ -28,7 +28,6 @@ ATTACKERS = 40
 PROBES = 40
 # The probe's p99 must stay under this, or under 3 x its own p99 before the attack on a loaded machine.
 P99_BOUND = 0.100
-NEVER_READ_P99_BOUND = 0.25
 RSS_BOUND_MB = 300
 KNOWN = [number(500_000 + i) for i in range(2_000)]
 
@@ -150,21 +149,20 @@ def test_a_unary_probe_keeps_answering_during_the_attack(served, name: str) -> N
         print(f"{name}: baseline p50 {base_p50 * 1000:.1f} ms p99 {base_p99 * 1000:.1f} ms; during p50 "
               f"{p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms; RSS {rss:.0f} MB; attack calls {seen}")  # fmt: skip
         assert failures == 0
-        # The bound is 100 ms; against BatchCheck streams that never read, the eight accepted ones
-        # keep the server busy enough that the probe's p99 was measured at 72-147 ms here (the probe never
-        # fails, and before the limits it got no answer at all): that row is held to 250 ms until the
-        # streaming edge does no work for a client that does not read.
-        bound = NEVER_READ_P99_BOUND if name == "batch checks never read" else P99_BOUND
-        assert p99 < max(bound, 3 * base_p99), (p99, base_p99)
+        # The bound, for every row: a BatchCheck stream whose client stops reading stops the work
+        # done for it (its next request is read once its last response is sent).
+        assert p99 < max(P99_BOUND, 3 * base_p99), (p99, base_p99)
         assert rss < RSS_BOUND_MB
         assert seen.get("RESOURCE_EXHAUSTED", 0) >= ATTACKERS // 2, seen
         # A refused call says which limit it met.
         refused = next(c for c in calls if c.done() and c.code() == grpc.StatusCode.RESOURCE_EXHAUSTED)  # type: ignore[attr-defined]
         assert "LEDGER_MAX_" in (refused.details() or "")  # type: ignore[attr-defined]
-        # SIGTERM while the attack runs: exit 0 within the grace period (10 s) and a little.
+        # SIGTERM while the attack runs: exit 0 well within the grace period (10 s): streams that wait on
+        # their client end at once (0.1-1.9 s measured; 10.5 s when they were left to the grace period).
         started = time.monotonic()
         assert srv.stop(timeout=20) == 0
-        assert time.monotonic() - started < 13
+        print(f"{name}: SIGTERM to exit {time.monotonic() - started:.1f} s")
+        assert time.monotonic() - started < 6
     finally:
         stop.set()
         for call in calls:

@@ -1,0 +1,153 @@
+"""The serving edge before and after a change, in one run: ActivateSim and BatchCheck against a server
+built from another commit (the edge as it was) and against this tree, each beside the fastest bare
+server (the faster of a sync and a grpc.aio one, measured alongside).
+
+    python -m bench.edges --before f79b657 --calls 1000 --checks 20000
+
+Each server runs on a fresh SQLite database of its own, with the same numbers and subscribers; the
+phases alternate between the two servers (best of ``--runs``), so a burst of other work on the machine
+weighs on both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.bare import KINDS, start_bare
+from bench.bench_commands import ROOT, free_port, run_phase, start_server
+from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers
+from ledger.cli import one_line_errors
+from ledger.v1 import lifecycle_service_pb2_grpc, recycling_service_pb2_grpc
+
+LEVELS = (1, 8, 64)
+BATCHES = (100, 1000, 10_000)
+
+
+def checkout(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` (a commit of this repository), unpacked into ``into``."""
+    archive = into / "before.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), ref], check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
+class Edge:
+    """One server under measurement and its stubs."""
+
+    def __init__(
+        self, name: str, root: Path, workdir: Path, master_key: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.name = name
+        workdir.mkdir()
+        port = free_port()
+        self.proc = start_server(workdir, port, f"sqlite:///{workdir}/ledger.db", master_key, root, env)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
+        self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def _stubs(address: str) -> tuple[Any, Any, grpc.Channel]:
+    channel = grpc.insecure_channel(address)
+    return (
+        lifecycle_service_pb2_grpc.LifecycleServiceStub(channel),
+        recycling_service_pb2_grpc.RecyclingServiceStub(channel),
+        channel,
+    )
+
+
+@one_line_errors("bench.edges")
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="main", help="the commit whose edge is the baseline (default main)")
+    parser.add_argument("--calls", type=int, default=1000, help="ActivateSim calls per level (default 1000)")
+    parser.add_argument("--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000)")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
+    parser.add_argument(
+        "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
+    )
+    args = parser.parse_args(argv)
+    master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    bares = [start_bare(kind) for kind in KINDS]
+    with tempfile.TemporaryDirectory(prefix="ledger-edges-") as tmp:
+        before_root = checkout(args.before, Path(tmp))
+        edges = [
+            Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key),
+            Edge(
+                "after (this tree)",
+                ROOT,
+                Path(tmp) / "after",
+                master_key,
+                dict(e.split("=", 1) for e in args.after_env),
+            ),
+        ]
+        bare_stubs = [_stubs(address) for _, address in bares]
+        try:
+            rows: list[tuple[str, list[float], list[float]]] = []
+            for level in LEVELS:
+                first = 1_000_000 * level
+                prepared = [prepare_subscribers(e.lifecycle, f"a{level}", args.calls * args.runs, first) for e in edges]
+                rates = [0.0] * len(edges)
+                ceilings = [0.0] * len(KINDS)
+                for run in range(args.runs):
+                    part = slice(run * args.calls, (run + 1) * args.calls)
+                    for i, edge in enumerate(edges):
+                        numbers, sids = prepared[i]
+                        sims = first + run * args.calls  # each activation with a SIM of its own
+                        calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
+                        rates[i] = max(rates[i], args.calls / run_phase(calls, level)[0])
+                    numbers, sids = prepared[0]
+                    for k, (lifecycle, _, _) in enumerate(bare_stubs):
+                        calls = activate_calls(lifecycle, "bare", numbers[part], sids[part], first)
+                        ceilings[k] = max(ceilings[k], args.calls / run_phase(calls, level)[0])
+                rows.append((f"ActivateSim, {level} callers (cmd/s)", rates, ceilings))
+            numbers = prepared[0][0]
+            checks = [numbers[i % len(numbers)] for i in range(args.checks)]
+            for batch in BATCHES:
+                rates = [0.0] * len(edges)
+                ceilings = [0.0] * len(KINDS)
+                for _ in range(args.runs):
+                    for i, edge in enumerate(edges):
+                        rates[i] = max(rates[i], batch_check_rate(edge.recycling, checks, batch))
+                    for k, (_, recycling, _) in enumerate(bare_stubs):
+                        ceilings[k] = max(ceilings[k], batch_check_rate(recycling, checks, batch))
+                rows.append((f"BatchCheck, {batch} per batch (numbers/s)", rates, ceilings))
+        finally:
+            for edge in edges:
+                edge.close()
+            for _, _, channel in bare_stubs:
+                channel.close()
+            for bare, _ in bares:
+                bare.send_signal(signal.SIGTERM)
+                bare.wait(timeout=30)
+    names = [e.name for e in edges]
+    print(f"{'':42} {names[0]:>22} {names[1]:>22}   bare {' / '.join(KINDS)}")
+    for name, rates, ceilings in rows:
+        best = max(ceilings)
+        cells = [f"{r:9.0f} ({r / best:.2f})" for r in rates]
+        print(f"{name:42} {cells[0]:>22} {cells[1]:>22}   {' / '.join(f'{c:.0f}' for c in ceilings)}")
+    print("reproduce: python -m bench.edges " + " ".join(argv if argv is not None else sys.argv[1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
