@@ -40,6 +40,20 @@ class TenureClosing(TenureHistory):
     _ported_in: Callable[..., None]
     _returned: Callable[..., None]
 
+    def _close_last_tenure(
+        self, reason: str, required_holders: list[str], status: NumberStatus, occurred_at: datetime
+    ) -> Tenure:
+        """What a disconnection and a port-out both assign when their appliers in ``Number`` end the last
+        tenure; it only assigns state, because appliers run again on every replay. Returns the tenure."""
+        tenure = self.tenures[-1]
+        tenure.disconnected_at = occurred_at
+        tenure.disconnect_reason = reason
+        tenure.required_holders = tuple(required_holders)
+        self.status = status
+        self.suspension_reason = None
+        self.last_occurred_at = occurred_at
+        return tenure
+
     def port_out(self, recipient_operator: str, required_holders: list[str], ctx: Context) -> Tenure:
         """End the open tenure as a port to ``recipient_operator``; clearance opens, quarantine does not."""
         check_order(self.last_occurred_at, ctx.occurred_at, "number")

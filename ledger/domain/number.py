@@ -250,14 +250,8 @@ class Number(TenureClosing, Aggregate):
         actor: str,
         request_id: str,
     ) -> None:
-        tenure = self.tenures[-1]
-        tenure.disconnected_at = occurred_at
-        tenure.disconnect_reason = reason
+        tenure = self._close_last_tenure(reason, required_holders, NumberStatus.QUARANTINED, occurred_at)
         tenure.quarantine_until = quarantine_until
-        tenure.required_holders = tuple(required_holders)
-        self.status = NumberStatus.QUARANTINED
-        self.suspension_reason = None
-        self.last_occurred_at = occurred_at
 
     @event(DataClearanceConfirmed)
     def _data_clearance_confirmed(
@@ -301,15 +295,9 @@ class Number(TenureClosing, Aggregate):
         actor: str,
         request_id: str,
     ) -> None:
-        tenure = self.tenures[-1]
-        tenure.disconnected_at = occurred_at
-        tenure.disconnect_reason = "PORTED_OUT"
+        tenure = self._close_last_tenure("PORTED_OUT", required_holders, NumberStatus.PORTED_OUT, occurred_at)
         tenure.ported_to = recipient_operator
-        tenure.required_holders = tuple(required_holders)
-        self.status = NumberStatus.PORTED_OUT
         self.ported_out_at = occurred_at
-        self.suspension_reason = None
-        self.last_occurred_at = occurred_at
 
     @event(PortedIn)
     def _ported_in(self, donor_operator: str, occurred_at: datetime, actor: str, request_id: str) -> None:

@@ -195,28 +195,25 @@ def _erase_subscriber_data(request: pb.EraseSubscriberDataRequest) -> dict[str, 
     return kwargs
 
 
-def _port_out_number(request: pb.PortOutNumberRequest) -> dict[str, Any]:
+def _port(request: pb.PortOutNumberRequest | pb.PortInNumberRequest, operator: str, value: str) -> dict[str, Any]:
+    """A port's fields: the number and the other operator, in the field named ``operator``."""
     f = Fields()
     kwargs = {
         "request_id": f.request_id(request.request_id),
         "number": f.msisdn("number", request.number),
-        "recipient_operator": f.channel("recipient_operator", request.recipient_operator),
+        operator: f.channel(operator, value),
         "occurred_at": f.timestamp(request, "occurred_at"),
     }
     f.done()
     return kwargs
+
+
+def _port_out_number(request: pb.PortOutNumberRequest) -> dict[str, Any]:
+    return _port(request, "recipient_operator", request.recipient_operator)
 
 
 def _port_in_number(request: pb.PortInNumberRequest) -> dict[str, Any]:
-    f = Fields()
-    kwargs = {
-        "request_id": f.request_id(request.request_id),
-        "number": f.msisdn("number", request.number),
-        "donor_operator": f.channel("donor_operator", request.donor_operator),
-        "occurred_at": f.timestamp(request, "occurred_at"),
-    }
-    f.done()
-    return kwargs
+    return _port(request, "donor_operator", request.donor_operator)
 
 
 def _return_number(request: pb.ReturnNumberRequest) -> dict[str, Any]:

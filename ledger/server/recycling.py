@@ -1,4 +1,5 @@
-"""RecyclingService: recycling checks and clearance, answered from the read models."""
+"""RecyclingService: recycling checks and clearance, answered from the read models, and what every answer
+stands on (waits, the ledger's head, the policy's lag); the SIM swap RPCs are in ``simswap``."""
 
 from __future__ import annotations
 
@@ -12,13 +13,12 @@ import grpc
 from ledger.domain import errors
 from ledger.server.bridge import defer
 from ledger.server.limits import Turns, caller_key
-from ledger.server.validation import Fields
-from ledger.server.wire import CLEARANCE, check_result, encode_results
+from ledger.server.simswap import SimSwapRpcs
+from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
+from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
-from projections import simswap
 from projections.queries import Decision, day_bounds, decide
-from projections.views import from_us, us
 
 if TYPE_CHECKING:
     from ledger.config import Policy
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 # BatchCheck requests of one stream read and not yet answered (checked while the previous one is sent).
 AHEAD = 2
-MAX_QUERIES_PER_BATCH = 10_000
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
 # A sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
@@ -67,7 +66,7 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
 
 
-class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
+class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingServiceServicer):
     """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
 
     def __init__(
@@ -217,93 +216,13 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
                 outstanding_holders=t.outstanding_holders,
                 override_reason=t.override_reason,
             )
-            _set(item.disconnected_at, t.disconnected_us)
-            _set(item.quarantine_until, t.quarantine_until_us)
-            _set(item.released_at, t.released_us)
+            set_timestamp(item.disconnected_at, t.disconnected_us)
+            set_timestamp(item.quarantine_until, t.quarantine_until_us)
+            set_timestamp(item.released_at, t.released_us)
             for holder, evidence_ref, at in t.confirmations:
                 confirmation = item.confirmations.add(holder=holder, evidence_ref=evidence_ref)
-                _set(confirmation.confirmed_at, at)
+                set_timestamp(confirmation.confirmed_at, at)
         return response
-
-    def GetSimSwap(self, request: pb.GetSimSwapRequest, context: grpc.ServicerContext) -> pb.GetSimSwapResponse:
-        """When the number's SIM last changed (CAMARA SIM Swap retrieve-date)."""
-        f = Fields()
-        number = f.msisdn("number", request.number)
-        f.done()
-        position, row = self._sim_swap_row(number, request.min_position, context)
-        response = pb.GetSimSwapResponse(as_of_position=position)
-        _set(response.latest_sim_change_at, simswap.latest_sim_change(row))
-        _set(response.monitored_since, row.monitored_since_us)
-        return response
-
-    def CheckSimSwap(self, request: pb.CheckSimSwapRequest, context: grpc.ServicerContext) -> pb.CheckSimSwapResponse:
-        """Whether the number's SIM changed within the last ``max_age_hours`` (CAMARA SIM Swap check)."""
-        f = Fields()
-        number = f.msisdn("number", request.number)
-        hours = _max_age(f, "max_age_hours", request.max_age_hours)
-        f.done()
-        position, row = self._sim_swap_row(number, request.min_position, context)
-        now_us = us(self.now())
-        return pb.CheckSimSwapResponse(swapped=simswap.swapped_within(row, now_us, hours), as_of_position=position)
-
-    async def BatchCheckSimSwap(
-        self, request_iterator: AsyncIterator[pb.BatchCheckSimSwapRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.BatchCheckSimSwapResponse]:
-        """CheckSimSwap for many numbers; one response per request, results in the order asked. A number
-        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch. The next
-        request is awaited on the loop and each is answered on the pool, one at a time: a client that stops
-        reading stops the work done for it."""
-        assert self.blocking is not None
-        key = caller_key(context)
-        async for request in request_iterator:
-            async with self.turns.turn(key):
-                response = await self.blocking.run(self._sim_swap_batch, request)
-            yield response
-
-    def _sim_swap_batch(self, request: pb.BatchCheckSimSwapRequest) -> pb.BatchCheckSimSwapResponse:
-        f = Fields()
-        if len(request.queries) > MAX_QUERIES_PER_BATCH:
-            f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
-            f.done()
-        queries = [
-            (
-                f.msisdn(f"queries[{i}].number", q.number),
-                _max_age(f, f"queries[{i}].max_age_hours", q.max_age_hours),
-            )
-            for i, q in enumerate(request.queries)
-        ]
-        f.done()
-        position, rows = self._read(lambda: self.read_models.sim_swap_rows([n for n, _ in queries]))
-        self._standing(position)
-        now_us = us(self.now())
-        response = pb.BatchCheckSimSwapResponse(as_of_position=position)
-        for number, hours in queries:
-            row = rows.get(number)
-            result = response.results.add(number=number)
-            if row is None:
-                result.answer = pb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER
-            elif row.ported_out_us is not None:
-                result.answer = pb.SIM_SWAP_ANSWER_PORTED_OUT
-            else:
-                result.answer = pb.SIM_SWAP_ANSWER_ANSWERED
-                result.swapped = simswap.swapped_within(row, now_us, hours)
-                _set(result.latest_sim_change_at, simswap.latest_sim_change(row))
-        return response
-
-    def _sim_swap_row(
-        self, number: str, min_position: int, context: grpc.ServicerContext
-    ) -> tuple[int, simswap.SimSwapRow]:
-        if min_position:
-            self._await(min_position, context)
-        position, row = self._read(lambda: self.read_models.sim_swap_row(number))
-        self._standing(position)
-        if position < min_position:  # the wait follows the numbers view; this answer is the sim_swaps view's
-            raise errors.ReadModelBehind(min_position, position)
-        if row is None:
-            raise errors.NumberNotFound(number)
-        if row.ported_out_us is not None:  # the SIM is the recipient operator's now
-            raise errors.NumberPortedOut(f"number {number} was ported out: its SIM is served by another operator")
-        return position, row
 
     def _today(self) -> date:
         return self.now().astimezone(self.zone).date()
@@ -368,20 +287,5 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
                 release()
 
 
-def _max_age(f: Fields, field: str, value: int) -> int:
-    """CAMARA maxAge in hours: 1 to 2400, 240 when unset (proto3 cannot tell 0 from unset)."""
-    hours = value or simswap.DEFAULT_AGE_HOURS
-    if not simswap.MIN_AGE_HOURS <= hours <= simswap.MAX_AGE_HOURS:
-        f.add(field, f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")
-        f.out_of_range[field] = "OUT_OF_RANGE"
-    return hours
-
-
 def _uuid(hex_id: str) -> str:
     return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
-
-
-def _set(field: Any, value_us: int | None) -> None:
-    moment = from_us(value_us)
-    if moment is not None:
-        field.FromDatetime(moment)

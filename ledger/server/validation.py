@@ -21,6 +21,8 @@ T = TypeVar("T")
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# The queries one BatchCheck or BatchCheckSimSwap request may hold.
+MAX_QUERIES_PER_BATCH = 10_000
 _Date = date  # the method ``date`` below hides the type inside the class
 
 

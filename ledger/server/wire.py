@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ledger.domain.base import Clearance
 from ledger.v1 import ledger_pb2
 from projections.queries import CheckAnswer, Decision
+from projections.views import from_us
 
 STATUS = {
     "NOT_CHANGED": ledger_pb2.CHECK_STATUS_NOT_CHANGED,
@@ -54,6 +55,13 @@ def _set_us(field: Timestamp, value_us: int | None) -> None:
         seconds, micros = divmod(value_us, 1_000_000)
         field.seconds = seconds
         field.nanos = micros * 1000
+
+
+def set_timestamp(field: Any, value_us: int | None) -> None:
+    """Set a Timestamp field of an answer from microseconds since the epoch; leave it unset for None."""
+    moment = from_us(value_us)
+    if moment is not None:
+        field.FromDatetime(moment)
 
 
 def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, head: int = 0) -> bytes:
