@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import functools
 import os
 import platform
 import random
@@ -37,10 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import grpc
 import orjson
@@ -59,18 +56,16 @@ from bench.workloads import (
     history_latency,
     long_history,
     prepare_subscribers,
+    register_calls,
     settle,
     sim_swap_calls,
 )
 from ledger.cli import one_line_errors
-from ledger.domain.subscriber import Subscriber
 from ledger.v1 import (
     history_service_pb2_grpc,
-    ledger_pb2,
     lifecycle_service_pb2_grpc,
     recycling_service_pb2_grpc,
 )
-from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts import generate_dataset
 from scripts.dataset import identifiers as synthetic
 
@@ -136,32 +131,7 @@ def bench_store(
         t0 = time.perf_counter()
         prepare_subscribers(lifecycle, f"{label}-imp", n, 5_000_000)
         import_rate = (2 * n + (n + 4999) // 5000) / (time.perf_counter() - t0)
-
-        def register_and_verify(rid: str, i: int) -> tuple[Any, Any]:
-            return (
-                lifecycle.RegisterSubscriber(
-                    lpb.RegisterSubscriberRequest(
-                        request_id=rid,
-                        full_name="One",
-                        id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
-                        id_number=synthetic.resident_id(6_000_000 + i),
-                    )
-                ),
-                lifecycle.VerifyIdentity(
-                    lpb.VerifyIdentityRequest(
-                        request_id=rid + "-v",
-                        subscriber_id=str(Subscriber.id_for_request(rid)),
-                        method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
-                        channel="retail",
-                        agent_id="bench",
-                        evidence_ref="e",
-                    )
-                ),
-            )
-
-        one_by_one: list[Callable[[], Any]] = [
-            functools.partial(register_and_verify, f"{label}-one-{i}", i) for i in range(min(n, 300))
-        ]
+        one_by_one = register_calls(lifecycle, label, min(n, 300))
         elapsed, _ = run_phase(one_by_one, 1)
         rows.add(f"{label} import commands/s", import_rate, "cmd/s", 2 * len(one_by_one) / elapsed, ">= 10x one-by-one")
         # (a) single commands.

@@ -47,6 +47,35 @@ def activate_calls(
     return calls
 
 
+def register_calls(stub: Any, prefix: str, count: int) -> list[Callable[[], Any]]:
+    """RegisterSubscriber then VerifyIdentity per call, one call per command (what ImportCommands is
+    measured against)."""
+
+    def register_and_verify(rid: str, i: int) -> tuple[Any, Any]:
+        return (
+            stub.RegisterSubscriber(
+                lpb.RegisterSubscriberRequest(
+                    request_id=rid,
+                    full_name="One",
+                    id_type=ledger_pb2.ID_TYPE_RESIDENT_ID_CARD,
+                    id_number=synthetic.resident_id(6_000_000 + i),
+                )
+            ),
+            stub.VerifyIdentity(
+                lpb.VerifyIdentityRequest(
+                    request_id=rid + "-v",
+                    subscriber_id=str(Subscriber.id_for_request(rid)),
+                    method=ledger_pb2.VERIFICATION_METHOD_ID_CARD_READER,
+                    channel="retail",
+                    agent_id="bench",
+                    evidence_ref="e",
+                )
+            ),
+        )
+
+    return [functools.partial(register_and_verify, f"{prefix}-one-{i}", i) for i in range(count)]
+
+
 def batch_check_rate(stub: Any, numbers: list[str], batch: int) -> float:
     """BatchCheck numbers per second over ``numbers`` in batches of ``batch``."""
     requests = [

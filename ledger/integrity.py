@@ -99,7 +99,8 @@ class IntegrityReport:
 
 
 def verify_chain(events: Iterator[ChainedEvent], up_to: int = 0) -> IntegrityReport:
-    """Recompute the global chain over events in position order (the whole ledger)."""
+    """Recompute the global chain over events in position order (the whole ledger); with ``up_to``, a
+    chain that ends before that position is reported as rolled back."""
     previous_chain = GENESIS
     stream_heads: dict[str, tuple[int, bytes]] = {}
     checked = 0
@@ -117,6 +118,9 @@ def verify_chain(events: Iterator[ChainedEvent], up_to: int = 0) -> IntegrityRep
             return _bad(checked, e.position, previous_chain, "chain hash does not match")
         previous_chain = recomputed
         checked += 1
+    if up_to and checked < up_to:
+        problem = f"the ledger ends at position {checked}, before position {up_to}: rolled back?"
+        return _bad(checked, checked + 1, previous_chain, problem)
     return IntegrityReport(True, checked, 0, previous_chain.hex() if checked else "", checked)
 
 

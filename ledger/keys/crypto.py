@@ -1,10 +1,12 @@
-"""The primitives of the key hierarchy: the operator's master key and AES-256-GCM wrapping."""
+"""The primitives of the key hierarchy: the operator's master key, AES-256-GCM wrapping, and what the
+wrapping of a bucket key or a data key is bound to."""
 
 from __future__ import annotations
 
 import base64
 import os
 from pathlib import Path
+from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -36,6 +38,16 @@ def unwrap(key: bytes, wrapped: bytes, context: bytes) -> bytes:
         return AESGCM(key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], context)
     except InvalidTag as e:
         raise KeyStoreError("a wrapped key does not open with this key") from e
+
+
+def bucket_aad(bucket: int, generation: int) -> bytes:
+    """What a bucket key's wrapping is bound to."""
+    return f"ledger/bucket-key/v2/{bucket}/{generation}".encode()
+
+
+def data_aad(subscriber_id: UUID) -> bytes:
+    """What a data key's wrapping is bound to."""
+    return b"ledger/data-key/v2/" + subscriber_id.bytes
 
 
 class MasterKey:

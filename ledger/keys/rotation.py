@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from ledger.keys.crypto import KEY_BYTES, KeyStoreError, unwrap, wrap
+from ledger.keys.crypto import KEY_BYTES, KeyStoreError, bucket_aad, data_aad, unwrap, wrap
 from ledger.keys.epoch import check_value, next_secret, wrapping_key
 from ledger.keys.identity import rekey_salts
 from ledger.keys.tables import Tx
-from ledger.keys.vault import bucket_aad, data_aad
 
 if TYPE_CHECKING:
     from ledger.keys.vault import PersonalDataVault

@@ -27,7 +27,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ledger.keys.crypto import KEY_BYTES, NONCE_BYTES, KeyStoreError, MasterKey, unwrap, wrap
+from ledger.keys.crypto import KEY_BYTES, NONCE_BYTES, KeyStoreError, MasterKey, bucket_aad, data_aad, unwrap, wrap
 from ledger.keys.epoch import EpochFile, MemoryEpochFile, check_value, wrapping_key
 from ledger.keys.tables import BucketRow, EpochState, KeyTables, StaleBucketError, Tx
 
@@ -40,16 +40,6 @@ DEFAULT_BUCKETS = 4096
 # How often a process looks for an epoch ended by another process (its keys then reload).
 SYNC_SECONDS = 30.0
 LEGACY_WRAPPED_BYTES = NONCE_BYTES + KEY_BYTES + 16
-
-
-def bucket_aad(bucket: int, generation: int) -> bytes:
-    """What a bucket key's wrapping is bound to."""
-    return f"ledger/bucket-key/v2/{bucket}/{generation}".encode()
-
-
-def data_aad(subscriber_id: UUID) -> bytes:
-    """What a data key's wrapping is bound to."""
-    return b"ledger/data-key/v2/" + subscriber_id.bytes
 
 
 class PersonalDataVault:
