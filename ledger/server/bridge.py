@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from ledger.server.errors import MethodInterceptor
+
 T = TypeVar("T")
 _END = object()
 
@@ -201,25 +203,13 @@ def bridged(handler: grpc.RpcMethodHandler, blocking: Blocking) -> grpc.RpcMetho
     return handler
 
 
-class SyncBridge(grpc.aio.ServerInterceptor):
+class SyncBridge(MethodInterceptor):
     """The innermost interceptor: every handler leaves it in one of the two async shapes."""
 
     def __init__(self, blocking: Blocking) -> None:
+        super().__init__()
         self.blocking = blocking
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        """The method's handler, bridged once and remembered."""
-        method = handler_call_details.method
-        cached = self._handlers.get(method)
-        if cached is not None:
-            return cached
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        self._handlers[method] = wrapped = bridged(handler, self.blocking)
-        return wrapped
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The method's handler, bridged."""
+        return bridged(handler, self.blocking)

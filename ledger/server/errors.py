@@ -169,13 +169,12 @@ async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         yield request
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error.
-    Requests that do not parse are answered INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
+class MethodInterceptor(grpc.aio.ServerInterceptor):
+    """An interceptor that wraps each method's handler once, on its first call, and serves the wrapped
+    handler from then on. Interceptors registered after one run inside that first continuation, so they
+    too wrap per method, not per call. Unknown methods are not remembered."""
 
     def __init__(self) -> None:
-        # The wrapped handler of each method, built on its first call. Interceptors registered after this
-        # one run inside that first continuation, so they too must wrap per method, not per call.
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -183,18 +182,30 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        """Wrap the behaviour of the handler that serves this call."""
+        """The method's handler, wrapped once and remembered."""
         method = handler_call_details.method
         cached = self._handlers.get(method)
         if cached is not None:
             return cached
         handler = await continuation(handler_call_details)
         if handler is None:
-            return None  # unknown methods are not remembered
-        handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
-        wrapped = wrap_handler(handler, _wrap_unary, _wrap_stream)
-        self._handlers[method] = wrapped
+            return None
+        self._handlers[method] = wrapped = self.wrap(method, handler)
         return wrapped
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """``handler`` as this interceptor serves ``method``."""
+        raise NotImplementedError
+
+
+class ErrorInterceptor(MethodInterceptor):
+    """Turns exceptions raised by servicers into statuses; nothing escapes as an unknown error.
+    Requests that do not parse are answered INVALID_ARGUMENT rather than gRPC's own INTERNAL."""
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Wrap the behaviour of the handler, and its request parsing."""
+        handler = handler._replace(request_deserializer=_safe(handler.request_deserializer))
+        return wrap_handler(handler, _wrap_unary, _wrap_stream)
 
 
 Wrapper = Callable[[Callable[..., Any]], Callable[..., Any]]

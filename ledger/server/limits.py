@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 
 from ledger.domain import errors
 from ledger.server.auth import current_caller
-from ledger.server.errors import to_status, wrap_handler
+from ledger.server.errors import MethodInterceptor, to_status, wrap_handler
 
 if TYPE_CHECKING:
     from ledger.config import Limits
@@ -127,10 +127,11 @@ async def _refuse(context: grpc.aio.ServicerContext, exc: errors.LedgerError) ->
     await context.abort_with_status(rpc_status.to_status(status))
 
 
-class LimitInterceptor(grpc.aio.ServerInterceptor):
+class LimitInterceptor(MethodInterceptor):
     """Takes a place in the call's budget before it runs, and gives it back when it ends."""
 
     def __init__(self, limits: Limits) -> None:
+        super().__init__()
         self.limits = limits
         self.calls = Budget(
             "unary calls",
@@ -149,7 +150,6 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
             limits.max_reflection_streams,
             limits.max_streams_per_caller,
         )
-        self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
         # The tasks of calls now waiting on their client, ended at once when the server stops.
         self._waiting_on_client: set[asyncio.Task[Any]] = set()
         self.stopping = False
@@ -171,27 +171,16 @@ class LimitInterceptor(grpc.aio.ServerInterceptor):
         for task in list(self._waiting_on_client):
             task.cancel()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        """Wrap each method once."""
-        method = handler_call_details.method
-        if method in self._handlers:
-            return self._handlers[method]
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The handler counted against the method's budget (and, for streams waiting on their client, the
+        idle bound)."""
         streaming = handler.request_streaming or handler.response_streaming
         budget = self.budget_for(method, streaming)
         idle = self.limits.stream_idle_seconds if method.startswith(IDLE_BOUNDED) else None
         waits = method == HEALTH_WATCH  # a watch only ever waits
-        wrapped = wrap_handler(
+        return wrap_handler(
             handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle, waits)
         )
-        self._handlers[method] = wrapped
-        return wrapped
 
     def _unary(self, budget: Budget, behaviour: Callable[..., Any], idle: float | None) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
