@@ -5,7 +5,6 @@ erasures)."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,8 +73,6 @@ class LedgerApplication(LifecycleCommands, Application):
         self.proofs = proof_store(self.recorder)
         # Called with the position after each commit (wakes an in-process projector and feeds).
         self.commit_listeners: list[Callable[[int], None]] = []
-        self.commits = threading.Condition()
-        self.commit_listeners.append(self._notify_commit)
         self.finish_pending_erasures()
 
     def run(self, command: Command, unit: UnitOfWork | None) -> CommandResult:
@@ -127,16 +124,6 @@ class LedgerApplication(LifecycleCommands, Application):
         if self.committer is not None:
             self.committer.close()
         super().close()
-
-    def wait_for_commit(self, after: int, timeout: float) -> None:
-        """Block until something past position ``after`` may have been committed, or the timeout passes."""
-        with self.commits:
-            if self.reader.max_position() <= after:
-                self.commits.wait(timeout)
-
-    def _notify_commit(self, _position: int) -> None:
-        with self.commits:
-            self.commits.notify_all()
 
     # Snapshots: a cache of long streams, never evidence.
 

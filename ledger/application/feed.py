@@ -4,7 +4,6 @@ commits. It never carries personal data nor the internal bookkeeping streams."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from ledger.application.app import LedgerApplication
 
 FEED_BATCH = 500
-FEED_IDLE_SECONDS = 1.0
+FEED_IDLE_SECONDS = 1.0  # a feed reads again this often without a commit signal (other processes)
 NUMBER_CACHE_SIZE = 100_000
 
 
@@ -47,21 +46,19 @@ class Feed:
         self._numbers: OrderedDict[UUID, str] = OrderedDict()
         self._topics = {t for cls in (Number, Subscriber) for t in _event_topics(cls)}
 
-    def follow(self, last: int, active: Callable[[], bool]) -> Iterator[HistoryItem]:
-        """The feed's items after position ``last``, waiting for new commits while ``active()``."""
-        while active():
-            notifications = self.app.recorder.select_notifications(start=last + 1, limit=FEED_BATCH)
-            if not notifications:
-                self.app.wait_for_commit(last, FEED_IDLE_SECONDS)
+    def batch(self, last: int, limit: int = FEED_BATCH) -> tuple[int, list[HistoryItem]]:
+        """The feed's items among the next ``limit`` events after position ``last``, and the last position
+        read (a feed resumes after it; internal events count as read)."""
+        items = []
+        for n in self.app.recorder.select_notifications(start=last + 1, limit=limit):
+            last = n.id
+            if n.topic not in self._topics:
                 continue
-            for n in notifications:
-                last = n.id
-                if n.topic not in self._topics:
-                    continue
-                event = self.app.mapper.to_domain_event(n)
-                item = feed_item(n.id, event, self._number_of(event))
-                if item is not None:
-                    yield item
+            event = self.app.mapper.to_domain_event(n)
+            item = feed_item(n.id, event, self._number_of(event))
+            if item is not None:
+                items.append(item)
+        return last, items
 
     def _number_of(self, event: Any) -> str:
         if not isinstance(event, Number.Event):

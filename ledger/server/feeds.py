@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, TypeVar
 
-from ledger.application.feed import FEED_IDLE_SECONDS, Feed, feed_item
+from ledger.application.feed import FEED_IDLE_SECONDS, Feed
 
 if TYPE_CHECKING:
     from ledger.application.reads import HistoryItem
@@ -57,22 +57,9 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class AsyncFeed(Feed):
     """``Feed`` read a batch at a time, for a coroutine that waits between batches itself."""
 
-    def batch(self, last: int) -> tuple[int, list[HistoryItem]]:
-        """The feed's items in the next batch after position ``last``, and the batch's last position."""
-        items = []
-        for n in self.app.recorder.select_notifications(start=last + 1, limit=FEED_STEP):
-            last = n.id
-            if n.topic not in self._topics:
-                continue
-            event = self.app.mapper.to_domain_event(n)
-            item = feed_item(n.id, event, self._number_of(event))
-            if item is not None:
-                items.append(item)
-        return last, items
-
     def converted(self, last: int, convert: Callable[[HistoryItem], T]) -> tuple[int, list[T]]:
         """``batch``, each item converted (on the pool too: a batch's messages are built off the loop)."""
-        after, items = self.batch(last)
+        after, items = self.batch(last, FEED_STEP)
         return after, [convert(item) for item in items]
 
     async def follow_async(
