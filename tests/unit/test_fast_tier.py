@@ -19,12 +19,12 @@ def unit_sources() -> str:
 
 def refusals() -> list[type[errors.LedgerError]]:
     """Every rule violation and not-found a command can answer with (the domain's own refusals)."""
-    found = []
-    for _, cls in inspect.getmembers(errors, inspect.isclass):
-        if cls.__module__ == errors.__name__ and issubclass(cls, errors.RuleViolation | errors.NotFound):
-            if cls not in (errors.RuleViolation, errors.NotFound):
-                found.append(cls)
-    return found
+    bases = (errors.RuleViolation, errors.NotFound)
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if cls.__module__ == errors.__name__ and issubclass(cls, bases) and cls not in bases
+    ]
 
 
 def test_every_refusal_of_a_command_is_raised_in_the_fast_tier() -> None:
