@@ -4,10 +4,14 @@ by a test, and the files a ledger writes beside itself are ignored by git."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import io
+import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.test_readme_session import SESSIONS
@@ -114,3 +118,28 @@ def test_every_file_a_ledger_writes_is_ignored() -> None:
         "ledger.master.key",
     ):
         assert any(fnmatch.fnmatch(name, p) for p in patterns), name
+
+
+def test_every_option_of_the_command_synopsis_is_one_the_command_takes() -> None:
+    from ledger.__main__ import build_parser
+
+    synopses = [
+        b.body
+        for page, heading in (("README.md", "## Two commands"), ("docs/operations.md", "## Running the server"))
+        for b in blocks(page)
+        if b.heading == heading and b.lang == "" and "python -m ledger serve" in b.body
+    ]
+    assert len(synopses) == 2 and synopses[0] == synopses[1]
+    shown: dict[str, set[str]] = {}
+    command = ""
+    for line in synopses[0].splitlines():
+        if line.startswith("python -m ledger "):
+            command = line.split()[3]
+        shown.setdefault(command, set()).update(re.findall(r"--[a-z][a-z-]*", line))
+    assert set(shown) == {"serve", "project", "audit-views", "token", "keys"}
+    for command, options in shown.items():
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        taken = set(re.findall(r"--[a-z][a-z-]*", out.getvalue()))
+        assert options - taken == set(), command
