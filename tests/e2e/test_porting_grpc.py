@@ -1,6 +1,6 @@
 """Porting, SIM swap answers, future dates and self-service over a real server, on both stores.
 
-Each row of the README's "Porting and checks" table is a test here (``test_row<N>_...``)."""
+Each row of the porting table in docs/api.md ("Porting") is a test here (``test_row<N>_...``)."""
 
 from __future__ import annotations
 

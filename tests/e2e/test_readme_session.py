@@ -1,10 +1,12 @@
-"""The README's client session, read from README.md itself, run with ``buf curl`` against a live server on a
-fresh ledger: every answer must be what the README shows after ``# ->``.
+"""The client sessions shown in the README and the manual, read from the markdown itself, run with
+``buf curl`` against a live server on a fresh ledger: every answer must be what the page shows after
+``# ->``.
 
-Expectations: a JSON object whose fields must be in the answer with these values (``"..."`` any value,
-``"<name>"`` a value captured the first time and pasted into later calls), ``error CODE REASON`` (a
-refusal with that code and ``google.rpc.ErrorInfo`` reason), or ``types A B ...`` (a stream whose events
-have these types, in order).
+A session is the first ``sh`` block under each of its headings, in order (the later blocks continue the
+first one's session on the same server). Expectations: a JSON object whose fields must be in the answer
+with these values (``"..."`` any value, ``"<name>"`` a value captured the first time and pasted into
+later calls), ``error CODE REASON`` (a refusal with that code and ``google.rpc.ErrorInfo`` reason), or
+``types A B ...`` (a stream whose events have these types, in order).
 """
 
 from __future__ import annotations
@@ -21,25 +23,28 @@ import pytest
 from google.rpc import error_details_pb2
 
 from tests.e2e.test_cli_reflection import Server, free_port
+from tests.markdown import blocks
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-SECTIONS = (
-    "## A session with a client",
-    "## Recycling checks and read models",
-    "## Porting, SIM swap answers and dates",
-)
+# Each session: the (file, heading) of each of its blocks, in the order they run on one fresh server.
+SESSIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "readme": (("README.md", "## A session with a client"),),
+    "api": (
+        ("docs/api.md", "## A session with a client"),
+        ("docs/api.md", "## Recycling checks and read models"),
+        ("docs/api.md", "## SIM swap answers"),
+    ),
+}
 
 
-def session_blocks(text: str) -> list[str]:
-    """The first ``sh`` block of each session section, in order."""
-    blocks = []
-    for heading in SECTIONS:
-        section = text[text.index(heading) :]
-        match = re.search(r"```sh\n(.*?)```", section, re.S)
-        assert match, f"no sh block under {heading}"
-        blocks.append(match.group(1))
-    return blocks
+def session_blocks(name: str) -> list[str]:
+    """The first ``sh`` block under each of a session's headings, in order."""
+    found = []
+    for path, heading in SESSIONS[name]:
+        under = [b.body for b in blocks(path) if b.heading == heading and b.lang == "sh"]
+        assert under, f"no sh block under {heading} in {path}"
+        found.append(under[0])
+    return found
 
 
 def steps(blocks: list[str]) -> tuple[str, list[tuple[str, str]]]:
@@ -115,17 +120,20 @@ def check(expectation: str, result: subprocess.CompletedProcess[str], captured: 
     match(json.loads(expectation), answer, captured)
 
 
-def test_session_blocks_are_found_and_use_buf_curl() -> None:
-    preamble, found = steps(session_blocks(README.read_text()))
+@pytest.mark.parametrize("name", SESSIONS)
+def test_session_blocks_are_found_and_use_buf_curl(name: str) -> None:
+    preamble, found = steps(session_blocks(name))
     assert "buf curl --protocol grpc --http2-prior-knowledge" in preamble
     assert "source .venv/bin/activate" in preamble
-    assert len(found) >= 10
-    assert not re.search(r"^grpcurl ", README.read_text(), re.M)
+    assert len(found) >= 6
+    for path in {path for path, _ in SESSIONS[name]}:
+        assert not re.search(r"^grpcurl ", (ROOT / path).read_text(), re.M)
 
 
 @pytest.mark.timeout(180)
-def test_the_readme_session_is_true_on_a_fresh_ledger(tmp_path: Path) -> None:
-    preamble, found = steps(session_blocks(README.read_text()))
+@pytest.mark.parametrize("name", SESSIONS)
+def test_the_session_is_true_on_a_fresh_ledger(tmp_path: Path, name: str) -> None:
+    preamble, found = steps(session_blocks(name))
     port = free_port()
     server = Server(tmp_path, port)
     captured: dict[str, Any] = {}
@@ -133,8 +141,8 @@ def test_the_readme_session_is_true_on_a_fresh_ledger(tmp_path: Path) -> None:
     try:
         for command, expectation in found:
             script = f"{preamble}\n{command}".replace("127.0.0.1:50051", f"127.0.0.1:{port}")
-            for name, value in captured.items():
-                script = script.replace(name, str(value))
+            for placeholder, value in captured.items():
+                script = script.replace(placeholder, str(value))
             missing = [n for n in re.findall(r"<\w+>", command) if n not in captured]
             assert not missing, f"{command} uses {missing}, which no earlier answer gave"
             result = subprocess.run(

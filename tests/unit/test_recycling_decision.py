@@ -110,7 +110,7 @@ def test_dates_are_read_in_the_business_time_zone() -> None:
     assert status(r, "2025-09-02", SHANGHAI) == "NOT_CHANGED"
 
 
-# -- porting (README "Porting and checks": each row of its table is a test here and end to end) -----------
+# -- porting (docs/api.md "Porting": each row of its table is a test here and end to end) -----------------
 
 
 def ported(start: str, end: str, returned: str | None = None) -> TenureRow:
