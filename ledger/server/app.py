@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ledger.application.key_check import log_keyless
 from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
 from ledger.config import ConfigError
 from ledger.server import recycling
@@ -169,6 +170,14 @@ async def _build(
     return ledger_server, port
 
 
+def _log_keyless(app: LedgerApplication) -> None:
+    """Log, once at start, every registration whose data key is lost (no personal data)."""
+    try:
+        log_keyless(app.reader, app.vault.store)
+    except Exception:
+        log.warning("could not look for registrations without a data key", exc_info=True)
+
+
 def _report(edge: EdgeLoop, health: HealthServicer, service: str, status: int) -> None:
     """Set a service's health from any thread (the health servicer lives on the loop)."""
     edge.submit(health.set(service, status))  # type: ignore[arg-type]
@@ -243,6 +252,8 @@ def serve(settings: Settings) -> int:
         "in this process" if settings.run_projections else "in a separate process",
         settings.policy.quarantine_days,
     )
+    # Beside the serving server: the scan reads every registration, which takes a while on a large ledger.
+    threading.Thread(target=_log_keyless, args=(app,), name="key-check", daemon=True).start()
     try:
         stop.wait()
     finally:

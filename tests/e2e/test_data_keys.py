@@ -11,23 +11,28 @@ from __future__ import annotations
 import sqlite3
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from uuid import UUID
 
 import grpc
 import psycopg
+import pytest
 
 from ledger.config import Settings
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from scripts import verify_ledger
 from tests.conftest import FakeClock, Stubs, imsi_for, new_iccid, number, resident_id, running_server
+from tests.procs import Serve
 
 STORES = ("sqlite", "postgres")
 FAULT = "injected key store fault"
 
 
-def register(stubs: Stubs, request_id: str, seq: int) -> lpb.RegisterSubscriberResponse:
+def register(stubs: Stubs | Serve, request_id: str, seq: int) -> lpb.RegisterSubscriberResponse:
     return stubs.lifecycle.RegisterSubscriber(
         lpb.RegisterSubscriberRequest(
             request_id=request_id, full_name=f"Keyed Person {seq}", id_type=1, id_number=resident_id(seq)
@@ -158,3 +163,69 @@ def test_a_failing_key_store_leaves_nothing_a_retry_could_seal_under(settings: S
     for _stubs, app in running_server(settings, clock):
         unopened = [sid for sid, name in acknowledged.items() if not opens(app, sid, name)]
         assert not unopened, f"{len(unopened)} acknowledged registration(s) do not open after a restart"
+
+
+def store_url(settings: Settings) -> str:
+    if settings.store.kind == "sqlite":
+        return f"sqlite:///{settings.store.sqlite_path}"
+    pg = settings.store.postgres
+    return f"postgresql://{pg['user']}@{pg['host']}:{pg['port']}/{pg['dbname']}"
+
+
+def registered_at(settings: Settings, sid: str) -> int:
+    """The position of the subscriber's registration, read from the store."""
+    if settings.store.kind == "sqlite":
+        with sqlite3.connect(settings.store.sqlite_path, timeout=30) as conn:
+            sql = "SELECT rowid FROM stored_events WHERE originator_id = ? AND originator_version = 1"
+            return int(conn.execute(sql, (UUID(sid).hex,)).fetchone()[0])
+    with psycopg.connect(settings.store.conninfo()) as pg:
+        sql = "SELECT notification_id FROM ledger_events WHERE originator_id = %s AND originator_version = 1"
+        return int(pg.execute(sql, (UUID(sid),)).fetchone()[0])
+
+
+def delete_key_row(settings: Settings, sid: str) -> None:
+    """Delete a data key behind the server's back (no tombstone)."""
+    if settings.store.kind == "sqlite":
+        with sqlite3.connect(settings.store.key_store_path(), timeout=30) as conn:
+            assert conn.execute("DELETE FROM data_keys WHERE subscriber_id = ?", (sid,)).rowcount == 1
+        return
+    with psycopg.connect(settings.store.conninfo()) as pg:
+        assert pg.execute("DELETE FROM ledger_keys.data_keys WHERE subscriber_id = %s", (UUID(sid),)).rowcount == 1
+
+
+def test_a_registration_without_its_key_is_reported_by_verify_and_logged_at_start(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[policy]\nidentity_retention_days = 0\n")
+    url, first_log, second_log = store_url(settings), tmp_path / "first.log", tmp_path / "second.log"
+    srv = Serve(url, ("--policy", str(policy)), log=first_log)
+    try:
+        kept, lost, erased = (register(srv, f"k-{seq}", seq).subscriber_id for seq in (500, 501, 502))
+        srv.lifecycle.EraseSubscriberData(
+            lpb.EraseSubscriberDataRequest(request_id="erase", subscriber_id=erased, legal_basis="PIPL art. 47")
+        )
+        assert srv.history.VerifyIntegrity(hpb.VerifyIntegrityRequest(), timeout=60).ok  # a tombstone is no loss
+        delete_key_row(settings, lost)
+        report = srv.history.VerifyIntegrity(hpb.VerifyIntegrityRequest(), timeout=60)
+        position = registered_at(settings, lost)
+        assert not report.ok and report.first_bad_position == position
+        assert [(k.position, k.subscriber_id) for k in report.keyless_registrations] == [(position, lost)]
+        assert "neither a stored data key nor a tombstone" in report.problem
+        # The offline verifier reads the same from the stores.
+        assert verify_ledger.main(["--db", url]) == 1
+        out = capsys.readouterr().out
+        assert f"KEY LOST: the registration at position {position} (subscriber {lost})" in out
+        assert kept not in out and erased not in out
+        assert srv.stop() == 0
+        srv = Serve(url, ("--policy", str(policy)), log=second_log)
+        named = f"the registration at position {position} (subscriber {lost}) has neither a stored data key"
+        deadline = time.monotonic() + 60
+        while named not in second_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        text = second_log.read_text()
+        assert named in text and kept not in text and erased not in text
+        assert "Keyed Person" not in text and resident_id(501) not in text  # no personal data in the log
+        assert srv.stop() == 0
+    finally:
+        srv.kill()
