@@ -7,8 +7,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.application.key_check import keyless_registrations, with_keyless
-from ledger.application.reads import number_history, number_state, verify_integrity
+from ledger.application.reads import (
+    keyless_registrations,
+    number_history,
+    number_state,
+    verify_integrity,
+    with_keyless,
+)
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
