@@ -37,7 +37,7 @@ A = TypeVar("A", bound=Aggregate)
 
 
 class KeyConflictError(IntegrityError):
-    """Raised when a staged segment's new data key lost to one another writer stored first: the segment's
+    """Raised when a staged segment's new data key lost to the one another writer stored first: the segment's
     data was sealed under a key that is not stored, so none of it is saved (its commands run again)."""
 
 
