@@ -96,6 +96,8 @@ class IntegrityReport:
     # The stream of the problem (hex id) when it is one stream's, and the signed head checked against.
     stream: str = ""
     signed_head_size: int = 0
+    # (position, subscriber id) of registrations whose data key is neither stored nor destroyed (whole ledger).
+    keyless_registrations: tuple[tuple[int, str], ...] = ()
 
 
 def verify_chain(events: Iterator[ChainedEvent], up_to: int = 0) -> IntegrityReport:

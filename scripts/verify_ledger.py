@@ -7,8 +7,9 @@
 
 With ``--up-to`` and ``--expect-digest`` it checks a digest published earlier: the chain up to that
 position must recompute to exactly that value. The log is also checked against its Merkle tree and every
-signed head (their signatures too with ``--public-key``); ``--number`` proves the number's history
-complete as of the latest signed head. Exits 0 when everything matches, 1 otherwise.
+signed head (their signatures too with ``--public-key``), and every registration must have its data
+key or a tombstone in the key store (only which rows exist is read); ``--number`` proves the number's
+history complete as of the latest signed head. Exits 0 when everything matches, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ledger.adapters import open_read_only
+from ledger.application.reads import keyless_registrations, with_keyless
 from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
+from ledger.keys.stores import MemoryKeyStore, PostgresKeyStore, SQLiteKeyStore
 from ledger.proofs.heads import load_public_key
 from ledger.proofs.verify import check_ledger, check_streams
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ledger.config import StoreConfig
+    from ledger.keys.tables import KeyTables
 
 
 def verify(
@@ -50,9 +56,25 @@ def verify(
             report = verify_streams(iter(events))
             return check_streams(report, log.proofs, reader, streams, events, public) if report.ok else report
         report = verify_chain(reader.chained(), up_to)
-        return check_ledger(report, log.proofs, reader, public, up_to) if report.ok else report
+        report = check_ledger(report, log.proofs, reader, public, up_to) if report.ok else report
+        if up_to:
+            return report
+        keys = _key_tables(existing_store(db))
+        try:
+            return with_keyless(report, keyless_registrations(reader, keys))
+        finally:
+            keys.close()
     finally:
         log.close()
+
+
+def _key_tables(store: StoreConfig) -> KeyTables:
+    """The ledger's key store, read-only (only which keys and tombstones exist is read; none is opened)."""
+    if store.kind == "postgres":
+        return PostgresKeyStore(store.conninfo(), read_only=True)
+    path = store.key_store_path()
+    # A ledger whose key store file is gone has lost every key: an empty store says so.
+    return SQLiteKeyStore(str(path), read_only=True) if path.is_file() else MemoryKeyStore()
 
 
 @one_line_errors("verify_ledger")
@@ -97,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"first bad position {report.first_bad_position}" if report.first_bad_position else "ledger"
         stream = f" (stream {report.stream})" if report.stream else ""
         print(f"TAMPERED: {where}{stream}: {report.problem} ({report.events_checked} events verified before it)")
+    for position, sid in report.keyless_registrations:
+        print(f"KEY LOST: the registration at position {position} (subscriber {sid}) has no data key and no tombstone")
     if args.expect_digest and not digest_ok:
         print(
             f"DIGEST MISMATCH: expected {args.expect_digest} at position {args.up_to}, "

@@ -46,6 +46,9 @@ class EventLog(Protocol):
     def chain_hashes(self, positions: Sequence[int]) -> dict[int, bytes]:
         """The recorded chain hashes at these positions (absent where no chain row exists)."""
 
+    def first_events(self, topic: str) -> Iterator[tuple[int, UUID]]:
+        """(position, stream id) of every stream's first event stored under ``topic``, in position order."""
+
 
 class ReadOnly(Protocol):
     """A read-only, consistent view of a ledger's log, for offline tools."""

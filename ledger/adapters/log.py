@@ -159,6 +159,21 @@ class LogReader:
         rows.sort(key=_position)
         return [_chained(row) for row in rows]
 
+    def first_events(self, topic: str, after: int = 0, batch: int = 5000) -> Iterator[tuple[int, UUID]]:
+        """(position, stream id) of every stream's first event stored under ``topic``, in position order,
+        read in batches."""
+        while True:
+            rows = self._rows(
+                f"SELECT {self.pos}, originator_id FROM {self.events} WHERE topic = ? AND originator_version = 1 "
+                f"AND {self.pos} > ? ORDER BY {self.pos} LIMIT ?",
+                [topic, after, batch],
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield int(row[0]), _uuid(row[1])
+            after = int(rows[-1][0])
+
     def holders_of(self, number_id: UUID) -> list[UUID]:
         """The subscribers who held a number, from its stored Activated events alone (no keys needed; a
         damaged event is skipped, and the chain check reports it)."""

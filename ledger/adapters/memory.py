@@ -107,6 +107,12 @@ class MemoryLogReader:
         chain = self.recorder.chain
         return {p: chain[p][1] for p in positions if p in chain}
 
+    def first_events(self, topic: str) -> Iterator[tuple[int, UUID]]:
+        """(position, stream id) of every stream's first event stored under ``topic``, in position order."""
+        for p in self.recorder.positioned():
+            if p.stored.topic == topic and p.stored.originator_version == 1:
+                yield p.position, UUID(str(p.stored.originator_id))
+
     def _chained(self, events: list[PositionedEvent]) -> list[ChainedEvent]:
         chain = self.recorder.chain
         return [

@@ -1,5 +1,5 @@
 """Compliance reads: a number's history (with or without personal data), its state at a moment, and the
-verification of the hash chains and snapshots."""
+verification of the hash chains, the snapshots and the registrations' data keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from ledger.adapters.log import holders_in
 from ledger.domain import errors
@@ -21,7 +23,9 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from eventsourcing.domain import DomainEventProtocol
 
+    from ledger.adapters import EventLog
     from ledger.application.app import LedgerApplication
+    from ledger.keys.tables import KeyTables
 
 # Fields every event has; they get their own slots in the API, not the event's data.
 BASE_FIELDS = frozenset(
@@ -41,6 +45,7 @@ BASE_FIELDS = frozenset(
 
 # The recorded purpose of a read of restricted data (an erasure held by the retention period) starts so.
 LEGAL_HOLD_PREFIX = "legal hold: "
+REGISTERED = get_topic(Subscriber.Registered)
 
 
 class StreamType(StrEnum):
@@ -209,6 +214,43 @@ def number_state(app: LedgerApplication, number: str, as_of: datetime | None) ->
         tenure_count=len(num.tenures),
         version=num.version,
     )
+
+
+def keyless_registrations(reader: EventLog, keys: KeyTables, chunk: int = 2000) -> list[tuple[int, str]]:
+    """(position, subscriber id) of every registration whose data key is lost: neither stored in the key
+    store nor destroyed by an erasure (a tombstone), so its personal data can no longer be opened; in
+    position order. Only which rows exist is read, never a key."""
+    found: list[tuple[int, str]] = []
+    batch: list[tuple[int, UUID]] = []
+
+    def flush() -> None:
+        missing = set(keys.keyless([sid for _, sid in batch]))
+        found.extend((position, str(sid)) for position, sid in batch if sid in missing)
+        batch.clear()
+
+    for item in reader.first_events(REGISTERED):
+        batch.append(item)
+        if len(batch) >= chunk:
+            flush()
+    if batch:
+        flush()
+    return found
+
+
+def with_keyless(report: IntegrityReport, keyless: list[tuple[int, str]]) -> IntegrityReport:
+    """A whole-ledger verification's report with its keyless registrations: not ok when there is any, the
+    first one's position the first bad position unless the report names a problem already."""
+    if not keyless:
+        return report
+    report = replace(report, keyless_registrations=tuple(keyless))
+    if not report.ok:
+        return report
+    position, sid = keyless[0]
+    problem = (
+        f"{len(keyless)} registration(s) have neither a stored data key nor a tombstone: their personal data "
+        f"can no longer be opened (the first at position {position}, subscriber {sid})"
+    )
+    return replace(report, ok=False, first_bad_position=position, stream=UUID(sid).hex, problem=problem)
 
 
 def type_name(ev: object) -> str:

@@ -66,12 +66,12 @@ class SubscriberCommands:
                 subscriber_id,
                 legacy_in_use=lambda legacy: uow.exists(IdentityHoldings.create_id(legacy)),
             )
-            uow.ensure_data_key(subscriber_id, salt)
+            data_key = uow.ensure_data_key(subscriber_id, salt)
             subscriber = Subscriber.register(
                 subscriber_id,
                 id_type=id_type,
                 identity_key=key,
-                personal_data=self.vault.seal(subscriber_id, personal),
+                personal_data=self.vault.seal(subscriber_id, personal, data_key),
                 ctx=ctx,
             )
             return Outcome([subscriber], {"subscriber_id": str(subscriber_id)})

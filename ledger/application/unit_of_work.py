@@ -19,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
     from ledger.keys.identity import SaltChange
 
 A = TypeVar("A", bound=Aggregate)
+
+
+class KeyConflictError(IntegrityError):
+    """Raised when a staged segment's new data key lost to the one another writer stored first: the segment's
+    data was sealed under a key that is not stored, so none of it is saved (its commands run again)."""
 
 
 @dataclass(frozen=True)
@@ -78,14 +84,17 @@ class UnitOfWork:
         """Whether the stream has any event."""
         return bool(self.app.recorder.select_events(aggregate_id, limit=1))
 
-    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> None:
-        """Make the subscriber's data key (once) before personal data is sealed under it, storing the
-        identity salt change with it (one key store transaction)."""
+    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> bytes:
+        """The subscriber's data key, stored before anything is sealed under it (made once: concurrent or
+        retried registrations all get the one stored first), with the identity salt change stored in the
+        same key store transaction. Seal under the key returned."""
         vault = self.app.vault
-        if not vault.has_key(subscriber_id):
-            vault.store_keys([vault.new_key(subscriber_id)], [salt] if salt else [])
-        elif salt is not None:
+        data_key = vault.stored_key(subscriber_id)
+        if data_key is None:
+            return vault.store_keys([vault.new_key(subscriber_id)], [salt] if salt else [])[subscriber_id]
+        if salt is not None:
             vault.store_keys([], [salt])
+        return data_key
 
     def save(self, outcome: Outcome, record: RequestRecord) -> CommandResult:
         """Save (or hold) a decided command's events with its request record."""
@@ -249,12 +258,20 @@ class StagedUnitOfWork(UnitOfWork):
             return False
         return super().exists(aggregate_id)
 
-    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> None:
-        """A new data key, usable at once and stored at the flush (with the identity salt change)."""
-        if subscriber_id not in self.keys:
-            self.keys.update([self.app.vault.new_key(subscriber_id)])
+    def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> bytes:
+        """The subscriber's stored data key, or a new one held for the flush (with the identity salt change),
+        which stores it before the segment's events and refuses the flush if another writer stored a key
+        for the subscriber meanwhile (the data sealed here would not open with it)."""
         if salt is not None:
             self.salts.append(salt)
+        held = self.keys.get(subscriber_id)
+        if held is not None:
+            return held
+        data_key = self.app.vault.stored_key(subscriber_id)
+        if data_key is None:
+            data_key = self.app.vault.new_key(subscriber_id)[1]
+            self.keys[subscriber_id] = data_key
+        return data_key
 
     def save(self, outcome: Outcome, record: RequestRecord) -> CommandResult:
         """Hold one decided command's events; its position is known after the flush."""
@@ -279,7 +296,9 @@ class StagedUnitOfWork(UnitOfWork):
             if not self.events:
                 return []
             if self.keys or self.salts:
-                self.app.vault.store_keys(list(self.keys.items()), self.salts)
+                stored = self.app.vault.store_keys(list(self.keys.items()), self.salts)
+                if any(stored[sid] != key for sid, key in self.keys.items()):
+                    raise KeyConflictError("another writer stored a data key of this segment's subscribers first")
             for hook in self.before:
                 hook()
             recordings = self.app.save_events(*self.events)

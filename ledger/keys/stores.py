@@ -37,9 +37,13 @@ class SQLiteKeyStore(KeyTables):
     a copy of the file taken before (a backup) still holds it, which is why it is wrapped under a
     bucket key that the epoch's end replaces."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, read_only: bool = False) -> None:
         self.path = path
         self._lock = threading.Lock()
+        if read_only:
+            # An auditor's offline check: the file is opened, never created or changed.
+            self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30)
+            return
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._conn.execute("PRAGMA secure_delete=ON")
         if path != ":memory:":
@@ -113,7 +117,7 @@ class PostgresKeyStore(KeyTables):
     under an epoch secret that only the hosts' key files hold. A dropped connection (a database restart)
     is reopened on the next call."""
 
-    def __init__(self, conninfo: str, schema_name: str = "ledger_keys") -> None:
+    def __init__(self, conninfo: str, schema_name: str = "ledger_keys", read_only: bool = False) -> None:
         self.conninfo = conninfo
         self.schema = schema_name
         self.prefix = f'"{schema_name}".'
@@ -139,7 +143,8 @@ class PostgresKeyStore(KeyTables):
             for statement in schema(t, "bytea", "bigint"):
                 tx.execute(statement)
 
-        self._write(create)
+        if not read_only:
+            self._write(create)
 
     def _sid(self, subscriber_id: UUID) -> Any:
         return subscriber_id

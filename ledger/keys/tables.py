@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 T = TypeVar("T")
 
 
@@ -52,6 +54,12 @@ class BucketRow:
 
 class StaleBucketError(Exception):
     """Raised when a key was wrapped under a bucket key that a rotation has since replaced."""
+
+
+class ErasedKeyError(IntegrityError):
+    """Raised when a data key is to be stored for a subscriber whose key was destroyed (an erasure):
+    an erased subscriber's data is never sealed again. A conflict: the command runs again and finds what
+    the erasure recorded."""
 
 
 class KeyTables:
@@ -186,24 +194,72 @@ class KeyTables:
         keys: list[tuple[UUID, bytes, int]],
         generations: dict[int, int],
         also: Callable[[Tx], None] | None = None,
-    ) -> None:
+    ) -> dict[UUID, bytes]:
         """Store new wrapped data keys (subscriber, wrapped key, bucket) in one transaction, with ``also``
-        (identity salts); StaleBucketError when a bucket key they were wrapped under was replaced meanwhile
-        (wrap again and retry)."""
+        (identity salts), each only where the subscriber has none yet; returns the wrapped key stored for
+        each subscriber once it commits (a key stored before wins: sealing goes under what is stored).
+        StaleBucketError when a bucket key they were wrapped under was replaced meanwhile (wrap again and
+        retry); ErasedKeyError when one of the subscribers' keys was destroyed."""
 
-        def work(tx: Tx) -> None:
+        def work(tx: Tx) -> dict[UUID, bytes]:
             if also is not None:
                 also(tx)
             current = self.generations(tx, list(generations))
             if current != generations:
                 raise StaleBucketError("a bucket key was replaced while the data keys were wrapped")
+            # Under the store's one write lock: nobody can insert between this read and the insert.
+            stored = self._stored(tx, [sid for sid, _, _ in keys])
+            destroyed = self._destroyed(tx, [sid for sid, _, _ in keys if sid not in stored])
+            if destroyed:
+                raise ErasedKeyError(f"the data key of subscriber {sorted(destroyed)[0]} was destroyed")
+            new = [(sid, wrapped, bucket) for sid, wrapped, bucket in keys if sid not in stored]
             tx.executemany(
                 f"INSERT INTO {self.t('data_keys')} (subscriber_id, wrapped_key, bucket, created_at) "
                 f"VALUES (?, ?, ?, {self._now_sql})",
-                [(self._sid(sid), wrapped, bucket) for sid, wrapped, bucket in keys],
+                [(self._sid(sid), wrapped, bucket) for sid, wrapped, bucket in new],
             )
+            return {**{sid: wrapped for sid, wrapped, _ in new}, **stored}
 
-        self._write(work)
+        return self._write(work)
+
+    def _stored(self, tx: Tx, subscriber_ids: Sequence[UUID]) -> dict[UUID, bytes]:
+        """The wrapped keys stored for these subscribers (those that have one)."""
+        found: dict[UUID, bytes] = {}
+        for start in range(0, len(subscriber_ids), 500):
+            chunk = [self._sid(s) for s in subscriber_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT subscriber_id, wrapped_key FROM {self.t('data_keys')} WHERE subscriber_id IN ({marks})"
+            found.update((UUID(str(r[0])), bytes(r[1])) for r in tx.execute(sql, chunk))
+        return found
+
+    def _destroyed(self, tx: Tx, subscriber_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of these subscribers whose key was destroyed (a tombstone)."""
+        found: set[UUID] = set()
+        for start in range(0, len(subscriber_ids), 500):
+            chunk = [self._sid(s) for s in subscriber_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT subscriber_id FROM {self.t('destroyed_keys')} WHERE subscriber_id IN ({marks})"
+            found.update(UUID(str(r[0])) for r in tx.execute(sql, chunk))
+        return found
+
+    def keyless(self, subscriber_ids: Sequence[UUID]) -> list[UUID]:
+        """Those of these subscribers with neither a stored data key nor a tombstone (their key was lost)."""
+        known: set[UUID] = set()
+        for start in range(0, len(subscriber_ids), 500):
+            chunk = [self._sid(s) for s in subscriber_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            # One statement: a key destroyed meanwhile is seen either as a key or as a tombstone.
+            sql = (
+                f"SELECT subscriber_id FROM {self.t('data_keys')} WHERE subscriber_id IN ({marks}) UNION "
+                f"SELECT subscriber_id FROM {self.t('destroyed_keys')} WHERE subscriber_id IN ({marks})"
+            )
+            params = [*chunk, *chunk]
+
+            def query(c: Tx, sql: str = sql, params: list[Any] = params) -> list[tuple[Any, ...]]:
+                return c.execute(sql, params)
+
+            known.update(UUID(str(r[0])) for r in self._read(query))
+        return [sid for sid in subscriber_ids if sid not in known]
 
     _now_sql = "CURRENT_TIMESTAMP"
 

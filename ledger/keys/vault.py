@@ -62,6 +62,8 @@ class PersonalDataVault:
         self._cache: OrderedDict[UUID, bytes] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        # Counts destructions (and epoch changes): a key read before one is not cached after it.
+        self._destroys = 0
         self._state_lock = threading.RLock()
         self._bucket_keys: dict[int, tuple[int, bytes]] = {}
         self._identity_secret = master.derive("ledger/identity-key/v1")
@@ -131,6 +133,7 @@ class PersonalDataVault:
             self._bucket_keys.clear()
             with self._cache_lock:
                 # Another process may have erased a subscriber whose key this one still holds.
+                self._destroys += 1
                 self._cache.clear()
 
     def sync(self) -> None:
@@ -214,33 +217,35 @@ class PersonalDataVault:
 
     # -- data keys -----------------------------------------------------------------------------------------
 
-    def create_key(self, subscriber_id: UUID) -> None:
-        """Make and store a fresh data key for a new subscriber."""
-        self.store_keys([self.new_key(subscriber_id)])
+    def create_key(self, subscriber_id: UUID) -> bytes:
+        """Make and store a data key for a new subscriber; the key stored (an earlier one if any)."""
+        return self.store_keys([self.new_key(subscriber_id)])[subscriber_id]
 
     def new_key(self, subscriber_id: UUID) -> tuple[UUID, bytes]:
-        """Make a fresh data key, usable at once; the caller must store it (``store_keys``) before anything
-        sealed under it is saved."""
-        data_key = os.urandom(KEY_BYTES)
-        self._remember(subscriber_id, data_key)
-        return subscriber_id, data_key
+        """Make a fresh data key, not yet usable: nothing may be sealed under it before ``store_keys`` has
+        stored it and returned the key in force (another writer's may have been stored first)."""
+        return subscriber_id, os.urandom(KEY_BYTES)
 
-    def store_keys(self, keys: list[tuple[UUID, bytes]], salts: Sequence[SaltChange] = ()) -> None:
+    def store_keys(self, keys: list[tuple[UUID, bytes]], salts: Sequence[SaltChange] = ()) -> dict[UUID, bytes]:
         """Wrap new data keys under their buckets' current keys and store them, with identity salt changes,
-        in one transaction."""
+        in one transaction; each only where its subscriber has no key yet. Returns, once committed, the key
+        in force for each subscriber (its own, or the one stored before): the only one to seal under.
+        Nothing is cached unless it is committed, so a failed store leaves nothing a retry could use."""
         from ledger.keys.identity import apply_salt_changes
 
         also = (lambda tx: apply_salt_changes(self, tx, list(salts))) if salts else None
         for attempt in range(5):
-            rows, generations = [], {}
+            rows, generations, bucket_keys = [], {}, {}
             for sid, data_key in keys:
                 bucket = self.bucket_of(sid)
                 generation, bucket_key = self._current_bucket(bucket)
                 rows.append((sid, wrap(bucket_key, data_key, data_aad(sid)), bucket))
                 generations[bucket] = generation
+                bucket_keys[sid] = bucket_key
+            with self._cache_lock:
+                seen = self._destroys
             try:
-                self.store.put_many(rows, generations, also)
-                return
+                stored = self.store.put_many(rows, generations, also)
             except StaleBucketError:
                 # Another process ended the epoch and re-keyed one of these buckets: wrap again.
                 if attempt == 4:
@@ -249,10 +254,23 @@ class PersonalDataVault:
                 with self._state_lock:
                     for bucket in generations:
                         self._bucket_keys.pop(bucket, None)
+                continue
+            # Within the transaction the buckets' generations were the ones wrapped under: a key stored
+            # before is wrapped under the same bucket keys.
+            mine, ours = dict(keys), {sid: wrapped for sid, wrapped, _ in rows}
+            in_force = {}
+            for sid, wrapped in stored.items():
+                key = mine[sid] if wrapped == ours[sid] else unwrap(bucket_keys[sid], wrapped, data_aad(sid))
+                self._remember(sid, key, seen)
+                in_force[sid] = key
+            return in_force
+        raise KeyStoreError("the data keys could not be stored")
 
-    def seal(self, subscriber_id: UUID, data: dict[str, Any]) -> str:
-        """Encrypt personal data under the subscriber's key; returns a text token for the event."""
-        data_key = self._data_key(subscriber_id)
+    def seal(self, subscriber_id: UUID, data: dict[str, Any], data_key: bytes | None = None) -> str:
+        """Encrypt personal data under the subscriber's stored key (or ``data_key``, the key in force that
+        ``store_keys`` returned); returns a text token for the event."""
+        if data_key is None:
+            data_key = self._data_key(subscriber_id)
         if data_key is None:
             raise KeyStoreError(f"no data key for subscriber {subscriber_id}")
         nonce = os.urandom(NONCE_BYTES)
@@ -275,16 +293,23 @@ class PersonalDataVault:
         return result
 
     def has_key(self, subscriber_id: UUID) -> bool:
-        """Whether the subscriber's data key still exists."""
+        """Whether the subscriber's data key is stored (the cache holds only stored keys)."""
         return self._data_key(subscriber_id) is not None
+
+    def stored_key(self, subscriber_id: UUID) -> bytes | None:
+        """The subscriber's stored data key, or None when none is stored (never made, or destroyed)."""
+        return self._data_key(subscriber_id)
 
     def destroy(self, subscriber_id: UUID) -> None:
         """Crypto-shred: forget the key in memory, delete it from the store and mark its bucket."""
-        with self._cache_lock:
-            self._cache.pop(subscriber_id, None)
+        self._forget(subscriber_id)
         self.store.destroy(subscriber_id, self.bucket_of(subscriber_id))
-        # A concurrent reader may have cached the key between the two steps above.
+        # A reader that read the key before the delete must not cache it after: see ``_remember``.
+        self._forget(subscriber_id)
+
+    def _forget(self, subscriber_id: UUID) -> None:
         with self._cache_lock:
+            self._destroys += 1
             self._cache.pop(subscriber_id, None)
 
     def _data_key(self, subscriber_id: UUID) -> bytes | None:
@@ -295,6 +320,8 @@ class PersonalDataVault:
                 return cached
         self.maybe_sync()
         for attempt in range(5):
+            with self._cache_lock:
+                seen = self._destroys
             found = self.store.get_with_bucket(subscriber_id, self.bucket_of(subscriber_id))
             if found is None:
                 return None
@@ -307,12 +334,16 @@ class PersonalDataVault:
                 continue
             except KeyStoreError:
                 raise KeyStoreError(f"the data key of {subscriber_id} does not open with this host's keys") from None
-            self._remember(subscriber_id, data_key)
+            self._remember(subscriber_id, data_key, seen)
             return data_key
         return None
 
-    def _remember(self, subscriber_id: UUID, data_key: bytes) -> None:
+    def _remember(self, subscriber_id: UUID, data_key: bytes, seen: int) -> None:
+        """Cache a key read from (or committed to) the store, unless a key was destroyed (or the epoch
+        changed) since ``seen`` was taken before that read: the read may be older than the destruction."""
         with self._cache_lock:
+            if self._destroys != seen:
+                return
             self._cache[subscriber_id] = data_key
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

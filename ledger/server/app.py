@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ledger.application.reads import keyless_registrations
 from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
 from ledger.config import ConfigError
 from ledger.server import recycling
@@ -169,6 +170,28 @@ async def _build(
     return ledger_server, port
 
 
+def _log_keyless(app: LedgerApplication, named: int = 100) -> None:
+    """Log, once at start, the registrations whose data key is lost: position and subscriber id, the first
+    ``named`` one by one, then how many (never personal data)."""
+    try:
+        keyless = keyless_registrations(app.reader, app.vault.store)
+    except Exception:
+        log.warning("could not look for registrations without a data key", exc_info=True)
+        return
+    for position, sid in keyless[:named]:
+        log.error(
+            "the registration at position %d (subscriber %s) has neither a stored data key nor a tombstone: "
+            "its personal data can no longer be opened",
+            position,
+            sid,
+        )
+    if keyless:
+        log.error(
+            "%d registration(s) without a data key; VerifyIntegrity and scripts.verify_ledger list them all",
+            len(keyless),
+        )
+
+
 def _report(edge: EdgeLoop, health: HealthServicer, service: str, status: int) -> None:
     """Set a service's health from any thread (the health servicer lives on the loop)."""
     edge.submit(health.set(service, status))  # type: ignore[arg-type]
@@ -243,6 +266,8 @@ def serve(settings: Settings) -> int:
         "in this process" if settings.run_projections else "in a separate process",
         settings.policy.quarantine_days,
     )
+    # Beside the serving server: the scan reads every registration, which takes a while on a large ledger.
+    threading.Thread(target=_log_keyless, args=(app,), name="key-check", daemon=True).start()
     try:
         stop.wait()
     finally:

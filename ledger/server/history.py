@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.application.reads import number_history, number_state, verify_integrity
+from ledger.application.reads import (
+    keyless_registrations,
+    number_history,
+    number_state,
+    verify_integrity,
+    with_keyless,
+)
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
@@ -151,6 +157,8 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         f.done()
         public = self.publisher.signer.public if self.publisher is not None else None
         report = verify_integrity(self.app, number, request.up_to_position, public)
+        if not number and not request.up_to_position:
+            report = with_keyless(report, keyless_registrations(self.app.reader, self.app.vault.store))
         return pb.VerifyIntegrityResponse(
             ok=report.ok,
             events_checked=report.events_checked,
@@ -160,6 +168,10 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
             problem=report.problem,
             stream=report.stream,
             signed_head_size=report.signed_head_size,
+            keyless_registrations=[
+                pb.KeylessRegistration(position=position, subscriber_id=sid)
+                for position, sid in report.keyless_registrations
+            ],
         )
 
     def VerifyReadModels(

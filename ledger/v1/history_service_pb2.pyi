@@ -139,7 +139,7 @@ class VerifyIntegrityRequest(_message.Message):
     def __init__(self, number: _Optional[str] = ..., up_to_position: _Optional[int] = ...) -> None: ...
 
 class VerifyIntegrityResponse(_message.Message):
-    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest", "head_position", "problem", "stream", "signed_head_size")
+    __slots__ = ("ok", "events_checked", "first_bad_position", "head_digest", "head_position", "problem", "stream", "signed_head_size", "keyless_registrations")
     OK_FIELD_NUMBER: _ClassVar[int]
     EVENTS_CHECKED_FIELD_NUMBER: _ClassVar[int]
     FIRST_BAD_POSITION_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class VerifyIntegrityResponse(_message.Message):
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     SIGNED_HEAD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    KEYLESS_REGISTRATIONS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     events_checked: int
     first_bad_position: int
@@ -156,7 +157,16 @@ class VerifyIntegrityResponse(_message.Message):
     problem: str
     stream: str
     signed_head_size: int
-    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., head_position: _Optional[int] = ..., problem: _Optional[str] = ..., stream: _Optional[str] = ..., signed_head_size: _Optional[int] = ...) -> None: ...
+    keyless_registrations: _containers.RepeatedCompositeFieldContainer[KeylessRegistration]
+    def __init__(self, ok: _Optional[bool] = ..., events_checked: _Optional[int] = ..., first_bad_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., head_position: _Optional[int] = ..., problem: _Optional[str] = ..., stream: _Optional[str] = ..., signed_head_size: _Optional[int] = ..., keyless_registrations: _Optional[_Iterable[_Union[KeylessRegistration, _Mapping]]] = ...) -> None: ...
+
+class KeylessRegistration(_message.Message):
+    __slots__ = ("position", "subscriber_id")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBER_ID_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    subscriber_id: str
+    def __init__(self, position: _Optional[int] = ..., subscriber_id: _Optional[str] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("from_position",)

@@ -120,6 +120,49 @@ def load(servers: list[ServerProcess], stop: threading.Event, acked: list[str], 
         i += 4
 
 
+def register_load(
+    server: ServerProcess, stop: threading.Event, acked: dict[str, str], lock: threading.Lock, start: int
+) -> None:
+    """Register one new subscriber per call; a call that fails is retried (same request id, same content)
+    until it is acknowledged, as a client does; remember what was acknowledged."""
+    i = start
+    while not stop.is_set():
+        request = lpb.RegisterSubscriberRequest(
+            request_id=f"reg-{i}", full_name=f"Loaded Person {i}", id_type=1, id_number=resident_id(i)
+        )
+        for _attempt in range(200):
+            try:
+                answer = server.lifecycle.RegisterSubscriber(request, timeout=5)
+            except grpc.RpcError:
+                time.sleep(0.05)  # a client's backoff before its retry
+                continue
+            with lock:
+                acked[answer.subscriber_id] = request.full_name
+            break
+        i += 16
+
+
+def unopened(db: str, acked: dict[str, str]) -> list[str]:
+    """The acknowledged registrations whose personal data does not open in a fresh process."""
+    from uuid import UUID
+
+    from ledger.bootstrap import open_ledger
+    from ledger.config import Settings, StoreConfig
+
+    app = open_ledger(Settings(store=StoreConfig.from_url(db), master_key_text=MASTER_KEY))
+    try:
+        bad = []
+        for sid, full_name in acked.items():
+            subscriber = app.get_subscriber(UUID(sid))
+            data = app.vault.open(subscriber.id, subscriber.personal_data)
+            if data is None or data["full_name"] != full_name:
+                bad.append(sid)
+        return bad
+    finally:
+        app.close()
+        app.vault.store.close()
+
+
 def test_server_killed_under_load_loses_nothing_acknowledged(db) -> None:
     a, b = ServerProcess(db), ServerProcess(db)
     stop, lock, acked = threading.Event(), threading.Lock(), []
@@ -159,7 +202,9 @@ def test_postgres_restart_under_load(db, pg_cluster) -> None:
                 codes.append(e.code())
             time.sleep(0.05)
 
+    registered: dict[str, str] = {}
     threads = [threading.Thread(target=load, args=([server], stop, acked, lock, s)) for s in range(4)]
+    threads += [threading.Thread(target=register_load, args=(server, stop, registered, lock, s)) for s in range(16)]
     threads.append(threading.Thread(target=probe))
     for t in threads:
         t.start()
@@ -181,6 +226,9 @@ def test_postgres_restart_under_load(db, pg_cluster) -> None:
     assert all(counts.get(n) == 1 for n in acked) and all(c == 1 for c in counts.values())
     assert server.history.VerifyIntegrity(hpb.VerifyIntegrityRequest(), timeout=60).ok
     assert server.stop() == 0
+    # Every acknowledged registration's data key was stored: its data opens after a restart.
+    assert len(registered) > 20
+    assert not unopened(db, registered), "an acknowledged registration has no data key"
 
 
 def test_projection_worker_killed_mid_catch_up_matches_a_rebuild(db) -> None:

@@ -351,3 +351,24 @@ def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> No
             request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
         )
     assert topics(ledger) == ["Number.Provisioned", "RequestRecord.Recorded"]
+
+
+def test_a_staged_registration_is_not_saved_under_a_key_another_writer_stored_first(ledger) -> None:
+    from ledger.application.unit_of_work import KeyConflictError
+    from ledger.domain.subscriber import Subscriber
+
+    staged = ledger.staged()
+    staged.expect_new_requests(["r-staged"])
+    command = dict(
+        request_id="r-staged", actor="t", full_name="Staged", id_type="RESIDENT_ID_CARD", id_number=RESIDENT_ID
+    )
+    ledger.register_subscriber(**command, date_of_birth="", unit=staged)
+    sid = Subscriber.id_for_request("r-staged")
+    ledger.vault.create_key(sid)  # another writer (a command that then failed) stored its key first
+    with pytest.raises(KeyConflictError):
+        staged.flush()
+    assert not ledger.reader.existing([sid])
+    # Run again (as the import does, one by one): sealed under the stored key, it opens.
+    ledger.register_subscriber(**command, date_of_birth="")
+    subscriber = ledger.get_subscriber(sid)
+    assert ledger.vault.open(sid, subscriber.personal_data)["full_name"] == "Staged"

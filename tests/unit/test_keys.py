@@ -171,3 +171,39 @@ def test_an_idle_process_ratchets_its_hosts_file_after_another_ends_the_epoch(
         assert time.monotonic() < deadline, "host b's file stayed at the old epoch"
         time.sleep(0.05)
     b.store.close()
+
+
+def test_the_key_stored_first_is_the_one_every_writer_seals_under(tmp_path: Path) -> None:
+    a, b = vault_at(tmp_path), vault_at(tmp_path)  # two processes on one key store
+    sid = uuid4()
+    first = a.store_keys([a.new_key(sid)])[sid]
+    second = b.store_keys([b.new_key(sid)])[sid]
+    assert second == first
+    token = b.seal(sid, {"n": 1}, second)
+    assert vault_at(tmp_path).open(sid, token) == {"n": 1}
+
+
+def test_a_failed_key_store_leaves_no_key_behind_in_memory(tmp_path: Path) -> None:
+    vault = vault_at(tmp_path)
+    sid = uuid4()
+    vault.store._conn.execute("CREATE TRIGGER fault BEFORE INSERT ON data_keys BEGIN SELECT RAISE(ABORT, 'x'); END")
+    made = vault.new_key(sid)
+    with pytest.raises(Exception, match="x"):
+        vault.store_keys([made])
+    assert not vault.has_key(sid) and vault.stored_key(sid) is None
+    with pytest.raises(KeyStoreError):
+        vault.seal(sid, {"n": 1})  # nothing to seal under until a key is stored
+    vault.store._conn.execute("DROP TRIGGER fault")
+    assert vault.store_keys([vault.new_key(sid)])[sid] != made[1]
+
+
+def test_no_key_is_made_again_for_an_erased_subscriber(tmp_path: Path) -> None:
+    from ledger.keys.tables import ErasedKeyError
+
+    vault = vault_at(tmp_path)
+    sid = uuid4()
+    vault.create_key(sid)
+    vault.destroy(sid)
+    with pytest.raises(ErasedKeyError):
+        vault.store_keys([vault.new_key(sid)])
+    assert not vault.has_key(sid)
