@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -29,10 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.keys.crypto import KEY_BYTES, NONCE_BYTES, KeyStoreError, MasterKey, bucket_aad, data_aad, unwrap, wrap
 from ledger.keys.epoch import EpochFile, MemoryEpochFile, check_value, wrapping_key
-from ledger.keys.tables import BucketRow, EpochState, KeyTables, StaleBucketError, Tx
-
-if TYPE_CHECKING:
-    from ledger.keys.identity import SaltChange
+from ledger.keys.tables import BucketRow, EpochState, KeyTables, RowChange, StaleBucketError, Tx
 
 log = logging.getLogger("ledger.keys")
 TOKEN_PREFIX = "v1."
@@ -225,12 +222,15 @@ class PersonalDataVault:
         self._remember(subscriber_id, data_key)
         return subscriber_id, data_key
 
-    def store_keys(self, keys: list[tuple[UUID, bytes]], salts: Sequence[SaltChange] = ()) -> None:
-        """Wrap new data keys under their buckets' current keys and store them, with identity salt changes,
-        in one transaction."""
-        from ledger.keys.identity import apply_salt_changes
+    def store_keys(self, keys: list[tuple[UUID, bytes]], changes: Sequence[RowChange] = ()) -> None:
+        """Wrap new data keys under their buckets' current keys and store them, with other key-store changes
+        (identity salts), in one transaction."""
 
-        also = (lambda tx: apply_salt_changes(self, tx, list(salts))) if salts else None
+        def write_changes(tx: Tx) -> None:
+            for change in changes:
+                change.write(self.store, tx)
+
+        also = write_changes if changes else None
         for attempt in range(5):
             rows, generations = [], {}
             for sid, data_key in keys:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
+from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, start_projections
 from ledger.config import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
@@ -223,7 +223,9 @@ def serve(settings: Settings) -> int:
         app.vault.store.close()
         raise
     stop = threading.Event()
-    projection_threads = start_projections(settings, projector, stop) if settings.run_projections else []
+    projection_threads = (
+        start_projections(settings, projector, key_jobs(settings, app), stop) if settings.run_projections else []
+    )
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]

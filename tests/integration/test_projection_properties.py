@@ -19,12 +19,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ledger.application import LedgerApplication
+from ledger.application.key_jobs import erase_due
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.config import Policy, Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.keys.maintenance import erase_due
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 from projections.views import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, NumbersView, us

@@ -10,10 +10,10 @@ import pytest
 
 from ledger.adapters.memory import MemoryKeyStore, memory_env
 from ledger.application import LedgerApplication
+from ledger.application.key_jobs import KeyMaintenance, erase_due
 from ledger.application.reads import LEGAL_HOLD_PREFIX, number_history
 from ledger.config import Policy
 from ledger.domain import errors
-from ledger.keys.maintenance import KeyMaintenance, erase_due
 from ledger.keys.rotation import end_epoch
 from ledger.vault import MasterKey, PersonalDataVault
 from tests.conftest import RESIDENT_ID, FakeClock
