@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from ledger.application import Clock, LedgerApplication
 from ledger.application.key_jobs import KeyMaintenance
-from ledger.config import ConfigError
 from ledger.keys import EpochFile, KeyStore, KeyStoreError, MasterKey, PersonalDataVault
 from ledger.keys.epoch import default_path as default_epoch_path
 from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
+from ledger.policy import ConfigError
 from ledger.proofs.heads import HeadSigner
 from projections.db import ViewsDatabase
 from projections.projector import Projector

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ledger.jurisdictions import Jurisdiction
 from ledger.policy import ConfigError, Policy
 
-__all__ = ["DEFAULT_DB", "DEFAULT_LISTEN", "ConfigError", "Jurisdiction", "Limits", "Policy", "Settings", "StoreConfig"]
+__all__ = ["DEFAULT_DB", "DEFAULT_LISTEN", "Limits", "Settings", "StoreConfig"]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"

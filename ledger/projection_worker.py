@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
-from ledger.config import ConfigError
+from ledger.policy import ConfigError
 from projections.views import ALL_VIEWS
 
 if TYPE_CHECKING:

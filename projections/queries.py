@@ -17,29 +17,15 @@ from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
 from projections.people import PeopleQueries
-from projections.recycling import (  # the decision's home; imported from here by earlier callers
-    NO_DATA,
+from projections.recycling import (
     CheckAnswer,
     CheckRow,
-    Decision,
     NumberRow,
     TenureRow,
     day_bounds,
     decide,
 )
 from projections.views import ALL_VIEWS, us
-
-__all__ = [
-    "NO_DATA",
-    "CheckAnswer",
-    "CheckRow",
-    "Decision",
-    "NumberRow",
-    "ReadModels",
-    "TenureRow",
-    "day_bounds",
-    "decide",
-]
 
 T = TypeVar("T")
 VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}

@@ -11,8 +11,9 @@ import grpc
 import pytest
 
 from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
-from ledger.config import Policy, Settings, StoreConfig
+from ledger.config import Settings, StoreConfig
 from ledger.domain.rules import luhn_digit, resident_id_check_char
+from ledger.policy import Policy
 from ledger.server.app import create_server
 from ledger.v1 import (
     history_service_pb2_grpc,

@@ -1,6 +1,7 @@
-"""The in-memory backend, for fast tests: the library's POPO recorder with the hash chains, a key store
-and a log reader over plain Python lists. ``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory``
-selects it (see ``memory_env``); nothing is written to disk."""
+"""The in-memory backend, for fast tests: the library's POPO recorder with the hash chains and a log
+reader over plain Python lists (the key store is ``ledger.keys.stores.MemoryKeyStore``).
+``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory`` selects it (see ``memory_env``); nothing is
+written to disk."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ledger.adapters.log import PositionedEvent
 from ledger.integrity import GENESIS, ChainedEvent, chain_rows
-from ledger.keys.stores import MemoryKeyStore
 from ledger.proofs.merkle import append_nodes, event_leaf_hash
 
-__all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryKeyStore", "MemoryLogReader", "memory_env", "stored_ids"]
+__all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryLogReader", "memory_env", "stored_ids"]
 
 
 def memory_env() -> dict[str, str]:

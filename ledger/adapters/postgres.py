@@ -1,5 +1,5 @@
-"""The PostgreSQL backend: the event recorder with gap-free positions and the hash chains, the key store
-and log readers.
+"""The PostgreSQL backend: the event recorder with gap-free positions and the hash chains, and log
+readers (the key store is ``ledger.keys.stores.PostgresKeyStore``).
 
 The library numbers events with a ``bigserial``, which leaves gaps whenever a transaction that drew
 numbers rolls back (every optimistic-concurrency conflict does). Positions here are gap-free: under one
@@ -30,11 +30,10 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.keys.stores import PostgresKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, postgres_proof_tables
 
-__all__ = ["ChainedPostgresRecorder", "PostgresKeyStore", "ReadOnlyLog", "recorder_reader"]
+__all__ = ["ChainedPostgresRecorder", "ReadOnlyLog", "recorder_reader"]
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):

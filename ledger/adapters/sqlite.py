@@ -1,6 +1,7 @@
-"""The SQLite backend: the chained event recorder, the key store and log readers.
+"""The SQLite backend: the chained event recorder and log readers.
 
-Positions are the events table's rowid. The key store (``ledger.keys.stores``) is a separate file.
+Positions are the events table's rowid. The key store (``ledger.keys.stores.SQLiteKeyStore``) is a
+separate file.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.keys.stores import SQLiteKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
 
-__all__ = ["ChainedSQLiteRecorder", "ReadOnlyLog", "SQLiteKeyStore", "recorder_reader"]
+__all__ = ["ChainedSQLiteRecorder", "ReadOnlyLog", "recorder_reader"]
 
 # Per thread: the frontier an insert computed, kept until its transaction committed.
 _pending = threading.local()

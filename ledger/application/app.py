@@ -26,10 +26,10 @@ from ledger.snapshots import due as snapshots_due
 if TYPE_CHECKING:
     from eventsourcing.domain import Aggregate
 
-    from ledger.config import Policy
     from ledger.domain.number import Number
     from ledger.domain.subscriber import Subscriber
-    from ledger.vault import PersonalDataVault
+    from ledger.keys.vault import PersonalDataVault
+    from ledger.policy import Policy
 
 log = logging.getLogger(__name__)
 

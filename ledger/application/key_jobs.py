@@ -19,7 +19,7 @@ from ledger.keys.rotation import Rotation, end_epoch
 
 if TYPE_CHECKING:
     from ledger.application.app import LedgerApplication
-    from ledger.config import Policy
+    from ledger.policy import Policy
 
 log = logging.getLogger("ledger.keys")
 DAY_SECONDS = 86400.0

@@ -16,7 +16,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, start_projections
-from ledger.config import ConfigError
+from ledger.policy import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge

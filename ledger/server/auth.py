@@ -28,8 +28,8 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from ledger.config import ConfigError
 from ledger.domain import errors
+from ledger.policy import ConfigError
 from ledger.server.errors import to_status, wrap_handler
 
 ROLES = ("operator", "compliance", "checker", "admin")

@@ -18,10 +18,10 @@ from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
-from projections.queries import Decision, day_bounds, decide
+from projections.recycling import Decision, day_bounds, decide
 
 if TYPE_CHECKING:
-    from ledger.config import Policy
+    from ledger.policy import Policy
     from ledger.server.bridge import Blocking
     from ledger.server.limits import Budget
     from ledger.server.progress import Progress
