@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ledger.domain import errors
 from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
+from projections.errors import ReadModelRebuilding
 from projections.people import PeopleQueries
 from projections.recycling import (
     CheckAnswer,
@@ -90,7 +90,7 @@ class ReadModels(PeopleQueries):
                     found = gens_.read_generations(conn)
                 except Exception as e:
                     if _missing_table(e):  # no views yet (nothing projected, or a release before generations)
-                        raise errors.ReadModelRebuilding(views[0], 0) from None
+                        raise ReadModelRebuilding(views[0], 0) from None
                     raise
                 chosen = {name: gens_.serving(found, name, VIEW_CLASSES[name].version) for name in views}
                 result = work(gens_.RenamedCursor(conn, self._renamer(chosen)), chosen)

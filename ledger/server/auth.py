@@ -30,7 +30,7 @@ from grpc_status import rpc_status
 
 from ledger.domain import errors
 from ledger.policy import ConfigError
-from ledger.server.errors import to_status, wrap_handler
+from ledger.server.errors import PermissionDenied, Unauthenticated, to_status, wrap_handler
 
 ROLES = ("operator", "compliance", "checker", "admin")
 SERVICE_ROLES = {
@@ -190,11 +190,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         scheme, _, token = header.partition(" ")
         caller = self.config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
         if caller is None:
-            raise errors.Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
+            raise Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
         service = method.lstrip("/").split("/", 1)[0]
         role = SERVICE_ROLES.get(service)
         if role is not None and not caller.may(role):
-            raise errors.PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
+            raise PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
         return caller
 
     async def intercept_service(
@@ -214,13 +214,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return local
         try:
             caller = self.authenticate(method, handler_call_details.invocation_metadata)
-        except (errors.Unauthenticated, errors.PermissionDenied) as exc:
+        except (Unauthenticated, PermissionDenied) as exc:
             return _refusal(handler, exc)
         CURRENT_CALLER.set(caller)
         return handler
 
 
-_NOT_LOCAL = errors.Unauthenticated("this server has no credentials configured and accepts loopback connections only")
+_NOT_LOCAL = Unauthenticated("this server has no credentials configured and accepts loopback connections only")
 
 
 def _local_caller(context: grpc.aio.ServicerContext) -> Caller | None:

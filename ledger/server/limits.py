@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 
 from ledger.domain import errors
 from ledger.server.auth import current_caller
-from ledger.server.errors import MethodInterceptor, to_status, wrap_handler
+from ledger.server.errors import MethodInterceptor, ResourceExhausted, to_status, wrap_handler
 
 if TYPE_CHECKING:
     from ledger.config import Limits
@@ -56,11 +56,11 @@ class Budget:
         """Take one place for ``caller``, or raise ResourceExhausted; returns the (idempotent) release."""
         with self._lock:
             if self._held >= self.total:
-                raise errors.ResourceExhausted(
+                raise ResourceExhausted(
                     f"at most {self.total} {self.name} at once on this server ({self.setting}); retry later"
                 )
             if self.per_caller is not None and self._by_caller[caller] >= self.per_caller:
-                raise errors.ResourceExhausted(
+                raise ResourceExhausted(
                     f"at most {self.per_caller} {self.name} at once per caller ({self.per_caller_setting}); "
                     "close one or retry later"
                 )
@@ -246,6 +246,6 @@ class LimitInterceptor(MethodInterceptor):
 async def _take(budget: Budget, context: grpc.aio.ServicerContext) -> Callable[[], None]:
     try:
         return budget.take(caller_key(context))
-    except errors.ResourceExhausted as exc:
+    except ResourceExhausted as exc:
         await _refuse(context, exc)
         raise  # not reached: abort raises
