@@ -127,18 +127,17 @@ async def _build(
     await health_servicer.set(RECYCLING, NOT_SERVING)
     # With a local projector (and the views it writes), waits wake on its batches; otherwise (a replica, or
     # projections elsewhere) one background poll of the views' position serves every waiter.
-    local = projector is not None and settings.read_store is None
+    local = projector if settings.read_store is None else None
     progress = Progress(
         head=app.reader.max_position,
         views_position=lambda: read_models.position(("numbers",)),
-        local=local,
+        local=local is not None,
         on_serving=lambda ok: _report(edge, health_servicer, RECYCLING, SERVING if ok else NOT_SERVING),
     )
-    if local:
-        assert projector is not None
-        progress.views_position = projector.position
-        projector.listeners.append(progress.applied)
-        progress.wake_projector = projector.wake.set
+    if local is not None:
+        progress.views_position = local.position
+        local.listeners.append(progress.applied)
+        progress.wake_projector = local.wake.set
     waits = Budget(
         "checks waiting for min_position",
         "LEDGER_MAX_WAITING_CHECKS",
