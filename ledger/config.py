@@ -1,6 +1,6 @@
 """Configuration: the server settings, built once at start-up from arguments and ``LEDGER_*`` variables;
 the database URL and the recorder topics per store; the budgets per caller. The policy file is read by
-``ledger.policy`` (its names are re-exported here)."""
+``ledger.policy`` (import ``Policy`` and ``ConfigError`` from there)."""
 
 from __future__ import annotations
 
