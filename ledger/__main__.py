@@ -1,5 +1,5 @@
 """Command line: ``python -m ledger serve [--listen HOST:PORT] [--db URL] [--policy FILE]``, and the
-operator's commands beside it (``migrate``, ``token``, ``project``, ``audit-views``, ``head``)."""
+operator's commands beside it (``migrate``, ``token``, ``project``, ``audit-views``, ``head``, ``keys``)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,36 @@ def sign_head(settings: Settings, public_key: bool) -> int:
     return 0
 
 
+def keys_command(settings: Settings, action: str) -> int:
+    """``ledger keys rotate`` (end the erasure epoch now) and ``ledger keys status``; prints JSON."""
+    import orjson
+
+    from ledger.bootstrap import open_ledger
+    from ledger.keys.rotation import end_epoch
+
+    app = open_ledger(settings)
+    try:
+        vault = app.vault
+        if action == "rotate":
+            rotation = end_epoch(vault)
+            report: dict[str, object] = dict(rotation.__dict__) if rotation is not None else {}
+        else:
+            state = vault.store.state()
+            report = {
+                "epoch": vault.epoch,
+                "buckets": vault.buckets,
+                "epoch_started_at": (state.started_us / 1_000_000) if state else None,
+                "marked_buckets": len(vault.store.marked()),
+                "held_erasures": len(vault.store.held_erasures()),
+                "epoch_key_file": str(vault.epoch_file.path),
+            }
+    finally:
+        app.close()
+        app.vault.store.close()
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 @one_line_errors("ledger")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
@@ -173,8 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = _existing(Settings.build(db=args.db, master_key_file=args.master_key_file))
         return audit_views(settings, number=args.number, sample=args.sample, repair=args.repair)
     if args.command == "keys":
-        from ledger.keys.maintenance import keys_command
-
         return keys_command(_existing(Settings.build(db=args.db, master_key_file=args.master_key_file)), args.action)
     return 2
 

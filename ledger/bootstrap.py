@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 import threading
-import weakref
 from typing import TYPE_CHECKING
 
 from ledger.application import Clock, LedgerApplication
-from ledger.config import ConfigError
+from ledger.application.key_jobs import KeyMaintenance
 from ledger.keys import EpochFile, KeyStore, KeyStoreError, MasterKey, PersonalDataVault
 from ledger.keys.epoch import default_path as default_epoch_path
-from ledger.keys.maintenance import KeyMaintenance
 from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
+from ledger.policy import ConfigError
 from ledger.proofs.heads import HeadSigner
 from projections.db import ViewsDatabase
 from projections.projector import Projector
@@ -105,26 +104,28 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     )
 
 
-# The key jobs run beside the projector of the process that runs projections (the server, or
-# ``ledger project``): one place per deployment's process, without a second start-up path.
-_KEY_JOBS: weakref.WeakKeyDictionary[Projector, KeyMaintenance] = weakref.WeakKeyDictionary()
-
-
 def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:
     """The projector that feeds the read models (all, or ``views``) from this ledger (creates their tables)."""
     projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), views)
     app.commit_listeners.append(lambda _position: projector.wake.set())
-    _KEY_JOBS[projector] = KeyMaintenance(app, settings.policy, settings.key_poll_seconds)
     return projector
 
 
-def start_projections(settings: Settings, projector: Projector, stop: threading.Event) -> list[threading.Thread]:
-    """Run the projector (and, on PostgreSQL, its LISTEN wake-ups) in background threads until ``stop``,
-    with the key jobs (erasure epochs, the daily pass over due erasures) beside them."""
-    threads = [threading.Thread(target=projector.run, args=(stop,), name="projector", daemon=True)]
-    jobs = _KEY_JOBS.get(projector)
-    if jobs is not None:
-        threads.append(threading.Thread(target=jobs.run, args=(stop,), name="keys", daemon=True))
+def key_jobs(settings: Settings, app: LedgerApplication) -> KeyMaintenance:
+    """The key jobs of this ledger (erasure epochs, the daily pass over due erasures), not yet started."""
+    return KeyMaintenance(app, settings.policy, settings.key_poll_seconds)
+
+
+def start_projections(
+    settings: Settings, projector: Projector, keys: KeyMaintenance, stop: threading.Event
+) -> list[threading.Thread]:
+    """Run the projector (and, on PostgreSQL, its LISTEN wake-ups) and the key jobs in background threads
+    until ``stop``. The key jobs run in the process that runs the projections (the server, or ``ledger
+    project``): one such process per deployment, without a second start-up path."""
+    threads = [
+        threading.Thread(target=projector.run, args=(stop,), name="projector", daemon=True),
+        threading.Thread(target=keys.run, args=(stop,), name="keys", daemon=True),
+    ]
     if settings.store.kind == "postgres":
         channel = projector.recorder.events_table_name  # type: ignore[attr-defined]
         threads.append(

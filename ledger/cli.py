@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Protocol
 
-from ledger.config import DEFAULT_DB, ConfigError, StoreConfig
+from ledger.config import DEFAULT_DB, StoreConfig
+from ledger.policy import ConfigError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130

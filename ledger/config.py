@@ -1,6 +1,6 @@
 """Configuration: the server settings, built once at start-up from arguments and ``LEDGER_*`` variables;
 the database URL and the recorder topics per store; the budgets per caller. The policy file is read by
-``ledger.policy`` (its names are re-exported here)."""
+``ledger.policy`` (import ``Policy`` and ``ConfigError`` from there)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ledger.jurisdictions import Jurisdiction
 from ledger.policy import ConfigError, Policy
 
-__all__ = ["DEFAULT_DB", "DEFAULT_LISTEN", "ConfigError", "Jurisdiction", "Limits", "Policy", "Settings", "StoreConfig"]
+__all__ = ["DEFAULT_DB", "DEFAULT_LISTEN", "Limits", "Settings", "StoreConfig"]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_DB = "sqlite:///ledger.db"

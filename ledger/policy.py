@@ -1,8 +1,8 @@
 """The operator's policy and its file: quarantine, caps, required data holders, time zone, retention,
 jurisdictions; and ``ConfigError``, raised for any invalid setting.
 
-``ConfigError`` lives here rather than beside the settings so that ``ledger.config``, which re-exports
-both, imports the policy without the imports going in a circle.
+``ConfigError`` lives here rather than beside the settings so that ``ledger.config``, which reads the
+policy, imports it without the imports going in a circle.
 """
 
 from __future__ import annotations

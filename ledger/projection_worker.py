@@ -8,8 +8,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ledger.bootstrap import open_ledger, open_projector, start_projections
-from ledger.config import ConfigError
+from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
+from ledger.policy import ConfigError
 from projections.views import ALL_VIEWS
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def run_projections(
                          gen.generation, gen.version, gen.position)  # fmt: skip
         if not once:
             log.info("projections following the ledger from position %d", projector.position)
-            for thread in start_projections(settings, projector, stop):
+            for thread in start_projections(settings, projector, key_jobs(settings, app), stop):
                 while thread.is_alive():
                     thread.join(0.5)
     finally:

@@ -19,7 +19,6 @@ from uuid import UUID
 from eventsourcing.domain import Snapshot
 from eventsourcing.utils import resolve_topic
 
-from ledger.adapters import snapshot_ids
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
 
@@ -84,11 +83,6 @@ def due(events: Iterable[Any]) -> list[tuple[UUID, int]]:
         for e in events
         if e.originator_version % SNAPSHOT_INTERVAL == 0 and isinstance(e, SNAPSHOTTED_EVENTS)
     ]
-
-
-def stored_snapshot_ids(store: EventStore[UUID]) -> set[UUID]:
-    """Ids of the streams that have a snapshot, read from the snapshots table."""
-    return snapshot_ids(store.recorder)
 
 
 def replay(events: EventStore[UUID], stream_id: UUID, version: int) -> Any:

@@ -179,8 +179,9 @@ class ViewsDatabase:
         """A new connection; a ``readonly`` one creates nothing (a reader may be on a hot standby)."""
         if self.sqlite_path is not None:
             return SQLiteViewsConnection(self.sqlite_path)
-        assert self.conninfo is not None
-        return PostgresViewsConnection(self.conninfo, self.schema, readonly)
+        if self.conninfo is not None:
+            return PostgresViewsConnection(self.conninfo, self.schema, readonly)
+        raise ValueError("a views database needs an SQLite path or a PostgreSQL connection string")
 
     def exists(self) -> bool:
         """Whether the views database was created (an SQLite file, or any PostgreSQL database)."""

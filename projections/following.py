@@ -9,7 +9,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ledger.domain import errors
+from projections.errors import ReadModelMismatch
 from projections.generations import READY
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class Following:
                     self.wake.clear()
                 backoff = poll_interval
                 mismatch_logged = False
-            except errors.ReadModelMismatch as e:
+            except ReadModelMismatch as e:
                 if not mismatch_logged:
                     log.error("projection stopped: %s", e)
                     mismatch_logged = True

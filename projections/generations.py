@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ledger.domain import errors
+from projections.errors import ReadModelMismatch, ReadModelRebuilding
 
 if TYPE_CHECKING:
     from projections.views import View
@@ -91,13 +91,13 @@ def serving(gens: Sequence[Generation], view: str, version: int) -> Generation:
         return ready
     building = of_view(gens, view, version, BUILDING)
     if building is not None:
-        raise errors.ReadModelRebuilding(view, building.position)
+        raise ReadModelRebuilding(view, building.position)
     if of_view(gens, view, version, MISMATCH) is not None:
-        raise errors.ReadModelMismatch(
+        raise ReadModelMismatch(
             f"the {view} read model does not match the ledger it was built from (a restored or another "
             "ledger); rebuild it with `ledger project --rebuild`"
         )
-    raise errors.ReadModelRebuilding(view, 0)
+    raise ReadModelRebuilding(view, 0)
 
 
 def insert(cur: Any, gen: Generation) -> None:

@@ -23,9 +23,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ledger.adapters import log_reader
-from ledger.domain import errors
 from projections import generations as gens_
 from projections.db import Cursor, ViewsDatabase
+from projections.errors import ReadModelMismatch
 from projections.following import Following
 from projections.generations import BUILDING, MISMATCH, READY, Generation, RenamedCursor
 from projections.legacy import migrate_legacy
@@ -102,7 +102,7 @@ class Projector(Following, Switching):
                 self.targets = self._select(cur, found)
                 # A generation made on an empty ledger has caught up already: it serves from the start.
                 self._promote(cur, found, self.targets, True)
-            except errors.ReadModelMismatch as e:
+            except ReadModelMismatch as e:
                 log.error("projection stopped: %s", e)
                 self.targets = {}
         self._seen = {}
@@ -129,7 +129,7 @@ class Projector(Following, Switching):
             )
             if target is None:
                 if gens_.of_view(found, view.name, view.version, MISMATCH) is not None:
-                    raise errors.ReadModelMismatch(
+                    raise ReadModelMismatch(
                         f"the {view.name} read model does not match this ledger; rebuild it with "
                         "`ledger project --rebuild`"
                     )
@@ -201,7 +201,7 @@ class Projector(Following, Switching):
         if mismatched:
             self.targets = {}
             gen, problem = mismatched[0]
-            raise errors.ReadModelMismatch(
+            raise ReadModelMismatch(
                 f"the {gen.view} read model (generation {gen.generation}) does not match this ledger: {problem}; "
                 "checks answer READ_MODEL_MISMATCH until it is rebuilt with `ledger project --rebuild`"
             )

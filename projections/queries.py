@@ -11,35 +11,21 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ledger.domain import errors
 from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
+from projections.errors import ReadModelRebuilding
 from projections.people import PeopleQueries
-from projections.recycling import (  # the decision's home; imported from here by earlier callers
-    NO_DATA,
+from projections.recycling import (
     CheckAnswer,
     CheckRow,
-    Decision,
     NumberRow,
     TenureRow,
     day_bounds,
     decide,
 )
 from projections.views import ALL_VIEWS, us
-
-__all__ = [
-    "NO_DATA",
-    "CheckAnswer",
-    "CheckRow",
-    "Decision",
-    "NumberRow",
-    "ReadModels",
-    "TenureRow",
-    "day_bounds",
-    "decide",
-]
 
 T = TypeVar("T")
 VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
@@ -104,7 +90,7 @@ class ReadModels(PeopleQueries):
                     found = gens_.read_generations(conn)
                 except Exception as e:
                     if _missing_table(e):  # no views yet (nothing projected, or a release before generations)
-                        raise errors.ReadModelRebuilding(views[0], 0) from None
+                        raise ReadModelRebuilding(views[0], 0) from None
                     raise
                 chosen = {name: gens_.serving(found, name, VIEW_CLASSES[name].version) for name in views}
                 result = work(gens_.RenamedCursor(conn, self._renamer(chosen)), chosen)

@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ledger.domain.base import CLEARANCE_SEVERITY, Clearance
-from ledger.domain.rules import tenure_clearance
+from ledger.domain.rules import CLEARANCE_SEVERITY, Clearance, tenure_clearance
 from projections.views import from_us, us
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, output_file
-from ledger.config import Policy, Settings
+from ledger.config import Settings
+from ledger.policy import Policy
 from projections import reports
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels

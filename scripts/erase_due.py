@@ -24,8 +24,8 @@ from ledger.config import Settings
 @one_line_errors("erase_due")
 def main(argv: list[str] | None = None) -> int:
     """Complete the due erasures; returns 0."""
+    from ledger.application.key_jobs import erase_due
     from ledger.bootstrap import open_ledger
-    from ledger.keys.maintenance import erase_due
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_db_argument(parser)

@@ -30,7 +30,7 @@ from eventsourcing.persistence import JSONTranscoder
 
 from ledger.adapters import open_read_only
 from ledger.adapters.log import LogReader, stored_transcoder
-from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, partial_name
+from ledger.cli import RunFailed, UsageError, add_db_argument, existing_store, one_line_errors, partial_name
 from ledger.config import Settings
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
@@ -65,7 +65,8 @@ def stream_ids(reader: LogReader, number: str | None, subscriber: UUID | None) -
     """The streams of the export: a number with its holders, or a subscriber, each with its access log."""
     if subscriber is not None:
         return [subscriber, AccessLog.create_id(subscriber)]
-    assert number is not None
+    if number is None:
+        raise UsageError("give the number or the subscriber to export")
     number_id = Number.create_id(number)
     holders = reader.holders_of(number_id)
     return [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
@@ -161,7 +162,8 @@ def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, 
         if number:
             items = number_history(app, number, True, actor="export_history", purpose=purpose)
             return {str(i.subscriber_id): i.personal_data for i in items if i.type_name == "SubscriberRegistered"}
-        assert subscriber is not None
+        if subscriber is None:
+            raise UsageError("give the number or the subscriber whose personal data to export")
         sub = app.get_subscriber(subscriber)
         # A held erasure restricts the data: only a legal-hold read (GetNumberHistory) discloses it.
         data = None if sub.is_erased or sub.is_restricted else app.vault.open(sub.id, sub.personal_data)

@@ -10,9 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ledger.bootstrap import open_ledger, open_projector, start_projections
-from ledger.config import Policy, Settings, StoreConfig
+from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
+from ledger.config import Settings, StoreConfig
 from ledger.domain.rules import luhn_digit, resident_id_check_char
+from ledger.policy import Policy
 from ledger.server.app import create_server
 from ledger.v1 import (
     history_service_pb2_grpc,
@@ -214,7 +215,7 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     application = open_ledger(settings, clock)
     projector = open_projector(settings, application)
     stop = threading.Event()
-    threads = start_projections(settings, projector, stop)
+    threads = start_projections(settings, projector, key_jobs(settings, application), stop)
     srv, port = create_server(settings, application, projector=projector)
     srv.start()
     if credentials is None:

@@ -1,17 +1,18 @@
 """Persistence adapters, one module per backend: ``sqlite``, ``postgres`` and ``memory`` (each with its
-event recorder and hash-chain rows, key store and log reader), ``log`` (the SQL reads both databases
-share) and ``group_commit`` (many commands' events in one transaction). This module picks the adapter
-that serves a recorder or a store."""
+event recorder, hash-chain rows and log reader; the key stores are in ``ledger.keys.stores``), ``log``
+(the SQL reads both databases share) and ``group_commit`` (many commands' events in one transaction).
+Each backend's recorder says what it is (``LedgerRecorder``: its log reader, proof store and snapshot
+ids); this module only asks it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from uuid import UUID
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from eventsourcing.persistence import Recorder, StoredEvent
+    from eventsourcing.persistence import StoredEvent
 
     from ledger.adapters.log import PositionedEvent
     from ledger.config import StoreConfig
@@ -65,49 +66,41 @@ class ReadOnly(Protocol):
         """Release the connection."""
 
 
-def log_reader(recorder: Any) -> EventLog:
+class LedgerRecorder(Protocol):
+    """What each backend's event recorder says about itself (``ChainedSQLiteRecorder``,
+    ``ChainedPostgresRecorder``, ``ChainedMemoryRecorder``): a new backend answers these three."""
+
+    def log_reader(self) -> EventLog:
+        """The position-aware reads over this recorder."""
+
+    def proof_store(self) -> ProofStore | None:
+        """The proof tables (tree, signed heads, stream map) beside the events; None where there are none."""
+
+    def snapshot_ids(self, snapshots: Any) -> set[UUID]:
+        """Ids of the streams that have a snapshot in ``snapshots``, the snapshots recorder of this store."""
+
+
+def ledger_recorder(recorder: object) -> LedgerRecorder:
+    """The application's recorder as one of the ledger's backends; TypeError for any other recorder (the
+    library's own recorders keep no hash chains)."""
+    if not all(callable(getattr(recorder, name, None)) for name in ("log_reader", "proof_store", "snapshot_ids")):
+        raise TypeError(f"{type(recorder).__name__} is not a recorder of ledger.adapters (sqlite, postgres, memory)")
+    return cast("LedgerRecorder", recorder)
+
+
+def log_reader(recorder: object) -> EventLog:
     """The log reader for the application's recorder."""
-    from eventsourcing.postgres import PostgresApplicationRecorder
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
-
-    from ledger.adapters import memory, postgres, sqlite
-
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        return sqlite.recorder_reader(recorder)
-    if isinstance(recorder, PostgresApplicationRecorder):
-        return postgres.recorder_reader(recorder)
-    if isinstance(recorder, memory.ChainedMemoryRecorder):
-        return memory.MemoryLogReader(recorder)
-    raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+    return ledger_recorder(recorder).log_reader()
 
 
-def proof_store(recorder: Any) -> ProofStore | None:
+def proof_store(recorder: object) -> ProofStore | None:
     """The proof tables (tree, signed heads, stream map) of the application's store; None in memory."""
-    from eventsourcing.postgres import PostgresApplicationRecorder
-    from eventsourcing.sqlite import SQLiteApplicationRecorder
+    return ledger_recorder(recorder).proof_store()
 
-    from ledger.proofs.store import ProofStore
 
-    postgres = isinstance(recorder, PostgresApplicationRecorder)
-    if not postgres and not isinstance(recorder, SQLiteApplicationRecorder):
-        return None
-
-    def rows(r: Any) -> tuple[Any, ...]:
-        return tuple(r.values()) if isinstance(r, dict) else tuple(r)
-
-    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            return [rows(r) for r in c.fetchall()]
-
-    def write(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
-        with recorder.datastore.transaction(commit=True) as c:
-            for sql, values in statements:
-                if values:
-                    c.executemany(sql, values)
-
-    prefix = f'"{recorder.datastore.schema}".' if postgres else ""
-    return ProofStore(query, write, postgres=postgres, prefix=prefix)
+def snapshot_ids(recorder: object, snapshots: Any) -> set[UUID]:
+    """Ids of the streams that have a snapshot, read by the application's recorder from ``snapshots``."""
+    return ledger_recorder(recorder).snapshot_ids(snapshots)
 
 
 def open_read_only(store: StoreConfig) -> ReadOnly:
@@ -119,21 +112,3 @@ def open_read_only(store: StoreConfig) -> ReadOnly:
             raise ValueError("an SQLite store needs a file")
         return sqlite.ReadOnlyLog(store.sqlite_path)
     return postgres.ReadOnlyLog(store.conninfo())
-
-
-def snapshot_ids(recorder: Recorder) -> set[UUID]:
-    """Ids of the streams that have a snapshot, read from the snapshots table (or list)."""
-    from ledger.adapters.memory import stored_ids
-
-    found = stored_ids(recorder)
-    if found is not None:
-        return found
-    rec: Any = recorder
-    table = rec.events_table_name
-    if hasattr(rec.datastore, "schema"):
-        table = f'"{rec.datastore.schema}"."{table}"'
-    with rec.datastore.transaction(commit=False) as c:
-        c.execute(f"SELECT DISTINCT originator_id FROM {table}")
-        rows = c.fetchall()
-    ids = [r["originator_id"] if isinstance(r, dict) else r[0] for r in rows]
-    return {i if isinstance(i, UUID) else UUID(i) for i in ids}

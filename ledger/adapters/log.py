@@ -14,6 +14,7 @@ import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, StoredEvent, UUIDAsHex
 
 from ledger.integrity import ChainedEvent
+from ledger.proofs.store import ProofStore
 
 Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
@@ -214,3 +215,28 @@ def _chained(row: tuple[Any, ...]) -> ChainedEvent:
         stream_hash=bytes(row[5]) if row[5] is not None else None,
         chain_hash=bytes(row[6]) if row[6] is not None else None,
     )
+
+
+def sql_proof_store(datastore: Any, row: Callable[[Any], tuple[Any, ...]], postgres: bool) -> ProofStore:
+    """The proof tables (tree, signed heads, stream map) over an SQL recorder's datastore (its pool);
+    ``row`` turns one fetched row into a tuple."""
+
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return [row(r) for r in c.fetchall()]
+
+    def write(statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        with datastore.transaction(commit=True) as c:
+            for sql, values in statements:
+                if values:
+                    c.executemany(sql, values)
+
+    return ProofStore(query, write, postgres=postgres, prefix=f'"{datastore.schema}".' if postgres else "")
+
+
+def sql_stream_ids(datastore: Any, table: str, row: Callable[[Any], tuple[Any, ...]]) -> set[UUID]:
+    """Ids of the streams that have any row in ``table`` (a snapshots table)."""
+    with datastore.transaction(commit=False) as c:
+        c.execute(f"SELECT DISTINCT originator_id FROM {table}")
+        return {UUID(str(row(r)[0])) for r in c.fetchall()}

@@ -1,6 +1,7 @@
-"""The in-memory backend, for fast tests: the library's POPO recorder with the hash chains, a key store
-and a log reader over plain Python lists. ``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory``
-selects it (see ``memory_env``); nothing is written to disk."""
+"""The in-memory backend, for fast tests: the library's POPO recorder with the hash chains and a log
+reader over plain Python lists (the key store is ``ledger.keys.stores.MemoryKeyStore``).
+``PERSISTENCE_MODULE=ledger.adapters.memory:MemoryFactory`` selects it (see ``memory_env``); nothing is
+written to disk."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ledger.adapters.log import PositionedEvent
 from ledger.integrity import GENESIS, ChainedEvent, chain_rows
-from ledger.keys.stores import MemoryKeyStore
 from ledger.proofs.merkle import append_nodes, event_leaf_hash
 
-__all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryKeyStore", "MemoryLogReader", "memory_env", "stored_ids"]
+__all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryLogReader", "memory_env"]
 
 
 def memory_env() -> dict[str, str]:
@@ -44,6 +44,19 @@ class ChainedMemoryRecorder(POPOApplicationRecorder):
             ]
             self.tree.update(append_nodes(positions[0] - 1, leaves, lambda level, index: self.tree[(level, index)]))
         return positions
+
+    def log_reader(self) -> MemoryLogReader:
+        """The log reader over these lists."""
+        return MemoryLogReader(self)
+
+    def proof_store(self) -> None:
+        """None: the in-memory store keeps the tree's nodes (``tree``) but no signed heads or stream map."""
+        return None
+
+    def snapshot_ids(self, snapshots: Any) -> set[UUID]:
+        """Ids of the streams that have a snapshot in the in-memory snapshots recorder."""
+        with snapshots._database_lock:
+            return {UUID(str(s.originator_id)) for s in snapshots._stored_events}
 
     def _stream_head(self, stream_id: Any, version: int) -> bytes:
         index = self._stored_events_index[str(stream_id)].get(version)
@@ -126,13 +139,3 @@ class MemoryLogReader:
             )
             for p in events
         ]
-
-
-def stored_ids(recorder: Any) -> set[UUID] | None:
-    """The stream ids an in-memory recorder holds events of (None for any other recorder)."""
-    from eventsourcing.popo import POPOAggregateRecorder
-
-    if not isinstance(recorder, POPOAggregateRecorder):
-        return None
-    with recorder._database_lock:
-        return {UUID(str(s.originator_id)) for s in recorder._stored_events}

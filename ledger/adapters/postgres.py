@@ -1,5 +1,5 @@
-"""The PostgreSQL backend: the event recorder with gap-free positions and the hash chains, the key store
-and log readers.
+"""The PostgreSQL backend: the event recorder with gap-free positions and the hash chains, and log
+readers (the key store is ``ledger.keys.stores.PostgresKeyStore``).
 
 The library numbers events with a ``bigserial``, which leaves gaps whenever a transaction that drew
 numbers rolls back (every optimistic-concurrency conflict does). Positions here are gap-free: under one
@@ -22,19 +22,19 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from ledger.adapters.log import LogReader
+from ledger.adapters.log import LogReader, sql_proof_store, sql_stream_ids
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.keys.stores import PostgresKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, postgres_proof_tables
 
-__all__ = ["ChainedPostgresRecorder", "PostgresKeyStore", "ReadOnlyLog", "recorder_reader"]
+__all__ = ["ChainedPostgresRecorder", "ReadOnlyLog", "recorder_reader"]
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -91,6 +91,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     )
 
     @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
+    def log_reader(self) -> LogReader:
+        """The log reader over this recorder's connection pool."""
+        return recorder_reader(self)
+
+    def proof_store(self) -> ProofStore:
+        """The proof tables (tree, signed heads, stream map) beside the events, in the same schema."""
+        return sql_proof_store(self.datastore, _values, postgres=True)
+
+    def snapshot_ids(self, snapshots: Any) -> set[UUID]:
+        """Ids of the streams that have a snapshot in the snapshots recorder of this store."""
+        table = f'"{snapshots.datastore.schema}"."{snapshots.events_table_name}"'
+        return sql_stream_ids(snapshots.datastore, table, _values)
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert the events and their chain rows atomically; returns their positions."""
         if not stored_events:
@@ -204,3 +217,8 @@ class ReadOnlyLog:
         """End the transaction and close the connection."""
         self._conn.rollback()
         self._conn.close()
+
+
+def _values(row: Any) -> tuple[Any, ...]:
+    """A fetched row (the pool's rows are dicts) as a tuple."""
+    return tuple(row.values())

@@ -1,6 +1,7 @@
-"""The SQLite backend: the chained event recorder, the key store and log readers.
+"""The SQLite backend: the chained event recorder and log readers.
 
-Positions are the events table's rowid. The key store (``ledger.keys.stores``) is a separate file.
+Positions are the events table's rowid. The key store (``ledger.keys.stores.SQLiteKeyStore``) is a
+separate file.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from ledger.adapters.log import LogReader
+from ledger.adapters.log import LogReader, sql_proof_store, sql_stream_ids
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
-from ledger.keys.stores import SQLiteKeyStore
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
 
-__all__ = ["ChainedSQLiteRecorder", "ReadOnlyLog", "SQLiteKeyStore", "recorder_reader"]
+__all__ = ["ChainedSQLiteRecorder", "ReadOnlyLog", "recorder_reader"]
 
 # Per thread: the frontier an insert computed, kept until its transaction committed.
 _pending = threading.local()
@@ -42,6 +42,18 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if id(self) in pending:  # committed: the next insert may start from it (one read less)
             self._frontier = pending.pop(id(self))
         return positions
+
+    def log_reader(self) -> LogReader:
+        """The log reader over this recorder's connection pool."""
+        return recorder_reader(self)
+
+    def proof_store(self) -> ProofStore:
+        """The proof tables (tree, signed heads, stream map) beside the events."""
+        return sql_proof_store(self.datastore, tuple, postgres=False)
+
+    def snapshot_ids(self, snapshots: Any) -> set[UUID]:
+        """Ids of the streams that have a snapshot in the snapshots recorder of this store."""
+        return sql_stream_ids(snapshots.datastore, snapshots.events_table_name, tuple)
 
     def construct_create_table_statements(self) -> list[str]:
         """The events table, the chain table and the proof tables (tree, signed heads, stream map)."""

@@ -26,10 +26,10 @@ from ledger.snapshots import due as snapshots_due
 if TYPE_CHECKING:
     from eventsourcing.domain import Aggregate
 
-    from ledger.config import Policy
     from ledger.domain.number import Number
     from ledger.domain.subscriber import Subscriber
-    from ledger.vault import PersonalDataVault
+    from ledger.keys.vault import PersonalDataVault
+    from ledger.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class LedgerApplication(LifecycleCommands, Application):
     def construct_snapshot_store(self) -> Any:
         """The library's snapshot store, fronted by the ids of the streams that have snapshots."""
         store = super().construct_snapshot_store()
-        return SnapshotStore(store, snapshot_ids(store.recorder))
+        return SnapshotStore(store, snapshot_ids(self.recorder, store.recorder))
 
     @property
     def snapshot_store(self) -> SnapshotStore:
@@ -163,7 +163,7 @@ class LedgerApplication(LifecycleCommands, Application):
         of its stream's events."""
         store = self.snapshot_store
         bad = []
-        for stream_id in sorted(snapshot_ids(store.recorder) if stream_ids is None else stream_ids):
+        for stream_id in sorted(snapshot_ids(self.recorder, store.recorder) if stream_ids is None else stream_ids):
             for snapshot in store.store.get(stream_id):
                 expected = replay(self.events, stream_id, snapshot.originator_version)
                 if expected is None or comparable(snapshot.mutate(None)) != comparable(expected):  # type: ignore[attr-defined]

@@ -14,8 +14,9 @@ from eventsourcing.utils import get_topic
 from ledger.adapters.log import holders_in
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
-from ledger.domain.number import Number, Tenure
+from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
+from ledger.domain.tenure import Tenure
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 from ledger.proofs.verify import check_ledger, check_streams
 

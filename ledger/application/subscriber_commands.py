@@ -16,9 +16,9 @@ from ledger.keys.identity import plan_identity, release_identity
 
 if TYPE_CHECKING:
     from ledger.application.app import Clock
-    from ledger.config import Policy
     from ledger.domain.context import Context
-    from ledger.vault import PersonalDataVault
+    from ledger.keys.vault import PersonalDataVault
+    from ledger.policy import Policy
 
 
 class SubscriberCommands:

@@ -1,5 +1,4 @@
-"""The event base class, stream ids from natural keys and time-order checks (the enumerations are in
-``rules`` and importable from here too)."""
+"""The event base class, stream ids from natural keys and time-order checks."""
 
 from __future__ import annotations
 
@@ -10,29 +9,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.domain.errors import OccurredAtOutOfOrder
 
-# The vocabularies and clearance live in ``rules``; these names stay importable from here.
-from ledger.domain.rules import (
-    CLEARANCE_SEVERITY,
-    Clearance,
-    DisconnectReason,
-    NumberStatus,
-    SimSwapReason,
-    SuspensionReason,
-    VerificationMethod,
-)
-
-__all__ = [
-    "CLEARANCE_SEVERITY",
-    "Clearance",
-    "DisconnectReason",
-    "LedgerEvent",
-    "NumberStatus",
-    "SimSwapReason",
-    "SuspensionReason",
-    "VerificationMethod",
-    "check_order",
-    "stable_id",
-]
+__all__ = ["LedgerEvent", "check_order", "stable_id"]
 
 
 class LedgerEvent(Aggregate.Event):

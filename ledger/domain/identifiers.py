@@ -10,7 +10,7 @@ import phonenumbers
 
 from ledger.domain.rules import IdType, luhn_valid, resident_id_check_char
 
-__all__ = ["ID_TYPES", "InvalidValue", "luhn_valid", "resident_id_check_char"]
+__all__ = ["ID_TYPES", "InvalidValue"]
 
 
 class InvalidValue(ValueError):

@@ -1,5 +1,5 @@
-"""A number's tenures: one subscriber's holding from activation to disconnection, its quarantine and the
-data holders' confirmations, and their form inside a snapshot of the number."""
+"""A number's tenure: one subscriber's holding from activation to disconnection, its quarantine and the
+data holders' confirmations, and its form inside a snapshot of the number (``Number`` holds the list)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ledger.domain import errors
-from ledger.domain.rules import Clearance, NumberStatus, tenure_clearance
+from ledger.domain.rules import Clearance, tenure_clearance
 
 
 @dataclass(frozen=True)
@@ -79,55 +78,3 @@ def decode_tenure(t: dict[str, Any]) -> Tenure:
             "confirmations": {h: Confirmation(h, ref, at) for h, ref, at in t["confirmations"]},
         }
     )
-
-
-class TenureHistory:
-    """The number's tenures, queried, and the number's state in a snapshot (a base of ``Number``)."""
-
-    number: str
-    status: NumberStatus
-    tenures: list[Tenure]
-
-    # Snapshots (see ledger.snapshots): tenures and the status as JSON-friendly values, and back.
-
-    @staticmethod
-    def encode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The aggregate's state with tenures as dicts and the status as text."""
-        state["status"] = str(state["status"])
-        state["tenures"] = [encode_tenure(t) for t in state["tenures"]]
-        return state
-
-    @staticmethod
-    def decode_snapshot_state(state: dict[str, Any]) -> dict[str, Any]:
-        """The inverse of ``encode_snapshot_state``."""
-        state["status"] = NumberStatus(state["status"])
-        state["tenures"] = [decode_tenure(t) for t in state["tenures"]]
-        return state
-
-    # Queries.
-
-    @property
-    def current_tenure(self) -> Tenure | None:
-        """The open tenure, if any."""
-        if self.tenures and self.tenures[-1].is_open:
-            return self.tenures[-1]
-        return None
-
-    def tenure(self, tenure_id: UUID) -> Tenure:
-        """The tenure with that id, or TenureNotFound."""
-        for tenure in self.tenures:
-            if tenure.tenure_id == tenure_id:
-                return tenure
-        raise errors.TenureNotFound(f"{tenure_id} of number {self.number}")
-
-    def closed_tenures(self) -> list[Tenure]:
-        """Closed tenures, oldest first."""
-        return [t for t in self.tenures if not t.is_open]
-
-    def _require_in_service(self, action: str) -> Tenure:
-        tenure = self.current_tenure
-        if tenure is None or self.status not in (NumberStatus.ACTIVE, NumberStatus.SUSPENDED):
-            raise errors.NumberNotInService(
-                f"number {self.number} is {self.status}; cannot {action}", state=self.status
-            )
-        return tenure

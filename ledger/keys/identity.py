@@ -30,7 +30,7 @@ import orjson
 from eventsourcing.persistence import IntegrityError
 
 from ledger.keys.crypto import KEY_BYTES, hkdf, unwrap, wrap
-from ledger.keys.tables import BucketRow, StaleBucketError, Tx
+from ledger.keys.tables import BucketRow, KeyTables, StaleBucketError, Tx
 
 if TYPE_CHECKING:
     from ledger.keys.vault import PersonalDataVault
@@ -72,12 +72,16 @@ def _locked_row(vault: PersonalDataVault, tx: Tx, identity: bytes) -> tuple[int,
     return bucket, key, tag, content
 
 
-def _put(vault: PersonalDataVault, tx: Tx, bucket: int, key: bytes, tag: bytes, content: dict[str, Any]) -> None:
+def _put(tables: KeyTables, tx: Tx, bucket: int, key: bytes, tag: bytes, content: dict[str, Any]) -> None:
     tx.execute(
-        f"INSERT INTO {vault.store.t('identity_salts')} (tag, bucket, wrapped) VALUES (?, ?, ?) "
+        f"INSERT INTO {tables.t('identity_salts')} (tag, bucket, wrapped) VALUES (?, ?, ?) "
         "ON CONFLICT (tag) DO UPDATE SET wrapped = excluded.wrapped",
         (tag, bucket, wrap(key, orjson.dumps(content), salt_aad(tag))),
     )
+
+
+class SaltConflictError(IntegrityError):
+    """Raised when a salt row changed between reading it and writing it (the command is run again)."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,21 @@ class SaltChange:
     content: dict[str, Any]
     is_new: bool
 
-
-class SaltConflictError(IntegrityError):
-    """Raised when a salt row changed between reading it and writing it (the command is run again)."""
+    def write(self, tables: KeyTables, tx: Tx) -> None:
+        """Write the planned row under the store's lock, refusing it when another writer overtook it."""
+        if tables.generations(tx, [self.bucket]).get(self.bucket) != self.generation:
+            raise SaltConflictError(f"bucket {self.bucket} was re-keyed while an identity was looked up")
+        found = tx.execute(f"SELECT wrapped FROM {tables.t('identity_salts')} WHERE tag = ?", (self.tag,))
+        content = self.content
+        if found:
+            current = orjson.loads(unwrap(self.bucket_key, bytes(found[0][0]), salt_aad(self.tag)))
+            if self.is_new or current["salt"] != content["salt"]:
+                raise SaltConflictError("an identity's salt was created by another writer meanwhile")
+            members = list(dict.fromkeys([*current["members"], *content["members"]]))
+            content = {**current, "members": members}
+        elif not self.is_new:
+            raise SaltConflictError("an identity's salt was destroyed by an erasure meanwhile")
+        _put(tables, tx, self.bucket, self.bucket_key, self.tag, content)
 
 
 def plan_identity(
@@ -152,24 +168,6 @@ def identity_key(
     return key
 
 
-def apply_salt_changes(vault: PersonalDataVault, tx: Tx, changes: list[SaltChange]) -> None:
-    """Write planned salt changes under the store's lock, refusing any that another writer overtook."""
-    for change in changes:
-        if vault.store.generations(tx, [change.bucket]).get(change.bucket) != change.generation:
-            raise SaltConflictError(f"bucket {change.bucket} was re-keyed while an identity was looked up")
-        found = tx.execute(f"SELECT wrapped FROM {vault.store.t('identity_salts')} WHERE tag = ?", (change.tag,))
-        content = change.content
-        if found:
-            current = orjson.loads(unwrap(change.bucket_key, bytes(found[0][0]), salt_aad(change.tag)))
-            if change.is_new or current["salt"] != content["salt"]:
-                raise SaltConflictError("an identity's salt was created by another writer meanwhile")
-            members = list(dict.fromkeys([*current["members"], *content["members"]]))
-            content = {**current, "members": members}
-        elif not change.is_new:
-            raise SaltConflictError("an identity's salt was destroyed by an erasure meanwhile")
-        _put(vault, tx, change.bucket, change.bucket_key, change.tag, content)
-
-
 def release_identity(
     vault: PersonalDataVault, id_type: str, id_number: str, subscriber_id: UUID, is_live: Callable[[UUID], bool]
 ) -> bool:
@@ -184,7 +182,7 @@ def release_identity(
         others = [m for m in content["members"] if m != str(subscriber_id) and is_live(UUID(m))]
         if others:
             content["members"] = others
-            _put(vault, tx, bucket, key, tag, content)
+            _put(vault.store, tx, bucket, key, tag, content)
             return False
         tx.execute(f"DELETE FROM {vault.store.t('identity_salts')} WHERE tag = ?", (tag,))
         tx.execute(
@@ -203,5 +201,5 @@ def rekey_salts(vault: PersonalDataVault, tx: Tx, bucket: int, old_key: bytes, n
         content = orjson.loads(unwrap(old_key, bytes(wrapped), salt_aad(bytes(tag))))
         new_tag = tag_of(new_key, _identity(*content["id"]))
         tx.execute(f"DELETE FROM {t('identity_salts')} WHERE tag = ?", (bytes(tag),))
-        _put(vault, tx, bucket, new_key, new_tag, content)
+        _put(vault.store, tx, bucket, new_key, new_tag, content)
     return len(rows)

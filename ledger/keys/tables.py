@@ -62,6 +62,14 @@ class ErasedKeyError(IntegrityError):
     the erasure recorded."""
 
 
+class RowChange(Protocol):
+    """A change to the key store that must commit with new data keys, in their transaction (an identity's
+    salt row: ``ledger.keys.identity.SaltChange``)."""
+
+    def write(self, tables: KeyTables, tx: Tx) -> None:
+        """Write the change in ``tx``, or raise when another writer overtook it since it was planned."""
+
+
 class KeyTables:
     """The statements of a key store; subclasses give the connection, the lock and the id type."""
 

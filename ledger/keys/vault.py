@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -29,10 +29,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.keys.crypto import KEY_BYTES, NONCE_BYTES, KeyStoreError, MasterKey, bucket_aad, data_aad, unwrap, wrap
 from ledger.keys.epoch import EpochFile, MemoryEpochFile, check_value, wrapping_key
-from ledger.keys.tables import BucketRow, EpochState, KeyTables, StaleBucketError, Tx
-
-if TYPE_CHECKING:
-    from ledger.keys.identity import SaltChange
+from ledger.keys.tables import BucketRow, EpochState, KeyTables, RowChange, StaleBucketError, Tx
 
 log = logging.getLogger("ledger.keys")
 TOKEN_PREFIX = "v1."
@@ -226,14 +223,17 @@ class PersonalDataVault:
         stored it and returned the key in force (another writer's may have been stored first)."""
         return subscriber_id, os.urandom(KEY_BYTES)
 
-    def store_keys(self, keys: list[tuple[UUID, bytes]], salts: Sequence[SaltChange] = ()) -> dict[UUID, bytes]:
-        """Wrap new data keys under their buckets' current keys and store them, with identity salt changes,
-        in one transaction; each only where its subscriber has no key yet. Returns, once committed, the key
-        in force for each subscriber (its own, or the one stored before): the only one to seal under.
-        Nothing is cached unless it is committed, so a failed store leaves nothing a retry could use."""
-        from ledger.keys.identity import apply_salt_changes
+    def store_keys(self, keys: list[tuple[UUID, bytes]], changes: Sequence[RowChange] = ()) -> dict[UUID, bytes]:
+        """Wrap new data keys under their buckets' current keys and store them, with other key-store changes
+        (identity salts), in one transaction; each only where its subscriber has no key yet. Returns, once
+        committed, the key in force for each subscriber (its own, or the one stored before): the only one to
+        seal under. Nothing is cached unless it is committed, so a failed store leaves nothing a retry could use."""
 
-        also = (lambda tx: apply_salt_changes(self, tx, list(salts))) if salts else None
+        def write_changes(tx: Tx) -> None:
+            for change in changes:
+                change.write(self.store, tx)
+
+        also = write_changes if changes else None
         for attempt in range(5):
             rows, generations, bucket_keys = [], {}, {}
             for sid, data_key in keys:

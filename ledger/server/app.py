@@ -16,8 +16,8 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.reads import keyless_registrations
-from ledger.bootstrap import load_head_signer, open_ledger, open_projector, start_projections
-from ledger.config import ConfigError
+from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, start_projections
+from ledger.policy import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge
@@ -128,18 +128,17 @@ async def _build(
     await health_servicer.set(RECYCLING, NOT_SERVING)
     # With a local projector (and the views it writes), waits wake on its batches; otherwise (a replica, or
     # projections elsewhere) one background poll of the views' position serves every waiter.
-    local = projector is not None and settings.read_store is None
+    local = projector if settings.read_store is None else None
     progress = Progress(
         head=app.reader.max_position,
         views_position=lambda: read_models.position(("numbers",)),
-        local=local,
+        local=local is not None,
         on_serving=lambda ok: _report(edge, health_servicer, RECYCLING, SERVING if ok else NOT_SERVING),
     )
-    if local:
-        assert projector is not None
-        progress.views_position = projector.position
-        projector.listeners.append(progress.applied)
-        progress.wake_projector = projector.wake.set
+    if local is not None:
+        progress.views_position = local.position
+        local.listeners.append(progress.applied)
+        progress.wake_projector = local.wake.set
     waits = Budget(
         "checks waiting for min_position",
         "LEDGER_MAX_WAITING_CHECKS",
@@ -246,7 +245,9 @@ def serve(settings: Settings) -> int:
         app.vault.store.close()
         raise
     stop = threading.Event()
-    projection_threads = start_projections(settings, projector, stop) if settings.run_projections else []
+    projection_threads = (
+        start_projections(settings, projector, key_jobs(settings, app), stop) if settings.run_projections else []
+    )
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     server.start()
     host = settings.listen.rsplit(":", 1)[0]

@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_status import rpc_status
 
-from ledger.config import ConfigError
-from ledger.domain import errors
-from ledger.server.errors import to_status, wrap_handler
+from ledger.policy import ConfigError
+from ledger.server.errors import EdgeRefusal, PermissionDenied, Unauthenticated, refuse, wrap_handler
 
 ROLES = ("operator", "compliance", "checker", "admin")
 SERVICE_ROLES = {
@@ -146,28 +144,38 @@ def _find(metadata: Any, key: str) -> str | None:
     return None
 
 
-async def _refuse(context: grpc.aio.ServicerContext, exc: errors.LedgerError) -> None:
-    status = to_status(exc)
-    assert status is not None  # Unauthenticated and PermissionDenied always map to a status
-    await context.abort_with_status(rpc_status.to_status(status))
-
-
 def _unparsed(data: bytes) -> bytes:
     """The deserializer of a refused call: its bytes are never parsed."""
     return data
 
 
-def _refusal(handler: grpc.RpcMethodHandler, exc: errors.LedgerError) -> grpc.RpcMethodHandler:
+def _refusal(handler: grpc.RpcMethodHandler, exc: EdgeRefusal) -> grpc.RpcMethodHandler:
     """A handler of the same kind as ``handler`` that answers ``exc`` without reading a message."""
 
-    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await _refuse(context, exc)
+    async def refuse_unary(_request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await refuse(context, exc)
 
     async def refuse_stream(_request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await _refuse(context, exc)
+        await refuse(context, exc)
         yield  # not reached: an async generator, as the handler it stands for
 
-    return wrap_handler(handler._replace(request_deserializer=_unparsed), lambda _: refuse, lambda _: refuse_stream)
+    return wrap_handler(
+        handler._replace(request_deserializer=_unparsed), lambda _: refuse_unary, lambda _: refuse_stream
+    )
+
+
+def authenticate(config: AuthConfig, method: str, metadata: Any) -> Caller:
+    """The caller holding the token in this call's metadata, or Unauthenticated / PermissionDenied."""
+    header = _find(metadata, "authorization") or ""
+    scheme, _, token = header.partition(" ")
+    caller = config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
+    if caller is None:
+        raise Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
+    service = method.lstrip("/").split("/", 1)[0]
+    role = SERVICE_ROLES.get(service)
+    if role is not None and not caller.may(role):
+        raise PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
+    return caller
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -182,20 +190,6 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, config: AuthConfig | None) -> None:
         self.config = config
         self._local: dict[str, grpc.RpcMethodHandler] = {}
-
-    def authenticate(self, method: str, metadata: Any) -> Caller:
-        """The caller holding the token in this call's metadata, or Unauthenticated / PermissionDenied."""
-        assert self.config is not None
-        header = _find(metadata, "authorization") or ""
-        scheme, _, token = header.partition(" ")
-        caller = self.config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
-        if caller is None:
-            raise errors.Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
-        service = method.lstrip("/").split("/", 1)[0]
-        role = SERVICE_ROLES.get(service)
-        if role is not None and not caller.may(role):
-            raise errors.PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
-        return caller
 
     async def intercept_service(
         self,
@@ -213,14 +207,14 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 local = self._local[method] = wrap_handler(handler, _local_unary, _local_stream)
             return local
         try:
-            caller = self.authenticate(method, handler_call_details.invocation_metadata)
-        except (errors.Unauthenticated, errors.PermissionDenied) as exc:
+            caller = authenticate(self.config, method, handler_call_details.invocation_metadata)
+        except (Unauthenticated, PermissionDenied) as exc:
             return _refusal(handler, exc)
         CURRENT_CALLER.set(caller)
         return handler
 
 
-_NOT_LOCAL = errors.Unauthenticated("this server has no credentials configured and accepts loopback connections only")
+_NOT_LOCAL = Unauthenticated("this server has no credentials configured and accepts loopback connections only")
 
 
 def _local_caller(context: grpc.aio.ServicerContext) -> Caller | None:
@@ -234,7 +228,7 @@ def _local_unary(behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Any]
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         caller = _local_caller(context)
         if caller is None:
-            return await _refuse(context, _NOT_LOCAL)
+            return await refuse(context, _NOT_LOCAL)
         CURRENT_CALLER.set(caller)
         return await behaviour(request, context)
 
@@ -245,7 +239,7 @@ def _local_stream(behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[...,
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         caller = _local_caller(context)
         if caller is None:
-            await _refuse(context, _NOT_LOCAL)
+            await refuse(context, _NOT_LOCAL)
             return
         CURRENT_CALLER.set(caller)
         async for response in behaviour(request, context):

@@ -1,10 +1,11 @@
-"""One interceptor maps the ledger's errors to gRPC status codes with google.rpc details."""
+"""One interceptor maps the ledger's errors to gRPC status codes with google.rpc details; the edge's own
+refusals (no credentials, a role missing, a limit reached) are defined here, beside it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from eventsourcing.persistence import OperationalError, PersistenceError
@@ -13,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ledger.domain import errors
+from projections.errors import ReadModelBehind, ReadModelMismatch, ReadModelRebuilding
 
 log = logging.getLogger(__name__)
 DOMAIN = "ledger.v1"
@@ -21,6 +23,45 @@ DOMAIN = "ledger.v1"
 MAX_FIELD_VIOLATIONS = 50
 MAX_VIOLATION_TEXT = 120
 MAX_MESSAGE_VIOLATIONS = 5
+
+
+class EdgeRefusal(errors.LedgerError):
+    """Base class of the edge's own refusals, answered before a servicer runs: each names its status code
+    and its ErrorInfo reason."""
+
+    code: ClassVar[int]
+    reason: ClassVar[str]
+
+
+class Unauthenticated(EdgeRefusal):
+    """Raised when a call carries no valid credentials."""
+
+    code = code_pb2.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(EdgeRefusal):
+    """Raised when the caller's roles do not allow the call."""
+
+    code = code_pb2.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class ResourceExhausted(EdgeRefusal):
+    """Raised when a limit on concurrent streams or request size is reached."""
+
+    code = code_pb2.RESOURCE_EXHAUSTED
+    reason = "RESOURCE_EXHAUSTED"
+
+
+def refusal_status(exc: EdgeRefusal) -> status_pb2.Status:
+    """The google.rpc.Status of one of the edge's refusals."""
+    return _status(exc.code, str(exc), error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN))
+
+
+async def refuse(context: grpc.aio.ServicerContext, exc: EdgeRefusal) -> None:
+    """End the call with one of the edge's refusals (raises, as ``abort_with_status`` does)."""
+    await context.abort_with_status(rpc_status.to_status(refusal_status(exc)))
 
 
 def to_status(exc: BaseException) -> status_pb2.Status | None:
@@ -42,29 +83,22 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, errors.ConcurrencyConflict):
         info = error_details_pb2.ErrorInfo(reason="CONCURRENCY_CONFLICT", domain=DOMAIN)
         return _status(code_pb2.ABORTED, str(exc), info)
-    if isinstance(exc, errors.Unauthenticated):
-        info = error_details_pb2.ErrorInfo(reason="UNAUTHENTICATED", domain=DOMAIN)
-        return _status(code_pb2.UNAUTHENTICATED, str(exc), info)
-    if isinstance(exc, errors.PermissionDenied):
-        info = error_details_pb2.ErrorInfo(reason="PERMISSION_DENIED", domain=DOMAIN)
-        return _status(code_pb2.PERMISSION_DENIED, str(exc), info)
-    if isinstance(exc, errors.ResourceExhausted):
-        info = error_details_pb2.ErrorInfo(reason="RESOURCE_EXHAUSTED", domain=DOMAIN)
-        return _status(code_pb2.RESOURCE_EXHAUSTED, str(exc), info)
-    if isinstance(exc, errors.ReadModelBehind):
+    if isinstance(exc, EdgeRefusal):
+        return refusal_status(exc)
+    if isinstance(exc, ReadModelBehind):
         info = error_details_pb2.ErrorInfo(
             reason="READ_MODEL_BEHIND",
             domain=DOMAIN,
             metadata={"min_position": str(exc.wanted), "applied_position": str(exc.applied)},
         )
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
-    if isinstance(exc, errors.ReadModelRebuilding):
+    if isinstance(exc, ReadModelRebuilding):
         metadata = {"view": exc.view, "position": str(exc.position)}
         if exc.head:
             metadata["head_position"] = str(exc.head)
         info = error_details_pb2.ErrorInfo(reason="READ_MODEL_REBUILDING", domain=DOMAIN, metadata=metadata)
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
-    if isinstance(exc, errors.ReadModelMismatch):
+    if isinstance(exc, ReadModelMismatch):
         info = error_details_pb2.ErrorInfo(reason="READ_MODEL_MISMATCH", domain=DOMAIN)
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
     if isinstance(exc, NotImplementedError):

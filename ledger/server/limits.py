@@ -18,11 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_status import rpc_status
 
-from ledger.domain import errors
 from ledger.server.auth import current_caller
-from ledger.server.errors import MethodInterceptor, to_status, wrap_handler
+from ledger.server.errors import MethodInterceptor, ResourceExhausted, refuse, wrap_handler
 
 if TYPE_CHECKING:
     from ledger.config import Limits
@@ -56,11 +54,11 @@ class Budget:
         """Take one place for ``caller``, or raise ResourceExhausted; returns the (idempotent) release."""
         with self._lock:
             if self._held >= self.total:
-                raise errors.ResourceExhausted(
+                raise ResourceExhausted(
                     f"at most {self.total} {self.name} at once on this server ({self.setting}); retry later"
                 )
             if self.per_caller is not None and self._by_caller[caller] >= self.per_caller:
-                raise errors.ResourceExhausted(
+                raise ResourceExhausted(
                     f"at most {self.per_caller} {self.name} at once per caller ({self.per_caller_setting}); "
                     "close one or retry later"
                 )
@@ -119,12 +117,6 @@ def caller_key(context: Any) -> str:
         return f"actor:{caller.actor}"
     peer = context.peer() or ""
     return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
-
-
-async def _refuse(context: grpc.aio.ServicerContext, exc: errors.LedgerError) -> None:
-    status = to_status(exc)
-    assert status is not None
-    await context.abort_with_status(rpc_status.to_status(status))
 
 
 class LimitInterceptor(MethodInterceptor):
@@ -219,7 +211,8 @@ class LimitInterceptor(MethodInterceptor):
         the server stops while it waits for one."""
         iterator = requests.__aiter__()
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:  # a coroutine of a call always runs in its task; without one, nothing can wake it
+            raise RuntimeError("a call's requests are read inside the call's task")
         while True:
             if self.stopping:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
@@ -246,6 +239,6 @@ class LimitInterceptor(MethodInterceptor):
 async def _take(budget: Budget, context: grpc.aio.ServicerContext) -> Callable[[], None]:
     try:
         return budget.take(caller_key(context))
-    except errors.ResourceExhausted as exc:
-        await _refuse(context, exc)
+    except ResourceExhausted as exc:
+        await refuse(context, exc)
         raise  # not reached: abort raises

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ledger.domain import errors
+from projections.errors import ReadModelMismatch, ReadModelRebuilding
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Progress:
             log.debug("ledger head unavailable: %s", e)
         try:
             position = self._views_source()
-        except (errors.ReadModelRebuilding, errors.ReadModelMismatch):
+        except (ReadModelRebuilding, ReadModelMismatch):
             self._set_serving(False)
             return
         except Exception as e:  # views database down: checks fail on their own, clearly

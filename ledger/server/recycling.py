@@ -18,10 +18,11 @@ from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
-from projections.queries import Decision, day_bounds, decide
+from projections.errors import ReadModelBehind, ReadModelMismatch, ReadModelRebuilding
+from projections.recycling import Decision, day_bounds, decide
 
 if TYPE_CHECKING:
-    from ledger.config import Policy
+    from ledger.policy import Policy
     from ledger.server.bridge import Blocking
     from ledger.server.limits import Budget
     from ledger.server.progress import Progress
@@ -230,7 +231,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
     def _read(self, read: Callable[[], T]) -> T:
         try:
             return read()
-        except errors.ReadModelRebuilding as e:
+        except ReadModelRebuilding as e:
             e.head = self.progress.head
             raise
 
@@ -241,7 +242,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         if as_of > head:
             head = self.progress.refresh_head()
             if as_of > head:
-                raise errors.ReadModelMismatch(
+                raise ReadModelMismatch(
                     f"the read models are at position {as_of}, beyond the ledger's head {head} (a restored or "
                     "another ledger); rebuild them with `ledger project --rebuild`"
                 )
@@ -249,7 +250,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         if limit:
             lag = self.progress.lag_seconds(as_of)
             if lag > limit:
-                raise errors.ReadModelBehind(
+                raise ReadModelBehind(
                     head,
                     as_of,
                     f"the read model is {lag:.1f}s behind the ledger (position {as_of} of {head}; policy "
@@ -272,7 +273,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
             release = self.waits.take(key) if self.waits else None
             try:
                 if not await self.progress.wait_async(position, timeout):
-                    raise errors.ReadModelBehind(position, self.progress.views_position)
+                    raise ReadModelBehind(position, self.progress.views_position)
             finally:
                 if release:
                     release()
@@ -281,7 +282,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         release = self.waits.take(key) if self.waits else None
         try:
             if not self.progress.wait(position, timeout, context.is_active):
-                raise errors.ReadModelBehind(position, self.progress.views_position)
+                raise ReadModelBehind(position, self.progress.views_position)
         finally:
             if release:
                 release()

@@ -15,6 +15,7 @@ from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import set_timestamp
 from ledger.v1 import recycling_service_pb2 as pb
 from projections import simswap
+from projections.errors import ReadModelBehind
 from projections.views import us
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class SimSwapRpcs:
         position, row = self._read(lambda: self.read_models.sim_swap_row(number))
         self._standing(position)
         if position < min_position:  # the wait follows the numbers view; this answer is the sim_swaps view's
-            raise errors.ReadModelBehind(min_position, position)
+            raise ReadModelBehind(min_position, position)
         if row is None:
             raise errors.NumberNotFound(number)
         if row.ported_out_us is not None:  # the SIM is the recipient operator's now

@@ -9,9 +9,9 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ledger.domain.base import Clearance
+from ledger.domain.rules import Clearance
 from ledger.v1 import ledger_pb2
-from projections.queries import CheckAnswer, Decision
+from projections.recycling import CheckAnswer, Decision
 from projections.views import from_us
 
 STATUS = {

@@ -113,7 +113,7 @@ def test_without_credentials_only_loopback_peers_are_accepted() -> None:
 
 
 def test_auth_file_is_checked(tmp_path: Path) -> None:
-    from ledger.config import ConfigError
+    from ledger.policy import ConfigError
 
     bad = tmp_path / "auth.toml"
     for text in (

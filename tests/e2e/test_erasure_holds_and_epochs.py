@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.config import Policy, Settings
+from ledger.config import Settings
 from ledger.keys.epoch import EpochFile
+from ledger.policy import Policy
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb

@@ -140,7 +140,8 @@ def invoke(channel: grpc.Channel, service: str, method, request_bytes: list[byte
 def fuzz_server(tmp_path_factory):
     from datetime import UTC, datetime
 
-    from ledger.config import Policy, Settings, StoreConfig
+    from ledger.config import Settings, StoreConfig
+    from ledger.policy import Policy
     from tests.conftest import FakeClock
 
     folder = tmp_path_factory.mktemp("fuzz")

@@ -9,7 +9,8 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ledger.config import ConfigError, Limits
+from ledger.config import Limits
+from ledger.policy import ConfigError
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import number, running_server

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger.bootstrap import load_master_key, open_ledger
 from ledger.config import Settings
-from ledger.keys.crypto import KeyStoreError, MasterKey, unwrap
+from ledger.keys.crypto import KeyStoreError, MasterKey, bucket_aad, data_aad, unwrap
 from ledger.keys.epoch import EpochFile, ratchet, wrapping_key
 from ledger.keys.identity import identity_bucket
 from ledger.keys.rotation import end_epoch
-from ledger.keys.vault import TOKEN_PREFIX, bucket_aad, data_aad
+from ledger.keys.vault import TOKEN_PREFIX
 
 STORES = ("sqlite", "postgres")
 NAME = "Erased Zhenshiming"

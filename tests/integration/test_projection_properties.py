@@ -19,12 +19,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ledger.application import LedgerApplication
+from ledger.application.key_jobs import erase_due
 from ledger.bootstrap import open_ledger, open_projector
-from ledger.config import Policy, Settings, StoreConfig
+from ledger.config import Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.keys.maintenance import erase_due
+from ledger.policy import Policy
 from projections.db import ViewsDatabase
 from projections.projector import Projector
 from projections.views import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, NumbersView, us
@@ -514,7 +515,7 @@ def closed_summaries(conn: Any) -> tuple[dict, dict]:
     compares with the replay): they must be equal."""
     import orjson
 
-    from ledger.domain.base import Clearance
+    from ledger.domain.rules import Clearance
 
     conn = vt.serving(conn)
     stored = {n: orjson.loads(c) for n, c in conn.execute("SELECT number, closed FROM rm_checks")}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ledger.adapters import snapshot_ids
 from ledger.application.reads import verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
-from ledger.snapshots import SNAPSHOT_INTERVAL, LedgerSnapshot, comparable, replay, stored_snapshot_ids
+from ledger.snapshots import SNAPSHOT_INTERVAL, LedgerSnapshot, comparable, replay
 from tests.conftest import number, onboard_app
 
 
@@ -26,7 +27,7 @@ def test_long_streams_are_snapshotted_and_loaded_from_the_snapshot(store_app, cl
     stream = Number.create_id(msisdn)
     versions = [s.originator_version for s in app.snapshots.store.get(stream)]
     assert versions == [SNAPSHOT_INTERVAL, 2 * SNAPSHOT_INTERVAL]
-    assert stored_snapshot_ids(app.snapshots.store) == {stream}
+    assert snapshot_ids(app.recorder, app.snapshots.store.recorder) == {stream}
     # The disconnection that follows sees the same state as a full replay, and is decided the same way.
     clock.advance(minutes=1)
     app.disconnect_number(request_id="disc", actor="t", number=msisdn, reason="SUBSCRIBER_REQUEST")
@@ -103,7 +104,7 @@ def test_another_process_s_snapshots_are_learnt_and_lost_ones_taken_again(store_
         clock.advance(minutes=1)
         third.resume_number(request_id="later-res", actor="t", number=later, note="")
         assert [s.originator_version for s in third.snapshots.store.get(later_id)] == [123]
-        assert stored_snapshot_ids(third.snapshots.store) == {later_id}
+        assert snapshot_ids(third.recorder, third.snapshots.store.recorder) == {later_id}
         assert third.verify_snapshots() == []
     finally:
         for app in (first, second, third):

@@ -8,14 +8,16 @@ from uuid import UUID
 
 import pytest
 
-from ledger.adapters.memory import MemoryKeyStore, memory_env
+from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
 from ledger.application.reads import number_history, verify_integrity
-from ledger.config import Policy
 from ledger.domain import errors
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
-from ledger.vault import MasterKey, PersonalDataVault
+from ledger.keys.crypto import MasterKey
+from ledger.keys.stores import MemoryKeyStore
+from ledger.keys.vault import PersonalDataVault
+from ledger.policy import Policy
 from tests.conftest import RESIDENT_DOB, RESIDENT_ID, FakeClock, new_iccid, resident_id
 
 NUMBER, OTHER = "+8613800138000", "+8613800138001"

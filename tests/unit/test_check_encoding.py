@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.domain.base import Clearance
+from ledger.domain.rules import Clearance
 from ledger.server.wire import check_result, encode_results
 from ledger.v1 import recycling_service_pb2 as rpb
-from projections.queries import CheckAnswer
+from projections.recycling import CheckAnswer
 
 decisions = st.tuples(
     st.sampled_from(["NOT_CHANGED", "CHANGED", "NO_DATA"]),

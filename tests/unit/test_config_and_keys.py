@@ -7,10 +7,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from ledger.adapters.sqlite import SQLiteKeyStore
-from ledger.config import ConfigError, Policy, Settings, StoreConfig
+from ledger.config import Settings, StoreConfig
+from ledger.keys.crypto import KeyStoreError, MasterKey
 from ledger.keys.identity import identity_key
-from ledger.vault import KeyStoreError, MasterKey, PersonalDataVault
+from ledger.keys.stores import SQLiteKeyStore
+from ledger.keys.vault import PersonalDataVault
+from ledger.policy import ConfigError, Policy
 
 
 def test_policy_defaults_match_the_design() -> None:

@@ -52,3 +52,24 @@ def test_status_mapping(exc: Exception, code: int, reason: str) -> None:
 
 def test_unexpected_errors_are_not_mapped() -> None:
     assert to_status(RuntimeError("boom")) is None
+
+
+def test_errors_of_the_read_models_and_the_edge_live_beside_their_code_and_map_as_before() -> None:
+    """``ledger.domain.errors`` holds the domain's refusals only; the read models' errors live in
+    ``projections.errors``, the edge's in ``ledger.server.errors``, all still ``LedgerError`` and mapped
+    by the one interceptor."""
+    from ledger.server.errors import PermissionDenied, ResourceExhausted, Unauthenticated
+    from projections.errors import ReadModelBehind, ReadModelMismatch, ReadModelRebuilding
+
+    moved = [
+        (ReadModelBehind(5, 3), code_pb2.UNAVAILABLE, "READ_MODEL_BEHIND"),
+        (ReadModelRebuilding("numbers", 7, head=9), code_pb2.UNAVAILABLE, "READ_MODEL_REBUILDING"),
+        (ReadModelMismatch("x"), code_pb2.UNAVAILABLE, "READ_MODEL_MISMATCH"),
+        (Unauthenticated("x"), code_pb2.UNAUTHENTICATED, "UNAUTHENTICATED"),
+        (PermissionDenied("x"), code_pb2.PERMISSION_DENIED, "PERMISSION_DENIED"),
+        (ResourceExhausted("x"), code_pb2.RESOURCE_EXHAUSTED, "RESOURCE_EXHAUSTED"),
+    ]
+    for exc, code, reason in moved:
+        assert isinstance(exc, errors.LedgerError)
+        assert not hasattr(errors, type(exc).__name__)
+        test_status_mapping(exc, code, reason)

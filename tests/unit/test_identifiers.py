@@ -10,15 +10,13 @@ from hypothesis import strategies as st
 
 from ledger.domain.identifiers import (
     InvalidValue,
-    luhn_valid,
     normalise_id_number,
     parse_date,
     parse_iccid,
     parse_imsi,
     parse_msisdn,
-    resident_id_check_char,
 )
-from ledger.domain.rules import luhn_digit
+from ledger.domain.rules import luhn_digit, luhn_valid, resident_id_check_char
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,14 @@ from uuid import UUID
 
 import pytest
 
-from ledger.adapters.memory import MemoryKeyStore, memory_env
+from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
-from ledger.config import ConfigError, Jurisdiction, Policy
 from ledger.domain import errors
-from ledger.vault import MasterKey, PersonalDataVault
+from ledger.jurisdictions import Jurisdiction
+from ledger.keys.crypto import MasterKey
+from ledger.keys.stores import MemoryKeyStore
+from ledger.keys.vault import PersonalDataVault
+from ledger.policy import ConfigError, Policy
 from tests.conftest import FakeClock, imsi_for, new_iccid, onboard_app, resident_id
 
 POLICY = """

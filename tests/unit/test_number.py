@@ -8,10 +8,10 @@ from uuid import uuid4
 import pytest
 
 from ledger.domain import errors
-from ledger.domain.base import Clearance, NumberStatus
 from ledger.domain.context import Context
 from ledger.domain.indexes import IdentityHoldings, SimCard
 from ledger.domain.number import Number
+from ledger.domain.rules import Clearance, NumberStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOLDERS = ["crm", "billing", "voicemail"]

@@ -9,12 +9,15 @@ from uuid import UUID
 
 import pytest
 
-from ledger.adapters.memory import MemoryKeyStore, memory_env
+from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
-from ledger.config import Jurisdiction, Policy
 from ledger.domain import errors
 from ledger.domain.number import Number
-from ledger.vault import MasterKey, PersonalDataVault
+from ledger.jurisdictions import Jurisdiction
+from ledger.keys.crypto import MasterKey
+from ledger.keys.stores import MemoryKeyStore
+from ledger.keys.vault import PersonalDataVault
+from ledger.policy import Policy
 from tests.conftest import FakeClock, onboard_app
 
 NUMBER = "+8613800138000"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from ledger.domain.base import Clearance
-from projections.queries import CheckAnswer, NumberRow, TenureRow, day_bounds, decide
+from ledger.domain.rules import Clearance
+from projections.recycling import CheckAnswer, NumberRow, TenureRow, day_bounds, decide
 from projections.views import us
 
 UTC_ZONE = ZoneInfo("UTC")

@@ -1,6 +1,8 @@
-"""The keys' schedule: erasure epochs that end on time, processes that follow an epoch ended elsewhere,
-and the pass that completes erasures whose retention period has ended (``scripts.erase_due`` and, once
-a day, the server)."""
+"""The key jobs: erasure epochs that end on time, and the pass that completes erasures whose retention
+period has ended (``scripts.erase_due`` and, once a day, the process that runs the projections).
+
+They use the application (loading subscribers, recording completed erasures) and the vault below it, so
+they live here, above ``ledger.keys``; the wiring starts them explicitly (``bootstrap.start_projections``)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ from ledger.domain import errors
 from ledger.keys.rotation import Rotation, end_epoch
 
 if TYPE_CHECKING:
-    from ledger.application import LedgerApplication
-    from ledger.config import Policy, Settings
+    from ledger.application.app import LedgerApplication
+    from ledger.policy import Policy
 
 log = logging.getLogger("ledger.keys")
 DAY_SECONDS = 86400.0
@@ -62,7 +64,8 @@ def erase_due(
 
 
 class KeyMaintenance:
-    """The server's key jobs, run every ``poll_seconds`` in a thread of their own."""
+    """The key jobs of the process that runs the projections, run every ``poll_seconds`` in a thread of
+    their own: follow the store's epoch, end it when due, and complete due erasures once a day."""
 
     def __init__(self, app: LedgerApplication, policy: Policy, poll_seconds: float = 60.0) -> None:
         self.app = app
@@ -101,32 +104,3 @@ class KeyMaintenance:
             if done.erased:
                 log.info("completed %d erasure(s) whose retention period ended", done.erased)
         return rotation
-
-
-def keys_command(settings: Settings, action: str) -> int:
-    """``ledger keys rotate`` (end the erasure epoch now) and ``ledger keys status``; prints JSON."""
-    import orjson
-
-    from ledger.bootstrap import open_ledger
-
-    app = open_ledger(settings)
-    try:
-        vault = app.vault
-        if action == "rotate":
-            rotation = end_epoch(vault)
-            report: dict[str, object] = dict(rotation.__dict__) if rotation is not None else {}
-        else:
-            state = vault.store.state()
-            report = {
-                "epoch": vault.epoch,
-                "buckets": vault.buckets,
-                "epoch_started_at": (state.started_us / 1_000_000) if state else None,
-                "marked_buckets": len(vault.store.marked()),
-                "held_erasures": len(vault.store.held_erasures()),
-                "epoch_key_file": str(vault.epoch_file.path),
-            }
-    finally:
-        app.close()
-        app.vault.store.close()
-    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    return 0
