@@ -11,6 +11,8 @@ import pytest
 
 from ledger.adapters.memory import MemoryKeyStore, memory_env
 from ledger.application import LedgerApplication
+from ledger.application.handlers import COMMANDS
+from ledger.application.pipeline import execute
 from ledger.config import Policy
 from ledger.domain.indexes import RequestRecord
 from ledger.domain.number import Number
@@ -124,8 +126,7 @@ def ledger():
 def run(
     app: LedgerApplication, rpc: str, request_id: str, occurred_at: datetime | None, fields: dict[str, Any]
 ) -> None:
-    method = "".join(f"_{c.lower()}" if c.isupper() else c for c in rpc).lstrip("_")
-    getattr(app, method)(request_id=request_id, actor="pin", occurred_at=occurred_at, **fields)
+    execute(app, COMMANDS[rpc].command(**fields), request_id=request_id, actor="pin", occurred_at=occurred_at)
 
 
 def snake(name: str) -> str:
