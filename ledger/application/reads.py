@@ -13,7 +13,7 @@ from ledger.adapters.log import holders_in
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
-from ledger.domain.subscriber import Subscriber
+from ledger.domain.subscriber import Subscriber, sealed_personal_data
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 from ledger.proofs.verify import check_ledger, check_streams
 
@@ -140,9 +140,10 @@ def number_history(
         elif isinstance(ev, Subscriber.Event):
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
-            if isinstance(ev, Subscriber.Registered):
+            token = sealed_personal_data(ev)
+            if token is not None:
                 wanted = include_personal_data and (legal_hold or sid not in restricted)
-                state, personal = _personal(app, sid, ev.personal_data, wanted, sid in erased)
+                state, personal = _personal(app, sid, token, wanted, sid in erased)
             items.append(HistoryItem(position, ev, StreamType.SUBSCRIBER, type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
