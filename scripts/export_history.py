@@ -35,6 +35,7 @@ from ledger.config import Settings
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
+from ledger.domain.subscriber import PERSONAL_DATA_TOPICS, sealed_personal_data
 from ledger.integrity import GENESIS
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def export(
             }
             if signed is not None:
                 line["inclusion_proof"] = [h.hex() for h in proofs.inclusion(e.position - 1, signed.size)]
-            if personal is not None and e.topic.endswith(":Subscriber.Registered"):
+            if personal is not None and e.topic in PERSONAL_DATA_TOPICS:
                 line["personal_data"] = personal.get(str(UUID(e.stream_id)))
             out.write(orjson.dumps(line) + b"\n")
         footer: dict[str, Any] = {"kind": "footer", "events": len(events)}
@@ -161,7 +162,7 @@ def decrypt_personal_data(db: str, number: str | None, subscriber: UUID | None, 
     try:
         if number:
             items = number_history(app, number, True, actor="export_history", purpose=purpose)
-            return {str(i.subscriber_id): i.personal_data for i in items if i.type_name == "SubscriberRegistered"}
+            return {str(i.subscriber_id): i.personal_data for i in items if sealed_personal_data(i.event) is not None}
         if subscriber is None:
             raise UsageError("give the number or the subscriber whose personal data to export")
         sub = app.get_subscriber(subscriber)

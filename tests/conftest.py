@@ -10,6 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ledger.application.commands import ActivateSim, ProvisionNumbers, RegisterSubscriber, VerifyIdentity
+from ledger.application.pipeline import execute
 from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
 from ledger.config import Settings, StoreConfig
 from ledger.domain.rules import luhn_digit, resident_id_check_char
@@ -73,36 +75,31 @@ def onboard_app(app, msisdn: str, seq: int):
     """Through the application: provision, register, verify and activate; returns the subscriber id."""
     from uuid import UUID
 
-    app.provision_numbers(request_id=f"p{seq}", actor="t", numbers=[msisdn])
+    execute(app, ProvisionNumbers(numbers=[msisdn]), request_id=f"p{seq}", actor="t")
     sid = UUID(
-        app.register_subscriber(
+        execute(
+            app,
+            RegisterSubscriber(
+                full_name=f"Person {seq}", id_type="RESIDENT_ID_CARD", id_number=resident_id(seq), date_of_birth=""
+            ),
             request_id=f"r{seq}",
             actor="t",
-            full_name=f"Person {seq}",
-            id_type="RESIDENT_ID_CARD",
-            id_number=resident_id(seq),
-            date_of_birth="",
         ).data["subscriber_id"]
     )
-    app.verify_identity(
+    execute(
+        app,
+        VerifyIdentity(subscriber_id=sid, method="ID_CARD_READER", channel="retail", agent_id="a", evidence_ref="e"),
         request_id=f"v{seq}",
         actor="t",
-        subscriber_id=sid,
-        method="ID_CARD_READER",
-        channel="retail",
-        agent_id="a",
-        evidence_ref="e",
     )
     iccid = new_iccid()
-    app.activate_sim(
+    execute(
+        app,
+        ActivateSim(
+            number=msisdn, subscriber_id=sid, iccid=iccid, imsi=imsi_for(iccid), channel="retail", agent_id="a"
+        ),
         request_id=f"a{seq}",
         actor="t",
-        number=msisdn,
-        subscriber_id=sid,
-        iccid=iccid,
-        imsi=imsi_for(iccid),
-        channel="retail",
-        agent_id="a",
     )
     return sid
 

@@ -1,13 +1,13 @@
-"""The ledger application: the library's Application with the ledger's store, snapshots, commit
-notifications and the operations that are not lifecycle commands (recording disclosures, finishing
-erasures)."""
+"""The ledger application: the library's Application with the ledger's store, snapshots and commit
+notifications (what units of work need of it: ``unit_of_work.Ledger``), and the operations that are not
+lifecycle commands sent by clients (recording disclosures, finishing erasures)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -15,12 +15,13 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
-from ledger.application.commands import LifecycleCommands
-from ledger.application.pipeline import Command, execute, retrying
-from ledger.application.unit_of_work import CommandResult, StagedUnitOfWork, UnitOfWork
+from ledger.application.commands import CompleteErasure
+from ledger.application.handlers import shred
+from ledger.application.pipeline import execute, retrying
+from ledger.application.unit_of_work import Clock, StagedUnitOfWork, UnitOfWork
 from ledger.domain import errors
 from ledger.domain.context import Context
-from ledger.snapshots import LedgerSnapshot, SnapshotStore, comparable, replay
+from ledger.snapshots import SNAPSHOT_INTERVAL, SNAPSHOTTED, LedgerSnapshot, SnapshotStore, comparable, replay
 from ledger.snapshots import due as snapshots_due
 
 if TYPE_CHECKING:
@@ -34,14 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Clock(Protocol):
-    """Source of the current time (a fake one in tests)."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware."""
-        ...
-
-
 class SystemClock:
     """The machine's clock, in UTC."""
 
@@ -50,8 +43,9 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-class LedgerApplication(LifecycleCommands, Application):
-    """Records lifecycle commands as events; every rule is checked against freshly loaded state."""
+class LedgerApplication(Application):
+    """Records lifecycle commands as events (``pipeline.execute(app, command, ...)``); every rule is checked
+    against freshly loaded state."""
 
     name = "Ledger"
 
@@ -75,15 +69,47 @@ class LedgerApplication(LifecycleCommands, Application):
         self.commit_listeners: list[Callable[[int], None]] = []
         self.finish_pending_erasures()
 
-    def run(self, command: Command, unit: UnitOfWork | None) -> CommandResult:
-        """Run a lifecycle command through the pipeline."""
-        return execute(self, command, unit)
-
     def staged(self) -> StagedUnitOfWork:
         """A unit of work that holds commands' events until its ``flush`` (bulk import)."""
         return StagedUnitOfWork(self)
 
-    # Loading outside commands.
+    # Loading.
+
+    def load(self, aggregate_id: UUID) -> Any:
+        """A stream's aggregate as stored (through its snapshot if it has one); AggregateNotFoundError
+        when it has no events."""
+        return self.repository.get(aggregate_id)
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        """Whether the stream has any event."""
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    def existing(self, stream_ids: list[UUID]) -> set[UUID]:
+        """Which of these streams have events (one query)."""
+        return self.reader.existing(stream_ids)
+
+    def prefetch(self, stream_ids: list[UUID]) -> dict[UUID, Any]:
+        """These streams' aggregates read in one query (the library reads one stream per query), None for
+        a stream without events; streams with a snapshot are left out (they load through it)."""
+        known = self.snapshot_store.known
+        wanted = [i for i in dict.fromkeys(stream_ids) if i not in known]
+        stored = self.reader.stream_events(wanted)
+        loaded: dict[UUID, Any] = {}
+        for stream_id in wanted:
+            aggregate = None
+            for item in stored.get(stream_id, ()):
+                aggregate = self.mapper.to_domain_event(item).mutate(aggregate)  # type: ignore[attr-defined]
+            loaded[stream_id] = aggregate
+            if aggregate is not None and aggregate.version >= SNAPSHOT_INTERVAL and isinstance(aggregate, SNAPSHOTTED):
+                # Replayed in full: another process snapshotted it after this one started, or its snapshot
+                # was lost. Snapshot it at the version loaded, or learn of the one stored there.
+                self.store_snapshot(aggregate)
+        return loaded
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None:
+        """The ledger position of a stream's event at this version."""
+        position: int | None = self.reader.position_of(stream_id, version)
+        return position
 
     def get_number(self, number: str) -> Number:
         """The number's aggregate, or NumberNotFound."""
@@ -192,6 +218,18 @@ class LedgerApplication(LifecycleCommands, Application):
 
         return retrying(attempt, "recording the personal data read")
 
+    def complete_erasure(self, *, subscriber_id: UUID, actor: str) -> bool:
+        """Finish a held erasure whose retention period has ended (destroy the key, recorded as an event);
+        False when it is not due yet or was finished already. The request id is derived from the
+        subscriber, so running it twice (two passes, two processes) records it once."""
+        subscriber = self.get_subscriber(subscriber_id)
+        due = subscriber.erasure_due_at
+        if subscriber.is_erased or due is None or due > self.clock.now():
+            return False
+        command = CompleteErasure(subscriber_id=subscriber_id)
+        result = execute(self, command, request_id=f"erase-due/{subscriber_id}", actor=actor)
+        return bool(result.data.get("erased")) and not result.replayed
+
     def finish_pending_erasures(self) -> None:
         """Destroy keys of erasures recorded before a crash; drop intents that were never recorded."""
         for subscriber_id in self.vault.store.pending_erasures():
@@ -200,7 +238,7 @@ class LedgerApplication(LifecycleCommands, Application):
             except errors.SubscriberNotFound:
                 erased = False
             if erased:
-                self.shred(subscriber_id, self.get_subscriber(subscriber_id).personal_data)
+                shred(self, subscriber_id, self.get_subscriber(subscriber_id).personal_data)
                 log.info("finished erasure of subscriber %s after restart", subscriber_id)
             else:
                 self.vault.store.clear_pending(subscriber_id)

@@ -11,7 +11,7 @@ from eventsourcing.utils import get_topic
 
 from ledger.application.reads import HistoryItem, PersonalState, StreamType, type_name
 from ledger.domain.number import Number
-from ledger.domain.subscriber import Subscriber
+from ledger.domain.subscriber import Subscriber, sealed_personal_data
 
 if TYPE_CHECKING:
     from eventsourcing.domain import DomainEventProtocol
@@ -31,7 +31,7 @@ def feed_item(position: int, event: DomainEventProtocol[Any], number: str) -> Hi
             position, event, StreamType.NUMBER, type_name(event), number, subscriber_id, PersonalState.NONE, None
         )
     if isinstance(event, Subscriber.Event):
-        state = PersonalState.WITHHELD if isinstance(event, Subscriber.Registered) else PersonalState.NONE
+        state = PersonalState.NONE if sealed_personal_data(event) is None else PersonalState.WITHHELD
         return HistoryItem(
             position, event, StreamType.SUBSCRIBER, type_name(event), "", event.originator_id, state, None
         )

@@ -9,13 +9,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
-
 from ledger.adapters.log import holders_in
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number
-from ledger.domain.subscriber import Subscriber
+from ledger.domain.subscriber import PERSONAL_DATA_TOPICS, Subscriber, sealed_personal_data
 from ledger.domain.tenure import Tenure
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
 from ledger.proofs.verify import check_ledger, check_streams
@@ -46,7 +44,6 @@ BASE_FIELDS = frozenset(
 
 # The recorded purpose of a read of restricted data (an erasure held by the retention period) starts so.
 LEGAL_HOLD_PREFIX = "legal hold: "
-REGISTERED = get_topic(Subscriber.Registered)
 
 
 class StreamType(StrEnum):
@@ -146,9 +143,10 @@ def number_history(
         elif isinstance(ev, Subscriber.Event):
             sid = ev.originator_id
             state, personal = PersonalState.NONE, None
-            if isinstance(ev, Subscriber.Registered):
+            token = sealed_personal_data(ev)
+            if token is not None:
                 wanted = include_personal_data and (legal_hold or sid not in restricted)
-                state, personal = _personal(app, sid, ev.personal_data, wanted, sid in erased)
+                state, personal = _personal(app, sid, token, wanted, sid in erased)
             items.append(HistoryItem(position, ev, StreamType.SUBSCRIBER, type_name(ev), number, sid, state, personal))
         elif isinstance(ev, AccessLog.Event):
             reader_of = subscriber_of_log.get(ev.originator_id)
@@ -229,12 +227,15 @@ def keyless_registrations(reader: EventLog, keys: KeyTables, chunk: int = 2000) 
         found.extend((position, str(sid)) for position, sid in batch if sid in missing)
         batch.clear()
 
-    for item in reader.first_events(REGISTERED):
-        batch.append(item)
-        if len(batch) >= chunk:
-            flush()
+    # A stream whose first event carries personal data is a registration: its key was made with it.
+    for topic in sorted(PERSONAL_DATA_TOPICS):
+        for item in reader.first_events(topic):
+            batch.append(item)
+            if len(batch) >= chunk:
+                flush()
     if batch:
         flush()
+    found.sort()
     return found
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -26,12 +27,12 @@ from ledger.domain.access import AccessLog
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
-from ledger.snapshots import SNAPSHOT_INTERVAL, SNAPSHOTTED
 
 if TYPE_CHECKING:
-    from ledger.application.app import LedgerApplication
     from ledger.domain.context import Context
     from ledger.keys.identity import SaltChange
+    from ledger.keys.vault import PersonalDataVault
+    from ledger.policy import Policy
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -39,6 +40,56 @@ A = TypeVar("A", bound=Aggregate)
 class KeyConflictError(IntegrityError):
     """Raised when a staged segment's new data key lost to the one another writer stored first: the segment's
     data was sealed under a key that is not stored, so none of it is saved (its commands run again)."""
+
+
+class Clock(Protocol):
+    """Source of the current time (a fake one in tests)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class Ledger(Protocol):
+    """What units of work, the pipeline and the handlers need of the ledger (``LedgerApplication`` is one):
+    loading streams, saving events, the clock, the operator's policy and the personal-data vault."""
+
+    vault: PersonalDataVault
+    policy: Policy
+    clock: Clock
+
+    def load(self, aggregate_id: UUID) -> Any:
+        """A stream's aggregate as stored; AggregateNotFoundError when it has no events."""
+        ...
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        """Whether the stream has any event."""
+        ...
+
+    def existing(self, stream_ids: list[UUID]) -> set[UUID]:
+        """Which of these streams have events (one query)."""
+        ...
+
+    def prefetch(self, stream_ids: list[UUID]) -> dict[UUID, Any]:
+        """These streams' aggregates read in one query (None for a stream without events); streams that
+        load through a snapshot are left out."""
+        ...
+
+    def commit(self, aggregates: list[Aggregate]) -> list[Any]:
+        """Save the aggregates' new events atomically; returns the recordings."""
+        ...
+
+    def save_events(self, *events: Any) -> list[Any]:
+        """Save already collected events atomically; returns the recordings."""
+        ...
+
+    def published(self, position: int) -> None:
+        """Everything up to ``position`` is committed."""
+        ...
+
+    def position_of(self, stream_id: UUID, version: int) -> int | None:
+        """The ledger position of a stream's event at this version."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +118,7 @@ class UnitOfWork:
     """What a command reads and writes through: loading (``number``, ``subscriber``, the index streams),
     data keys, and ``save``. Subclasses say where aggregates come from and where events go."""
 
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: Ledger) -> None:
         self.app = app
 
     def begin(self, stream_ids: list[UUID]) -> None:
@@ -78,11 +129,11 @@ class UnitOfWork:
 
     def load(self, aggregate_id: UUID) -> Any:
         """A stream's aggregate; AggregateNotFoundError when it has no events."""
-        return self.app.repository.get(aggregate_id)
+        return self.app.load(aggregate_id)
 
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether the stream has any event."""
-        return bool(self.app.recorder.select_events(aggregate_id, limit=1))
+        return self.app.exists(aggregate_id)
 
     def ensure_data_key(self, subscriber_id: UUID, salt: SaltChange | None = None) -> bytes:
         """The subscriber's data key, stored before anything is sealed under it (made once: concurrent or
@@ -162,26 +213,13 @@ class ImmediateUnitOfWork(UnitOfWork):
     """One command attempt saved on its own (or grouped with concurrent ones): its streams are read in one
     query first (the library reads one stream per query) and its events saved when it is decided."""
 
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: Ledger) -> None:
         super().__init__(app)
         self._prefetched: dict[UUID, Any] = {}
 
     def begin(self, stream_ids: list[UUID]) -> None:
-        """Read the streams in one query; ``load`` then takes each from here once. Streams with a snapshot
-        load through it."""
-        app = self.app
-        known = app.snapshot_store.known
-        wanted = [i for i in dict.fromkeys(stream_ids) if i not in known]
-        stored = app.reader.stream_events(wanted)
-        for stream_id in wanted:
-            aggregate = None
-            for item in stored.get(stream_id, ()):
-                aggregate = app.mapper.to_domain_event(item).mutate(aggregate)  # type: ignore[attr-defined]
-            self._prefetched[stream_id] = aggregate
-            if aggregate is not None and aggregate.version >= SNAPSHOT_INTERVAL and isinstance(aggregate, SNAPSHOTTED):
-                # Replayed in full: another process snapshotted it after this one started, or its snapshot
-                # was lost. Snapshot it at the version loaded, or learn of the one stored there.
-                app.store_snapshot(aggregate)
+        """Read the streams in one query; ``load`` then takes each from here once."""
+        self._prefetched = self.app.prefetch(stream_ids)
 
     def end(self) -> None:
         """Drop what was read and not loaded."""
@@ -194,7 +232,7 @@ class ImmediateUnitOfWork(UnitOfWork):
             if aggregate is None:
                 raise AggregateNotFoundError(aggregate_id)
             return aggregate
-        return self.app.repository.get(aggregate_id)
+        return self.app.load(aggregate_id)
 
     def save(self, outcome: Outcome, record: RequestRecord) -> CommandResult:
         """Save atomically; IntegrityError when another writer changed one of the streams first."""
@@ -217,7 +255,7 @@ class StagedUnitOfWork(UnitOfWork):
     segment; a concurrent writer's change to any of them makes the flush conflict.
     """
 
-    def __init__(self, app: LedgerApplication) -> None:
+    def __init__(self, app: Ledger) -> None:
         super().__init__(app)
         self.aggregates: dict[UUID, Aggregate] = {}
         self.events: list[Any] = []
@@ -233,7 +271,7 @@ class StagedUnitOfWork(UnitOfWork):
         """Look up in one query which of these request ids were recorded before, so commands with new ids
         skip one read each."""
         ids = [RequestRecord.create_id(r) for r in request_ids]
-        self.absent = set(ids) - self.app.reader.existing(ids)
+        self.absent = set(ids) - self.app.existing(ids)
 
     def begin(self, stream_ids: list[UUID]) -> None:
         """A new command of the segment: ``dirty`` will look at what it touches."""
@@ -245,7 +283,7 @@ class StagedUnitOfWork(UnitOfWork):
         if aggregate is None:
             if aggregate_id in self.absent:
                 raise AggregateNotFoundError(aggregate_id)
-            aggregate = self.app.repository.get(aggregate_id)
+            aggregate = self.app.load(aggregate_id)
             self.aggregates[aggregate_id] = aggregate
         self.touched.append(aggregate)
         return aggregate

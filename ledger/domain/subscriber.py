@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 from ledger.domain import errors
 from ledger.domain.base import LedgerEvent, check_order, stable_id
@@ -185,3 +186,18 @@ class Subscriber(Aggregate):
     def _personal_data_erased(self, legal_basis: str, occurred_at: datetime, actor: str, request_id: str) -> None:
         self.erased_at = occurred_at
         self.last_occurred_at = occurred_at
+
+
+# The events that carry personal data (sealed under the subscriber's data key, in ``personal_data``):
+# compliance reads disclose or withhold it, the public feed never carries it, exports decrypt it on
+# request. A new event that carries personal data is added here, and all three follow.
+PERSONAL_DATA_EVENTS: frozenset[type[Subscriber.Event]] = frozenset({Subscriber.Registered})
+PERSONAL_DATA_TOPICS = frozenset(get_topic(cls) for cls in PERSONAL_DATA_EVENTS)
+
+
+def sealed_personal_data(event: Any) -> str | None:
+    """The sealed personal data an event carries, or None for an event that carries none."""
+    if type(event) in PERSONAL_DATA_EVENTS:
+        token: str = event.personal_data
+        return token
+    return None

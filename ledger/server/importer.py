@@ -1,6 +1,6 @@
 """ImportCommands: lifecycle commands applied in order, decided in memory, committed in segments.
 
-Each command goes through the same validation and the same application method as its own RPC, so the
+Each command goes through the same validation and the same handler as its own RPC, so the
 same rules hold; what changes is the write: the commands of a segment (up to ``segment_size``, never
 beyond one request) are staged and saved in one transaction, and a request is answered only after all
 of its commands are committed. A refused command records nothing and does not stop the import. If a
@@ -20,7 +20,7 @@ from google.rpc import error_details_pb2
 from ledger.application.pipeline import is_conflict
 from ledger.domain import errors
 from ledger.server.errors import to_status
-from ledger.server.lifecycle_commands import COMMANDS, execute
+from ledger.server.lifecycle_commands import RPCS, run
 from ledger.v1 import lifecycle_service_pb2 as pb
 
 if TYPE_CHECKING:
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 
 MAX_COMMANDS_PER_REQUEST = 10_000
 SEGMENT_SIZE = 1_000
+
+# ImportCommand's oneof field (also ImportCommandResult's) -> the RPC whose request it holds.
+RPC_OF_FIELD = {
+    field.name: field.message_type.name.removesuffix("Request")
+    for field in pb.ImportCommand.DESCRIPTOR.oneofs_by_name["command"].fields
+}
 
 
 def command_error(exc: errors.LedgerError) -> pb.CommandError:
@@ -93,7 +99,7 @@ class Importer:
             segment.request_ids.add(message.request_id)
             segment.items.append((i, name, message))
             try:
-                result = execute(self.app, name, message, self.actor, self.staging)
+                result = run(self.app, RPC_OF_FIELD[name], message, self.actor, self.staging)
             except errors.LedgerError as e:
                 results[i].error.CopyFrom(command_error(e))
                 if self.staging.dirty():
@@ -131,7 +137,7 @@ class Importer:
                 result.Clear()
                 result.index, result.request_id = index, request_id
                 try:
-                    outcome = execute(self.app, name, message, self.actor)
+                    outcome = run(self.app, RPC_OF_FIELD[name], message, self.actor)
                 except errors.LedgerError as e:
                     result.error.CopyFrom(command_error(e))
                 else:
@@ -141,7 +147,7 @@ class Importer:
 
     @staticmethod
     def _respond(result: pb.ImportCommandResult, name: str, outcome: CommandResult, replayed: bool = False) -> None:
-        getattr(result, name).CopyFrom(COMMANDS[name].respond(outcome))
+        getattr(result, name).CopyFrom(RPCS[RPC_OF_FIELD[name]].respond(outcome))
         result.replayed = replayed or outcome.replayed
 
 

@@ -28,59 +28,59 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
 
     def ProvisionNumbers(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Provision numbers as AVAILABLE."""
-        return run_command(self.app, "provision_numbers", request, actor_of(context))
+        return run_command(self.app, "ProvisionNumbers", request, actor_of(context))
 
     def RegisterSubscriber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Register a subscriber with encrypted personal data."""
-        return run_command(self.app, "register_subscriber", request, actor_of(context))
+        return run_command(self.app, "RegisterSubscriber", request, actor_of(context))
 
     def VerifyIdentity(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Record an identity verification."""
-        return run_command(self.app, "verify_identity", request, actor_of(context))
+        return run_command(self.app, "VerifyIdentity", request, actor_of(context))
 
     def ActivateSim(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Start a tenure."""
-        return run_command(self.app, "activate_sim", request, actor_of(context))
+        return run_command(self.app, "ActivateSim", request, actor_of(context))
 
     def SwapSim(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Move a number to a new SIM."""
-        return run_command(self.app, "swap_sim", request, actor_of(context))
+        return run_command(self.app, "SwapSim", request, actor_of(context))
 
     def SuspendNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Suspend an active number."""
-        return run_command(self.app, "suspend_number", request, actor_of(context))
+        return run_command(self.app, "SuspendNumber", request, actor_of(context))
 
     def ResumeNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Resume a suspended number."""
-        return run_command(self.app, "resume_number", request, actor_of(context))
+        return run_command(self.app, "ResumeNumber", request, actor_of(context))
 
     def DisconnectNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Close a tenure and start quarantine."""
-        return run_command(self.app, "disconnect_number", request, actor_of(context))
+        return run_command(self.app, "DisconnectNumber", request, actor_of(context))
 
     def ConfirmDataCleared(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Record a holder's clearance of a closed tenure."""
-        return run_command(self.app, "confirm_data_cleared", request, actor_of(context))
+        return run_command(self.app, "ConfirmDataCleared", request, actor_of(context))
 
     def ReleaseNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Release a quarantined number."""
-        return run_command(self.app, "release_number", request, actor_of(context))
+        return run_command(self.app, "ReleaseNumber", request, actor_of(context))
 
     def EraseSubscriberData(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Erase a subscriber's personal data by destroying their key."""
-        return run_command(self.app, "erase_subscriber_data", request, actor_of(context))
+        return run_command(self.app, "EraseSubscriberData", request, actor_of(context))
 
     def PortOutNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """End a tenure by a port to another operator."""
-        return run_command(self.app, "port_out_number", request, actor_of(context))
+        return run_command(self.app, "PortOutNumber", request, actor_of(context))
 
     def PortInNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Take in another operator's number."""
-        return run_command(self.app, "port_in_number", request, actor_of(context))
+        return run_command(self.app, "PortInNumber", request, actor_of(context))
 
     def ReturnNumber(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Take back a ported-out number its recipient disconnected."""
-        return run_command(self.app, "return_number", request, actor_of(context))
+        return run_command(self.app, "ReturnNumber", request, actor_of(context))
 
     async def ImportCommands(
         self, request_iterator: AsyncIterator[pb.ImportCommandsRequest], context: grpc.aio.ServicerContext

@@ -1,5 +1,6 @@
-"""The lifecycle commands: how each request is validated, which application method runs it, and how its
-result becomes a response. Shared by the unary RPCs and ImportCommands."""
+"""The lifecycle commands on the wire: how each RPC's request is validated into the command's fields, and
+how its result becomes a response; ``run`` builds the command from the application's table
+(``handlers.COMMANDS``, by RPC name) and executes it. Shared by the unary RPCs and ImportCommands."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ledger.application.handlers import COMMANDS
+from ledger.application.pipeline import execute
 from ledger.server.convert import (
     CLEARANCE_VALUES,
     DISCONNECT_REASONS,
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from ledger.application import CommandResult, LedgerApplication, StagedUnitOfWork
+    from ledger.application.commands import Command
 
 MAX_NUMBERS_PER_PROVISION = 10_000
 
@@ -241,16 +245,17 @@ def _disconnect_response(result: CommandResult) -> pb.DisconnectNumberResponse:
 
 
 @dataclass(frozen=True)
-class Command:
-    """One lifecycle command: how its request is validated, which application method runs it and how
-    its result becomes a response. Keyed by the command's name in ``ImportCommand``'s oneof."""
+class Rpc:
+    """One lifecycle RPC on the wire: ``parse`` validates its request into the command's fields (and its
+    ``request_id`` and ``occurred_at``), ``respond`` makes its response of the command's result."""
 
     parse: Callable[[Any], dict[str, Any]]
     respond: Callable[[CommandResult], Message]
 
 
-COMMANDS: dict[str, Command] = {
-    "provision_numbers": Command(
+# Keyed by the RPC's name, as ``handlers.COMMANDS``.
+RPCS: dict[str, Rpc] = {
+    "ProvisionNumbers": Rpc(
         _provision_numbers,
         lambda r: pb.ProvisionNumbersResponse(
             provisioned_count=r.data["provisioned_count"],
@@ -258,44 +263,46 @@ COMMANDS: dict[str, Command] = {
             position=r.position,
         ),
     ),
-    "register_subscriber": Command(
+    "RegisterSubscriber": Rpc(
         _register_subscriber,
         lambda r: pb.RegisterSubscriberResponse(subscriber_id=r.data["subscriber_id"], position=r.position),
     ),
-    "verify_identity": Command(_verify_identity, lambda r: pb.VerifyIdentityResponse(position=r.position)),
-    "activate_sim": Command(
+    "VerifyIdentity": Rpc(_verify_identity, lambda r: pb.VerifyIdentityResponse(position=r.position)),
+    "ActivateSim": Rpc(
         _activate_sim, lambda r: pb.ActivateSimResponse(tenure_id=r.data["tenure_id"], position=r.position)
     ),
-    "swap_sim": Command(_swap_sim, lambda r: pb.SwapSimResponse(position=r.position)),
-    "suspend_number": Command(_suspend_number, lambda r: pb.SuspendNumberResponse(position=r.position)),
-    "resume_number": Command(_resume_number, lambda r: pb.ResumeNumberResponse(position=r.position)),
-    "disconnect_number": Command(_disconnect_number, _disconnect_response),
-    "confirm_data_cleared": Command(
+    "SwapSim": Rpc(_swap_sim, lambda r: pb.SwapSimResponse(position=r.position)),
+    "SuspendNumber": Rpc(_suspend_number, lambda r: pb.SuspendNumberResponse(position=r.position)),
+    "ResumeNumber": Rpc(_resume_number, lambda r: pb.ResumeNumberResponse(position=r.position)),
+    "DisconnectNumber": Rpc(_disconnect_number, _disconnect_response),
+    "ConfirmDataCleared": Rpc(
         _confirm_data_cleared,
         lambda r: pb.ConfirmDataClearedResponse(
             clearance=CLEARANCE_VALUES[r.data["clearance"]],
             position=r.position,
         ),
     ),
-    "release_number": Command(_release_number, lambda r: pb.ReleaseNumberResponse(position=r.position)),
-    "erase_subscriber_data": Command(_erase_subscriber_data, _erase_response),
-    "port_out_number": Command(
+    "ReleaseNumber": Rpc(_release_number, lambda r: pb.ReleaseNumberResponse(position=r.position)),
+    "EraseSubscriberData": Rpc(_erase_subscriber_data, _erase_response),
+    "PortOutNumber": Rpc(
         _port_out_number, lambda r: pb.PortOutNumberResponse(tenure_id=r.data["tenure_id"], position=r.position)
     ),
-    "port_in_number": Command(_port_in_number, lambda r: pb.PortInNumberResponse(position=r.position)),
-    "return_number": Command(_return_number, _return_response),
+    "PortInNumber": Rpc(_port_in_number, lambda r: pb.PortInNumberResponse(position=r.position)),
+    "ReturnNumber": Rpc(_return_number, _return_response),
 }
 
 
-def execute(
-    app: LedgerApplication, name: str, request: Any, actor: str, unit: StagedUnitOfWork | None = None
+def run(
+    app: LedgerApplication, rpc: str, request: Any, actor: str, unit: StagedUnitOfWork | None = None
 ) -> CommandResult:
-    """Validate a command's request and run it, saved at once or held by a staged ``unit`` (raises the
-    command's errors)."""
-    result: CommandResult = getattr(app, name)(actor=actor, unit=unit, **COMMANDS[name].parse(request))
-    return result
+    """Validate an RPC's request and execute its command, saved at once or held by a staged ``unit``
+    (raises the command's errors)."""
+    fields = RPCS[rpc].parse(request)
+    request_id, occurred_at = fields.pop("request_id"), fields.pop("occurred_at")
+    command: Command = COMMANDS[rpc].command(**fields)
+    return execute(app, command, request_id=request_id, actor=actor, occurred_at=occurred_at, unit=unit)
 
 
-def run_command(app: LedgerApplication, name: str, request: Any, actor: str) -> Message:
-    """Validate a command's request, run it and build its response (raises the command's errors)."""
-    return COMMANDS[name].respond(execute(app, name, request, actor))
+def run_command(app: LedgerApplication, rpc: str, request: Any, actor: str) -> Message:
+    """Validate an RPC's request, execute its command and build its response (raises the command's errors)."""
+    return RPCS[rpc].respond(run(app, rpc, request, actor))

@@ -10,6 +10,8 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from ledger.application.commands import ProvisionNumbers, SuspendNumber
+from ledger.application.pipeline import execute
 from ledger.domain.subscriber import Subscriber
 from ledger.server.importer import Importer
 from ledger.v1 import history_service_pb2 as hpb
@@ -162,7 +164,7 @@ def _comparable(event) -> dict:
 def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
     msisdn, other = number(1), number(2)
     sid = str(Subscriber.id_for_request("reg"))
-    app.provision_numbers(request_id="prov", actor="t", numbers=[msisdn, other])
+    execute(app, ProvisionNumbers(numbers=[msisdn, other]), request_id="prov", actor="t")
     setup = lpb.ImportCommandsRequest(
         commands=[register("reg", 1), verify("ver", sid), activate("act", msisdn, sid), activate("act2", other, sid)]
     )
@@ -174,8 +176,8 @@ def test_a_concurrent_writer_makes_the_segment_apply_one_by_one(app) -> None:
             interfered.append(True)
             # Another caller (another thread, not staging) suspends the number first.
             worker = threading.Thread(
-                target=lambda: app.suspend_number(
-                    request_id="desk", actor="fraud", number=msisdn, reason="FRAUD", note=""
+                target=lambda: execute(
+                    app, SuspendNumber(number=msisdn, reason="FRAUD", note=""), request_id="desk", actor="fraud"
                 )
             )
             worker.start()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from ledger.application.commands import ProvisionNumbers
+from ledger.application.pipeline import execute
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
@@ -203,8 +205,11 @@ def test_projection_process_killed_mid_catch_up_resumes_to_the_same_result(setti
     app = open_ledger(settings, clock)
     try:
         for chunk in range(6):
-            app.provision_numbers(
-                request_id=f"p{chunk}", actor="t", numbers=[number(chunk * 5000 + i) for i in range(5000)]
+            execute(
+                app,
+                ProvisionNumbers(numbers=[number(chunk * 5000 + i) for i in range(5000)]),
+                request_id=f"p{chunk}",
+                actor="t",
             )
         head = app.reader.max_position()
     finally:
@@ -246,7 +251,7 @@ def _tracked(views: Path) -> int:
 def test_open_projector_catch_up_counts(settings, clock) -> None:
     app = open_ledger(settings, clock)
     try:
-        app.provision_numbers(request_id="p", actor="t", numbers=[number(i) for i in range(10)])
+        execute(app, ProvisionNumbers(numbers=[number(i) for i in range(10)]), request_id="p", actor="t")
         projector = open_projector(settings, app)
         assert projector.catch_up() == app.reader.max_position()
         assert projector.run_once() == 0

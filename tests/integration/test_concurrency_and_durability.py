@@ -10,6 +10,8 @@ from pathlib import Path
 
 import grpc
 
+from ledger.application.commands import DisconnectNumber, EraseSubscriberData, ProvisionNumbers, RegisterSubscriber
+from ledger.application.pipeline import execute
 from ledger.bootstrap import open_ledger
 from ledger.domain.number import Number
 from ledger.v1 import history_service_pb2 as hpb
@@ -122,9 +124,12 @@ def test_the_same_request_from_many_threads_is_recorded_once(server) -> None:
 
 def test_restart_on_the_same_file_loses_nothing(settings, clock) -> None:
     app = open_ledger(settings, clock)
-    app.provision_numbers(request_id="p", actor="t", numbers=[number(1)])
-    r = app.register_subscriber(
-        request_id="r", actor="t", full_name="Persist", id_type="PASSPORT", id_number="P1234567", date_of_birth=""
+    execute(app, ProvisionNumbers(numbers=[number(1)]), request_id="p", actor="t")
+    r = execute(
+        app,
+        RegisterSubscriber(full_name="Persist", id_type="PASSPORT", id_number="P1234567", date_of_birth=""),
+        request_id="r",
+        actor="t",
     )
     position = app.reader.max_position()
     app.close()
@@ -142,8 +147,11 @@ def test_restart_on_the_same_file_loses_nothing(settings, clock) -> None:
             "date_of_birth": "",
         }
         # A retry after the restart still returns the first result.
-        retry = again.register_subscriber(
-            request_id="r", actor="t", full_name="Persist", id_type="PASSPORT", id_number="P1234567", date_of_birth=""
+        retry = execute(
+            again,
+            RegisterSubscriber(full_name="Persist", id_type="PASSPORT", id_number="P1234567", date_of_birth=""),
+            request_id="r",
+            actor="t",
         )
         assert retry.data == r.data and retry.position == r.position and retry.replayed
     finally:
@@ -193,8 +201,8 @@ def test_erased_history_replays_after_restart(settings, clock) -> None:
     app = open_ledger(settings, clock)
     msisdn = number(5)
     sid = onboard_app(app, msisdn, 5)
-    app.disconnect_number(request_id="d", actor="t", number=msisdn, reason="SUBSCRIBER_REQUEST")
-    app.erase_subscriber_data(request_id="e", actor="t", subscriber_id=sid, legal_basis="PIPL")
+    execute(app, DisconnectNumber(number=msisdn, reason="SUBSCRIBER_REQUEST"), request_id="d", actor="t")
+    execute(app, EraseSubscriberData(subscriber_id=sid, legal_basis="PIPL"), request_id="e", actor="t")
     app.close()
     app.vault.store.close()
 
@@ -214,13 +222,16 @@ def test_erased_history_replays_after_restart(settings, clock) -> None:
 def test_an_erasure_interrupted_before_the_key_was_destroyed_is_finished_on_start(settings, clock) -> None:
     app = open_ledger(settings, clock)
     sid = __import__("uuid").UUID(
-        app.register_subscriber(
-            request_id="r", actor="t", full_name="Half", id_type="PASSPORT", id_number="H1234567", date_of_birth=""
+        execute(
+            app,
+            RegisterSubscriber(full_name="Half", id_type="PASSPORT", id_number="H1234567", date_of_birth=""),
+            request_id="r",
+            actor="t",
         ).data["subscriber_id"]
     )
     # Simulate a crash after the erasure event was saved but before the key was destroyed.
     app.vault.destroy = lambda _sid: None  # type: ignore[method-assign]
-    app.erase_subscriber_data(request_id="e", actor="t", subscriber_id=sid, legal_basis="PIPL")
+    execute(app, EraseSubscriberData(subscriber_id=sid, legal_basis="PIPL"), request_id="e", actor="t")
     assert app.vault.store.get(sid) is not None
     assert app.vault.store.pending_erasures() == [sid]
     app.close()

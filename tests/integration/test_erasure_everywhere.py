@@ -19,6 +19,8 @@ import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ledger.application.commands import EraseSubscriberData, RegisterSubscriber
+from ledger.application.pipeline import execute
 from ledger.bootstrap import load_master_key, open_ledger
 from ledger.config import Settings
 from ledger.keys.crypto import KeyStoreError, MasterKey, bucket_aad, data_aad, unwrap
@@ -100,10 +102,14 @@ def test_an_erased_key_found_in_every_copy_opens_with_nothing_kept_after_the_epo
     master = load_master_key(settings)  # with the epoch file, all the operator keeps
     sids = []
     for i in range(24):
-        result = app.register_subscriber(
-            request_id=f"r{i}", actor="t", full_name=f"{NAME} {i}", id_type="PASSPORT", id_number=f"E{i:07d}",
-            date_of_birth="1990-01-01",
-        )  # fmt: skip
+        result = execute(
+            app,
+            RegisterSubscriber(
+                full_name=f"{NAME} {i}", id_type="PASSPORT", id_number=f"E{i:07d}", date_of_birth="1990-01-01"
+            ),
+            request_id=f"r{i}",
+            actor="t",
+        )
         sids.append(UUID(result.data["subscriber_id"]))
     victim = sids[0]
     bucket = app.vault.bucket_of(victim)
@@ -156,7 +162,9 @@ def test_an_erased_key_found_in_every_copy_opens_with_nothing_kept_after_the_epo
 
     try:
         assert _holding(copies(), wrapped_data_key), "the key is in the store before the erasure"
-        app.erase_subscriber_data(request_id="erase", actor="dpo", subscriber_id=victim, legal_basis="PIPL art. 47")
+        execute(
+            app, EraseSubscriberData(subscriber_id=victim, legal_basis="PIPL art. 47"), request_id="erase", actor="dpo"
+        )
         assert app.vault.store.get(victim) is None
         checkpoint()
 

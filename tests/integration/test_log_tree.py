@@ -8,6 +8,8 @@ import dataclasses
 
 import pytest
 
+from ledger.application.commands import ProvisionNumbers
+from ledger.application.pipeline import execute
 from ledger.bootstrap import migrate, open_ledger
 from ledger.proofs.log_tree import TreeMismatch
 from ledger.proofs.merkle import leaf_input
@@ -69,7 +71,7 @@ def test_new_events_are_refused_over_events_removed_from_the_log(store_settings,
         finally:
             store.close()
         with pytest.raises(TreeMismatch):
-            app.provision_numbers(request_id="after", actor="t", numbers=[number(9)])
+            execute(app, ProvisionNumbers(numbers=[number(9)]), request_id="after", actor="t")
     finally:
         close(app)
 
@@ -81,7 +83,7 @@ def test_two_writers_interleaved_keep_one_tree(store_settings, clock) -> None:
     try:
         for i in range(6):
             writer = first if i % 3 else second
-            writer.provision_numbers(request_id=f"p{i}", actor="t", numbers=[number(20 + i)])
+            execute(writer, ProvisionNumbers(numbers=[number(20 + i)]), request_id=f"p{i}", actor="t")
         size = first.proofs.tree_size()
         assert size == first.reader.max_position()
         assert first.proofs.root(size) == rebuilt_root(first)

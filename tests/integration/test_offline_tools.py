@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ledger.application.commands import DisconnectNumber, SuspendNumber
+from ledger.application.pipeline import execute
 from ledger.application.reads import verify_integrity
 from ledger.config import StoreConfig
 from scripts import export_history, verify_export, verify_ledger
@@ -36,8 +38,8 @@ def test_verify_and_export_offline_on_each_store(store_app, store_settings) -> N
     app, db = store_app, url_of(store_settings.store)
     onboard(app, number(1), 1)
     onboard(app, number(2), 2)
-    app.suspend_number(request_id="s", actor="t", number=number(1), reason="FRAUD", note="")
-    app.disconnect_number(request_id="d", actor="t", number=number(1), reason="FRAUD")
+    execute(app, SuspendNumber(number=number(1), reason="FRAUD", note=""), request_id="s", actor="t")
+    execute(app, DisconnectNumber(number=number(1), reason="FRAUD"), request_id="d", actor="t")
     online = verify_integrity(app, None)
     offline = verify_ledger.verify(db)
     assert offline.ok and (offline.head_position, offline.head_digest) == (online.head_position, online.head_digest)

@@ -19,7 +19,24 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ledger.application import LedgerApplication
+from ledger.application.commands import (
+    ActivateSim,
+    ConfirmDataCleared,
+    DisconnectNumber,
+    EraseSubscriberData,
+    PortInNumber,
+    PortOutNumber,
+    ProvisionNumbers,
+    RegisterSubscriber,
+    ReleaseNumber,
+    ResumeNumber,
+    ReturnNumber,
+    SuspendNumber,
+    SwapSim,
+    VerifyIdentity,
+)
 from ledger.application.key_jobs import erase_due
+from ledger.application.pipeline import execute
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.config import Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
@@ -78,7 +95,7 @@ class Driver:
         self.app, self.clock = app, clock
         self.subscribers: list[UUID] = []
         self.n = 0
-        app.provision_numbers(request_id="prov", actor="t", numbers=[number(i) for i in range(N_NUMBERS)])
+        execute(app, ProvisionNumbers(numbers=[number(i) for i in range(N_NUMBERS)]), request_id="prov", actor="t")
         for pi in range(N_PEOPLE - 1):  # most people start registered and verified; the last one is not
             self.step("register", 0, pi, "FRAUD", "shop")
             self.step("verify", 0, pi, "FRAUD", "shop" if pi % 2 else "web")
@@ -92,89 +109,108 @@ class Driver:
         sid = self.subscribers[pi] if pi < len(self.subscribers) else None
         try:
             if op == "register" or (sid is None and op == "verify"):
-                r = app.register_subscriber(
+                r = execute(
+                    app,
+                    RegisterSubscriber(
+                        full_name=f"P{pi}", id_type="RESIDENT_ID_CARD", id_number=resident_id(pi), date_of_birth=""
+                    ),
                     request_id=self.rid(),
                     actor="t",
-                    full_name=f"P{pi}",
-                    id_type="RESIDENT_ID_CARD",
-                    id_number=resident_id(pi),
-                    date_of_birth="",
                 )
                 self.subscribers.append(UUID(r.data["subscriber_id"]))
             elif sid is None and op in ("activate", "erase"):
                 return
             elif op == "verify":
-                app.verify_identity(
+                execute(
+                    app,
+                    VerifyIdentity(
+                        subscriber_id=sid,
+                        method="ID_CARD_READER",
+                        channel=channel,
+                        agent_id=f"{channel}-{pi % 2}",
+                        evidence_ref="e",
+                    ),
                     request_id=self.rid(),
                     actor="t",
-                    subscriber_id=sid,
-                    method="ID_CARD_READER",
-                    channel=channel,
-                    agent_id=f"{channel}-{pi % 2}",
-                    evidence_ref="e",
                 )
             elif op == "activate":
                 iccid = new_iccid()
-                app.activate_sim(
+                execute(
+                    app,
+                    ActivateSim(
+                        number=msisdn,
+                        subscriber_id=sid,
+                        iccid=iccid,
+                        imsi=imsi_for(iccid),
+                        channel=channel,
+                        agent_id=f"{channel}-{pi % 2}",
+                    ),
                     request_id=self.rid(),
                     actor="t",
-                    number=msisdn,
-                    subscriber_id=sid,
-                    iccid=iccid,
-                    imsi=imsi_for(iccid),
-                    channel=channel,
-                    agent_id=f"{channel}-{pi % 2}",
                 )
             elif op == "suspend":
-                app.suspend_number(request_id=self.rid(), actor="t", number=msisdn, reason=reason, note="")
+                execute(app, SuspendNumber(number=msisdn, reason=reason, note=""), request_id=self.rid(), actor="t")
             elif op == "resume":
-                app.resume_number(request_id=self.rid(), actor="t", number=msisdn, note="")
+                execute(app, ResumeNumber(number=msisdn, note=""), request_id=self.rid(), actor="t")
             elif op == "swap":
                 iccid = new_iccid()
-                app.swap_sim(
+                execute(
+                    app,
+                    SwapSim(
+                        number=msisdn,
+                        new_iccid=iccid,
+                        new_imsi=imsi_for(iccid),
+                        reason="DAMAGED",
+                        channel=channel,
+                        agent_id="a",
+                    ),
                     request_id=self.rid(),
                     actor="t",
-                    number=msisdn,
-                    new_iccid=iccid,
-                    new_imsi=imsi_for(iccid),
-                    reason="DAMAGED",
-                    channel=channel,
-                    agent_id="a",
                 )
             elif op == "disconnect":
-                app.disconnect_number(
+                execute(
+                    app,
+                    DisconnectNumber(number=msisdn, reason="FRAUD" if reason == "FRAUD" else "SUBSCRIBER_REQUEST"),
                     request_id=self.rid(),
                     actor="t",
-                    number=msisdn,
-                    reason="FRAUD" if reason == "FRAUD" else "SUBSCRIBER_REQUEST",
                 )
             elif op == "confirm":
                 closed = app.get_number(msisdn).closed_tenures()
                 if closed:
                     holder = ("crm", "billing", "voicemail")[pi % 3]
-                    app.confirm_data_cleared(
+                    execute(
+                        app,
+                        ConfirmDataCleared(
+                            number=msisdn, tenure_id=closed[-1].tenure_id, holder=holder, evidence_ref="x"
+                        ),
                         request_id=self.rid(),
                         actor="t",
-                        number=msisdn,
-                        tenure_id=closed[-1].tenure_id,
-                        holder=holder,
-                        evidence_ref="x",
                     )
             elif op in ("release", "override"):
-                app.release_number(
-                    request_id=self.rid(), actor="t", number=msisdn, override_reason="ops" if op == "override" else ""
+                execute(
+                    app,
+                    ReleaseNumber(number=msisdn, override_reason="ops" if op == "override" else ""),
+                    request_id=self.rid(),
+                    actor="t",
                 )
             elif op == "erase":
-                app.erase_subscriber_data(request_id=self.rid(), actor="t", subscriber_id=sid, legal_basis="PIPL")
+                execute(
+                    app, EraseSubscriberData(subscriber_id=sid, legal_basis="PIPL"), request_id=self.rid(), actor="t"
+                )
             elif op == "port_out":
-                app.port_out_number(request_id=self.rid(), actor="t", number=msisdn, recipient_operator=f"mno-{pi}")
+                execute(
+                    app, PortOutNumber(number=msisdn, recipient_operator=f"mno-{pi}"), request_id=self.rid(), actor="t"
+                )
             elif op == "port_in":  # the first person's turn takes in a number new to the ledger
                 target = number(N_NUMBERS) if pi == 0 else msisdn
-                app.port_in_number(request_id=self.rid(), actor="t", number=target, donor_operator=f"mno-{pi}")
+                execute(app, PortInNumber(number=target, donor_operator=f"mno-{pi}"), request_id=self.rid(), actor="t")
             elif op == "return":
                 since = timedelta(days=pi * 3)
-                app.return_number(
-                    request_id=self.rid(), actor="t", number=msisdn, disconnected_at=self.clock.now() - since
+                execute(
+                    app,
+                    ReturnNumber(number=msisdn, disconnected_at=self.clock.now() - since),
+                    request_id=self.rid(),
+                    actor="t",
                 )
             elif op == "erase_due":
                 # Held erasures (a retention period in the policy) complete once it has ended.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ledger.adapters import snapshot_ids
+from ledger.application.commands import DisconnectNumber, PortOutNumber, ResumeNumber, ReturnNumber, SuspendNumber
+from ledger.application.pipeline import execute
 from ledger.application.reads import verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.domain.access import AccessLog
@@ -15,9 +17,11 @@ def _long_number(app, clock, msisdn: str, pairs: int, seq: int = 1) -> None:
     onboard_app(app, msisdn, seq)
     for k in range(pairs):
         clock.advance(minutes=1)
-        app.suspend_number(request_id=f"susp-{seq}-{k}", actor="t", number=msisdn, reason="NON_PAYMENT", note="")
+        execute(
+            app, SuspendNumber(number=msisdn, reason="NON_PAYMENT", note=""), request_id=f"susp-{seq}-{k}", actor="t"
+        )
         clock.advance(minutes=1)
-        app.resume_number(request_id=f"res-{seq}-{k}", actor="t", number=msisdn, note="")
+        execute(app, ResumeNumber(number=msisdn, note=""), request_id=f"res-{seq}-{k}", actor="t")
 
 
 def test_long_streams_are_snapshotted_and_loaded_from_the_snapshot(store_app, clock) -> None:
@@ -30,7 +34,7 @@ def test_long_streams_are_snapshotted_and_loaded_from_the_snapshot(store_app, cl
     assert snapshot_ids(app.recorder, app.snapshots.store.recorder) == {stream}
     # The disconnection that follows sees the same state as a full replay, and is decided the same way.
     clock.advance(minutes=1)
-    app.disconnect_number(request_id="disc", actor="t", number=msisdn, reason="SUBSCRIBER_REQUEST")
+    execute(app, DisconnectNumber(number=msisdn, reason="SUBSCRIBER_REQUEST"), request_id="disc", actor="t")
     loaded = app.get_number(msisdn)
     assert loaded.version == 263
     assert comparable(loaded) == comparable(replay(app.events, stream, 263))
@@ -88,13 +92,13 @@ def test_another_process_s_snapshots_are_learnt_and_lost_ones_taken_again(store_
         _long_number(first, clock, exact, (SNAPSHOT_INTERVAL - 2) // 2, seq=4)
         exact_id = Number.create_id(exact)
         assert first.get_number(exact).version == SNAPSHOT_INTERVAL and exact_id not in second.snapshots.known
-        second.suspend_number(request_id="exact-susp", actor="t", number=exact, reason="FRAUD", note="")
+        execute(second, SuspendNumber(number=exact, reason="FRAUD", note=""), request_id="exact-susp", actor="t")
         assert exact_id in second.snapshots.known
         assert [s.originator_version for s in second.snapshots.store.get(exact_id)] == [SNAPSHOT_INTERVAL]
         # A stream already past its snapshot: the second replays it once and snapshots it where it loaded it.
         _long_number(first, clock, later, 60, seq=5)  # 122 events, snapshot at 100 by the first
         later_id = Number.create_id(later)
-        second.suspend_number(request_id="later-susp", actor="t", number=later, reason="FRAUD", note="")
+        execute(second, SuspendNumber(number=later, reason="FRAUD", note=""), request_id="later-susp", actor="t")
         assert [s.originator_version for s in second.snapshots.store.get(later_id)] == [SNAPSHOT_INTERVAL, 122]
         assert second.get_number(later).version == 123
         assert comparable(second.get_number(later)) == comparable(replay(second.events, later_id, 123))
@@ -102,7 +106,7 @@ def test_another_process_s_snapshots_are_learnt_and_lost_ones_taken_again(store_
         _delete_snapshots(first)
         third = open_ledger(store_settings, clock)
         clock.advance(minutes=1)
-        third.resume_number(request_id="later-res", actor="t", number=later, note="")
+        execute(third, ResumeNumber(number=later, note=""), request_id="later-res", actor="t")
         assert [s.originator_version for s in third.snapshots.store.get(later_id)] == [123]
         assert snapshot_ids(third.recorder, third.snapshots.store.recorder) == {later_id}
         assert third.verify_snapshots() == []
@@ -120,9 +124,9 @@ def test_a_ported_number_snapshotted_loads_as_its_events_say(store_app, clock) -
     msisdn = number(5)
     _long_number(app, clock, msisdn, 48, seq=5)  # 98 events
     clock.advance(minutes=1)
-    app.port_out_number(request_id="po", actor="t", number=msisdn, recipient_operator="other-mno")  # 99
+    execute(app, PortOutNumber(number=msisdn, recipient_operator="other-mno"), request_id="po", actor="t")  # 99
     clock.advance(days=3)
-    app.return_number(request_id="ret", actor="t", number=msisdn, disconnected_at=clock.now())  # 100: snapshot
+    execute(app, ReturnNumber(number=msisdn, disconnected_at=clock.now()), request_id="ret", actor="t")  # 100: snapshot
     stream = Number.create_id(msisdn)
     assert [s.originator_version for s in app.snapshots.store.get(stream)] == [SNAPSHOT_INTERVAL]
     loaded = app.get_number(msisdn)

@@ -7,6 +7,17 @@ from uuid import UUID
 
 import pytest
 
+from ledger.application.commands import (
+    ActivateSim,
+    DisconnectNumber,
+    EraseSubscriberData,
+    ProvisionNumbers,
+    RegisterSubscriber,
+    ResumeNumber,
+    SuspendNumber,
+    VerifyIdentity,
+)
+from ledger.application.pipeline import execute
 from ledger.application.reads import number_history, number_state, verify_integrity
 from ledger.domain import errors
 from tests.conftest import imsi_for, new_iccid, number
@@ -16,11 +27,11 @@ from tests.conftest import onboard_app as onboard
 def test_lifecycle_history_state_and_integrity(store_app) -> None:
     app = store_app
     sid = onboard(app, number(1), 1)
-    app.suspend_number(request_id="s", actor="t", number=number(1), reason="FRAUD", note="")
+    execute(app, SuspendNumber(number=number(1), reason="FRAUD", note=""), request_id="s", actor="t")
     with pytest.raises(errors.NumberNotActive):
-        app.suspend_number(request_id="s2", actor="t", number=number(1), reason="FRAUD", note="")
-    app.disconnect_number(request_id="d", actor="t", number=number(1), reason="FRAUD")
-    app.erase_subscriber_data(request_id="e", actor="t", subscriber_id=sid, legal_basis="PIPL")
+        execute(app, SuspendNumber(number=number(1), reason="FRAUD", note=""), request_id="s2", actor="t")
+    execute(app, DisconnectNumber(number=number(1), reason="FRAUD"), request_id="d", actor="t")
+    execute(app, EraseSubscriberData(subscriber_id=sid, legal_basis="PIPL"), request_id="e", actor="t")
     items = number_history(app, number(1), include_personal_data=True, actor="t", purpose="audit")
     positions = [i.position for i in items]
     assert positions == sorted(positions)
@@ -38,9 +49,9 @@ def test_positions_stay_gap_free_through_conflicts(store_app) -> None:
     def toggle(i: int) -> None:
         try:
             if i % 2:
-                app.suspend_number(request_id=f"x{i}", actor="t", number=number(1), reason="SPAM", note="")
+                execute(app, SuspendNumber(number=number(1), reason="SPAM", note=""), request_id=f"x{i}", actor="t")
             else:
-                app.resume_number(request_id=f"x{i}", actor="t", number=number(1), note="")
+                execute(app, ResumeNumber(number=number(1), note=""), request_id=f"x{i}", actor="t")
         except errors.RuleViolation:
             pass
 
@@ -55,40 +66,38 @@ def test_positions_stay_gap_free_through_conflicts(store_app) -> None:
 
 def test_idempotency_and_cap_on_each_store(store_app) -> None:
     app = store_app
-    first = app.provision_numbers(request_id="same", actor="t", numbers=[number(5)])
-    again = app.provision_numbers(request_id="same", actor="t", numbers=[number(5)])
+    first = execute(app, ProvisionNumbers(numbers=[number(5)]), request_id="same", actor="t")
+    again = execute(app, ProvisionNumbers(numbers=[number(5)]), request_id="same", actor="t")
     assert again.position == first.position and again.replayed
     with pytest.raises(errors.RequestIdReused):
-        app.provision_numbers(request_id="same", actor="t", numbers=[number(6)])
+        execute(app, ProvisionNumbers(numbers=[number(6)]), request_id="same", actor="t")
     numbers = [number(10 + i) for i in range(6)]
-    app.provision_numbers(request_id="many", actor="t", numbers=numbers)
+    execute(app, ProvisionNumbers(numbers=numbers), request_id="many", actor="t")
     sid = UUID(
-        app.register_subscriber(
-            request_id="r", actor="t", full_name="Cap", id_type="PASSPORT", id_number="E1234567", date_of_birth=""
+        execute(
+            app,
+            RegisterSubscriber(full_name="Cap", id_type="PASSPORT", id_number="E1234567", date_of_birth=""),
+            request_id="r",
+            actor="t",
         ).data["subscriber_id"]
     )
-    app.verify_identity(
+    execute(
+        app,
+        VerifyIdentity(subscriber_id=sid, method="PASSPORT_CHECK", channel="c", agent_id="a", evidence_ref="e"),
         request_id="v",
         actor="t",
-        subscriber_id=sid,
-        method="PASSPORT_CHECK",
-        channel="c",
-        agent_id="a",
-        evidence_ref="e",
     )
 
     def activate(msisdn: str) -> str:
         iccid = new_iccid()
         try:
-            app.activate_sim(
+            execute(
+                app,
+                ActivateSim(
+                    number=msisdn, subscriber_id=sid, iccid=iccid, imsi=imsi_for(iccid), channel="c", agent_id="a"
+                ),
                 request_id=f"a{msisdn}",
                 actor="t",
-                number=msisdn,
-                subscriber_id=sid,
-                iccid=iccid,
-                imsi=imsi_for(iccid),
-                channel="c",
-                agent_id="a",
             )
             return "ok"
         except errors.IdentityNumberCap:
@@ -107,8 +116,8 @@ def test_two_projectors_on_the_same_views_apply_every_event_once(store_settings,
     app = store_app
     for i in range(8):
         onboard(app, number(100 + i), 100 + i)
-        app.suspend_number(request_id=f"s{i}", actor="t", number=number(100 + i), reason="FRAUD", note="")
-        app.disconnect_number(request_id=f"d{i}", actor="t", number=number(100 + i), reason="FRAUD")
+        execute(app, SuspendNumber(number=number(100 + i), reason="FRAUD", note=""), request_id=f"s{i}", actor="t")
+        execute(app, DisconnectNumber(number=number(100 + i), reason="FRAUD"), request_id=f"d{i}", actor="t")
     projectors = [open_projector(store_settings, app) for _ in range(2)]
     for p in projectors:
         p.batch_size = 7
@@ -139,13 +148,11 @@ def test_group_commit_shares_transactions_and_keeps_every_command_separate(store
     with ThreadPoolExecutor(16) as pool:
         results = list(
             pool.map(
-                lambda i: app.register_subscriber(
+                lambda i: execute(
+                    app,
+                    RegisterSubscriber(full_name=f"G {i}", id_type="PASSPORT", id_number=f"G{i:07d}", date_of_birth=""),
                     request_id=f"g{i}",
                     actor="t",
-                    full_name=f"G {i}",
-                    id_type="PASSPORT",
-                    id_number=f"G{i:07d}",
-                    date_of_birth="",
                 ),
                 range(40),
             )
@@ -211,7 +218,7 @@ def test_postgres_writers_leave_room_for_vacuum_and_analyze(store_app, store_set
     def writer() -> None:
         while not stop.is_set():
             i = written[0]
-            app.provision_numbers(request_id=f"p{i}", actor="t", numbers=[f"+86139{i:08d}"])
+            execute(app, ProvisionNumbers(numbers=[f"+86139{i:08d}"]), request_id=f"p{i}", actor="t")
             written[0] = i + 1
 
     seen: set[tuple[str, str]] = set()

@@ -10,6 +10,20 @@ import pytest
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
+from ledger.application.commands import (
+    ActivateSim,
+    ConfirmDataCleared,
+    DisconnectNumber,
+    EraseSubscriberData,
+    ProvisionNumbers,
+    RegisterSubscriber,
+    ReleaseNumber,
+    ResumeNumber,
+    SuspendNumber,
+    SwapSim,
+    VerifyIdentity,
+)
+from ledger.application.pipeline import execute
 from ledger.application.reads import number_history, verify_integrity
 from ledger.domain import errors
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
@@ -44,77 +58,84 @@ def topics(app: LedgerApplication, since: int = 0) -> list[str]:
 
 
 def register(app: LedgerApplication, request_id: str = "r-1", id_number: str = RESIDENT_ID) -> UUID:
-    result = app.register_subscriber(
+    result = execute(
+        app,
+        RegisterSubscriber(
+            full_name="Zhang San", id_type="RESIDENT_ID_CARD", id_number=id_number, date_of_birth=RESIDENT_DOB
+        ),
         request_id=request_id,
         actor="shop",
-        full_name="Zhang San",
-        id_type="RESIDENT_ID_CARD",
-        id_number=id_number,
-        date_of_birth=RESIDENT_DOB,
     )
     return UUID(result.data["subscriber_id"])
 
 
 def verified(app: LedgerApplication, request_id: str = "r-1", id_number: str = RESIDENT_ID) -> UUID:
     sid = register(app, request_id, id_number)
-    app.verify_identity(
+    execute(
+        app,
+        VerifyIdentity(
+            subscriber_id=sid, method="ID_CARD_READER", channel="retail", agent_id="agent-7", evidence_ref="scan"
+        ),
         request_id=f"v-{request_id}",
         actor="shop",
-        subscriber_id=sid,
-        method="ID_CARD_READER",
-        channel="retail",
-        agent_id="agent-7",
-        evidence_ref="scan",
     )
     return sid
 
 
 def activate(app: LedgerApplication, sid: UUID, number: str = NUMBER, request_id: str = "a-1", iccid: str = ""):
-    return app.activate_sim(
+    return execute(
+        app,
+        ActivateSim(
+            number=number,
+            subscriber_id=sid,
+            iccid=iccid or new_iccid(),
+            imsi="460001234567890",
+            channel="retail",
+            agent_id="agent-7",
+        ),
         request_id=request_id,
         actor="shop",
-        number=number,
-        subscriber_id=sid,
-        iccid=iccid or new_iccid(),
-        imsi="460001234567890",
-        channel="retail",
-        agent_id="agent-7",
     )
 
 
 def swap(app: LedgerApplication, request_id: str, iccid: str):
-    return app.swap_sim(
+    return execute(
+        app,
+        SwapSim(
+            number=NUMBER,
+            new_iccid=iccid,
+            new_imsi="460001234567891",
+            reason="LOST_OR_STOLEN",
+            channel="retail",
+            agent_id="agent-7",
+        ),
         request_id=request_id,
         actor="shop",
-        number=NUMBER,
-        new_iccid=iccid,
-        new_imsi="460001234567891",
-        reason="LOST_OR_STOLEN",
-        channel="retail",
-        agent_id="agent-7",
     )
 
 
 def disconnect(app: LedgerApplication, number: str = NUMBER, request_id: str = "d-1"):
-    return app.disconnect_number(request_id=request_id, actor="shop", number=number, reason="SUBSCRIBER_REQUEST")
+    return execute(
+        app, DisconnectNumber(number=number, reason="SUBSCRIBER_REQUEST"), request_id=request_id, actor="shop"
+    )
 
 
 def test_provisioning_records_each_new_number_once(ledger) -> None:
-    first = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, NUMBER, OTHER])
+    first = execute(ledger, ProvisionNumbers(numbers=[NUMBER, NUMBER, OTHER]), request_id="p-1", actor="ops")
     assert first.data == {"provisioned_count": 2, "already_provisioned": []}
     assert topics(ledger) == ["Number.Provisioned", "Number.Provisioned", "RequestRecord.Recorded"]
-    again = ledger.provision_numbers(request_id="p-2", actor="ops", numbers=[OTHER])
+    again = execute(ledger, ProvisionNumbers(numbers=[OTHER]), request_id="p-2", actor="ops")
     assert again.data == {"provisioned_count": 0, "already_provisioned": [OTHER]}
     assert ledger.get_number(NUMBER).status == "AVAILABLE"
 
 
 def test_a_retry_returns_the_first_result_and_other_content_is_refused(ledger) -> None:
-    first = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
-    retry = ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    first = execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
+    retry = execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     assert (retry.position, retry.data, retry.replayed) == (first.position, first.data, True)
     assert ledger.reader.max_position() == first.position
     with pytest.raises(errors.RequestIdReused):
-        ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[OTHER])
+        execute(ledger, ProvisionNumbers(numbers=[OTHER]), request_id="p-1", actor="ops")
 
 
 def test_registration_seals_personal_data_under_the_subscribers_own_key(ledger) -> None:
@@ -126,7 +147,7 @@ def test_registration_seals_personal_data_under_the_subscribers_own_key(ledger) 
 
 
 def test_activation_needs_a_verified_identity_an_available_number_and_a_free_sim(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, OTHER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="ops")
     sid = register(ledger)
     with pytest.raises(errors.IdentityNotVerified):
         activate(ledger, sid)
@@ -154,7 +175,7 @@ def test_activation_needs_a_verified_identity_an_available_number_and_a_free_sim
 
 def test_the_identity_cap_counts_numbers_in_service(ledger) -> None:
     numbers = [f"+86138001380{i:02d}" for i in range(3)]
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=numbers)
+    execute(ledger, ProvisionNumbers(numbers=numbers), request_id="p-1", actor="ops")
     sid = verified(ledger)
     activate(ledger, sid, numbers[0], "a-0")
     activate(ledger, sid, numbers[1], "a-1")
@@ -167,7 +188,7 @@ def test_the_identity_cap_counts_numbers_in_service(ledger) -> None:
 
 
 def test_a_sim_swap_moves_the_number_and_frees_the_old_sim(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     old, new = new_iccid(), new_iccid()
     activate(ledger, verified(ledger), iccid=old)
     with pytest.raises(errors.SameIccid):
@@ -186,22 +207,22 @@ def test_a_sim_swap_moves_the_number_and_frees_the_old_sim(ledger) -> None:
 
 
 def test_suspend_and_resume_only_from_active_and_suspended(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     with pytest.raises(errors.NumberNotActive):
-        ledger.suspend_number(request_id="s-0", actor="noc", number=NUMBER, reason="FRAUD", note="")
+        execute(ledger, SuspendNumber(number=NUMBER, reason="FRAUD", note=""), request_id="s-0", actor="noc")
     activate(ledger, verified(ledger))
     with pytest.raises(errors.NumberNotSuspended):
-        ledger.resume_number(request_id="u-0", actor="noc", number=NUMBER, note="")
-    ledger.suspend_number(request_id="s-1", actor="noc", number=NUMBER, reason="FRAUD", note="reported")
+        execute(ledger, ResumeNumber(number=NUMBER, note=""), request_id="u-0", actor="noc")
+    execute(ledger, SuspendNumber(number=NUMBER, reason="FRAUD", note="reported"), request_id="s-1", actor="noc")
     assert (ledger.get_number(NUMBER).status, ledger.get_number(NUMBER).suspension_reason) == ("SUSPENDED", "FRAUD")
-    ledger.resume_number(request_id="u-1", actor="noc", number=NUMBER, note="cleared")
+    execute(ledger, ResumeNumber(number=NUMBER, note="cleared"), request_id="u-1", actor="noc")
     assert ledger.get_number(NUMBER).status == "ACTIVE"
     recorded = ["Number.Suspended", "RequestRecord.Recorded", "Number.Resumed", "RequestRecord.Recorded"]
     assert topics(ledger)[-4:] == recorded
 
 
 def test_disconnection_starts_quarantine_and_clearance_and_release_waits_for_both(ledger, clock) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     activate(ledger, verified(ledger))
     before = ledger.reader.max_position()
     result = disconnect(ledger)
@@ -214,53 +235,61 @@ def test_disconnection_starts_quarantine_and_clearance_and_release_waits_for_bot
     tenure_id = UUID(result.data["tenure_id"])
     assert result.data["quarantine_until"] == (clock.now() + timedelta(days=90)).isoformat()
     with pytest.raises(errors.QuarantineNotElapsed):
-        ledger.release_number(request_id="rel-0", actor="ops", number=NUMBER, override_reason="")
+        execute(ledger, ReleaseNumber(number=NUMBER, override_reason=""), request_id="rel-0", actor="ops")
     clock.advance(days=91)
     with pytest.raises(errors.ClearancePending):
-        ledger.release_number(request_id="rel-1", actor="ops", number=NUMBER, override_reason="")
+        execute(ledger, ReleaseNumber(number=NUMBER, override_reason=""), request_id="rel-1", actor="ops")
     cleared = []
     for holder in ("crm", "billing", "voicemail"):
-        confirm = ledger.confirm_data_cleared(
-            request_id=f"c-{holder}", actor=holder, number=NUMBER, tenure_id=tenure_id, holder=holder, evidence_ref="j"
+        confirm = execute(
+            ledger,
+            ConfirmDataCleared(number=NUMBER, tenure_id=tenure_id, holder=holder, evidence_ref="j"),
+            request_id=f"c-{holder}",
+            actor=holder,
         )
         cleared.append(confirm.data["clearance"])
     assert cleared == ["PENDING", "PENDING", "CLEARED"]
     with pytest.raises(errors.HolderAlreadyConfirmed):
-        ledger.confirm_data_cleared(
-            request_id="c-again", actor="crm", number=NUMBER, tenure_id=tenure_id, holder="crm", evidence_ref="j"
+        execute(
+            ledger,
+            ConfirmDataCleared(number=NUMBER, tenure_id=tenure_id, holder="crm", evidence_ref="j"),
+            request_id="c-again",
+            actor="crm",
         )
-    ledger.release_number(request_id="rel-2", actor="ops", number=NUMBER, override_reason="")
+    execute(ledger, ReleaseNumber(number=NUMBER, override_reason=""), request_id="rel-2", actor="ops")
     assert ledger.get_number(NUMBER).status == "AVAILABLE"
     with pytest.raises(errors.NumberNotQuarantined):
-        ledger.release_number(request_id="rel-3", actor="ops", number=NUMBER, override_reason="")
+        execute(ledger, ReleaseNumber(number=NUMBER, override_reason=""), request_id="rel-3", actor="ops")
 
 
 def test_an_override_releases_early_and_the_tenure_reads_as_a_violation(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     activate(ledger, verified(ledger))
     with pytest.raises(errors.TenureNotClosed):
-        ledger.confirm_data_cleared(
+        execute(
+            ledger,
+            ConfirmDataCleared(
+                number=NUMBER, tenure_id=Number.tenure_id_for(NUMBER, 1), holder="crm", evidence_ref="j"
+            ),
             request_id="c-0",
             actor="crm",
-            number=NUMBER,
-            tenure_id=Number.tenure_id_for(NUMBER, 1),
-            holder="crm",
-            evidence_ref="j",
         )
     disconnect(ledger)
-    ledger.release_number(request_id="rel-1", actor="ops", number=NUMBER, override_reason="court order 12")
+    execute(ledger, ReleaseNumber(number=NUMBER, override_reason="court order 12"), request_id="rel-1", actor="ops")
     assert str(ledger.get_number(NUMBER).tenures[0].clearance) == "VIOLATION"
 
 
 def test_erasure_destroys_the_key_and_keeps_the_history_verifiable(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     sid = verified(ledger)
     activate(ledger, sid)
     with pytest.raises(errors.SubscriberHasOpenTenure):
-        ledger.erase_subscriber_data(request_id="e-0", actor="dpo", subscriber_id=sid, legal_basis="GDPR art. 17")
+        execute(
+            ledger, EraseSubscriberData(subscriber_id=sid, legal_basis="GDPR art. 17"), request_id="e-0", actor="dpo"
+        )
     disconnect(ledger)
     before = ledger.reader.max_position()
-    ledger.erase_subscriber_data(request_id="e-1", actor="dpo", subscriber_id=sid, legal_basis="GDPR art. 17")
+    execute(ledger, EraseSubscriberData(subscriber_id=sid, legal_basis="GDPR art. 17"), request_id="e-1", actor="dpo")
     assert topics(ledger, before) == [
         "Subscriber.PersonalDataErased",
         "IdentityHoldings.SubscriberErased",
@@ -277,23 +306,31 @@ def test_erasure_destroys_the_key_and_keeps_the_history_verifiable(ledger) -> No
 
 
 def test_occurred_at_may_not_go_back_nor_run_ahead_of_the_clock(ledger, clock) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     with pytest.raises(errors.OccurredAtOutOfOrder):
         activate_at = clock.now() - timedelta(hours=1)
-        ledger.suspend_number(
-            request_id="s-0", actor="noc", number=NUMBER, reason="FRAUD", note="", occurred_at=activate_at
+        execute(
+            ledger,
+            SuspendNumber(number=NUMBER, reason="FRAUD", note=""),
+            request_id="s-0",
+            actor="noc",
+            occurred_at=activate_at,
         )
     with pytest.raises(errors.InvalidArgument) as e:
-        ledger.provision_numbers(
-            request_id="p-2", actor="ops", numbers=[OTHER], occurred_at=clock.now() + timedelta(hours=1)
+        execute(
+            ledger,
+            ProvisionNumbers(numbers=[OTHER]),
+            request_id="p-2",
+            actor="ops",
+            occurred_at=clock.now() + timedelta(hours=1),
         )
     assert e.value.reason == "OCCURRED_AT_IN_FUTURE"
 
 
 def test_a_staged_unit_of_work_holds_events_until_its_flush(ledger) -> None:
     unit = ledger.staged()
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER], unit=unit)
-    staged = ledger.provision_numbers(request_id="p-2", actor="ops", numbers=[NUMBER, OTHER], unit=unit)
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops", unit=unit)
+    staged = execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-2", actor="ops", unit=unit)
     assert staged.data == {"provisioned_count": 1, "already_provisioned": [NUMBER]}  # sees the earlier command
     assert (staged.position, staged.staged_at) == (0, 3)
     assert ledger.reader.max_position() == 0
@@ -304,14 +341,14 @@ def test_a_staged_unit_of_work_holds_events_until_its_flush(ledger) -> None:
 
 
 def test_the_in_memory_log_keeps_the_hash_chains(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER, OTHER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="ops")
     report = verify_integrity(ledger, None)
     assert (report.ok, report.events_checked) == (True, 3)
     assert ledger.reader.chain_hashes([3]) == {3: bytes.fromhex(report.head_digest)}
 
 
 def test_personal_data_reads_are_recorded_before_disclosure(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     activate(ledger, verified(ledger))
     before = ledger.reader.max_position()
     items = number_history(ledger, NUMBER, include_personal_data=True, actor="auditor", purpose="court order")
@@ -329,28 +366,30 @@ def test_verification_is_recorded_on_the_subscriber_and_unknown_ids_are_not_foun
     assert not ledger.get_subscriber(sid).is_verified_at(ledger.clock.now())
     unknown = UUID(int=7)
     with pytest.raises(errors.SubscriberNotFound):
-        ledger.verify_identity(
+        execute(
+            ledger,
+            VerifyIdentity(
+                subscriber_id=unknown, method="ID_CARD_READER", channel="retail", agent_id="a-1", evidence_ref="scan"
+            ),
             request_id="v-x",
             actor="shop",
-            subscriber_id=unknown,
-            method="ID_CARD_READER",
-            channel="retail",
-            agent_id="a-1",
-            evidence_ref="scan",
         )
     with pytest.raises(errors.SubscriberNotFound):
-        ledger.erase_subscriber_data(request_id="e-x", actor="dpo", subscriber_id=unknown, legal_basis="GDPR")
+        execute(ledger, EraseSubscriberData(subscriber_id=unknown, legal_basis="GDPR"), request_id="e-x", actor="dpo")
 
 
 def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> None:
-    ledger.provision_numbers(request_id="p-1", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p-1", actor="ops")
     with pytest.raises(errors.NumberNotInService):
         disconnect(ledger)
     with pytest.raises(errors.NumberNotInService):
         swap(ledger, "s-1", new_iccid())
     with pytest.raises(errors.TenureNotFound):
-        ledger.confirm_data_cleared(
-            request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
+        execute(
+            ledger,
+            ConfirmDataCleared(number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"),
+            request_id="c-1",
+            actor="crm",
         )
     assert topics(ledger) == ["Number.Provisioned", "RequestRecord.Recorded"]
 
@@ -361,16 +400,16 @@ def test_a_staged_registration_is_not_saved_under_a_key_another_writer_stored_fi
 
     staged = ledger.staged()
     staged.expect_new_requests(["r-staged"])
-    command = dict(
-        request_id="r-staged", actor="t", full_name="Staged", id_type="RESIDENT_ID_CARD", id_number=RESIDENT_ID
+    command = RegisterSubscriber(
+        full_name="Staged", id_type="RESIDENT_ID_CARD", id_number=RESIDENT_ID, date_of_birth=""
     )
-    ledger.register_subscriber(**command, date_of_birth="", unit=staged)
+    execute(ledger, command, request_id="r-staged", actor="t", unit=staged)
     sid = Subscriber.id_for_request("r-staged")
     ledger.vault.create_key(sid)  # another writer (a command that then failed) stored its key first
     with pytest.raises(KeyConflictError):
         staged.flush()
     assert not ledger.reader.existing([sid])
     # Run again (as the import does, one by one): sealed under the stored key, it opens.
-    ledger.register_subscriber(**command, date_of_birth="")
+    execute(ledger, command, request_id="r-staged", actor="t")
     subscriber = ledger.get_subscriber(sid)
     assert ledger.vault.open(sid, subscriber.personal_data)["full_name"] == "Staged"

@@ -7,6 +7,8 @@ from eventsourcing.persistence import IntegrityError
 from google.rpc import code_pb2, error_details_pb2
 
 from ledger.application import pipeline
+from ledger.application.commands import ProvisionNumbers
+from ledger.application.pipeline import execute
 from ledger.domain import errors
 from ledger.server.errors import to_status
 
@@ -22,7 +24,7 @@ def test_a_command_that_keeps_conflicting_gives_up_and_records_nothing(app, monk
 
     monkeypatch.setattr(app, "_record", conflicting_record)
     with pytest.raises(errors.ConcurrencyConflict):
-        app.provision_numbers(request_id="p", actor="t", numbers=["+8613800000001"])
+        execute(app, ProvisionNumbers(numbers=["+8613800000001"]), request_id="p", actor="t")
     assert len(attempts) == 3
     assert app.reader.max_position() == before
 

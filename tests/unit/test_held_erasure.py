@@ -10,7 +10,9 @@ import pytest
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
+from ledger.application.commands import EraseSubscriberData, ProvisionNumbers, VerifyIdentity
 from ledger.application.key_jobs import KeyMaintenance, erase_due
+from ledger.application.pipeline import execute
 from ledger.application.reads import LEGAL_HOLD_PREFIX, number_history
 from ledger.domain import errors
 from ledger.keys.crypto import MasterKey
@@ -36,7 +38,7 @@ def ledger(clock: FakeClock):
 
 
 def served_and_ended(ledger: LedgerApplication, clock: FakeClock) -> UUID:
-    ledger.provision_numbers(request_id="p", actor="ops", numbers=[NUMBER])
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER]), request_id="p", actor="ops")
     sid = verified(ledger)
     activate(ledger, sid)
     clock.advance(days=100)
@@ -45,7 +47,9 @@ def served_and_ended(ledger: LedgerApplication, clock: FakeClock) -> UUID:
 
 
 def erase(ledger: LedgerApplication, sid: UUID, request_id: str = "e-1"):
-    return ledger.erase_subscriber_data(request_id=request_id, actor="dpo", subscriber_id=sid, legal_basis="PIPL 47")
+    return execute(
+        ledger, EraseSubscriberData(subscriber_id=sid, legal_basis="PIPL 47"), request_id=request_id, actor="dpo"
+    )
 
 
 def test_an_erasure_inside_the_retention_period_is_recorded_and_held(ledger, clock) -> None:
@@ -65,10 +69,14 @@ def test_an_erasure_inside_the_retention_period_is_recorded_and_held(ledger, clo
     assert subscriber.is_restricted and not subscriber.is_erased and ledger.vault.has_key(sid)
     # Nothing but storage: no new verification, no new number.
     with pytest.raises(errors.SubscriberErased, match="restricted"):
-        ledger.verify_identity(
-            request_id="v-2", actor="shop", subscriber_id=sid, method="ID_CARD_READER", channel="retail",
-            agent_id="agent-7", evidence_ref="scan",
-        )  # fmt: skip
+        execute(
+            ledger,
+            VerifyIdentity(
+                subscriber_id=sid, method="ID_CARD_READER", channel="retail", agent_id="agent-7", evidence_ref="scan"
+            ),
+            request_id="v-2",
+            actor="shop",
+        )
     # A repeated request answers the same due date and records no second request.
     again = erase(ledger, sid, "e-2")
     assert again.data == result.data
@@ -139,7 +147,7 @@ def capped(clock: FakeClock):
 
 def test_the_cap_counts_across_a_persons_records_after_one_of_them_is_erased(capped) -> None:
     numbers = [NUMBER, "+8613800138001", "+8613800138002"]
-    capped.provision_numbers(request_id="p", actor="ops", numbers=numbers)
+    execute(capped, ProvisionNumbers(numbers=numbers), request_id="p", actor="ops")
     first = verified(capped, "r-1")
     second = verified(capped, "r-2")
     key = capped.get_subscriber(first).identity_key

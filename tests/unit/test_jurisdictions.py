@@ -11,6 +11,15 @@ import pytest
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
+from ledger.application.commands import (
+    ActivateSim,
+    DisconnectNumber,
+    ProvisionNumbers,
+    RegisterSubscriber,
+    SwapSim,
+    VerifyIdentity,
+)
+from ledger.application.pipeline import execute
 from ledger.domain import errors
 from ledger.jurisdictions import Jurisdiction
 from ledger.keys.crypto import MasterKey
@@ -87,65 +96,69 @@ def ledger():
 
 def test_disconnection_quarantine_and_cap_follow_the_numbers_jurisdiction(ledger) -> None:
     onboard_app(ledger, "+12015550123", 1)
-    result = ledger.disconnect_number(request_id="d", actor="t", number="+12015550123", reason="SUBSCRIBER_REQUEST")
+    result = execute(
+        ledger, DisconnectNumber(number="+12015550123", reason="SUBSCRIBER_REQUEST"), request_id="d", actor="t"
+    )
     assert result.data["quarantine_until"] == (ledger.clock.now() + timedelta(days=45)).isoformat()
     sid = onboard_app(ledger, "+8613800138000", 2)
-    ledger.provision_numbers(request_id="p-x", actor="t", numbers=["+8613800138001"])
+    execute(ledger, ProvisionNumbers(numbers=["+8613800138001"]), request_id="p-x", actor="t")
     iccid = new_iccid()
     with pytest.raises(errors.IdentityNumberCap):  # +86 allows one number per identity here
-        ledger.activate_sim(
+        execute(
+            ledger,
+            ActivateSim(
+                number="+8613800138001",
+                subscriber_id=sid,
+                iccid=iccid,
+                imsi=imsi_for(iccid),
+                channel="retail",
+                agent_id="a",
+            ),
             request_id="a-x",
             actor="t",
-            number="+8613800138001",
-            subscriber_id=sid,
-            iccid=iccid,
-            imsi=imsi_for(iccid),
-            channel="retail",
-            agent_id="a",
         )
 
 
 def _register(app: LedgerApplication, seq: int) -> UUID:
-    result = app.register_subscriber(
+    result = execute(
+        app,
+        RegisterSubscriber(full_name="X", id_type="RESIDENT_ID_CARD", id_number=resident_id(seq), date_of_birth=""),
         request_id=f"r{seq}",
         actor="t",
-        full_name="X",
-        id_type="RESIDENT_ID_CARD",
-        id_number=resident_id(seq),
-        date_of_birth="",
     )
     return UUID(result.data["subscriber_id"])
 
 
 def test_self_service_channels_need_no_agent_and_agent_channels_do(ledger) -> None:
     sid = _register(ledger, 5)
-    common = {"actor": "t", "subscriber_id": sid, "method": "ONLINE_PHOTO_LIVENESS", "evidence_ref": "selfie"}
+    common = {"subscriber_id": sid, "method": "ONLINE_PHOTO_LIVENESS", "evidence_ref": "selfie"}
     with pytest.raises(errors.InvalidArgument) as refused:
-        ledger.verify_identity(request_id="v0", channel="retail", agent_id="", **common)
+        execute(ledger, VerifyIdentity(channel="retail", agent_id="", **common), request_id="v0", actor="t")
     assert refused.value.violations == [("agent_id", "is required on channel 'retail' (policy agent_channels)")]
-    ledger.verify_identity(request_id="v1", channel="app", agent_id="", **common)
-    ledger.provision_numbers(request_id="p", actor="t", numbers=["+447700900123"])
+    execute(ledger, VerifyIdentity(channel="app", agent_id="", **common), request_id="v1", actor="t")
+    execute(ledger, ProvisionNumbers(numbers=["+447700900123"]), request_id="p", actor="t")
     iccid = new_iccid()
-    ledger.activate_sim(
+    execute(
+        ledger,
+        ActivateSim(
+            number="+447700900123", subscriber_id=sid, iccid=iccid, imsi=imsi_for(iccid), channel="app", agent_id=""
+        ),
         request_id="a",
         actor="t",
-        number="+447700900123",
-        subscriber_id=sid,
-        iccid=iccid,
-        imsi=imsi_for(iccid),
-        channel="app",
-        agent_id="",
     )
     assert ledger.get_number("+447700900123").tenures[0].agent_id == ""
     other = new_iccid()
     with pytest.raises(errors.InvalidArgument):
-        ledger.swap_sim(
+        execute(
+            ledger,
+            SwapSim(
+                number="+447700900123",
+                new_iccid=other,
+                new_imsi=imsi_for(other),
+                reason="LOST_OR_STOLEN",
+                channel="shop",
+                agent_id="",
+            ),
             request_id="s",
             actor="t",
-            number="+447700900123",
-            new_iccid=other,
-            new_imsi=imsi_for(other),
-            reason="LOST_OR_STOLEN",
-            channel="shop",
-            agent_id="",
         )
