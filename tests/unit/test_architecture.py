@@ -138,8 +138,6 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# The command plumbing (its modules type the application class they are mixed into) is being replaced by
-# commands as data over a narrow protocol; this one known circle goes with it, and no other may appear.
 def test_no_import_cycles_between_modules() -> None:
     assert cycles(module_graph()) == []
 
