@@ -16,6 +16,7 @@ from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
 from ledger.proofs.heads import HeadSigner
 from projections.db import ViewsDatabase
 from projections.projector import Projector
+from projections.seal import ROW_KEY_LABEL, RowSeal
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -110,9 +111,15 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
 _KEY_JOBS: weakref.WeakKeyDictionary[Projector, KeyMaintenance] = weakref.WeakKeyDictionary()
 
 
+def row_seal(app: LedgerApplication) -> RowSeal:
+    """The keyed hashes of the view rows answers read: under a key derived from the master key, which the
+    views database never holds."""
+    return RowSeal(app.vault.master.derive(ROW_KEY_LABEL))
+
+
 def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:
     """The projector that feeds the read models (all, or ``views``) from this ledger (creates their tables)."""
-    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), views)
+    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app), views)
     app.commit_listeners.append(lambda _position: projector.wake.set())
     _KEY_JOBS[projector] = KeyMaintenance(app, settings.policy, settings.key_poll_seconds)
     return projector
