@@ -2,12 +2,14 @@
 the reader before it decides anything.
 
 The threat: someone who can write the views database (``ledger.views.db``, or the views' schema in
-PostgreSQL) but holds no key kept outside it. Each sealed row has a ``mac`` column: the first 16 bytes
-of HMAC-SHA256 over its other columns (in the order ``Sealed.columns`` names them, as JSON), under a key
-for its table in the store (the name with the generation's suffix, so a row copied to another table or
-generation fails), derived from the operator's master key (HKDF, label ``ROW_KEY_LABEL``). The projector
-writes the hashes in the batch's transaction, after the batch's rows; the audit's repair writes those of
-the rows it rewrites; readers check them.
+PostgreSQL) but holds no key kept outside it. Each sealed row has a ``mac`` column: a 16-byte keyed
+BLAKE2b (hex) of its other columns (in the order ``Sealed.columns`` names them, as JSON), under a key for
+its table in the store (the name with the generation's suffix, so a row copied to another table or
+generation fails), derived from the operator's master key (HKDF, label ``ROW_KEY_LABEL``, then
+HMAC-SHA256 per table). Keyed BLAKE2b is a MAC by design; it costs a BatchCheck about half of what
+HMAC-SHA256 did (measured: HMAC-SHA256 cost 26-30% of BatchCheck's rate, over the 15% allowed). The
+projector writes the hashes in the batch's transaction, after the batch's rows; the audit's repair
+writes those of the rows it rewrites; readers check them.
 
 What the hashes cannot show: a row put back as it was earlier (a copy of an older, authentic version of
 the same row); ``ledger audit-views`` (a replay from the log) finds that.
@@ -15,6 +17,7 @@ the same row); ``ledger audit-views`` (a replay from the log) finds that.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -28,7 +31,6 @@ ROW_KEY_LABEL = "ledger/view-rows/v1"
 MAC_BYTES = 16
 CHUNK = 500
 
-_digest = hmac.digest
 _dumps = orjson.dumps
 _same = hmac.compare_digest
 
@@ -49,28 +51,36 @@ class RowSeal:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, Any] = {}
 
-    def key(self, table: str) -> bytes:
-        """The key of one table as the store names it (``rm_checks__g3``), derived once."""
+    def key(self, table: str) -> Any:
+        """The key of one table as the store names it (``rm_checks__g3``): a keyed hash object, made once,
+        that each row's hash copies."""
         key = self._keys.get(table)
         if key is None:
-            key = self._keys[table] = _digest(self._secret, b"table:" + table.encode(), "sha256")
+            secret = hmac.digest(self._secret, b"table:" + table.encode(), "sha256")
+            key = self._keys[table] = hashlib.blake2b(key=secret, digest_size=MAC_BYTES)
         return key
 
     @staticmethod
-    def mac(key: bytes, values: Sequence[Any]) -> str:
+    def mac(key: Any, values: Sequence[Any]) -> str:
         """The hash of a row's values (the key from ``key``)."""
-        return _digest(key, _dumps(values), "sha256")[:MAC_BYTES].hex()
+        h = key.copy()
+        h.update(_dumps(values))
+        return str(h.hexdigest())
 
     @staticmethod
-    def holds(key: bytes, values: Sequence[Any], mac: str | None) -> bool:
+    def holds(key: Any, values: Sequence[Any], mac: str | None) -> bool:
         """Whether ``mac`` is the hash of these values."""
-        return mac is not None and _same(_digest(key, _dumps(values), "sha256")[:MAC_BYTES].hex(), mac)
+        if mac is None:
+            return False
+        h = key.copy()
+        h.update(_dumps(values))
+        return _same(h.hexdigest(), mac)
 
     def tag(self, text: str) -> str:
         """A short keyed hash of a row's key, for logs: it names the row without naming the number."""
-        return _digest(self._secret, b"log:" + text.encode(), "sha256")[:6].hex()
+        return hmac.digest(self._secret, b"log:" + text.encode(), "sha256")[:6].hex()
 
 
 def seal_rows(cur: Any, view: View | type[View], suffix: str, number_ids: Sequence[str], seal: RowSeal) -> None:
