@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 ROW_KEY_LABEL = "ledger/view-rows/v1"
 MAC_BYTES = 16
-CHUNK = 500
 
 _dumps = orjson.dumps
 _same = hmac.compare_digest
@@ -83,16 +82,22 @@ class RowSeal:
         return hmac.digest(self._secret, b"log:" + text.encode(), "sha256")[:6].hex()
 
 
-def seal_rows(cur: Any, view: View | type[View], suffix: str, number_ids: Sequence[str], seal: RowSeal) -> None:
+def seal_rows(
+    cur: Any, view: View | type[View], suffix: str, number_ids: Sequence[str], seal: RowSeal, is_postgres: bool
+) -> None:
     """Write the hashes of a view's sealed rows of these numbers (``cur`` names tables as the generation
-    with ``suffix`` is written: a renaming cursor)."""
+    with ``suffix`` is written: a renaming cursor). The ids travel as one JSON text, so each table's
+    select is one statement whatever their number."""
+    ids = _IDS_PG if is_postgres else _IDS_SQLITE
+    param = (_dumps(list(number_ids)).decode(),)
     for spec in view.sealed:
         key = seal.key(spec.table + suffix)
         at = spec.columns.index(spec.key)
-        select = f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE "
+        select = f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {spec.of_numbers.format(ids=ids)}"
         update = f"UPDATE {spec.table} SET mac=? WHERE {spec.key}=?"
-        for start in range(0, len(number_ids), CHUNK):
-            part = number_ids[start : start + CHUNK]
-            rows = cur.execute(select + spec.of_numbers.format(ids=",".join("?" * len(part))), part).fetchall()
-            for row in rows:
-                cur.execute(update, (seal.mac(key, tuple(row)), row[at]))
+        for row in cur.execute(select, param).fetchall():
+            cur.execute(update, (seal.mac(key, tuple(row)), row[at]))
+
+
+_IDS_SQLITE = "SELECT value FROM json_each(?)"
+_IDS_PG = "SELECT json_array_elements_text(?::json)"
