@@ -139,7 +139,7 @@ class Auditor:
         stored = _stored(cur, ids)
         replayed = self._replay(ids, {name: g.position for name, g in gens.items()})
         found: list[Mismatch] = []
-        sealed = {spec.table: (spec, gens[cls.name].suffix) for cls in AUDITED_VIEWS for spec in cls.sealed}
+        sealed = {spec.table: spec for cls in AUDITED_VIEWS for spec in cls.sealed}
         for key in sorted(stored.keys() | replayed.keys()):
             table = key[0]
             have, want = stored.get(key), replayed.get(key)
@@ -151,9 +151,9 @@ class Auditor:
                 if column != "mac" and have.get(column) != want[column]:
                     found.append(Mismatch(number, f"{table}.{column}", _text(have.get(column)), _text(want[column])))
             if table in sealed:  # the keyed hash itself is never shown: it would teach a forger nothing new
-                spec, suffix = sealed[table]
+                spec = sealed[table]
                 values = tuple(have[c] for c in spec.columns)
-                if not self.seal.holds(self.seal.key(table + suffix), values, have.get("mac")):
+                if not self.seal.holds(self.seal.key(table), values, have.get("mac")):
                     found.append(Mismatch(number, f"{table}.mac", "does not authenticate", "a valid keyed hash"))
         return min(g.position for g in gens.values()), found
 
@@ -207,7 +207,7 @@ class Auditor:
                         [row[c] for c in columns],
                     )
                 for cls in AUDITED_VIEWS:  # the rewritten rows' keyed hashes, in the same transaction
-                    seal_rows(named, cls, chosen[cls.name].suffix, list(ids), self.seal, self.views_db.is_postgres)
+                    seal_rows(named, cls, list(ids), self.seal, self.views_db.is_postgres)
                 for gen in chosen.values():
                     cur.execute("UPDATE rm_generations SET revision = revision + 1 WHERE key=?", (gen.key,))
             except BaseException:

@@ -46,7 +46,7 @@ class PeopleQueries:
         def work(cur: Any, chosen: dict[str, Any]) -> tuple[int, dict[str, SimSwapRow]]:
             gen = chosen["sim_swaps"]
             table = "rm_swap_numbers" + gen.suffix
-            key = seal.key(table)
+            key = seal.key("rm_swap_numbers")
             found: dict[str, SimSwapRow] = {}
             bad: list[str] = []
             unique = list(dict.fromkeys(numbers))

@@ -173,7 +173,7 @@ class ReadModels(PeopleQueries):
 
     def _numbers(self, conn: Any, numbers: Sequence[str], gen: gens_.Generation) -> dict[str, NumberRow]:
         seal, _ = self._answering()
-        number_key, tenure_key = seal.key("rm_numbers" + gen.suffix), seal.key("rm_tenures" + gen.suffix)
+        number_key, tenure_key = seal.key("rm_numbers"), seal.key("rm_tenures")
         ids = {Number.create_id(n).hex: n for n in numbers}
         found: dict[str, NumberRow] = {}
         keys = list(ids)
@@ -273,7 +273,7 @@ class ReadModels(PeopleQueries):
 
         def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, list[CheckRow | None]]:
             gen = chosen["numbers"]
-            copy = seal.key("rm_checks" + gen.suffix).copy
+            copy = seal.key("rm_checks").copy
             rows: list[CheckRow | None] = []
             append = rows.append
             absent: list[int] = []
