@@ -84,6 +84,8 @@ class ReadModels(PeopleQueries):
         self.log = log
         self._local = threading.local()
         self._renamers: dict[tuple[tuple[str, int], ...], gens_.Renamer] = {}
+        # Rows already reported (table, tag, position): each is logged once, not at every read of it.
+        self._reported: set[tuple[str, str, int]] = set()
 
     def _conn(self) -> ViewsConnection:
         conn = getattr(self._local, "conn", None)
@@ -249,13 +251,19 @@ class ReadModels(PeopleQueries):
 
     def _untrusted(self, view: str, table: str, numbers: Sequence[str], position: int, what: str) -> None:
         """Log rows found edited or deleted behind the server's back: the table and a keyed tag of each row's
-        number (never the number itself)."""
+        number (never the number itself), once per row and position."""
         seal, _ = self._answering()
+        if len(self._reported) > 10_000:
+            self._reported.clear()  # bounded memory; a row still wrong is reported again
         for number in numbers:
+            tag = seal.tag(number)
+            if (table, tag, position) in self._reported:
+                continue
+            self._reported.add((table, tag, position))
             log.error(
                 "read model row %s in %s (view %s, at position %d) %s: its number is answered READ_MODEL_MISMATCH "
                 "until `ledger audit-views --repair` rewrites it",
-                seal.tag(number),
+                tag,
                 table,
                 view,
                 position,
