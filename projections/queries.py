@@ -163,11 +163,11 @@ class ReadModels(PeopleQueries):
         view should hold has no row."""
 
         def work(cur: Any, chosen: dict[str, gens_.Generation]) -> dict[str, NumberRow]:
-            found = self._numbers(cur, numbers, chosen["numbers"])
-            position = chosen["numbers"].position
-            missing = self._recorded([n for n in numbers if n not in found], position)
+            gen = chosen["numbers"]
+            found = self._numbers(cur, numbers, gen)
+            missing = self._recorded([n for n in numbers if n not in found], gen.position)
             if missing:
-                self._untrusted("numbers", "rm_numbers", missing, position, "is missing")
+                self._untrusted("numbers", "rm_numbers" + gen.suffix, missing, gen.position, "is missing")
                 raise _mismatch()
             return found
 
