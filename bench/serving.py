@@ -75,12 +75,13 @@ def rebuild_while_serving(label: str, db: str, stub: Any, numbers: list[str], en
 def audit_rate(label: str, db: str, sample: int, rows: Rows) -> None:
     """``audit-views`` over a random sample of numbers: numbers per second (the server stopped)."""
     from bench.ceilings import open_store
+    from ledger.bootstrap import row_seal
     from ledger.config import StoreConfig
     from projections.audit import Auditor
     from projections.db import ViewsDatabase
 
     app = open_store(db)
-    auditor = Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(StoreConfig.from_url(db)))
+    auditor = Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(StoreConfig.from_url(db)), row_seal(app))
     try:
         start = time.perf_counter()
         report = auditor.audit(sample=sample, seed=3)

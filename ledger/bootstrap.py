@@ -15,6 +15,7 @@ from ledger.policy import ConfigError
 from ledger.proofs.heads import HeadSigner
 from projections.db import ViewsDatabase
 from projections.projector import Projector
+from projections.seal import ROW_KEY_LABEL, RowSeal
 
 if TYPE_CHECKING:
     from ledger.config import Settings
@@ -104,9 +105,15 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     )
 
 
+def row_seal(app: LedgerApplication) -> RowSeal:
+    """The keyed hashes of the view rows answers read: under a key derived from the master key, which the
+    views database never holds."""
+    return RowSeal(app.vault.master.derive(ROW_KEY_LABEL))
+
+
 def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:
     """The projector that feeds the read models (all, or ``views``) from this ledger (creates their tables)."""
-    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), views)
+    projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app), views)
     app.commit_listeners.append(lambda _position: projector.wake.set())
     return projector
 

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
+from ledger.bootstrap import key_jobs, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
 from projections.views import ALL_VIEWS
 
@@ -117,7 +117,7 @@ def audit_views(settings: Settings, number: str | None = None, sample: int = 0, 
         except InvalidValue as e:
             raise ConfigError(f"--number: {e}") from None
     app = open_ledger(settings)
-    auditor = Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store))
+    auditor = Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app))
     try:
         started = time.perf_counter()
         report = auditor.audit(numbers, sample=sample, repair=repair)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from ledger.adapters import log_reader
 from projections import generations as gens_
@@ -29,6 +30,7 @@ from projections.errors import ReadModelMismatch
 from projections.following import Following
 from projections.generations import BUILDING, MISMATCH, READY, Generation, RenamedCursor
 from projections.legacy import migrate_legacy
+from projections.seal import RowSeal, seal_rows
 from projections.switching import Switching, _now_us
 from projections.views import ALL_VIEWS, View
 
@@ -62,10 +64,13 @@ class Projector(Following, Switching):
         recorder: ApplicationRecorder,
         mapper: Mapper,
         views_db: ViewsDatabase,
+        seal: RowSeal,
         views: Sequence[View] | None = None,
         batch_size: int = 2000,
     ) -> None:
         self.recorder = recorder
+        # Writes the keyed hash of every row answers read (see ``projections.seal``).
+        self.seal = seal
         self.mapper = mapper
         self.log = log_reader(recorder)
         self.views_db = views_db
@@ -225,7 +230,11 @@ class Projector(Following, Switching):
         notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
         last = notifications[-1].id if notifications else start - 1
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
-        self._apply(notifications, targets, cursors)
+        touched = self._apply(notifications, targets, cursors)
+        for view in self.views:
+            if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
+                ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
+                seal_rows(cursors[view.name], view, ids, self.seal, self.views_db.is_postgres)
         if last > 0 and last not in hashes and any(g.position < last for g in targets.values()):
             hashes.update(self.log.chain_hashes([last]))
         for view in self.views:
@@ -250,8 +259,10 @@ class Projector(Following, Switching):
 
     def _apply(
         self, notifications: Sequence[Notification], targets: dict[str, Generation], cursors: dict[str, Any]
-    ) -> None:
+    ) -> dict[str, set[UUID | str]]:
+        """Apply the events; returns, for each view with sealed rows, the streams (numbers) it wrote."""
         positions = {name: g.position for name, g in targets.items()}
+        touched: dict[str, set[UUID | str]] = {view.name: set() for view in self.views if view.sealed}
         for n in notifications:
             interested = self._topics.get(n.topic)
             if not interested:
@@ -263,6 +274,9 @@ class Projector(Following, Switching):
                 if event is None:
                     event = self.mapper.to_domain_event(n)
                 view.apply(event, n.id, cursors[view.name])
+                if view.sealed:
+                    touched[view.name].add(n.originator_id)
+        return touched
 
     def _lock_views(self, cur: Cursor) -> None:
         lock_views(cur, [v.name for v in self.views], self.views_db.is_postgres)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -15,9 +17,10 @@ from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
-from projections.errors import ReadModelRebuilding
+from projections.errors import ReadModelMismatch, ReadModelRebuilding
 from projections.people import PeopleQueries
 from projections.recycling import (
+    UNTRUSTED,
     CheckAnswer,
     CheckRow,
     NumberRow,
@@ -25,15 +28,22 @@ from projections.recycling import (
     day_bounds,
     decide,
 )
+from projections.seal import RowSeal
 from projections.views import ALL_VIEWS, us
+from projections.views.numbers import CHECK_COLUMNS, NUMBER_COLUMNS, TENURE_COLUMNS
 
+if TYPE_CHECKING:
+    from ledger.adapters import EventLog
+
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 VIEW_CLASSES = {cls.name: cls for cls in ALL_VIEWS}
 
 CHUNK = 500
 
 
-_CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed, c.ported_out_us"
+_CHECK_COLUMNS = ", ".join(f"c.{c}" for c in (*CHECK_COLUMNS, "mac"))
+_SEALED = len(CHECK_COLUMNS)
 # One row per number asked, in the order asked. The numbers come as one JSON text on both databases
 # (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
 # element; one string is adapted at once and orjson writes it in C).
@@ -47,12 +57,21 @@ _CHECK_ROWS_PG = (
 
 
 class ReadModels(PeopleQueries):
-    """Read-only access to the views database; one connection per thread."""
+    """Read-only access to the views database; one connection per thread.
 
-    def __init__(self, views_db: ViewsDatabase) -> None:
+    The answers (checks, clearance, SIM swaps) are read only with ``seal`` and ``log``: every row they read
+    must carry its keyed hash, and a number without a row must have no stream in the ledger's log at or
+    before the view's position (a deleted row); otherwise that number is answered READ_MODEL_MISMATCH.
+    Reports and tools that count rows need neither."""
+
+    def __init__(self, views_db: ViewsDatabase, seal: RowSeal | None = None, log: EventLog | None = None) -> None:
         self.views_db = views_db
+        self.seal = seal
+        self.log = log
         self._local = threading.local()
         self._renamers: dict[tuple[tuple[str, int], ...], gens_.Renamer] = {}
+        # Rows already reported (table, tag, position): each is logged once, not at every read of it.
+        self._reported: set[tuple[str, str, int]] = set()
 
     def _conn(self) -> ViewsConnection:
         conn = getattr(self._local, "conn", None)
@@ -125,10 +144,24 @@ class ReadModels(PeopleQueries):
         return self.read(views, lambda _cur, chosen: min(g.position for g in chosen.values()))
 
     def numbers(self, numbers: Sequence[str]) -> dict[str, NumberRow]:
-        """Number rows with their tenures, for many numbers at once, read in one snapshot."""
-        return self.read(("numbers",), lambda cur, _: self._numbers(cur, numbers))
+        """Number rows with their tenures, for many numbers at once, read in one snapshot. Raises
+        ``ReadModelMismatch`` when a row fails its keyed hash, a tenure row is missing, or a number the
+        view should hold has no row."""
 
-    def _numbers(self, conn: Any, numbers: Sequence[str]) -> dict[str, NumberRow]:
+        def work(cur: Any, chosen: dict[str, gens_.Generation]) -> dict[str, NumberRow]:
+            gen = chosen["numbers"]
+            found = self._numbers(cur, numbers, gen)
+            missing = self._recorded([n for n in numbers if n not in found], gen.position)
+            if missing:
+                self._untrusted("numbers", "rm_numbers" + gen.suffix, missing, gen.position, "is missing")
+                raise _mismatch()
+            return found
+
+        return self.read(("numbers",), work)
+
+    def _numbers(self, conn: Any, numbers: Sequence[str], gen: gens_.Generation) -> dict[str, NumberRow]:
+        seal, _ = self._answering()
+        number_key, tenure_key = seal.key("rm_numbers"), seal.key("rm_tenures")
         ids = {Number.create_id(n).hex: n for n in numbers}
         found: dict[str, NumberRow] = {}
         keys = list(ids)
@@ -136,52 +169,133 @@ class ReadModels(PeopleQueries):
             chunk = keys[i : i + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
-                f"SELECT number_id, number, status, provisioned_us FROM rm_numbers WHERE number_id IN ({marks})",
-                chunk,
+                f"SELECT {', '.join(NUMBER_COLUMNS)}, mac FROM rm_numbers WHERE number_id IN ({marks})", chunk
             ).fetchall()
+            bad = [ids.get(r[0], r[1]) for r in rows if not seal.holds(number_key, tuple(r[:-1]), r[-1])]
+            if bad:
+                self._untrusted("numbers", "rm_numbers" + gen.suffix, bad, gen.position, "fails its keyed hash")
+                raise _mismatch()
+            counts = {r[0]: r[7] for r in rows}
             by_id = {r[0]: NumberRow(r[1], r[2], r[3], []) for r in rows}
             if by_id:
                 present = list(by_id)
                 tenure_marks = ",".join("?" * len(present))
                 tenure_rows = conn.execute(
-                    "SELECT number_id, tenure_id, subscriber_id, activated_us, disconnected_us, "
-                    "quarantine_until_us, required_holders, outstanding_holders, confirmations, released_us, "
-                    "override_reason, violation, ported_to, recipient_disconnected_us FROM rm_tenures "
-                    f"WHERE number_id IN ({tenure_marks}) "
+                    f"SELECT {', '.join(TENURE_COLUMNS)}, mac FROM rm_tenures WHERE number_id IN ({tenure_marks}) "
                     "ORDER BY number_id, ordinal",
                     present,
                 ).fetchall()
+                ordinals: dict[str, list[int]] = {nid: [] for nid in present}
                 for t in tenure_rows:
-                    by_id[t[0]].tenures.append(
+                    if not seal.holds(tenure_key, tuple(t[:-1]), t[-1]):
+                        self._untrusted(
+                            "numbers", "rm_tenures" + gen.suffix, [ids[t[1]]], gen.position, "fails its keyed hash"
+                        )
+                        raise _mismatch()
+                    ordinals[t[1]].append(t[2])
+                    by_id[t[1]].tenures.append(
                         TenureRow(
-                            tenure_id=t[1],
-                            subscriber_id=t[2],
-                            activated_us=t[3],
-                            disconnected_us=t[4],
-                            quarantine_until_us=t[5],
-                            required_holders=_list(t[6]),
-                            outstanding_holders=_list(t[7]),
-                            confirmations=_list(t[8]),
-                            released_us=t[9],
-                            override_reason=t[10] or "",
-                            violation=bool(t[11]),
-                            ported_to=t[12] or "",
-                            recipient_disconnected_us=t[13],
+                            tenure_id=t[0],
+                            subscriber_id=t[3],
+                            activated_us=t[7],
+                            disconnected_us=t[8],
+                            quarantine_until_us=t[10],
+                            required_holders=_list(t[11]),
+                            outstanding_holders=_list(t[12]),
+                            confirmations=_list(t[13]),
+                            released_us=t[14],
+                            override_reason=t[15] or "",
+                            violation=bool(t[16]),
+                            ported_to=t[17] or "",
+                            recipient_disconnected_us=t[18],
                         )
                     )
+                # The number row counts its tenures: a tenure row deleted (or added) is found.
+                short = [ids[nid] for nid, seen in ordinals.items() if seen != list(range(1, counts[nid] + 1))]
+                if short:
+                    self._untrusted("numbers", "rm_tenures" + gen.suffix, short, gen.position, "is missing")
+                    raise _mismatch()
             for nid, row in by_id.items():
                 found[ids[nid]] = row
         return found
 
+    def _answering(self) -> tuple[RowSeal, EventLog]:
+        """The row key and the log, without which no answer is read."""
+        if self.seal is None or self.log is None:
+            raise RuntimeError("answers are read only with the views' row key and the ledger's log")
+        return self.seal, self.log
+
+    def _recorded(self, numbers: Sequence[str], position: int) -> list[str]:
+        """Those of these numbers (which have no row in a view at ``position``) whose stream the log began at or
+        before that position: their rows were deleted. One indexed lookup for them all, and one for each found."""
+        if not numbers:
+            return []
+        _, events = self._answering()
+        ids = {Number.create_id(n): n for n in numbers}
+        found = events.existing(list(ids))
+        return [ids[i] for i in found if (events.position_of(i, 1) or position + 1) <= position]
+
+    def _untrusted(self, view: str, table: str, numbers: Sequence[str], position: int, what: str) -> None:
+        """Log rows found edited or deleted behind the server's back: the table and a keyed tag of each row's
+        number (never the number itself), once per row and position."""
+        seal, _ = self._answering()
+        if len(self._reported) > 10_000:
+            self._reported.clear()  # bounded memory; a row still wrong is reported again
+        for number in numbers:
+            tag = seal.tag(number)
+            if (table, tag, position) in self._reported:
+                continue
+            self._reported.add((table, tag, position))
+            log.error(
+                "read model row %s in %s (view %s, at position %d) %s: its number is answered READ_MODEL_MISMATCH "
+                "until `ledger audit-views --repair` rewrites it",
+                tag,
+                table,
+                view,
+                position,
+                what,
+            )
+
     def check_rows(self, numbers: Sequence[str]) -> tuple[int, list[CheckRow | None]]:
         """The applied position and each number's check row (None where unknown), in the order given,
-        read in one snapshot."""
+        read in one snapshot. A row that fails its keyed hash, and a missing row of a number the view
+        should hold, is ``UNTRUSTED`` (its answer: READ_MODEL_MISMATCH)."""
         sql = _CHECK_ROWS_PG if self.views_db.is_postgres else _CHECK_ROWS_SQLITE
         param = orjson.dumps(numbers).decode()
+        seal, _ = self._answering()
+        dumps, same = orjson.dumps, hmac.compare_digest
 
         def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, list[CheckRow | None]]:
-            rows = cur.execute(sql, (param,)).fetchall()
-            return chosen["numbers"].position, [None if r[0] is None else r for r in rows]
+            gen = chosen["numbers"]
+            copy = seal.key("rm_checks").copy
+            rows: list[CheckRow | None] = []
+            append = rows.append
+            absent: list[int] = []
+            bad: list[str] = []
+            # The hot path of every check: ``RowSeal.holds`` written out (one keyed hash per row).
+            for r in cur.execute(sql, (param,)).fetchall():
+                if r[0] is None:
+                    absent.append(len(rows))
+                    append(None)
+                    continue
+                row = r[:_SEALED]
+                h = copy()
+                h.update(dumps(row))
+                mac = r[_SEALED]
+                if mac is None or not same(h.hexdigest(), mac):
+                    bad.append(r[0])
+                    row = UNTRUSTED
+                append(row)
+            if bad:
+                self._untrusted("numbers", "rm_checks" + gen.suffix, bad, gen.position, "fails its keyed hash")
+            if absent:
+                missing = set(self._recorded([numbers[i] for i in absent], gen.position))
+                if missing:
+                    self._untrusted("numbers", "rm_checks" + gen.suffix, sorted(missing), gen.position, "is missing")
+                    for i in absent:
+                        if numbers[i] in missing:
+                            rows[i] = UNTRUSTED
+            return gen.position, rows
 
         return self.read(("numbers",), work)
 
@@ -265,6 +379,13 @@ def _end(conn: ViewsConnection, statement: str) -> None:
         if statement == "COMMIT":
             raise
         # ending a failed read on a lost connection: the connection is replaced on next use
+
+
+def _mismatch() -> ReadModelMismatch:
+    return ReadModelMismatch(
+        "a read model row of this number does not authenticate (edited or deleted behind the server's back); "
+        "it is answered again once `ledger audit-views --repair` rewrites it"
+    )
 
 
 def _list(text: str | None) -> list[Any]:

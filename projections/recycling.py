@@ -68,9 +68,14 @@ class NumberRow:
 CheckRow = tuple[str, int, int | None, int | None, str, int | None]
 # A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders,
 # ported_out_us, no_data_reason), with status NOT_CHANGED, CHANGED or NO_DATA and a reason only for
-# NO_DATA (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT). The common answers are shared constants.
+# NO_DATA (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT, READ_MODEL_MISMATCH). The common answers are
+# shared constants.
 Decision = tuple[str, int | None, Clearance, tuple[str, ...], int | None, str]
 NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER")
+# The answer for a number whose row failed its keyed hash or was deleted (``UNTRUSTED``, see
+# ``projections.seal``): nothing can be told of it (CheckNumber: UNAVAILABLE READ_MODEL_MISMATCH).
+MISMATCH: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "READ_MODEL_MISMATCH")
+UNTRUSTED: CheckRow = ("", 0, None, None, "[]", None)
 _LATER: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER")
 _NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
 _CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
@@ -118,11 +123,14 @@ def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
     when the holder at the start of the day differs from today's (a day in a gap with no holder counts as
     changed; the day a tenure began counts as not changed). Otherwise NO_DATA when the number is unknown,
     is served by another operator now (ported out), or its records begin after that day. Clearance is the
-    worst of the tenures closed on or after the day began.
+    worst of the tenures closed on or after the day began. A row that does not authenticate
+    (``UNTRUSTED``) tells nothing: ``MISMATCH``.
     """
     since_start, next_day = bounds
     if row is None:
         return NO_DATA
+    if row is UNTRUSTED:
+        return MISMATCH
     last, ported = row[3], row[5]
     if last is not None and last >= since_start:
         worst = Clearance.NOT_APPLICABLE

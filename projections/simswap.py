@@ -24,6 +24,11 @@ class SimSwapRow(NamedTuple):
     swapped_us: int | None
 
 
+# The row of a number whose SIM row failed its keyed hash or was deleted (see ``projections.seal``): nothing
+# is answered from it (UNAVAILABLE READ_MODEL_MISMATCH; in a batch, SIM_SWAP_ANSWER_READ_MODEL_MISMATCH).
+UNTRUSTED = SimSwapRow(0, None, None, None)
+
+
 def latest_sim_change(row: SimSwapRow) -> int | None:
     """When the number's SIM last changed (a swap, or a SIM activated for a new subscription) since its
     records began; None when none is on record."""

@@ -16,7 +16,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.application.reads import keyless_registrations
-from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, start_projections
+from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
 from ledger.server import recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
@@ -113,13 +113,13 @@ async def _build(
             blocking,
             feeds,
             turns,
-            auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
+            auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app)),
             publisher=publisher,
             stopping=lambda: ledger_server is not None and ledger_server.stopping,
         ),
         server,
     )
-    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
+    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store), row_seal(app), app.reader)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):

@@ -101,6 +101,11 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         if request.min_position:
             self._await(request.min_position, context)
         answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
+        if answer.no_data_reason == "READ_MODEL_MISMATCH":
+            raise ReadModelMismatch(
+                "this number's read model row does not authenticate (edited or deleted behind the server's "
+                "back); it is answered again once `ledger audit-views --repair` rewrites it"
+            )
         return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
 
     async def BatchCheck(

@@ -15,7 +15,7 @@ from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import set_timestamp
 from ledger.v1 import recycling_service_pb2 as pb
 from projections import simswap
-from projections.errors import ReadModelBehind
+from projections.errors import ReadModelBehind, ReadModelMismatch
 from projections.views import us
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ class SimSwapRpcs:
             result = response.results.add(number=number)
             if row is None:
                 result.answer = pb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER
+            elif row is simswap.UNTRUSTED:
+                result.answer = pb.SIM_SWAP_ANSWER_READ_MODEL_MISMATCH
             elif row.ported_out_us is not None:
                 result.answer = pb.SIM_SWAP_ANSWER_PORTED_OUT
             else:
@@ -118,6 +120,11 @@ class SimSwapRpcs:
             raise ReadModelBehind(min_position, position)
         if row is None:
             raise errors.NumberNotFound(number)
+        if row is simswap.UNTRUSTED:
+            raise ReadModelMismatch(
+                "this number's read model row does not authenticate (edited or deleted behind the server's "
+                "back); it is answered again once `ledger audit-views --repair` rewrites it"
+            )
         if row.ported_out_us is not None:  # the SIM is the recipient operator's now
             raise errors.NumberPortedOut(f"number {number} was ported out: its SIM is served by another operator")
         return position, row

@@ -102,6 +102,7 @@ class NoDataReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NO_DATA_REASON_UNKNOWN_NUMBER: _ClassVar[NoDataReason]
     NO_DATA_REASON_RECORDS_BEGIN_LATER: _ClassVar[NoDataReason]
     NO_DATA_REASON_PORTED_OUT: _ClassVar[NoDataReason]
+    NO_DATA_REASON_READ_MODEL_MISMATCH: _ClassVar[NoDataReason]
 NUMBER_STATUS_UNSPECIFIED: NumberStatus
 NUMBER_STATUS_AVAILABLE: NumberStatus
 NUMBER_STATUS_ACTIVE: NumberStatus
@@ -161,6 +162,7 @@ NO_DATA_REASON_UNSPECIFIED: NoDataReason
 NO_DATA_REASON_UNKNOWN_NUMBER: NoDataReason
 NO_DATA_REASON_RECORDS_BEGIN_LATER: NoDataReason
 NO_DATA_REASON_PORTED_OUT: NoDataReason
+NO_DATA_REASON_READ_MODEL_MISMATCH: NoDataReason
 
 class PersonalData(_message.Message):
     __slots__ = ("full_name", "id_type", "id_number", "date_of_birth")

@@ -17,10 +17,12 @@ class SimSwapAnswer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIM_SWAP_ANSWER_ANSWERED: _ClassVar[SimSwapAnswer]
     SIM_SWAP_ANSWER_UNKNOWN_NUMBER: _ClassVar[SimSwapAnswer]
     SIM_SWAP_ANSWER_PORTED_OUT: _ClassVar[SimSwapAnswer]
+    SIM_SWAP_ANSWER_READ_MODEL_MISMATCH: _ClassVar[SimSwapAnswer]
 SIM_SWAP_ANSWER_UNSPECIFIED: SimSwapAnswer
 SIM_SWAP_ANSWER_ANSWERED: SimSwapAnswer
 SIM_SWAP_ANSWER_UNKNOWN_NUMBER: SimSwapAnswer
 SIM_SWAP_ANSWER_PORTED_OUT: SimSwapAnswer
+SIM_SWAP_ANSWER_READ_MODEL_MISMATCH: SimSwapAnswer
 
 class CheckNumberRequest(_message.Message):
     __slots__ = ("number", "since_date", "min_position")

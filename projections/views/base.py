@@ -14,6 +14,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
 from projections.db import Cursor
+from projections.seal import Sealed
 
 
 def us(moment: datetime) -> int:
@@ -37,6 +38,8 @@ class View:
     schema: ClassVar[tuple[str, ...]]
     tables: ClassVar[tuple[str, ...]]
     event_classes: ClassVar[tuple[type, ...]]
+    # Tables whose rows answers are read from: each row carries a keyed hash (see ``projections.seal``).
+    sealed: ClassVar[tuple[Sealed, ...]] = ()
 
     @classmethod
     def topics(cls) -> set[str]:

@@ -10,7 +10,20 @@ from eventsourcing.dispatch import singledispatchmethod
 from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections.db import Cursor
+from projections.seal import Sealed
 from projections.views.base import View, us
+
+# The sealed columns of each table, in the order readers read them (the hash follows them).
+CHECK_COLUMNS = ("number", "provisioned_us", "current_activated_us", "last_disconnected_us", "closed", "ported_out_us")
+NUMBER_COLUMNS = (
+    "number_id", "number", "status", "provisioned_us", "subscriber_id", "tenure_id", "suspension_reason",
+    "tenure_count", "last_position",
+)  # fmt: skip
+TENURE_COLUMNS = (
+    "tenure_id", "number_id", "ordinal", "subscriber_id", "iccid", "channel", "agent_id", "activated_us",
+    "disconnected_us", "disconnect_reason", "quarantine_until_us", "required_holders", "outstanding_holders",
+    "confirmations", "released_us", "override_reason", "violation", "ported_to", "recipient_disconnected_us",
+)  # fmt: skip
 
 
 class NumbersView(View):
@@ -26,25 +39,35 @@ class NumbersView(View):
     a number ported out from here starts them again."""
 
     name = "numbers"
-    version = 4
+    version = 5
     tables = ("rm_numbers", "rm_tenures", "rm_checks")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_numbers (
             number_id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
             provisioned_us BIGINT NOT NULL, subscriber_id TEXT, tenure_id TEXT, suspension_reason TEXT,
-            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL)""",
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_position BIGINT NOT NULL, mac TEXT)""",
         """CREATE TABLE IF NOT EXISTS rm_tenures (
             tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, ordinal BIGINT NOT NULL,
             subscriber_id TEXT NOT NULL, iccid TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
             activated_us BIGINT NOT NULL, disconnected_us BIGINT, disconnect_reason TEXT,
             quarantine_until_us BIGINT, required_holders TEXT, outstanding_holders TEXT,
             confirmations TEXT, released_us BIGINT, override_reason TEXT, violation BIGINT NOT NULL DEFAULT 0,
-            ported_to TEXT, recipient_disconnected_us BIGINT)""",
+            ported_to TEXT, recipient_disconnected_us BIGINT, mac TEXT)""",
         "CREATE INDEX IF NOT EXISTS rm_tenures_number ON rm_tenures (number_id, ordinal)",
         "CREATE INDEX IF NOT EXISTS rm_numbers_status ON rm_numbers (status)",
         """CREATE TABLE IF NOT EXISTS rm_checks (
             number TEXT PRIMARY KEY, provisioned_us BIGINT NOT NULL, current_activated_us BIGINT,
-            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]', ported_out_us BIGINT) WITHOUT ROWID""",
+            last_disconnected_us BIGINT, closed TEXT NOT NULL DEFAULT '[]', ported_out_us BIGINT, mac TEXT)
+            WITHOUT ROWID""",
+    )
+    # Every row a check or a clearance answer reads carries a keyed hash; a tenure row names its number and
+    # ordinal, and the number row its tenure count, so a deleted or borrowed tenure row is found too.
+    sealed = (
+        Sealed(
+            "rm_checks", "number", CHECK_COLUMNS, "number IN (SELECT number FROM rm_numbers WHERE number_id IN ({ids}))"
+        ),
+        Sealed("rm_numbers", "number_id", NUMBER_COLUMNS, "number_id IN ({ids})"),
+        Sealed("rm_tenures", "tenure_id", TENURE_COLUMNS, "number_id IN ({ids})"),
     )
     event_classes = (
         Number.Provisioned,

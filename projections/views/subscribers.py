@@ -11,7 +11,11 @@ from ledger.domain.number import Number
 from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
+from projections.seal import Sealed
 from projections.views.base import View, us
+
+# The sealed columns of a number's SIM row, in the order readers read them (the hash follows them).
+SWAP_COLUMNS = ("number_id", "number", "monitored_since_us", "activated_us", "ported_out_us", "swapped_us")
 
 
 class SimSwapsView(View):
@@ -20,16 +24,19 @@ class SimSwapsView(View):
     activation for a new subscription (``activated_us``) and, while it is served elsewhere, its port-out."""
 
     name = "sim_swaps"
-    version = 2
+    version = 3
     tables = ("rm_swap_numbers", "rm_sim_swaps")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_swap_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL,
-            monitored_since_us BIGINT NOT NULL, activated_us BIGINT, ported_out_us BIGINT)""",
+            monitored_since_us BIGINT NOT NULL, activated_us BIGINT, ported_out_us BIGINT, swapped_us BIGINT,
+            mac TEXT)""",
         """CREATE TABLE IF NOT EXISTS rm_sim_swaps (
             number TEXT PRIMARY KEY, swapped_us BIGINT NOT NULL, old_iccid TEXT NOT NULL,
             new_iccid TEXT NOT NULL, reason TEXT NOT NULL, channel TEXT NOT NULL, agent_id TEXT NOT NULL,
             swap_count BIGINT NOT NULL, position BIGINT NOT NULL)""",
     )
+    # The answers read one row per number (the latest swap is kept on it too), which carries a keyed hash.
+    sealed = (Sealed("rm_swap_numbers", "number_id", SWAP_COLUMNS, "number_id IN ({ids})"),)
     event_classes = (
         Number.Provisioned,
         Number.SimSwapped,
@@ -76,6 +83,9 @@ class SimSwapsView(View):
 
     @apply.register
     def _(self, e: Number.SimSwapped, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_swap_numbers SET swapped_us=? WHERE number_id=?", (us(e.occurred_at), e.originator_id.hex)
+        )
         cur.execute(
             "INSERT INTO rm_sim_swaps (number, swapped_us, old_iccid, new_iccid, reason, channel, agent_id, "
             "swap_count, position) SELECT number, ?, ?, ?, ?, ?, ?, 1, ? FROM rm_swap_numbers WHERE number_id=? "

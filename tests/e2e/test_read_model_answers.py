@@ -235,8 +235,9 @@ def test_audit_names_exactly_the_changed_numbers_and_repair_makes_checks_right(s
         "DELETE FROM rm_tenures WHERE number_id=(SELECT number_id FROM rm_numbers WHERE number=?)", (number(2),)
     )
     conn.close()
-    wrong = _check(stubs.recycling, number(1), "2026-01-05")
-    assert wrong.status == ledger_pb2.CHECK_STATUS_NOT_CHANGED  # what a changed row does, undetected until audited
+    with pytest.raises(grpc.RpcError) as caught:  # an edited row is never answered from
+        _check(stubs.recycling, number(1), "2026-01-05")
+    assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_MISMATCH")
 
     response = stubs.history.VerifyReadModels(hpb.VerifyReadModelsRequest())
     assert not response.ok and response.numbers_checked == 7

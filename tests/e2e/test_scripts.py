@@ -17,7 +17,7 @@ import orjson
 
 from ledger.application.commands import ProvisionNumbers
 from ledger.application.pipeline import execute
-from ledger.bootstrap import open_ledger, open_projector
+from ledger.bootstrap import open_ledger, open_projector, row_seal
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
@@ -314,7 +314,7 @@ def test_batch_check_answers_match_the_tenures_on_every_date(server, settings) -
         ["--target", stubs.target, "--numbers", "40", "--seed", "5", "--end", "2026-01-01", "--no-progress"]
     )
     assert stubs.projector.wait_for(app.reader.max_position(), 20)
-    read_models = ReadModels(ViewsDatabase.for_store(settings.store))
+    read_models = ReadModels(ViewsDatabase.for_store(settings.store), row_seal(app), app.reader)
     numbers = [synthetic.msisdn(i) for i in range(40)] + [number(999_999)]
     rows = read_models.numbers(numbers)
     _, check_rows = read_models.check_rows(numbers)

@@ -37,7 +37,7 @@ from ledger.application.commands import (
 )
 from ledger.application.key_jobs import erase_due
 from ledger.application.pipeline import execute
-from ledger.bootstrap import open_ledger, open_projector
+from ledger.bootstrap import open_ledger, open_projector, row_seal
 from ledger.config import Settings, StoreConfig
 from ledger.domain.errors import LedgerError, NumberNotFound
 from ledger.domain.number import Number
@@ -428,7 +428,9 @@ def test_read_models_equal_a_replay_after_crash_and_rebuild(
             views_db = str(settings.store.views_path())
 
             # A projector that dies mid-stream: the batch in flight is rolled back.
-            first = Projector(app.recorder, app.mapper, ViewsDatabase(sqlite_path=views_db), batch_size=batch_size)
+            first = Projector(
+                app.recorder, app.mapper, ViewsDatabase(sqlite_path=views_db), row_seal(app), batch_size=batch_size
+            )
             for _ in range(crash_after):
                 first.run_once()
             original = NumbersView.__dict__["apply"]  # the descriptor itself, not a bound dispatcher
