@@ -207,7 +207,7 @@ class Auditor:
                         [row[c] for c in columns],
                     )
                 for cls in AUDITED_VIEWS:  # the rewritten rows' keyed hashes, in the same transaction
-                    seal_rows(named, cls, list(ids), self.seal, self.views_db.is_postgres)
+                    seal_rows(named, cls.sealed, list(ids), self.seal, self.views_db.is_postgres)
                 for gen in chosen.values():
                     cur.execute("UPDATE rm_generations SET revision = revision + 1 WHERE key=?", (gen.key,))
             except BaseException:

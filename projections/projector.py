@@ -234,7 +234,7 @@ class Projector(Following, Switching):
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
-                seal_rows(cursors[view.name], view, ids, self.seal, self.views_db.is_postgres)
+                seal_rows(cursors[view.name], view.sealed, ids, self.seal, self.views_db.is_postgres)
         if last > 0 and last not in hashes and any(g.position < last for g in targets.values()):
             hashes.update(self.log.chain_hashes([last]))
         for view in self.views:

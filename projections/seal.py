@@ -21,12 +21,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
-
-if TYPE_CHECKING:
-    from projections.views import View
 
 ROW_KEY_LABEL = "ledger/view-rows/v1"
 MAC_BYTES = 16
@@ -83,13 +80,13 @@ class RowSeal:
         return hmac.digest(self._secret, b"log:" + text.encode(), "sha256")[:6].hex()
 
 
-def seal_rows(cur: Any, view: View | type[View], number_ids: Sequence[str], seal: RowSeal, is_postgres: bool) -> None:
-    """Write the hashes of a view's sealed rows of these numbers (``cur`` names tables as the generation
-    written: a renaming cursor). The ids travel as one JSON text, so each table's select is one statement
-    whatever their number."""
+def seal_rows(cur: Any, sealed: Sequence[Sealed], number_ids: Sequence[str], seal: RowSeal, is_postgres: bool) -> None:
+    """Write the hashes of a view's sealed rows (``sealed``: its tables that carry one) of these numbers
+    (``cur`` names tables as the generation written: a renaming cursor). The ids travel as one JSON text,
+    so each table's select is one statement whatever their number."""
     ids = _IDS_PG if is_postgres else _IDS_SQLITE
     param = (_dumps(list(number_ids)).decode(),)
-    for spec in view.sealed:
+    for spec in sealed:
         key = seal.key(spec.table)
         at = spec.columns.index(spec.key)
         select = f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {spec.of_numbers.format(ids=ids)}"
