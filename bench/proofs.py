@@ -93,7 +93,7 @@ def proof_rates(db: str, samples: int, rows: Rows, label: str) -> None:
         try:
             assert app.proofs is not None
             t0 = time.perf_counter()
-            head = publish(app.proofs, app.reader, load_head_signer(settings))
+            head = publish(app.proofs, app.reader, load_head_signer(settings), app.batch_key)
             rows.add(f"{label} first signed head over {head.size} events", time.perf_counter() - t0, "s", None, "")
         finally:
             app.close()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ledger.adapters.log import PositionedEvent
     from ledger.config import StoreConfig
     from ledger.integrity import ChainedEvent
+    from ledger.proofs.batches import BatchStore
     from ledger.proofs.store import ProofStore
 
 
@@ -37,8 +38,9 @@ class EventLog(Protocol):
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
 
-    def chained(self, after: int = 0) -> Iterator[ChainedEvent]:
-        """Every event (after position ``after``) in position order with its recorded hashes."""
+    def chained(self, after: int = 0, batch: int = 5000) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes, read
+        ``batch`` at a time."""
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
@@ -105,6 +107,18 @@ def proof_store(recorder: Any) -> ProofStore | None:
 
     prefix = f'"{recorder.datastore.schema}".' if postgres else ""
     return ProofStore(query, write, postgres=postgres, prefix=prefix)
+
+
+def batch_store(recorder: Any) -> BatchStore:
+    """Where the recorder keeps its batch MACs and marks (the proof tables on SQL, the recorder in memory)."""
+    from ledger.adapters.memory import ChainedMemoryRecorder
+
+    if isinstance(recorder, ChainedMemoryRecorder):
+        return recorder
+    store = proof_store(recorder)
+    if store is None:
+        raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+    return store
 
 
 def open_read_only(store: StoreConfig) -> ReadOnly:

@@ -18,6 +18,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from ledger.adapters.log import LogReader
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
 from ledger.keys.stores import SQLiteKeyStore
+from ledger.proofs.batches import BatchWriter
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
 
@@ -33,14 +34,20 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     merkle_tree = True
     _frontier: Frontier | None = None  # the tree's frontier after the last committed insert
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_writer = BatchWriter()
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """Insert the events with their chain rows and tree nodes, in one transaction."""
+        """Insert the events with their chain rows, tree nodes and batch MAC, in one transaction."""
         pending = _pending_frontiers()
         pending.pop(id(self), None)
         with self.datastore.transaction(commit=True) as c:
             positions = self._insert_events(c, stored_events, **kwargs)
         if id(self) in pending:  # committed: the next insert may start from it (one read less)
             self._frontier = pending.pop(id(self))
+        if positions:
+            self.batch_writer.end = positions[-1]
         return positions
 
     def construct_create_table_statements(self) -> list[str]:
@@ -61,6 +68,11 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         previous_chain = bytes(row[1]) if row else GENESIS
         rows = chain_rows(stored_events, positions, previous_chain, lambda sid, v: self._stream_head(c, sid, v))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
+        if positions:
+            c.execute(
+                self.batch_writer.insert_sql(),
+                self.batch_writer.seal(lambda q, p: _fetch(c, q, p), stored_events, positions),
+            )
         return positions
 
     def _tree(self, c: SQLiteCursor) -> TreeAppender:
@@ -71,6 +83,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             position="rowid",
             mark="?",
             insert=lambda nodes: c.executemany(f"INSERT INTO {TREE_TABLE} VALUES (?, ?)", nodes),
+            feed=lambda: self.batch_writer.catch_up_feed(lambda sql, params: _fetch(c, sql, params)),
         )
 
     def catch_up_tree(self) -> int:

@@ -15,7 +15,8 @@ from ledger.domain.access import AccessLog
 from ledger.domain.number import Number, Tenure
 from ledger.domain.subscriber import Subscriber
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
-from ledger.proofs.verify import check_ledger, check_streams
+from ledger.proofs.batches import UNAUTHENTICATED
+from ledger.proofs.verify import check_batches, check_ledger, check_streams
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -228,6 +229,8 @@ def verify_integrity(
         report = verify_chain(app.reader.chained(), up_to)
         if report.ok and app.proofs is not None:
             report = check_ledger(report, app.proofs, app.reader, public, up_to)
+        if report.ok:
+            report = check_batches(report, app.batch_key, app.batches, app.reader, up_to=up_to)
         snapshot_ids = None
     else:
         number_id = Number.create_id(number)
@@ -240,7 +243,11 @@ def verify_integrity(
         report = verify_streams(iter(chained))
         if report.ok and app.proofs is not None:
             report = check_streams(report, app.proofs, app.reader, streams, chained, public)
+        if report.ok:
+            report = check_batches(report, app.batch_key, app.batches, app.reader, events=chained)
         snapshot_ids = [number_id]
+    if not report.ok and UNAUTHENTICATED in report.problem:
+        app.refuse_writes(report.problem)
     if not report.ok or (up_to and not number):
         return report
     try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.integrity import IntegrityReport
 from ledger.proofs import stream_map
+from ledger.proofs.batches import MACS_FROM, BatchKey, BatchStore, check_log, check_positions, untreed_problem
 from ledger.proofs.heads import verify_head
 from ledger.proofs.log_tree import TreeMismatch
 from ledger.proofs.merkle import Builder, event_leaf_hash, verify_inclusion
@@ -76,6 +77,11 @@ def check_ledger(
             signed_head_size=last.size,
         )
     limit = up_to or events
+    marks = store.marks()
+    start = marks[MACS_FROM].position if MACS_FROM in marks else (1 << 62)
+    position, problem = untreed_problem(marks, start, tree_size, limit)
+    if position:
+        return _bad(report, position, problem)
     if not up_to and tree_size > end:
         return _bad(
             report,
@@ -193,3 +199,27 @@ def check_streams(
             signed_head_size=head.size,
         )
     return replace(report, signed_head_size=head.size)
+
+
+def check_batches(
+    report: IntegrityReport,
+    key: BatchKey | None,
+    store: BatchStore,
+    reader: Any,
+    *,
+    up_to: int = 0,
+    events: Sequence[ChainedEvent] | None = None,
+) -> IntegrityReport:
+    """After the other checks passed: every event from the store's ``macs_from`` lies in a batch whose MAC
+    (under ``key``) verifies, the whole ledger's (up to ``up_to``) or these ``events``' (one number's
+    streams). Without the key (an auditor without the master key) nothing is checked."""
+    if key is None:
+        return report
+    if events is None:
+        position, problem = check_log(key, store, reader, up_to)
+    else:
+        position, problem = check_positions(key, store, reader, [e.position for e in events])
+    if not problem:
+        return report
+    stream = next((e.stream_id for e in events or () if e.position == position), "")
+    return _bad(report, position, problem, stream)

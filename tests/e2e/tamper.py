@@ -103,5 +103,6 @@ class Store:
                 self.q("DELETE FROM merkle_nodes WHERE node = ?", (node,))
         for table in ("signed_heads",):
             self.q(f"DELETE FROM {table} WHERE size > ?", (size,))
+        self.q("DELETE FROM batch_macs WHERE first_position > ?", (size,))
         for table in ("map_entries", "map_nodes"):
             self.q(f"DELETE FROM {table} WHERE head_size > ?", (size,))
