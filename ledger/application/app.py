@@ -82,6 +82,8 @@ class LedgerApplication(LifecycleCommands, Application):
         except LedgerTampered as e:
             writer.start, writer.tampered = 1, str(e)
             log.error("writes refused: %s; run scripts.verify_ledger", e)
+        if writer.start > 1:
+            log.info("the %d events before batch authentication are covered by the signed heads only", writer.start - 1)
         # Called with the position after each commit (wakes an in-process projector and feeds).
         self.commit_listeners: list[Callable[[int], None]] = []
         self.finish_pending_erasures()
