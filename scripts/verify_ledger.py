@@ -58,14 +58,14 @@ def verify(
             holders = reader.holders_of(number_id)
             streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
             events = reader.chained_streams(streams)
-            report = verify_streams(iter(events))
+            chain = report = verify_streams(iter(events))
             if report.ok:
                 report = check_streams(report, log.proofs, reader, streams, events, public)
-            return check_batches(report, key, log.proofs, reader, events=events) if report.ok else report
-        report = verify_chain(reader.chained(), up_to)
+            return check_batches(report, key, log.proofs, reader, events=events) if chain.ok else report
+        chain = report = verify_chain(reader.chained(), up_to)
         if report.ok:
             report = check_ledger(report, log.proofs, reader, public, up_to)
-        return check_batches(report, key, log.proofs, reader, up_to=up_to) if report.ok else report
+        return check_batches(report, key, log.proofs, reader, up_to=up_to) if chain.ok else report
     finally:
         log.close()
 

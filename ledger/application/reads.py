@@ -226,10 +226,10 @@ def verify_integrity(
     as of the latest signed head. Snapshots (of the whole ledger, or of the number) must match a replay of
     their streams' events. Damaged events are reported, never raised."""
     if not number:
-        report = verify_chain(app.reader.chained(), up_to)
+        chain = report = verify_chain(app.reader.chained(), up_to)
         if report.ok and app.proofs is not None:
             report = check_ledger(report, app.proofs, app.reader, public, up_to)
-        if report.ok:
+        if chain.ok:
             report = check_batches(report, app.batch_key, app.batches, app.reader, up_to=up_to)
         snapshot_ids = None
     else:
@@ -240,10 +240,10 @@ def verify_integrity(
         holders = holders_in(number_events)
         streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
         chained = app.reader.chained_streams(streams)
-        report = verify_streams(iter(chained))
+        chain = report = verify_streams(iter(chained))
         if report.ok and app.proofs is not None:
             report = check_streams(report, app.proofs, app.reader, streams, chained, public)
-        if report.ok:
+        if chain.ok:
             report = check_batches(report, app.batch_key, app.batches, app.reader, events=chained)
         snapshot_ids = [number_id]
     if not report.ok and UNAUTHENTICATED in report.problem:

@@ -208,7 +208,7 @@ class BatchFeed:
             raise LedgerTampered(
                 f"the batch of positions {batch.first}-{batch.last} lost events "
                 f"after position {batch.first - 1 + len(self._leaves)}",
-                batch.first,
+                batch.first + len(self._leaves),
             )
 
 

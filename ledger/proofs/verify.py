@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.integrity import IntegrityReport
 from ledger.proofs import stream_map
-from ledger.proofs.batches import MACS_FROM, BatchKey, BatchStore, check_log, check_positions, untreed_problem
+from ledger.proofs.batches import (
+    MACS_FROM,
+    UNAUTHENTICATED,
+    BatchKey,
+    BatchStore,
+    check_log,
+    check_positions,
+    untreed_problem,
+)
 from ledger.proofs.heads import verify_head
 from ledger.proofs.log_tree import TreeMismatch
 from ledger.proofs.merkle import Builder, event_leaf_hash, verify_inclusion
@@ -210,16 +218,19 @@ def check_batches(
     up_to: int = 0,
     events: Sequence[ChainedEvent] | None = None,
 ) -> IntegrityReport:
-    """After the other checks passed: every event from the store's ``macs_from`` lies in a batch whose MAC
+    """After the chains verified: every event from the store's ``macs_from`` lies in a batch whose MAC
     (under ``key``) verifies, the whole ledger's (up to ``up_to``) or these ``events``' (one number's
-    streams). Without the key (an auditor without the master key) nothing is checked."""
+    streams). An event no server wrote is reported even when the tree or head checks already failed: it
+    is the cause (a forged event under a signed head is found where it is, not where the signed root
+    stops matching, nor at the first event whose proof the rewritten tree breaks).
+    Without the key (an auditor without the master key) nothing is checked."""
     if key is None:
         return report
     if events is None:
         position, problem = check_log(key, store, reader, up_to)
     else:
         position, problem = check_positions(key, store, reader, [e.position for e in events])
-    if not problem:
+    if not problem or (not report.ok and UNAUTHENTICATED not in problem):
         return report
     stream = next((e.stream_id for e in events or () if e.position == position), "")
     return _bad(report, position, problem, stream)
