@@ -86,7 +86,7 @@ def proof_rates(db: str, samples: int, rows: Rows, label: str) -> None:
         from ledger.bootstrap import load_head_signer, open_ledger
         from ledger.config import Settings
 
-        settings = Settings.build(db=db)
+        settings = Settings.build(db=db, environ={**os.environ, "LEDGER_MERKLE_TREE": "1"})  # a tree-on store
         app = open_ledger(settings)
         try:
             assert app.proofs is not None
