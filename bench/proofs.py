@@ -37,11 +37,9 @@ def rates(db: str, workdir: Path, tree: bool, calls: int, tag: str) -> tuple[flo
     """(import commands/s, ActivateSim/s at 64 callers) of a server on ``db`` with the tree on or off."""
     os.environ["LEDGER_MERKLE_TREE"] = "1" if tree else "0"
     master_key = os.environ["LEDGER_MASTER_KEY"]
-    if db.startswith("postgresql"):
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        subprocess.run(
-            [sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True
-        )
+    # Also records a tree turned off in the store (a server refuses to run with it off otherwise).
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True)
     port = free_port()
     server = start_server(workdir, port, db, master_key)
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -89,13 +87,13 @@ def proof_rates(db: str, samples: int, rows: Rows, label: str) -> None:
         from ledger.bootstrap import load_head_signer, open_ledger
         from ledger.config import Settings
 
-        settings = Settings.build(db=db)
+        settings = Settings.build(db=db, environ={**os.environ, "LEDGER_MERKLE_TREE": "1"})  # a tree-on store
         app = open_ledger(settings)
         try:
             if app.proofs is None:
                 raise RuntimeError("this store keeps no signed heads")
             t0 = time.perf_counter()
-            head = publish(app.proofs, app.reader, load_head_signer(settings))
+            head = publish(app.proofs, app.reader, load_head_signer(settings), app.batch_key)
             rows.add(f"{label} first signed head over {head.size} events", time.perf_counter() - t0, "s", None, "")
         finally:
             app.close()

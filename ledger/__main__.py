@@ -101,7 +101,7 @@ def sign_head(settings: Settings, public_key: bool) -> int:
     try:
         if app.proofs is None:
             raise RunFailed("this store keeps no signed heads")
-        head = publish(app.proofs, app.reader, signer)
+        head = publish(app.proofs, app.reader, signer, app.batch_key)
     finally:
         app.close()
         app.vault.store.close()

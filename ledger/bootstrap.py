@@ -12,6 +12,7 @@ from ledger.keys import EpochFile, KeyStore, KeyStoreError, MasterKey, PersonalD
 from ledger.keys.epoch import default_path as default_epoch_path
 from ledger.keys.stores import PostgresKeyStore, SQLiteKeyStore
 from ledger.policy import ConfigError
+from ledger.proofs.batches import TREE_OFF
 from ledger.proofs.heads import HeadSigner
 from projections.db import ViewsDatabase
 from projections.projector import Projector
@@ -72,8 +73,10 @@ def short_reconnects() -> None:
     AttemptWithBackoff.INITIAL_DELAY = 0.05
 
 
-def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplication:
-    """Open (creating on first use) the ledger's stores and return the application."""
+def open_ledger(settings: Settings, clock: Clock | None = None, *, migrating: bool = False) -> LedgerApplication:
+    """Open (creating on first use) the ledger's stores and return the application. With the Merkle tree
+    off, the store must record that it was turned off on purpose (``ledger migrate`` does), or events
+    past the tree would read as forged."""
     db_path = settings.store.sqlite_path
     if db_path is not None and not db_path.parent.is_dir():
         # A mistyped path must not look like lost data: a new ledger only in a folder that exists.
@@ -100,9 +103,14 @@ def open_ledger(settings: Settings, clock: Clock | None = None) -> LedgerApplica
     if not settings.merkle_tree:
         kind = "SQLite" if settings.store.kind == "sqlite" else "Postgres"
         env["LEDGER_APPLICATION_RECORDER_TOPIC"] = f"ledger.adapters.{settings.store.kind}:Untreed{kind}Recorder"
-    return LedgerApplication(
+    app = LedgerApplication(
         env=env, vault=vault, policy=settings.policy, clock=clock, group_commit=settings.group_commit
     )
+    if not settings.merkle_tree and not migrating and TREE_OFF not in app.batches.marks():
+        app.close()
+        store.close()
+        raise ConfigError("LEDGER_MERKLE_TREE=0: record it in the store first with `ledger migrate` (same setting)")
+    return app
 
 
 def row_seal(app: LedgerApplication) -> RowSeal:
@@ -147,16 +155,22 @@ def start_projections(
 
 def migrate(settings: Settings) -> str:
     """Create every table the ledger needs (idempotent); returns a summary."""
-    app = open_ledger(settings)
+    app = open_ledger(settings, migrating=True)
     try:
         projector = open_projector(settings, app)
         projector.close()
         catch_up = getattr(app.recorder, "catch_up_tree", None)
         added = catch_up() if catch_up is not None and settings.merkle_tree else 0
         tree = f"Merkle tree (+{added} leaves)" if added else "Merkle tree"
+        if settings.merkle_tree:
+            app.batches.drop_mark(TREE_OFF)
+        else:  # recorded, never inferred: events past the tree are then not taken for forged ones
+            app.batches.record_mark(TREE_OFF, app.batch_key.mark(TREE_OFF, app.reader.max_position() + 1))
+            tree = "Merkle tree turned off"
         return (
             f"schema ready: events and hash chain, {tree}, data keys, read models; "
-            f"at position {app.reader.max_position()}"
+            f"at position {app.reader.max_position()}; batches authenticated from position "
+            f"{app.recorder.batch_writer.start}"  # type: ignore[attr-defined]
         )
     finally:
         app.close()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ledger.adapters.log import PositionedEvent
     from ledger.config import StoreConfig
     from ledger.integrity import ChainedEvent
+    from ledger.proofs.batches import BatchStore
     from ledger.proofs.store import ProofStore
 
 
@@ -38,8 +39,9 @@ class EventLog(Protocol):
     def max_position(self) -> int:
         """The position of the latest event, 0 when the ledger is empty."""
 
-    def chained(self, after: int = 0) -> Iterator[ChainedEvent]:
-        """Every event (after position ``after``) in position order with its recorded hashes."""
+    def chained(self, after: int = 0, batch: int = 5000) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes, read
+        ``batch`` at a time."""
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:
         """Every event of some streams in position order, with their recorded hashes."""
@@ -68,7 +70,7 @@ class ReadOnly(Protocol):
 
 class LedgerRecorder(Protocol):
     """What each backend's event recorder says about itself (``ChainedSQLiteRecorder``,
-    ``ChainedPostgresRecorder``, ``ChainedMemoryRecorder``): a new backend answers these three."""
+    ``ChainedPostgresRecorder``, ``ChainedMemoryRecorder``): a new backend answers these four."""
 
     def log_reader(self) -> EventLog:
         """The position-aware reads over this recorder."""
@@ -79,11 +81,19 @@ class LedgerRecorder(Protocol):
     def snapshot_ids(self, snapshots: Any) -> set[UUID]:
         """Ids of the streams that have a snapshot in ``snapshots``, the snapshots recorder of this store."""
 
+    def batch_store(self) -> BatchStore:
+        """Where the batch MACs and marks live (the proof tables on SQL, the recorder itself in memory)."""
+
+
+_BACKEND_METHODS = ("log_reader", "proof_store", "snapshot_ids", "batch_store")
+
 
 def ledger_recorder(recorder: object) -> LedgerRecorder:
     """The application's recorder as one of the ledger's backends; TypeError for any other recorder (the
     library's own recorders keep no hash chains)."""
-    if not all(callable(getattr(recorder, name, None)) for name in ("log_reader", "proof_store", "snapshot_ids")):
+    if not all(
+        callable(getattr(recorder, name, None)) for name in ("log_reader", "proof_store", "snapshot_ids", "batch_store")
+    ):
         raise TypeError(f"{type(recorder).__name__} is not a recorder of ledger.adapters (sqlite, postgres, memory)")
     return cast("LedgerRecorder", recorder)
 
@@ -101,6 +111,11 @@ def proof_store(recorder: object) -> ProofStore | None:
 def snapshot_ids(recorder: object, snapshots: Any) -> set[UUID]:
     """Ids of the streams that have a snapshot, read by the application's recorder from ``snapshots``."""
     return ledger_recorder(recorder).snapshot_ids(snapshots)
+
+
+def batch_store(recorder: object) -> BatchStore:
+    """Where the application's recorder keeps its batch MACs and marks."""
+    return ledger_recorder(recorder).batch_store()
 
 
 def open_read_only(store: StoreConfig) -> ReadOnly:

@@ -14,6 +14,7 @@ from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 
 from ledger.adapters.log import PositionedEvent
 from ledger.integrity import GENESIS, ChainedEvent, chain_rows
+from ledger.proofs.batches import Batch, BatchWriter, Mark
 from ledger.proofs.merkle import append_nodes, event_leaf_hash
 
 __all__ = ["ChainedMemoryRecorder", "MemoryFactory", "MemoryLogReader", "memory_env"]
@@ -31,8 +32,15 @@ class ChainedMemoryRecorder(POPOApplicationRecorder):
         super().__init__()
         self.chain: dict[int, tuple[bytes, bytes]] = {}
         self.tree: dict[tuple[int, int], bytes] = {}  # the Merkle tree's complete subtrees
+        self.batch_rows: list[Batch] = []  # the authenticated batches, in order
+        self.mark_rows: dict[str, Mark] = {}
+        self.batch_writer = BatchWriter()
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if stored_events:  # checked before anything is written: the list is not rolled back
+            first = len(self._stored_events) + 1
+            positions = list(range(first, first + len(stored_events)))
+            batch = self.batch_writer.seal(self._last_sealed, stored_events, positions)
         positions = list(super()._update_table(stored_events, **kwargs) or [])
         previous_chain = self.chain[positions[0] - 1][1] if positions and positions[0] > 1 else GENESIS
         for position, digest, chained in chain_rows(stored_events, positions, previous_chain, self._stream_head):
@@ -43,6 +51,8 @@ class ChainedMemoryRecorder(POPOApplicationRecorder):
                 for e, p in zip(stored_events, positions, strict=True)
             ]
             self.tree.update(append_nodes(positions[0] - 1, leaves, lambda level, index: self.tree[(level, index)]))
+            self.batch_rows.append(batch)
+            self.batch_writer.end = positions[-1]
         return positions
 
     def log_reader(self) -> MemoryLogReader:
@@ -53,10 +63,40 @@ class ChainedMemoryRecorder(POPOApplicationRecorder):
         """None: the in-memory store keeps the tree's nodes (``tree``) but no signed heads or stream map."""
         return None
 
+    def batch_store(self) -> ChainedMemoryRecorder:
+        """This recorder: it keeps the batch rows and marks itself."""
+        return self
+
     def snapshot_ids(self, snapshots: Any) -> set[UUID]:
         """Ids of the streams that have a snapshot in the in-memory snapshots recorder."""
         with snapshots._database_lock:
             return {UUID(str(s.originator_id)) for s in snapshots._stored_events}
+
+    def _last_sealed(self, _sql: str, _params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        # The one read ``BatchWriter.seal`` makes: the last batch's last position.
+        return [(self.batch_rows[-1].last,)] if self.batch_rows else []
+
+    # The batch rows and marks (``ledger.proofs.batches.BatchStore``).
+
+    def marks(self) -> dict[str, Mark]:
+        """Every mark by name."""
+        return dict(self.mark_rows)
+
+    def record_mark(self, name: str, mark: Mark) -> None:
+        """Record a mark (kept when one of that name is there)."""
+        self.mark_rows.setdefault(name, mark)
+
+    def drop_mark(self, name: str) -> None:
+        """Remove a mark."""
+        self.mark_rows.pop(name, None)
+
+    def batches(self, after: int, limit: int) -> list[Batch]:
+        """Up to ``limit`` batches whose first position is above ``after``, in order."""
+        return [b for b in self.batch_rows if b.first > after][:limit]
+
+    def batch_at(self, position: int) -> Batch | None:
+        """The batch that holds ``position`` (None when none does)."""
+        return next((b for b in self.batch_rows if b.first <= position <= b.last), None)
 
     def _stream_head(self, stream_id: Any, version: int) -> bytes:
         index = self._stored_events_index[str(stream_id)].get(version)
@@ -107,8 +147,9 @@ class MemoryLogReader:
         """The position of the latest event, 0 when the ledger is empty."""
         return self.recorder.max_notification_id() or 0
 
-    def chained(self, after: int = 0) -> Iterator[ChainedEvent]:
-        """Every event (after position ``after``) in position order with its recorded hashes."""
+    def chained(self, after: int = 0, batch: int = 0) -> Iterator[ChainedEvent]:
+        """Every event (after position ``after``) in position order with its recorded hashes (``batch`` is
+        the SQL reader's read size, unused here)."""
         return iter(self._chained(self.recorder.positioned()[after:]))
 
     def chained_streams(self, stream_ids: Sequence[UUID]) -> list[ChainedEvent]:

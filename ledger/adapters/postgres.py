@@ -20,7 +20,7 @@ and are retried as a conflict.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.adapters.log import LogReader, sql_proof_store, sql_stream_ids
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.proofs.batches import BatchWriter
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, postgres_proof_tables
 
@@ -45,6 +46,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self._frontier: Frontier | None = None
+        self.batch_writer = BatchWriter(prefix=f'"{datastore.schema}".', mark="%s")
         schema, table = Identifier(datastore.schema), Identifier(events_table_name)
         chain = Identifier(CHAIN_TABLE)
         self.sql_create_statements.append(
@@ -99,6 +101,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         """The proof tables (tree, signed heads, stream map) beside the events, in the same schema."""
         return sql_proof_store(self.datastore, _values, postgres=True)
 
+    def batch_store(self) -> ProofStore:
+        """The proof tables, which hold the batch MACs and marks too."""
+        return self.proof_store()
+
     def snapshot_ids(self, snapshots: Any) -> set[UUID]:
         """Ids of the streams that have a snapshot in the snapshots recorder of this store."""
         table = f'"{snapshots.datastore.schema}"."{snapshots.events_table_name}"'
@@ -136,13 +142,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
             rows = chain_rows(stored_events, positions, previous_chain, stream_head)
             curs.executemany(self._insert_chain, rows)
+            curs.execute(self.batch_writer.insert_sql(), self.batch_writer.seal(_query(curs), stored_events, positions))
         self._frontier = frontier  # committed: the next insert may start from it (one read less)
+        self.batch_writer.end = positions[-1]
         return positions
 
     def _tree(self, curs: Any) -> TreeAppender:
-        def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-            curs.execute(sql, params)
-            return [tuple(r.values()) for r in curs.fetchall()]
+        query = _query(curs)
 
         def insert(nodes: list[Any]) -> None:
             # COPY: the tree adds about two rows per event, and COPY writes them at a fraction of the cost
@@ -157,7 +163,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
         return TreeAppender(
             query, table=self._tree_table, events=self._qualified_events, position="notification_id", mark="%s",
-            insert=insert, array=True,
+            insert=insert, array=True, feed=lambda: self.batch_writer.catch_up_feed(query),
         )  # fmt: skip
 
     def catch_up_tree(self) -> int:
@@ -167,6 +173,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._writer_lock)
             curs.execute(self._max_position)
             return self._tree(curs).catch_up(int(curs.fetchone()["m"]))  # type: ignore[index]
+
+
+def _query(curs: Any) -> Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]:
+    def query(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        curs.execute(sql, params)
+        return [tuple(r.values()) for r in curs.fetchall()]
+
+    return query
 
 
 class UntreedPostgresRecorder(ChainedPostgresRecorder):

@@ -18,6 +18,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from ledger.adapters.log import LogReader, sql_proof_store, sql_stream_ids
 from ledger.integrity import CHAIN_TABLE, GENESIS, chain_rows
+from ledger.proofs.batches import BatchWriter
 from ledger.proofs.log_tree import TREE_TABLE, Frontier, TreeAppender
 from ledger.proofs.store import ProofStore, sqlite_proof_tables
 
@@ -33,14 +34,20 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     merkle_tree = True
     _frontier: Frontier | None = None  # the tree's frontier after the last committed insert
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_writer = BatchWriter()
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """Insert the events with their chain rows and tree nodes, in one transaction."""
+        """Insert the events with their chain rows, tree nodes and batch MAC, in one transaction."""
         pending = _pending_frontiers()
         pending.pop(id(self), None)
         with self.datastore.transaction(commit=True) as c:
             positions = self._insert_events(c, stored_events, **kwargs)
         if id(self) in pending:  # committed: the next insert may start from it (one read less)
             self._frontier = pending.pop(id(self))
+        if positions:
+            self.batch_writer.end = positions[-1]
         return positions
 
     def log_reader(self) -> LogReader:
@@ -50,6 +57,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def proof_store(self) -> ProofStore:
         """The proof tables (tree, signed heads, stream map) beside the events."""
         return sql_proof_store(self.datastore, tuple, postgres=False)
+
+    def batch_store(self) -> ProofStore:
+        """The proof tables, which hold the batch MACs and marks too."""
+        return self.proof_store()
 
     def snapshot_ids(self, snapshots: Any) -> set[UUID]:
         """Ids of the streams that have a snapshot in the snapshots recorder of this store."""
@@ -73,6 +84,11 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         previous_chain = bytes(row[1]) if row else GENESIS
         rows = chain_rows(stored_events, positions, previous_chain, lambda sid, v: self._stream_head(c, sid, v))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
+        if positions:
+            c.execute(
+                self.batch_writer.insert_sql(),
+                self.batch_writer.seal(lambda q, p: _fetch(c, q, p), stored_events, positions),
+            )
         return positions
 
     def _tree(self, c: SQLiteCursor) -> TreeAppender:
@@ -83,6 +99,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             position="rowid",
             mark="?",
             insert=lambda nodes: c.executemany(f"INSERT INTO {TREE_TABLE} VALUES (?, ?)", nodes),
+            feed=lambda: self.batch_writer.catch_up_feed(lambda sql, params: _fetch(c, sql, params)),
         )
 
     def catch_up_tree(self) -> int:

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
-from ledger.adapters import EventLog, log_reader, proof_store, snapshot_ids
+from ledger.adapters import EventLog, batch_store, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
 from ledger.application.commands import CompleteErasure
 from ledger.application.handlers import shred
@@ -21,6 +21,7 @@ from ledger.application.pipeline import execute, retrying
 from ledger.application.unit_of_work import Clock, StagedUnitOfWork, UnitOfWork
 from ledger.domain import errors
 from ledger.domain.context import Context
+from ledger.proofs.batches import BatchKey, LedgerTampered, prepare
 from ledger.snapshots import SNAPSHOT_INTERVAL, SNAPSHOTTED, LedgerSnapshot, SnapshotStore, comparable, replay
 from ledger.snapshots import due as snapshots_due
 
@@ -65,6 +66,18 @@ class LedgerApplication(Application):
         self.reader: EventLog = log_reader(self.recorder)
         # The Merkle tree, signed heads and stream map (None on the in-memory store).
         self.proofs = proof_store(self.recorder)
+        # Every batch this server writes is authenticated under a key derived from the master key.
+        self.batch_key = BatchKey.from_master(vault.master)
+        self.batches = batch_store(self.recorder)
+        writer = self.recorder.batch_writer  # type: ignore[attr-defined]
+        writer.key = self.batch_key
+        try:
+            writer.start = prepare(self.batch_key, self.batches, self.reader.max_position())
+        except LedgerTampered as e:
+            writer.start, writer.tampered = 1, str(e)
+            log.error("writes refused: %s; run scripts.verify_ledger", e)
+        if writer.start > 1:
+            log.info("the %d events before batch authentication are covered by the signed heads only", writer.start - 1)
         # Called with the position after each commit (wakes an in-process projector and feeds).
         self.commit_listeners: list[Callable[[int], None]] = []
         self.finish_pending_erasures()
@@ -139,6 +152,13 @@ class LedgerApplication(Application):
         if self.committer is None:
             return self.save_events(*events)
         return self.committer.submit(events)
+
+    def refuse_writes(self, problem: str) -> None:
+        """Tampering was seen (events no ledger server wrote): refuse every write from now on."""
+        writer = self.recorder.batch_writer  # type: ignore[attr-defined]
+        if not writer.tampered:
+            writer.tampered = problem
+            log.error("writes refused: %s", problem)
 
     def published(self, position: int) -> None:
         """Tell the commit listeners that everything up to ``position`` is committed."""

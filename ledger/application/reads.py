@@ -16,7 +16,8 @@ from ledger.domain.number import Number
 from ledger.domain.subscriber import PERSONAL_DATA_TOPICS, Subscriber, sealed_personal_data
 from ledger.domain.tenure import Tenure
 from ledger.integrity import IntegrityReport, verify_chain, verify_streams
-from ledger.proofs.verify import check_ledger, check_streams
+from ledger.proofs.batches import UNAUTHENTICATED
+from ledger.proofs.verify import check_batches, check_ledger, check_streams
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -269,9 +270,11 @@ def verify_integrity(
     as of the latest signed head. Snapshots (of the whole ledger, or of the number) must match a replay of
     their streams' events. Damaged events are reported, never raised."""
     if not number:
-        report = verify_chain(app.reader.chained(), up_to)
+        chain = report = verify_chain(app.reader.chained(), up_to)
         if report.ok and app.proofs is not None:
             report = check_ledger(report, app.proofs, app.reader, public, up_to)
+        if chain.ok:
+            report = check_batches(report, app.batch_key, app.batches, app.reader, up_to=up_to)
         snapshot_ids = None
     else:
         number_id = Number.create_id(number)
@@ -281,10 +284,14 @@ def verify_integrity(
         holders = holders_in(number_events)
         streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
         chained = app.reader.chained_streams(streams)
-        report = verify_streams(iter(chained))
+        chain = report = verify_streams(iter(chained))
         if report.ok and app.proofs is not None:
             report = check_streams(report, app.proofs, app.reader, streams, chained, public)
+        if chain.ok:
+            report = check_batches(report, app.batch_key, app.batches, app.reader, events=chained)
         snapshot_ids = [number_id]
+    if not report.ok and UNAUTHENTICATED in report.problem:
+        app.refuse_writes(report.problem)
     if not report.ok or (up_to and not number):
         return report
     try:

@@ -15,6 +15,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 
 from ledger.domain import errors
+from ledger.proofs.batches import BatchFeed
 from ledger.proofs.merkle import LEVEL_SHIFT, append_nodes, event_leaf_hash, frontier, node_key
 
 TREE_TABLE = "merkle_nodes"
@@ -49,8 +50,11 @@ class TreeAppender:
         mark: str,
         insert: Callable[[list[Any]], None],
         array: bool = False,
+        feed: Callable[[], BatchFeed] | None = None,
     ) -> None:
         self._query, self._insert = query, insert
+        # Events the tree catches up over must be ones a ledger server wrote (``ledger.proofs.batches``).
+        self._feed = feed
         self.table, self.events, self.pos, self.mark = table, events, position, mark
         self.array = array  # PostgreSQL: one array parameter, so the statement is the same for any count
 
@@ -91,6 +95,7 @@ class TreeAppender:
         """Append the leaves of the events up to position ``before`` the tree lacks (the tree was off, or
         the ledger older than it); returns how many."""
         start = size = self.size()
+        feed = self._feed() if self._feed is not None and size < before else None
         if size > before:
             raise TreeMismatch(
                 f"the Merkle tree holds {size} leaves but the log only {before} events: events were removed "
@@ -106,8 +111,13 @@ class TreeAppender:
             if not rows or int(rows[0][0]) != size + 1:
                 raise TreeMismatch(f"position {size + 1} is missing from the log; run scripts.verify_ledger")
             leaves = [event_leaf_hash(int(r[0]), r[1], int(r[2]), str(r[3]), bytes(r[4])) for r in rows]
+            if feed is not None:
+                for r, leaf in zip(rows, leaves, strict=True):
+                    feed.add(int(r[0]), leaf)
             self._append_leaves(size, leaves)
             size += len(leaves)
+        if feed is not None:
+            feed.close()
         return size - start
 
     def _nodes(self, keys: list[int]) -> dict[int, bytes]:

@@ -17,9 +17,11 @@ from uuid import UUID
 from ledger.domain import errors
 from ledger.integrity import GENESIS, stream_hash
 from ledger.proofs import stream_map
+from ledger.proofs.batches import BatchFeed, LedgerTampered, batch_reader, macs_from
 from ledger.proofs.merkle import EMPTY_ROOT, event_leaf_hash, verify_consistency
 
 if TYPE_CHECKING:
+    from ledger.proofs.batches import BatchKey
     from ledger.proofs.heads import HeadSigner, SignedHead
     from ledger.proofs.store import ProofStore
 
@@ -35,8 +37,9 @@ class HeadRefused(errors.RuleViolation):
         self.position, self.stream = position, stream
 
 
-def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
-    """Sign a head at the tree's current size (the latest head when the log has not grown since)."""
+def publish(store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey) -> SignedHead:
+    """Sign a head at the tree's current size (the latest head when the log has not grown since); every
+    event it adds must lie in a batch a ledger server authenticated (under ``key``)."""
     previous = store.head()
     size = store.tree_size()  # first: the log read after it can only have grown (tree and events commit together)
     events = reader.max_position()
@@ -50,7 +53,11 @@ def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
         raise HeadRefused(f"the log ({size} events) is shorter than the head signed at size {previous.size}")
     if previous is not None and previous.size == size:
         return previous
-    changed = check_since(store, reader, old, size)
+    try:
+        feed = BatchFeed(key, macs_from(key, store.marks(), bool(store.batches(0, 1))), batch_reader(store))
+    except LedgerTampered as t:
+        raise HeadRefused(str(t.args[0]), t.position) from None
+    changed = check_since(store, reader, old, size, feed)
     root = store.root(size) if size else EMPTY_ROOT
     if previous is not None and old:
         proof = store.consistency(old, size)
@@ -84,8 +91,11 @@ def publish(store: ProofStore, reader: Any, signer: HeadSigner) -> SignedHead:
     return head
 
 
-def check_since(store: ProofStore, reader: Any, old: int, size: int) -> list[stream_map.Entry]:
-    """Check the events after position ``old`` up to ``size`` and return the changed streams' heads."""
+def check_since(
+    store: ProofStore, reader: Any, old: int, size: int, feed: BatchFeed | None = None
+) -> list[stream_map.Entry]:
+    """Check the events after position ``old`` up to ``size`` (and their batches' MACs with ``feed``) and
+    return the changed streams' heads."""
     heads: dict[str, stream_map.Entry] = {}
     expected = old + 1
     batch: list[Any] = []
@@ -105,6 +115,11 @@ def check_since(store: ProofStore, reader: Any, old: int, size: int) -> list[str
                     e.position,
                     e.stream_id,
                 )
+            if feed is not None:
+                try:
+                    feed.add(e.position, leaf)
+                except LedgerTampered as t:
+                    raise HeadRefused(str(t.args[0]), t.position, e.stream_id) from None
             prior = heads.get(e.stream_id)
             version, previous_hash = (prior.version, prior.stream_hash) if prior else (0, GENESIS)
             if e.version != version + 1:
@@ -131,4 +146,9 @@ def check_since(store: ProofStore, reader: Any, old: int, size: int) -> list[str
     flush()
     if expected != size + 1:
         raise HeadRefused(f"position {expected} is missing from the log", expected)
+    if feed is not None:
+        try:
+            feed.close()
+        except LedgerTampered as t:
+            raise HeadRefused(str(t.args[0]), t.position) from None
     return [heads[s] for s in sorted(touched)]

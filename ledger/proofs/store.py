@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from ledger.proofs import stream_map
+from ledger.proofs.batches import BATCH_TABLE, MARKS_TABLE, Batch, Mark
 from ledger.proofs.heads import SignedHead
 from ledger.proofs.log_tree import TREE_TABLE, TreeMismatch, tree_size_sql
 from ledger.proofs.merkle import Tree, needed, node_key
@@ -37,6 +38,10 @@ def _tables(blob: str, integer: str) -> list[str]:
         f"CREATE INDEX IF NOT EXISTS {MAP_ENTRIES}_bucket ON {{s}}{MAP_ENTRIES} (bucket, head_size)",
         f"CREATE TABLE IF NOT EXISTS {{s}}{MAP_NODES} (node {integer} NOT NULL, head_size {integer} NOT NULL, "
         f"hash {blob} NOT NULL, PRIMARY KEY (node, head_size))",
+        f"CREATE TABLE IF NOT EXISTS {{s}}{BATCH_TABLE} (first_position {integer} PRIMARY KEY, "
+        f"last_position {integer} NOT NULL, mac {blob} NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {{s}}{MARKS_TABLE} (name TEXT PRIMARY KEY, position {integer} NOT NULL, "
+        f"mac {blob} NOT NULL)",
     ]
 
 
@@ -117,6 +122,53 @@ class ProofStore:
         """The stored leaf hashes of these positions."""
         found = self.nodes([(0, p - 1) for p in positions])
         return {index + 1: h for (_, index), h in found.items()}
+
+    # Batch authentication (``ledger.proofs.batches``).
+
+    def marks(self) -> dict[str, Mark]:
+        """Every mark by name."""
+        rows = self._query(f"SELECT name, position, mac FROM {self._t(MARKS_TABLE)}", [])
+        return {str(r[0]): Mark(int(r[1]), bytes(r[2])) for r in rows}
+
+    def batches(self, after: int, limit: int) -> list[Batch]:
+        """Up to ``limit`` batches whose first position is above ``after``, in order."""
+        rows = self._query(
+            f"SELECT first_position, last_position, mac FROM {self._t(BATCH_TABLE)} WHERE first_position > ? "
+            "ORDER BY first_position LIMIT ?",
+            [after, limit],
+        )
+        return [Batch(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+    def batch_at(self, position: int) -> Batch | None:
+        """The batch that holds ``position`` (None when none does)."""
+        rows = self._query(
+            f"SELECT first_position, last_position, mac FROM {self._t(BATCH_TABLE)} WHERE first_position <= ? "
+            "ORDER BY first_position DESC LIMIT 1",
+            [position],
+        )
+        batch = Batch(int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2])) if rows else None
+        return batch if batch is not None and batch.last >= position else None
+
+    def record_mark(self, name: str, mark: Mark) -> None:
+        """Record a mark (kept when one of that name is already there: another process recorded it)."""
+        if self._write is None:
+            raise RuntimeError("a read-only proof store cannot record marks")
+        m = "%s" if self.postgres else "?"
+        self._write(
+            [
+                (
+                    f"INSERT INTO {self._t(MARKS_TABLE)} VALUES ({m}, {m}, {m}) ON CONFLICT (name) DO NOTHING",
+                    [(name, mark.position, mark.mac)],
+                )
+            ]
+        )
+
+    def drop_mark(self, name: str) -> None:
+        """Remove a mark."""
+        if self._write is None:
+            raise RuntimeError("a read-only proof store cannot drop marks")
+        m = "%s" if self.postgres else "?"
+        self._write([(f"DELETE FROM {self._t(MARKS_TABLE)} WHERE name = {m}", [(name,)])])
 
     # Signed heads.
 

@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.integrity import IntegrityReport
 from ledger.proofs import stream_map
+from ledger.proofs.batches import (
+    MACS_FROM,
+    UNAUTHENTICATED,
+    BatchKey,
+    BatchStore,
+    check_log,
+    check_positions,
+    untreed_problem,
+)
 from ledger.proofs.heads import verify_head
 from ledger.proofs.log_tree import TreeMismatch
 from ledger.proofs.merkle import Builder, event_leaf_hash, verify_inclusion
@@ -76,6 +85,11 @@ def check_ledger(
             signed_head_size=last.size,
         )
     limit = up_to or events
+    marks = store.marks()
+    start = marks[MACS_FROM].position if MACS_FROM in marks else (1 << 62)
+    position, problem = untreed_problem(marks, start, tree_size, limit)
+    if position:
+        return _bad(report, position, problem)
     if not up_to and tree_size > end:
         return _bad(
             report,
@@ -193,3 +207,30 @@ def check_streams(
             signed_head_size=head.size,
         )
     return replace(report, signed_head_size=head.size)
+
+
+def check_batches(
+    report: IntegrityReport,
+    key: BatchKey | None,
+    store: BatchStore,
+    reader: Any,
+    *,
+    up_to: int = 0,
+    events: Sequence[ChainedEvent] | None = None,
+) -> IntegrityReport:
+    """After the chains verified: every event from the store's ``macs_from`` lies in a batch whose MAC
+    (under ``key``) verifies, the whole ledger's (up to ``up_to``) or these ``events``' (one number's
+    streams). An event no server wrote is reported even when the tree or head checks already failed: it
+    is the cause (a forged event under a signed head is found where it is, not where the signed root
+    stops matching, nor at the first event whose proof the rewritten tree breaks).
+    Without the key (an auditor without the master key) nothing is checked."""
+    if key is None:
+        return report
+    if events is None:
+        position, problem = check_log(key, store, reader, up_to)
+    else:
+        position, problem = check_positions(key, store, reader, [e.position for e in events])
+    if not problem or (not report.ok and UNAUTHENTICATED not in problem):
+        return report
+    stream = next((e.stream_id for e in events or () if e.position == position), "")
+    return _bad(report, position, problem, stream)

@@ -11,7 +11,8 @@ from uuid import UUID
 from google.protobuf import timestamp_pb2
 
 from ledger.domain import errors
-from ledger.proofs.publish import publish
+from ledger.proofs.batches import UNAUTHENTICATED
+from ledger.proofs.publish import HeadRefused, publish
 from ledger.server.convert import ledger_event
 from ledger.v1 import history_service_pb2 as pb
 
@@ -52,7 +53,12 @@ class HeadPublisher:
     def sign_now(self) -> SignedHead:
         """A head over the whole ledger now (the latest one when the ledger has not grown since)."""
         with self._lock:
-            return publish(self.store, self.app.reader, self.signer)
+            try:
+                return publish(self.store, self.app.reader, self.signer, self.app.batch_key)
+            except HeadRefused as e:
+                if UNAUTHENTICATED in str(e.args[0]):
+                    self.app.refuse_writes(str(e.args[0]))
+                raise
 
     def start(self) -> None:
         """Publish in the background at the interval (nothing when it is 0 or there are no proofs)."""

@@ -8,9 +8,11 @@ import sqlite3
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from ledger.config import Settings
 from ledger.integrity import GENESIS, chain_hash, stream_hash
-from ledger.proofs.merkle import LEVEL_SHIFT
+from ledger.proofs.merkle import LEVEL_SHIFT, append_nodes, event_leaf_hash, node_key
 
 
 class Store:
@@ -103,5 +105,53 @@ class Store:
                 self.q("DELETE FROM merkle_nodes WHERE node = ?", (node,))
         for table in ("signed_heads",):
             self.q(f"DELETE FROM {table} WHERE size > ?", (size,))
+        self.q("DELETE FROM batch_macs WHERE first_position > ?", (size,))
         for table in ("map_entries", "map_nodes"):
             self.q(f"DELETE FROM {table} WHERE head_size > ?", (size,))
+
+    # Forging: events of the attacker's own, with chains and tree made to match them.
+
+    def forged_resume(self, stream_id: UUID, actor: str = "regulator-forged") -> tuple[Any, int, str, bytes]:
+        """A ``Number.Resumed`` of this number after its last event, copied from its last Resumed with the
+        actor changed: (stream id, version, topic, state)."""
+        positions = self.positions(stream_id)
+        resumed = [self.row(p) for p in positions if self.row(p)[2].endswith(":Number.Resumed")][-1]
+        state = orjson.loads(resumed[3])
+        state["actor"] = actor
+        return resumed[0], self.row(positions[-1])[1] + 1, resumed[2], orjson.dumps(state)
+
+    def append(self, event: tuple[Any, int, str, bytes]) -> int:
+        """Append an event after the log's end; returns its position."""
+        position = self.max_position() + 1
+        self.q(
+            f"INSERT INTO {self.events} (originator_id, originator_version, topic, state, {self.pos}) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (*event, position),
+        )
+        return position
+
+    def insert(self, position: int, event: tuple[Any, int, str, bytes]) -> None:
+        """Insert an event at ``position``, moving every later event one position on."""
+        for p in range(self.max_position(), position - 1, -1):
+            self.q(f"UPDATE {self.events} SET {self.pos} = ? WHERE {self.pos} = ?", (p + 1, p))
+        self.q(
+            f"INSERT INTO {self.events} (originator_id, originator_version, topic, state, {self.pos}) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (*event, position),
+        )
+
+    def rebuild_tree(self) -> None:
+        """Recompute the whole Merkle tree from the stored events (what a careful attacker does)."""
+        rows = self.q(
+            f"SELECT {self.pos}, originator_id, originator_version, topic, state FROM {self.events} ORDER BY {self.pos}"
+        )
+        leaves = [event_leaf_hash(int(p), UUID(str(s)), int(v), str(t), bytes(st)) for p, s, v, t, st in rows]
+        nodes: dict[tuple[int, int], bytes] = {}
+        nodes.update(append_nodes(0, leaves, lambda level, index: nodes[(level, index)]))
+        self.q("DELETE FROM merkle_nodes")
+        for (level, index), digest in nodes.items():
+            self.q("INSERT INTO merkle_nodes VALUES (?, ?)", (node_key(level, index), digest))
+
+    def head_sizes(self) -> list[int]:
+        """The sizes of every signed head stored."""
+        return [int(r[0]) for r in self.q("SELECT size FROM signed_heads ORDER BY size")]

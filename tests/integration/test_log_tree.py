@@ -42,6 +42,7 @@ def test_the_tree_is_the_one_a_rebuild_from_the_events_gives(store_app) -> None:
 
 @pytest.mark.parametrize("how", ["next insert", "migrate"])
 def test_a_tree_turned_off_catches_up(store_settings, clock, how) -> None:
+    assert "turned off" in migrate(dataclasses.replace(store_settings, merkle_tree=False))
     app = reopen(store_settings, clock, tree=False)
     try:
         onboard_app(app, number(1), seq=1)

@@ -15,6 +15,8 @@ from uuid import UUID
 import pytest
 from eventsourcing.utils import resolve_topic
 
+from ledger.application.commands import ProvisionNumbers
+from ledger.application.pipeline import execute
 from ledger.application.reads import number_history, verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
@@ -81,3 +83,31 @@ def test_release_history_chains_and_erasure_read_as_before(old_ledger) -> None:
     assert subscriber.is_erased
     first = old_ledger.get_number(NUMBER).tenures[0]
     assert str(first.clearance) == "VIOLATION"
+
+
+def test_the_release_ledger_migrates_to_authenticated_batches_and_verifies(tmp_path: Path) -> None:
+    # Its 331 events were written before batch MACs: covered by the signed heads only, from migration on
+    # every batch is authenticated; offline, with the master key, everything verifies.
+    from ledger.bootstrap import migrate
+    from ledger.proofs.batches import MACS_FROM
+    from scripts import verify_ledger
+
+    for name in ("release-0.1.0.db", "release-0.1.0.keys.db"):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    db = f"sqlite:///{tmp_path / 'release-0.1.0.db'}"
+    settings = Settings.build(db=db, environ={"LEDGER_MASTER_KEY": MASTER_KEY})
+    summary = migrate(settings)
+    assert "Merkle tree (+331 leaves)" in summary and "batches authenticated from position 332" in summary
+    app = open_ledger(settings)
+    try:
+        assert app.batches.marks()[MACS_FROM].position == 332
+        execute(app, ProvisionNumbers(numbers=["+8613800138999"]), request_id="after-migration", actor="ops")
+        assert [(b.first, b.last) for b in app.batches.batches(0, 10)] == [(332, app.reader.max_position())]
+        assert verify_integrity(app, None).ok and verify_integrity(app, NUMBER).ok
+    finally:
+        app.close()
+        app.vault.store.close()
+    key = tmp_path / "master.key"
+    key.write_text(MASTER_KEY)
+    assert verify_ledger.main(["--db", db, "--master-key-file", str(key)]) == 0
+    assert verify_ledger.main(["--db", db, "--master-key-file", str(key), "--number", NUMBER]) == 0
