@@ -143,13 +143,15 @@ class Malformed:
     """Stands in for a request that did not parse (protobuf bytes, or JSON on the HTTP port), so the call
     fails with INVALID_ARGUMENT once authenticated and counted, as any other bad request."""
 
-    def __init__(self, problem: str, violations: list[tuple[str, str]] | None = None) -> None:
-        self.problem = problem
+    def __init__(
+        self, problem: str, violations: list[tuple[str, str]] | None = None, reason: str | None = None
+    ) -> None:
+        self.problem, self.reason = problem, reason
         self.violations = violations or [("request", f"is not a valid protobuf message: {problem}")]
 
     def error(self) -> errors.InvalidArgument:
         """The INVALID_ARGUMENT the call ends with."""
-        return errors.InvalidArgument(self.violations)
+        return errors.InvalidArgument(self.violations, self.reason)
 
 
 def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:

@@ -181,3 +181,38 @@ def test_sim_swap_scenarios(http, clock) -> None:
     for hours in (0, -1, 2401, 2**40):
         refused(post(client, CHECK, {"phoneNumber": swapped, "maxAge": hours}), 400, "OUT_OF_RANGE")
         refused(post(client, CHECK, {"maxAge": hours}), 400, "OUT_OF_RANGE")  # before the identifier rule
+
+
+def test_a_route_answered_by_a_grpc_method_is_one_entry(settings, clock, monkeypatch) -> None:
+    """As KYC Match will be (over IdentityService.MatchIdentity): here retrieve-date over GetSimSwap."""
+    from ledger.server.http import camara
+    from ledger.v1 import recycling_service_pb2 as rpb
+
+    by_rpc = dataclasses.replace(
+        camara.ROUTES[1],
+        path="/sim-swap-by-rpc/v2/retrieve-date",
+        operation_id="retrieveSimSwapDateByRpc",
+        answer=camara.ByRpc(
+            "/ledger.v1.RecyclingService/GetSimSwap",
+            lambda body: rpb.GetSimSwapRequest(number=camara.phone_number(body)),
+            lambda response: {
+                "latestSimChange": response.latest_sim_change_at.ToJsonString()
+                if response.HasField("latest_sim_change_at")
+                else None
+            },
+        ),
+    )
+    monkeypatch.setattr(camara, "ROUTES", (*camara.ROUTES, by_rpc))
+    clock.t = NOW
+    for stubs, _ in running_server(dataclasses.replace(settings, http_listen="127.0.0.1:0"), clock):
+        h = History(stubs)
+        h.call("ProvisionNumbers", numbers=[number(1)], occurred_at=at("2026-01-01T08:00:00"))
+        h.holder(number(1), 1, "2026-02-01T08:00:00")
+        settle(stubs, h.last)
+        with httpx.Client(base_url=stubs.http, timeout=10) as client:
+            assert by_rpc.path in client.get("/openapi.json").json()["paths"]
+            r = post(client, by_rpc.path, {"phoneNumber": number(1)})
+            assert r.status_code == 200 and r.json() == post(client, RETRIEVE, {"phoneNumber": number(1)}).json()
+            refused(post(client, by_rpc.path, {}), 422, "MISSING_IDENTIFIER")
+            refused(post(client, by_rpc.path, {"phoneNumber": number(1), "x": 1}), 400, "INVALID_ARGUMENT")
+            refused(post(client, by_rpc.path, {"phoneNumber": number(2)}), 404, "IDENTIFIER_NOT_FOUND")

@@ -45,7 +45,8 @@ def build_app(gate: Gate, answers: Answers) -> Starlette:
     and the OpenAPI document of them all."""
     routes: list[Route] = []
     for route in camara.ROUTES:
-        gate.add(route.method, camara.handler(route, answers))
+        if not isinstance(route.answer, camara.ByRpc):
+            gate.add(route.method, camara.handler(route, answers))
         routes.append(Route(route.path, _camara_endpoint(route, gate), methods=["POST"]))
     table = connect.connect_methods(gate.handlers)
     routes.extend(Route(m.path, _connect_endpoint(m, gate), methods=["POST"]) for m in table)
@@ -86,16 +87,16 @@ async def _body(request: Request, limit: int) -> bytes | None:
 def _camara_endpoint(route: camara.CamaraRoute, gate: Gate) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         body = await _body(request, MAX_CAMARA_BODY)
-        parsed = (
-            camara.parse_body(route, body)
+        call = (
+            route.call_request(body)
             if body is not None
             else Malformed("size", [("body", f"is larger than {MAX_CAMARA_BODY} bytes")])
         )
-        outcome = await gate.call(route.method, parsed, HttpContext(peer_of(request.client), _metadata(request)))
+        outcome = await gate.call(route.method, call, HttpContext(peer_of(request.client), _metadata(request)))
         if isinstance(outcome, Failure):
             status, error, headers = camara.camara_error(outcome)
             return Response(orjson.dumps(error), status, headers, media_type=JSON)
-        return Response(orjson.dumps(outcome), media_type=JSON)
+        return Response(orjson.dumps(route.answer_body(outcome)), media_type=JSON)
 
     return endpoint
 

@@ -2,9 +2,12 @@
 
 Each route is one entry of ``ROUTES``: its path, the gRPC service whose role and budgets it shares, its
 request and response schemas (CAMARA's field names, written once here: the body is validated against
-them and ``/openapi.json`` publishes them), the error codes it answers, and the function that answers it
-on the pool from the same ``Answers`` the gRPC servicer uses. Errors travel as the ledger's errors through
-the gRPC interceptors and are turned into CAMARA's ``{"status", "code", "message"}`` by ``camara_error``.
+them and ``/openapi.json`` publishes them), the error codes it answers, and what answers it: a function
+run on the pool over the same ``Answers`` the gRPC servicer uses, or (``ByRpc``) a gRPC method of the
+ledger, called through the same interceptors as over gRPC, with the body translated to its request and
+its response to the body (KYC Match joins so, as one entry over ``IdentityService.MatchIdentity``).
+Errors travel as the ledger's errors through the gRPC interceptors and are turned into CAMARA's
+``{"status", "code", "message"}`` by ``camara_error``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from projections import simswap
 from projections.views import from_us, us
 
 if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
     from ledger.server.http.gate import Failure
     from projections.answers import Answers
 
@@ -49,6 +54,16 @@ PHONE_NUMBER_SCHEMA = {
 
 
 @dataclass(frozen=True)
+class ByRpc:
+    """A route answered by a gRPC method of the ledger (``/ledger.v1.IdentityService/MatchIdentity``): its
+    servicer answers, through the same interceptors (the method's service decides the role)."""
+
+    method: str
+    request: Callable[[dict[str, Any]], Message]  # the body as the method's request (raises InvalidArgument)
+    response: Callable[[Any], dict[str, Any]]  # the method's response as the route's body
+
+
+@dataclass(frozen=True)
 class CamaraRoute:
     """One CAMARA operation served over HTTP."""
 
@@ -58,14 +73,29 @@ class CamaraRoute:
     summary: str
     request: dict[str, Any]  # JSON Schema of the body (an object; phoneNumber identifies the line)
     response: dict[str, Any]  # JSON Schema of the 200 body
-    answer: Callable[[Answers, dict[str, Any]], dict[str, Any]]
+    answer: Callable[[Answers, dict[str, Any]], dict[str, Any]] | ByRpc
     # The codes each error status may carry, beside those every route may answer (COMMON_ERRORS).
     errors: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def method(self) -> str:
         """The name the route's calls go by through the interceptors (its service decides the role)."""
-        return f"/{self.service}{self.path}"
+        return self.answer.method if isinstance(self.answer, ByRpc) else f"/{self.service}{self.path}"
+
+    def call_request(self, body: bytes) -> Any:
+        """What the route's call carries through the interceptors: the parsed body (or the RPC's request),
+        or a ``Malformed`` answered 400 (or 422) once the call is authenticated and counted."""
+        parsed = parse_body(self, body)
+        if isinstance(self.answer, ByRpc) and not isinstance(parsed, Malformed):
+            try:
+                return self.answer.request(parsed)
+            except errors.InvalidArgument as e:
+                return Malformed("camara", e.violations, e.reason)
+        return parsed
+
+    def answer_body(self, response: Any) -> dict[str, Any]:
+        """The route's answer for what its call returned."""
+        return self.answer.response(response) if isinstance(self.answer, ByRpc) else response
 
 
 COMMON_ERRORS: dict[int, tuple[str, ...]] = {
@@ -286,8 +316,11 @@ def handler(route: CamaraRoute, answers: Answers) -> Callable[[Any, Any], dict[s
     """The route's plain handler, run on the pool behind the interceptors: ``request`` is the parsed body
     (a ``Malformed`` body never reaches it: the error interceptor answers it)."""
 
+    answer = route.answer
+    assert not isinstance(answer, ByRpc)  # those are answered by their gRPC method
+
     def behaviour(request: dict[str, Any], _context: Any) -> dict[str, Any]:
-        return route.answer(answers, request)
+        return answer(answers, request)
 
     return behaviour
 
