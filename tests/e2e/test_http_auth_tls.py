@@ -161,3 +161,18 @@ def test_without_auth_only_loopback_callers(tmp_path) -> None:
         assert (remote.status_code, remote.json()["code"]) == (401, "unauthenticated")
     finally:
         assert server.stop() == 0
+
+
+def test_each_worker_serves_the_http_port(tmp_path) -> None:
+    port, log = free_port(), tmp_path / "server.log"
+    server = Serve(f"sqlite:///{tmp_path}/ledger.db", extra=("--workers", "2", "--http", f"127.0.0.1:{port}"), log=log)
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("HTTP API on 127.0.0.1:") < 2:  # each worker bound the shared port
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.05)
+        for _ in range(20):  # new connections, spread by the kernel across the workers
+            assert httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0
+    assert "restarting" not in log.read_text() and "Traceback" not in log.read_text()
