@@ -86,7 +86,7 @@ def bench_store(
     rows: Rows,
     bare: list[str],
     loaded: bool = False,
-    bare_http: str = "",
+    bare_http: tuple[str, int] | None = None,
 ) -> None:
     """Measure one store; ``loaded``: the dataset is already in ``db`` (a copy of ``--template``)."""
     # A master key given in the environment is used (a template's data is readable only under the key it
@@ -187,7 +187,7 @@ def bench_store(
         rows.add(f"{label} BatchCheckSimSwap, 1000 per batch", rate, "numbers/s", ceiling, "")
         # (b'') CAMARA checks over the HTTP port, beside the bare app on the same stack.
         if bare_http:
-            http_rows(label, f"http://127.0.0.1:{http_port}", bare_http, args.numbers, n, rows)
+            http_rows(label, f"http://127.0.0.1:{http_port}", server.pid, *bare_http, args.numbers, n, rows)
         # (c') every read model rebuilt beside the serving ones while the same checks run.
         rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
         # (d) GetNumberHistory.
@@ -273,13 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     bares = [start_bare(kind) for kind in KINDS]
     bare_address = [address for _, address in bares]
     bare_http, bare_http_url = start_bare_http()
+    http_ceiling = (bare_http_url, bare_http.pid)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
             if not (args.no_sqlite and args.postgres):
-                bench_store(
-                    "SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address, bare_http=bare_http_url
-                )
+                db = f"sqlite:///{tmp}/ledger.db"
+                bench_store("SQLite", db, Path(tmp), args, rows, bare_address, bare_http=http_ceiling)
             if args.postgres:
                 import psycopg
 
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.template:
                     print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
                 db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
-                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, bool(args.template), bare_http_url)
+                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, bool(args.template), http_ceiling)
     finally:
         for bare, _ in [*bares, (bare_http, "")]:
             bare.send_signal(signal.SIGTERM)
