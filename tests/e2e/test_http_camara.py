@@ -131,6 +131,11 @@ def test_x_correlator_is_checked_and_never_echoed_when_bad(recycled) -> None:
         refused(r, 400, "INVALID_ARGUMENT")
         assert "x-correlator" not in r.headers
     assert "x-correlator" not in client.post(NR, json=body).headers  # none sent, none echoed
+    # A path or method not served: CAMARA's error format, the correlator echoed.
+    r = client.get(NR, headers={"x-correlator": "c-9"})
+    assert r.headers["x-correlator"] == "c-9" and r.headers["allow"] == "POST"
+    refused(r, 405, "METHOD_NOT_ALLOWED")
+    refused(client.post("/number-recycling/v9/check", json=body), 404, "NOT_FOUND")
 
 
 def test_sim_swap_scenarios(http, clock) -> None:

@@ -56,7 +56,19 @@ def build_app(gate: Gate, answers: Answers) -> Starlette:
         return Response(spec, media_type=JSON)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={404: _unrouted, 405: _unrouted})
+
+
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """A path or method not served, in the error format of the routes under that path."""
+    status = getattr(exc, "status_code", 404)
+    headers = dict(getattr(exc, "headers", None) or {})  # Allow, on a 405
+    text = "no such route (GET /openapi.json lists them)" if status == 404 else f"{request.method} is not served here"
+    if request.url.path.startswith("/ledger."):
+        body: dict[str, Any] = {"code": "unimplemented", "message": text}
+    else:
+        body = {"status": status, "code": "NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED", "message": text}
+    return Response(orjson.dumps(body), status, headers, JSON)
 
 
 def _version() -> str:
