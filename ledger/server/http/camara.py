@@ -102,12 +102,11 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
     400: ("INVALID_ARGUMENT",),
     401: ("UNAUTHENTICATED",),
     403: ("PERMISSION_DENIED",),
-    404: ("IDENTIFIER_NOT_FOUND", "NOT_FOUND"),
+    404: ("IDENTIFIER_NOT_FOUND",),
     422: (MISSING_IDENTIFIER,),
     429: ("TOO_MANY_REQUESTS",),
     500: ("INTERNAL",),
     503: ("UNAVAILABLE",),
-    504: ("TIMEOUT",),
 }
 
 
@@ -339,7 +338,6 @@ _BY_CODE = {
     grpc.StatusCode.PERMISSION_DENIED: (403, "PERMISSION_DENIED"),
     grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "TOO_MANY_REQUESTS"),
     grpc.StatusCode.UNAVAILABLE: (503, "UNAVAILABLE"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "TIMEOUT"),
 }
 _MESSAGES = {
     "IDENTIFIER_NOT_FOUND": "the phone number is not one this operator serves",
