@@ -83,15 +83,18 @@ class CamaraRoute:
         return self.answer.method if isinstance(self.answer, ByRpc) else f"/{self.service}{self.path}"
 
     def call_request(self, body: bytes) -> Any:
-        """What the route's call carries through the interceptors: the parsed body (or the RPC's request),
-        or a ``Malformed`` answered 400 (or 422) once the call is authenticated and counted."""
+        """What the route's call carries through the interceptors: the body's bytes, parsed by the route's
+        handler once the call is authenticated and counted; for a route answered by an RPC, its request (a
+        small JSON body parsed on the loop), or a ``Malformed`` answered 400 (or 422) after authentication."""
+        if not isinstance(self.answer, ByRpc):
+            return body
         parsed = parse_body(self, body)
-        if isinstance(self.answer, ByRpc) and not isinstance(parsed, Malformed):
-            try:
-                return self.answer.request(parsed)
-            except errors.InvalidArgument as e:
-                return Malformed("camara", e.violations, e.reason)
-        return parsed
+        if isinstance(parsed, Malformed):
+            return parsed
+        try:
+            return self.answer.request(parsed)
+        except errors.InvalidArgument as e:
+            return Malformed("camara", e.violations, e.reason)
 
     def answer_body(self, response: Any) -> dict[str, Any]:
         """The route's answer for what its call returned."""
@@ -312,14 +315,17 @@ ROUTES: tuple[CamaraRoute, ...] = (
 
 
 def handler(route: CamaraRoute, answers: Answers) -> Callable[[Any, Any], dict[str, Any]]:
-    """The route's plain handler, run on the pool behind the interceptors: ``request`` is the parsed body
-    (a ``Malformed`` body never reaches it: the error interceptor answers it)."""
+    """The route's plain handler, run on the pool behind the interceptors: it parses the body's bytes (so a
+    caller without a valid token has nothing parsed) and answers."""
 
     answer = route.answer
     assert not isinstance(answer, ByRpc)  # those are answered by their gRPC method
 
-    def behaviour(request: dict[str, Any], _context: Any) -> dict[str, Any]:
-        return answer(answers, request)
+    def behaviour(request: bytes, _context: Any) -> dict[str, Any]:
+        body = parse_body(route, request)
+        if isinstance(body, Malformed):
+            raise body.error()
+        return answer(answers, body)
 
     return behaviour
 
