@@ -8,6 +8,8 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
     the same rows (one transaction per command) through sqlite3 or psycopg;
 (b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server; GetSimSwap and
     CheckSimSwap single calls at 64 callers and BatchCheckSimSwap at 1,000 per batch, beside the bare server;
+    CAMARA Number Recycling checks over the HTTP port at 1, 16 and 64 keep-alive clients (requests/s, p50,
+    p99) beside a bare Starlette app on the same stack (``bench.http``);
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
     of the same events; and a rebuild beside the serving read models while BatchCheck runs: wrong
     answers (must be 0), check throughput meanwhile against without, the rebuild's events per second
@@ -45,6 +47,8 @@ import orjson
 from bench.bare import KINDS, serve_bare, start_bare
 from bench.bench_commands import free_port, run_phase, start_server
 from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
+from bench.http import http_rows
+from bench.http import start_bare as start_bare_http
 from bench.profile import Profiler, peak_rss_mb
 from bench.rows import Rows
 from bench.serving import audit_rate, rebuild_while_serving
@@ -82,6 +86,7 @@ def bench_store(
     rows: Rows,
     bare: list[str],
     loaded: bool = False,
+    bare_http: tuple[str, int] | None = None,
 ) -> None:
     """Measure one store; ``loaded``: the dataset is already in ``db`` (a copy of ``--template``)."""
     # A master key given in the environment is used (a template's data is readable only under the key it
@@ -92,9 +97,9 @@ def bench_store(
         subprocess.run(
             [sys.executable, "-m", "ledger", "migrate", "--db", db], check=True, env=env, capture_output=True
         )
-    port = free_port()
+    port, http_port = free_port(), free_port()
     os.environ["LEDGER_MASTER_KEY"] = master_key
-    server = start_server(workdir, port, db, master_key)
+    server = start_server(workdir, port, db, master_key, extra=("--http", f"127.0.0.1:{http_port}"))
     profiler = Profiler(args.profile, server.pid)
     channel = grpc.insecure_channel(
         f"127.0.0.1:{port}",
@@ -180,6 +185,9 @@ def bench_store(
         rate = max(batch_sim_swap_rate(recycling, check_numbers, 1000) for _ in range(3))
         ceiling = max(batch_sim_swap_rate(stub, check_numbers, 1000) for _ in range(3) for stub in bare_recyclings)
         rows.add(f"{label} BatchCheckSimSwap, 1000 per batch", rate, "numbers/s", ceiling, "")
+        # (b'') CAMARA checks over the HTTP port, beside the bare app on the same stack.
+        if bare_http:
+            http_rows(label, f"http://127.0.0.1:{http_port}", server.pid, *bare_http, args.numbers, n, rows)
         # (c') every read model rebuilt beside the serving ones while the same checks run.
         rebuild_seconds = rebuild_while_serving(label, db, recycling, check_numbers[:20_000], env, rows)
         # (d) GetNumberHistory.
@@ -264,11 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = Rows()
     bares = [start_bare(kind) for kind in KINDS]
     bare_address = [address for _, address in bares]
+    bare_http, bare_http_url = start_bare_http()
+    http_ceiling = (bare_http_url, bare_http.pid)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     try:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
             if not (args.no_sqlite and args.postgres):
-                bench_store("SQLite", f"sqlite:///{tmp}/ledger.db", Path(tmp), args, rows, bare_address)
+                db = f"sqlite:///{tmp}/ledger.db"
+                bench_store("SQLite", db, Path(tmp), args, rows, bare_address, bare_http=http_ceiling)
             if args.postgres:
                 import psycopg
 
@@ -280,9 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.template:
                     print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
                 db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
-                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, loaded=bool(args.template))
+                bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, bool(args.template), http_ceiling)
     finally:
-        for bare, _ in bares:
+        for bare, _ in [*bares, (bare_http, "")]:
             bare.send_signal(signal.SIGTERM)
             bare.wait(timeout=30)
     command = "python -m bench.bench " + shlex.join(argv if argv is not None else sys.argv[1:])

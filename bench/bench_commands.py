@@ -46,9 +46,16 @@ def free_port() -> int:
 
 
 def start_server(
-    workdir: Path, port: int, db: str, master_key: str, root: Path = ROOT, env: dict[str, str] | None = None
+    workdir: Path,
+    port: int,
+    db: str,
+    master_key: str,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[str]:
-    """Start ``python -m ledger serve`` on ``db`` (the code in ``root``) and wait until it answers."""
+    """Start ``python -m ledger serve`` on ``db`` (the code in ``root``, with ``extra`` arguments) and wait
+    until it answers."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -61,6 +68,7 @@ def start_server(
             db,
             "--log-level",
             "WARNING",
+            *extra,
         ],
         cwd=workdir,
         env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},

@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gRPC server in the foreground")
     serve.add_argument("--listen", help=f"HOST:PORT to listen on (default {DEFAULT_LISTEN})")
+    serve.add_argument(
+        "--http", help="HOST:PORT to serve the HTTP API on (CAMARA, Connect JSON, /openapi.json); off unless given"
+    )
     serve.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     serve.add_argument("--policy", type=Path, help="policy file (TOML) overriding the defaults")
     serve.add_argument(
@@ -169,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             settings,
             run_projections=not args.no_projections,
             reuse_port=args.reuse_port,
+            http_listen=args.http,
             read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
         )
         return serve(settings)

@@ -168,6 +168,8 @@ class Settings:
     """Everything the server needs, read once from arguments and the environment."""
 
     listen: str = DEFAULT_LISTEN
+    # The HTTP port (CAMARA routes, Connect calls, OpenAPI) as HOST:PORT; None: not served.
+    http_listen: str | None = None
     store: StoreConfig = field(default_factory=lambda: StoreConfig.from_url(DEFAULT_DB))
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None

@@ -163,6 +163,7 @@ class Stubs:
         self._ids = itertools.count(1)
         self.projector: Projector | None = None
         self.target = ""
+        self.http = ""  # the HTTP port's base URL, when the settings serve one (http_listen)
 
     def rid(self) -> str:
         return f"req-{next(self._ids)}"
@@ -225,6 +226,9 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     stubs = Stubs(channel)
     stubs.projector = projector
     stubs.target = f"127.0.0.1:{port}"
+    if srv.http is not None:
+        scheme = "https" if settings.tls_cert else "http"
+        stubs.http = f"{scheme}://127.0.0.1:{srv.http.port}"
     yield stubs, application
     channel.close()
     srv.stop(None).wait()

@@ -8,7 +8,7 @@ import signal
 import socket
 import threading
 from concurrent import futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,6 +25,8 @@ from ledger.server.edge import EdgeLoop, LedgerServer
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.heads import HeadPublisher
 from ledger.server.history import HistoryServicer
+from ledger.server.http.app import HttpServer, bind, build_app
+from ledger.server.http.gate import Gate
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
@@ -86,11 +88,15 @@ async def _build(
     # One caller's streams (BatchCheck requests, feed batches) share this many turns on the pool.
     turns = Turns(limits.stream_work_per_caller)
     budgets = LimitInterceptor(limits)
-    server = grpc.aio.server(
+    # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
+    # then the budgets, counted per authenticated caller; errors as statuses; plain methods on the pool.
+    # The HTTP port's calls pass through these same interceptors (``Gate``).
+    interceptors = [AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
+    # Bound first (before anything starts), so a port in use is a clear error at once.
+    http_socket = bind(settings.http_listen, settings.reuse_port) if settings.http_listen else None
+    grpc_server = grpc.aio.server(
         migration_thread_pool=executor,
-        # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
-        # then the budgets, counted per authenticated caller; errors as statuses; plain methods on the pool.
-        interceptors=[AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)],
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -103,6 +109,7 @@ async def _build(
         + limits.max_health_watches
         + limits.max_reflection_streams,
     )
+    server = Registered(grpc_server)  # keeps the handlers registered, for the HTTP port's Connect routes
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     ledger_server: LedgerServer | None = None
@@ -121,7 +128,7 @@ async def _build(
     )
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store), row_seal(app), app.reader)
     health_servicer = HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, SERVING)
     # Checks serve once their read model has a complete generation; until then NOT_SERVING.
@@ -146,26 +153,30 @@ async def _build(
         limits.max_waiting_checks_per_caller,
         "LEDGER_MAX_WAITING_CHECKS_PER_CALLER",
     )
-    recycling.add_to_server(
-        RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns, clock=app.clock.now),
-        server,
-    )
+    checks = RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns, clock=app.clock.now)
+    recycling.add_to_server(checks, server)  # type: ignore[arg-type]
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
+        grpc_server,
     )
+    http = None
+    if http_socket is not None:
+        gate = Gate(interceptors, server.handlers)
+        http = HttpServer(build_app(gate, checks.answers), http_socket, settings)
     if settings.tls_cert and settings.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
             root_certificates=settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None,
             require_client_auth=settings.tls_client_ca is not None,
         )
-        port = server.add_secure_port(settings.listen, credentials)
+        port = grpc_server.add_secure_port(settings.listen, credentials)
     else:
-        port = server.add_insecure_port(settings.listen)
+        port = grpc_server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    ledger_server = LedgerServer(edge, server, progress, executor, health_servicer, budgets.stop, publisher)
+    ledger_server = LedgerServer(
+        edge, grpc_server, progress, executor, health_servicer, budgets.stop, publisher, http=http
+    )
     return ledger_server, port
 
 
@@ -189,6 +200,24 @@ def _log_keyless(app: LedgerApplication, named: int = 100) -> None:
             "%d registration(s) without a data key; VerifyIntegrity and scripts.verify_ledger list them all",
             len(keyless),
         )
+
+
+class Registered:
+    """The gRPC server as the generated ``add_*Servicer_to_server`` functions see it: registers there and
+    keeps each method's handler (``/service/Method``)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self.server = server
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Register generic handlers (the generated code registers each service both ways)."""
+        self.server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        """Register a service's handlers, and keep them."""
+        self.server.add_registered_method_handlers(service, handlers)  # type: ignore[attr-defined]
+        self.handlers.update({f"/{service}/{name}": h for name, h in handlers.items()})
 
 
 def _report(edge: EdgeLoop, health: HealthServicer, service: str, status: int) -> None:
@@ -257,10 +286,14 @@ def serve(settings: Settings) -> int:
         else "no credentials configured: accepting loopback callers only"
     )
     transport = ("mutual TLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext"
+    http = ""
+    if server.http is not None and settings.http_listen:
+        http = f", HTTP API on {settings.http_listen.rsplit(':', 1)[0]}:{server.http.port}"
     log.info(
-        "ledger ready on %s:%d (%s, %s; store %s; projections %s; quarantine %d days)",
+        "ledger ready on %s:%d%s (%s, %s; store %s; projections %s; quarantine %d days)",
         host,
         port,
+        http,
         transport,
         security,
         settings.store.sqlite_path or settings.store.kind,

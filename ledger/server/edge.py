@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import grpc
@@ -72,9 +72,23 @@ class EdgeLoop:
             self._thread.join(10)
 
 
+class Beside(Protocol):
+    """A server on the edge's loop beside gRPC (the HTTP port), started and stopped with it."""
+
+    port: int
+
+    async def start(self) -> None:
+        """Start serving (on the loop)."""
+        ...
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop serving (on the loop), letting calls in flight finish."""
+        ...
+
+
 class LedgerServer:
-    """The gRPC server and what runs beside it (the loop, the pool, the progress of the read models):
-    starting and stopping it starts and stops them all."""
+    """The gRPC server and what runs beside it (the loop, the pool, the progress of the read models, the
+    HTTP port): starting and stopping it starts and stops them all."""
 
     def __init__(
         self,
@@ -85,8 +99,10 @@ class LedgerServer:
         health: HealthServicer,
         on_stop: Callable[[], None] = lambda: None,
         publisher: HeadPublisher | None = None,
+        http: Beside | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
+        self.http = http  # the HTTP port, when served
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
         # Run on the loop when the stop begins (streams that wait on their client end then).
         self.on_stop = on_stop
@@ -96,6 +112,8 @@ class LedgerServer:
         """Start serving."""
         self.progress.start()
         self.edge.run(self.server.start())
+        if self.http is not None:
+            self.edge.run(self.http.start())
         if self.publisher is not None:
             self.publisher.start()
 
@@ -116,7 +134,13 @@ class LedgerServer:
         if self.publisher is not None:
             self.publisher.stop()
         self.edge.loop.call_soon_threadsafe(self.on_stop)
-        return Stopped(self.edge.submit(self.server.stop(grace)), self.executor, self.edge)
+        return Stopped(self.edge.submit(self._stop(grace)), self.executor, self.edge)
+
+    async def _stop(self, grace: float | None) -> None:
+        if self.http is None:
+            await self.server.stop(grace)
+            return
+        await asyncio.gather(self.server.stop(grace), self.http.stop(grace))
 
 
 class Stopped:

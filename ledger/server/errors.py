@@ -173,14 +173,19 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     await context.abort_with_status(rpc_status.to_status(status))
 
 
-class _Malformed:
-    """Stands in for a request whose bytes did not parse, so the call fails with INVALID_ARGUMENT."""
+class Malformed:
+    """Stands in for a request that did not parse (protobuf bytes, or JSON on the HTTP port), so the call
+    fails with INVALID_ARGUMENT once authenticated and counted, as any other bad request."""
 
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
+    def __init__(
+        self, problem: str, violations: list[tuple[str, str]] | None = None, reason: str | None = None
+    ) -> None:
+        self.problem, self.reason = problem, reason
+        self.violations = violations or [("request", f"is not a valid protobuf message: {problem}")]
 
     def error(self) -> errors.InvalidArgument:
-        return errors.InvalidArgument([("request", f"is not a valid protobuf message: {self.problem}")])
+        """The INVALID_ARGUMENT the call ends with."""
+        return errors.InvalidArgument(self.violations, self.reason)
 
 
 def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -191,14 +196,14 @@ def _safe(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]
         try:
             return deserializer(data)
         except Exception as e:
-            return _Malformed(type(e).__name__)
+            return Malformed(type(e).__name__)
 
     return parse
 
 
 async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     async for request in requests:
-        if isinstance(request, _Malformed):
+        if isinstance(request, Malformed):
             raise request.error()
         yield request
 
@@ -260,7 +265,7 @@ def wrap_handler(handler: grpc.RpcMethodHandler, unary: Wrapper, stream: Wrapper
 
 
 def _unwrap(request: Any) -> Any:
-    if isinstance(request, _Malformed):
+    if isinstance(request, Malformed):
         raise request.error()
     if hasattr(request, "__aiter__"):
         return _checked(request)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -18,7 +18,8 @@ from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
-from projections.errors import ReadModelBehind, ReadModelMismatch, ReadModelRebuilding
+from projections.answers import Answers
+from projections.errors import ReadModelBehind
 from projections.recycling import Decision, day_bounds, decide
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from ledger.server.progress import Progress
     from projections.queries import ReadModels
 
-T = TypeVar("T")
 # BatchCheck requests of one stream read and not yet answered (checked while the previous one is sent).
 AHEAD = 2
 # How long a check may wait for the read model when the caller set no deadline.
@@ -90,23 +90,20 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         self.policy = policy
         self.zone = policy.zone
         self.progress = progress
+        # What every answer stands on, shared with the HTTP routes.
+        self.answers = Answers(read_models, policy, progress, self.now)
 
     def CheckNumber(self, request: pb.CheckNumberRequest, context: grpc.ServicerContext) -> pb.CheckNumberResponse:
         """Check one number."""
         f = Fields()
         number = f.msisdn("number", request.number)
-        since = f.past_date("since_date", request.since_date, self._today())
+        since = f.past_date("since_date", request.since_date, self.answers.today())
         f.done()
         assert since is not None
         if request.min_position:
             self._await(request.min_position, context)
-        answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
-        if answer.no_data_reason == "READ_MODEL_MISMATCH":
-            raise ReadModelMismatch(
-                "this number's read model row does not authenticate (edited or deleted behind the server's "
-                "back); it is answered again once `ledger audit-views --repair` rewrites it"
-            )
-        return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
+        head, answer = self.answers.check_one(number, since)
+        return pb.CheckNumberResponse(result=check_result(answer, head))
 
     async def BatchCheck(
         self, request_iterator: AsyncIterator[pb.BatchCheckRequest], context: grpc.aio.ServicerContext
@@ -164,8 +161,8 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                     left.cancel()
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
-        position, decisions = self._read(lambda: self._decide(queries))
-        return encode_results(decisions, position, self._standing(position))
+        position, decisions = self.answers.read(lambda: self._decide(queries))
+        return encode_results(decisions, position, self.answers.head_for(position))
 
     def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
         f = Fields()
@@ -189,7 +186,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                 rows[i] = row
         days: dict[str, tuple[int, int] | None] = {}
         sinces = [q.since_date for q in queries]
-        today = self._today()
+        today = self.answers.today()
         for i, since in enumerate(sinces):
             if since not in days:
                 day = f.past_date(f"queries[{i}].since_date", since, today)
@@ -207,7 +204,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         f = Fields()
         number = f.msisdn("number", request.number)
         f.done()
-        row = self._read(lambda: self.read_models.numbers([number])).get(number)
+        row = self.answers.read(lambda: self.read_models.numbers([number])).get(number)
         if row is None:
             raise errors.NumberNotFound(number)
         response = pb.GetClearanceResponse(number=number)
@@ -229,39 +226,6 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                 confirmation = item.confirmations.add(holder=holder, evidence_ref=evidence_ref)
                 set_timestamp(confirmation.confirmed_at, at)
         return response
-
-    def _today(self) -> date:
-        return self.now().astimezone(self.zone).date()
-
-    def _read(self, read: Callable[[], T]) -> T:
-        try:
-            return read()
-        except ReadModelRebuilding as e:
-            e.head = self.progress.head
-            raise
-
-    def _standing(self, as_of: int) -> int:
-        """The head an answer at ``as_of`` stands beside; refuses answers the ledger does not support:
-        views beyond the ledger's head (a restored ledger), or older than the policy allows."""
-        head = self.progress.head
-        if as_of > head:
-            head = self.progress.refresh_head()
-            if as_of > head:
-                raise ReadModelMismatch(
-                    f"the read models are at position {as_of}, beyond the ledger's head {head} (a restored or "
-                    "another ledger); rebuild them with `ledger project --rebuild`"
-                )
-        limit = self.policy.max_check_lag_seconds
-        if limit:
-            lag = self.progress.lag_seconds(as_of)
-            if lag > limit:
-                raise ReadModelBehind(
-                    head,
-                    as_of,
-                    f"the read model is {lag:.1f}s behind the ledger (position {as_of} of {head}; policy "
-                    f"max_check_lag_seconds {limit}); retry",
-                )
-        return head
 
     def _await(self, position: int, context: grpc.ServicerContext) -> None:
         remaining = context.time_remaining()

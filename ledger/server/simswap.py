@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.domain import errors
 from ledger.server.limits import Turns, caller_key
 from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
 from ledger.server.wire import set_timestamp
 from ledger.v1 import recycling_service_pb2 as pb
 from projections import simswap
-from projections.errors import ReadModelBehind, ReadModelMismatch
 from projections.views import us
 
 if TYPE_CHECKING:
     from ledger.server.bridge import Blocking
+    from projections.answers import Answers
     from projections.queries import ReadModels
-
-T = TypeVar("T")
 
 
 class SimSwapRpcs:
@@ -33,12 +30,9 @@ class SimSwapRpcs:
     now: Callable[[], datetime]
     turns: Turns
     blocking: Blocking | None
+    answers: Answers  # what every answer stands on (RecyclingServicer's, shared with the recycling checks)
 
     if TYPE_CHECKING:  # defined in RecyclingServicer, shared with the recycling checks
-
-        def _read(self, read: Callable[[], T]) -> T: ...
-
-        def _standing(self, as_of: int) -> int: ...
 
         def _await(self, position: int, context: grpc.ServicerContext) -> None: ...
 
@@ -90,8 +84,8 @@ class SimSwapRpcs:
             for i, q in enumerate(request.queries)
         ]
         f.done()
-        position, rows = self._read(lambda: self.read_models.sim_swap_rows([n for n, _ in queries]))
-        self._standing(position)
+        position, rows = self.answers.read(lambda: self.read_models.sim_swap_rows([n for n, _ in queries]))
+        self.answers.head_for(position)
         now_us = us(self.now())
         response = pb.BatchCheckSimSwapResponse(as_of_position=position)
         for number, hours in queries:
@@ -114,20 +108,7 @@ class SimSwapRpcs:
     ) -> tuple[int, simswap.SimSwapRow]:
         if min_position:
             self._await(min_position, context)
-        position, row = self._read(lambda: self.read_models.sim_swap_row(number))
-        self._standing(position)
-        if position < min_position:  # the wait follows the numbers view; this answer is the sim_swaps view's
-            raise ReadModelBehind(min_position, position)
-        if row is None:
-            raise errors.NumberNotFound(number)
-        if row is simswap.UNTRUSTED:
-            raise ReadModelMismatch(
-                "this number's read model row does not authenticate (edited or deleted behind the server's "
-                "back); it is answered again once `ledger audit-views --repair` rewrites it"
-            )
-        if row.ported_out_us is not None:  # the SIM is the recipient operator's now
-            raise errors.NumberPortedOut(f"number {number} was ported out: its SIM is served by another operator")
-        return position, row
+        return self.answers.sim_swap(number, min_position)
 
 
 def _max_age(f: Fields, field: str, value: int) -> int:

@@ -27,6 +27,10 @@ RUN_ELSEWHERE: dict[tuple[str, str], list[tuple[str, str, str]]] = {
         ("./dev serve", "tests/e2e/test_slips.py", 'str(ROOT / "dev"), "serve"'),
         ("./dev test", ".ci/run", "exec ./dev test"),
     ],
+    ("docs/api.md", "### A session with curl"): [
+        # test_http_session.py runs this very block, the first under "## HTTP API".
+        ("post /number-recycling/v0.2/check", "tests/e2e/test_http_session.py", '"## HTTP API"'),
+    ],
     ("docs/operations.md", "## Security: tokens, roles, TLS"): [
         # test_docs_blocks.py runs this very block, found by its heading.
         ("python -m ledger token --actor crm-prod --role operator", "tests/e2e/test_docs_blocks.py", "## Security"),
