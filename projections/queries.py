@@ -48,15 +48,20 @@ CHUNK = 500
 
 
 _CHECK_COLUMNS = "c.number, c.provisioned_us, c.current_activated_us, c.last_disconnected_us, c.closed, c.ported_out_us"
+# A seventh column, after the check row's six: the position of the number's first event that does not decode
+# (NULL but for a damaged ledger; see projections.projector.DAMAGED_SCHEMA), with the stream and version.
+_DAMAGED_COLUMNS = "d.position, d.stream_id, d.version"
+_DAMAGED_JOIN = "LEFT JOIN rm_damaged d ON d.number = j.value"
 # One row per number asked, in the order asked. The numbers come as one JSON text on both databases
 # (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
 # element; one string is adapted at once and orjson writes it in C).
 _CHECK_ROWS_SQLITE = (
-    f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.key"
+    f"SELECT {_CHECK_COLUMNS}, {_DAMAGED_COLUMNS} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value "
+    f"{_DAMAGED_JOIN} ORDER BY j.key"
 )
 _CHECK_ROWS_PG = (
-    f"SELECT {_CHECK_COLUMNS} FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, ord) "
-    "LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.ord"
+    f"SELECT {_CHECK_COLUMNS}, {_DAMAGED_COLUMNS} FROM json_array_elements_text(?::json) WITH ORDINALITY AS "
+    f"j(value, ord) LEFT JOIN rm_checks c ON c.number = j.value {_DAMAGED_JOIN} ORDER BY j.ord"
 )
 
 
@@ -189,13 +194,22 @@ class ReadModels(PeopleQueries):
 
     def check_rows(self, numbers: Sequence[str]) -> tuple[int, list[CheckRow | None]]:
         """The applied position and each number's check row (None where unknown), in the order given,
-        read in one snapshot."""
+        read in one snapshot. A number whose stream has an event that does not decode has no answer:
+        EventUndecodable (the first such number's)."""
         sql = _CHECK_ROWS_PG if self.views_db.is_postgres else _CHECK_ROWS_SQLITE
         param = orjson.dumps(numbers).decode()
 
         def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, list[CheckRow | None]]:
             rows = cur.execute(sql, (param,)).fetchall()
-            return chosen["numbers"].position, [None if r[0] is None else r for r in rows]
+            found: list[CheckRow | None] = []
+            for r in rows:
+                if r[0] is None:
+                    found.append(None)
+                elif r[6] is None:
+                    found.append(r[:6])
+                else:
+                    raise errors.EventUndecodable(int(r[6]), str(r[7]), int(r[8]))
+            return chosen["numbers"].position, found
 
         return self.read(("numbers",), work)
 

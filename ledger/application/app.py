@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
+from ledger.adapters.mapper import LedgerMapper
 from ledger.application.commands import LifecycleCommands
 from ledger.application.pipeline import Command, execute, retrying
 from ledger.application.unit_of_work import CommandResult, StagedUnitOfWork, UnitOfWork
@@ -69,6 +70,8 @@ class LedgerApplication(LifecycleCommands, Application):
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.reader: EventLog = log_reader(self.recorder)
+        if isinstance(self.mapper, LedgerMapper):
+            self.mapper.locate = self.reader.position_of
         # The Merkle tree, signed heads and stream map (None on the in-memory store).
         self.proofs = proof_store(self.recorder)
         # Called with the position after each commit (wakes an in-process projector and feeds).
@@ -124,6 +127,10 @@ class LedgerApplication(LifecycleCommands, Application):
         if self.committer is not None:
             self.committer.close()
         super().close()
+
+    def construct_mapper(self) -> Any:
+        """The library's mapper, reporting an event that does not decode as ``EventUndecodable``."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LedgerMapper)
 
     # Snapshots: a cache of long streams, never evidence.
 
