@@ -8,10 +8,24 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from ledger.domain import errors
 from projections.simswap import SimSwapRow
 from projections.views import from_us, us
 
 T = TypeVar("T")
+
+
+def refuse_damaged(cur: Any, numbers: Sequence[str]) -> None:
+    """Raise EventUndecodable when one of these numbers (at most a few hundred) has a stored event that does
+    not decode (``rm_damaged``, see projections.projector): its rows stop before it, so nothing is answered
+    from them."""
+    row = cur.execute(
+        "SELECT position, stream_id, version FROM rm_damaged "
+        f"WHERE number IN ({','.join('?' * len(numbers))}) ORDER BY position LIMIT 1",
+        list(numbers),
+    ).fetchone()
+    if row is not None:
+        raise errors.EventUndecodable(int(row[0]), str(row[1]), int(row[2]))
 
 
 class PeopleQueries:
@@ -43,6 +57,7 @@ class PeopleQueries:
                     chunk,
                 ).fetchall()
                 found.update((r[0], SimSwapRow(*r[1:])) for r in rows)
+                refuse_damaged(cur, chunk)
             return chosen["sim_swaps"].position, found
 
         return self.read(("sim_swaps",), work)

@@ -16,7 +16,7 @@ from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
-from projections.people import PeopleQueries
+from projections.people import PeopleQueries, refuse_damaged
 from projections.recycling import (  # the decision's home; imported from here by earlier callers
     NO_DATA,
     CheckAnswer,
@@ -153,6 +153,7 @@ class ReadModels(PeopleQueries):
         keys = list(ids)
         for i in range(0, len(keys), CHUNK):
             chunk = keys[i : i + CHUNK]
+            refuse_damaged(conn, [ids[k] for k in chunk])
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
                 f"SELECT number_id, number, status, provisioned_us FROM rm_numbers WHERE number_id IN ({marks})",

@@ -81,6 +81,9 @@ def test_history_state_checks_and_commands_of_the_number_answer_data_loss(garble
     data_loss(lambda: stubs.recycling.CheckNumber(check, timeout=30), position)
     batch = [ledger_pb2.CheckQuery(number=n, since_date="2020-01-01") for n in (HEALTHY, DAMAGED)]
     data_loss(lambda: list(stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=batch)]))), position)
+    data_loss(lambda: stubs.recycling.GetClearance(rpb.GetClearanceRequest(number=DAMAGED)), position)
+    swap = rpb.GetSimSwapRequest(number=DAMAGED, min_position=head)
+    data_loss(lambda: stubs.recycling.GetSimSwap(swap, timeout=30), position)
     # The follower of the log meets it too, after the events before it.
     data_loss(lambda: list(stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=30)), position)
     # Verification reports it as before.
@@ -99,4 +102,20 @@ def test_other_numbers_answer_normally(garbled, clock) -> None:
     batch = [ledger_pb2.CheckQuery(number=HEALTHY, since_date=today)]
     (response,) = stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=batch)]))
     assert [r.status for r in response.results] == [ledger_pb2.CHECK_STATUS_NOT_CHANGED]
+    assert stubs.recycling.GetClearance(rpb.GetClearanceRequest(number=HEALTHY)).number == HEALTHY
+    swap = rpb.GetSimSwapRequest(number=HEALTHY, min_position=head)
+    assert stubs.recycling.GetSimSwap(swap, timeout=30).as_of_position >= head
     stubs.lifecycle.SuspendNumber(lpb.SuspendNumberRequest(request_id="s2", number=HEALTHY, reason=2))
+
+
+def test_the_export_of_the_number_is_refused_naming_the_position(garbled, settings, tmp_path, capsys) -> None:
+    from scripts import export_history
+    from tests.e2e.test_proofs import db_url
+
+    _, position, _ = garbled
+    out = tmp_path / "export.jsonl"
+    capsys.readouterr()
+    assert export_history.main(["--db", db_url(settings), "--number", DAMAGED, "-o", str(out)]) == 1
+    assert f"position {position} does not decode" in capsys.readouterr().err
+    assert not out.exists() and not export_history.partial_name(out).exists()
+    assert export_history.main(["--db", db_url(settings), "--number", HEALTHY, "-o", str(out)]) == 0
