@@ -238,7 +238,10 @@ class Projector(Following, Switching):
         notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
         last = notifications[-1].id if notifications else start - 1
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
-        damaged = {str(r[0]) for r in cur.execute("SELECT stream_id FROM rm_damaged").fetchall()}
+        damaged = {
+            str(r[0]): int(r[1])
+            for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
+        }
         self._apply(notifications, targets, cursors, damaged)
         if last > 0 and last not in hashes and any(g.position < last for g in targets.values()):
             hashes.update(self.log.chain_hashes([last]))
@@ -267,14 +270,14 @@ class Projector(Following, Switching):
         notifications: Sequence[Notification],
         targets: dict[str, Generation],
         cursors: dict[str, Any],
-        damaged: set[str],
+        damaged: dict[str, int],
     ) -> None:
         positions = {name: g.position for name, g in targets.items()}
         for n in notifications:
             interested = self._topics.get(n.topic)
             if not interested:
                 continue
-            if str(n.originator_id) in damaged:
+            if n.id > damaged.get(str(n.originator_id), n.id):
                 continue  # a stream is applied up to its first event that does not decode, never past it
             event = None
             for view in interested:
@@ -285,7 +288,7 @@ class Projector(Following, Switching):
                         event = self.mapper.to_domain_event(n)
                     except errors.EventUndecodable as e:
                         self._damaged(e, cursors)
-                        damaged.add(str(n.originator_id))
+                        damaged.setdefault(str(n.originator_id), n.id)
                         break
                 view.apply(event, n.id, cursors[view.name])
 

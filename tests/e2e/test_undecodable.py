@@ -60,7 +60,7 @@ def garbled(settings, clock, app):
     finally:
         store.close()
     running = running_server(settings, clock)
-    stubs, _ = next(running)
+    stubs, stubs.app = next(running)
     try:
         yield stubs, position, head
     finally:
@@ -119,3 +119,22 @@ def test_the_export_of_the_number_is_refused_naming_the_position(garbled, settin
     assert f"position {position} does not decode" in capsys.readouterr().err
     assert not out.exists() and not export_history.partial_name(out).exists()
     assert export_history.main(["--db", db_url(settings), "--number", HEALTHY, "-o", str(out)]) == 0
+
+
+def test_a_rebuild_of_the_views_meets_it_again(garbled, settings, clock) -> None:
+    stubs, position, head = garbled
+    assert stubs.projector.wait_for(head, 30)
+    from ledger.bootstrap import open_projector
+
+    rebuilder = open_projector(settings, stubs.app)  # as `ledger project --rebuild` in another process
+    try:
+        rebuilder.rebuild()  # from position 0 beside the serving generation, then switched to
+    finally:
+        rebuilder.close()
+    check = rpb.CheckNumberRequest(number=DAMAGED, since_date="2020-01-01")
+    data_loss(lambda: stubs.recycling.CheckNumber(check, timeout=30), position)
+    today = clock.now().date().isoformat()
+    check = rpb.CheckNumberRequest(number=HEALTHY, since_date=today)
+    assert stubs.recycling.CheckNumber(check, timeout=30).result.status == ledger_pb2.CHECK_STATUS_NOT_CHANGED
+    swap = rpb.GetSimSwapRequest(number=HEALTHY, min_position=head)
+    assert stubs.recycling.GetSimSwap(swap, timeout=30).as_of_position >= head
