@@ -165,7 +165,9 @@ async def _build(
         port = server.add_insecure_port(settings.listen)
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
-    ledger_server = LedgerServer(edge, server, progress, executor, health_servicer, budgets.stop, publisher)
+    ledger_server = LedgerServer(
+        edge, server, progress, executor, health_servicer, budgets.stop, publisher, drained=budgets.drained
+    )
     return ledger_server, port
 
 

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,11 +85,14 @@ class LedgerServer:
         health: HealthServicer,
         on_stop: Callable[[], None] = lambda: None,
         publisher: HeadPublisher | None = None,
+        drained: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
-        # Run on the loop when the stop begins (streams that wait on their client end then).
+        # Run on the loop when the stop begins (streams that wait on their client end then); ``drained``
+        # returns once the calls the stop waits for have returned.
         self.on_stop = on_stop
+        self.drained = drained
         self.stopping = False
 
     def start(self) -> None:
@@ -115,8 +118,24 @@ class LedgerServer:
         self.progress.stop()
         if self.publisher is not None:
             self.publisher.stop()
-        self.edge.loop.call_soon_threadsafe(self.on_stop)
-        return Stopped(self.edge.submit(self.server.stop(grace)), self.executor, self.edge)
+        return Stopped(self.edge.submit(self._stop(grace)), self.executor, self.edge)
+
+    async def _stop(self, grace: float | None) -> None:
+        # gRPC ends a call once its status is sent, and a status goes out after the messages queued before
+        # it: a stream whose client stopped reading keeps its call (and the stop) until the grace period
+        # ends, even once its handler returned. So once the calls the stop waits for are done, the rest
+        # are cancelled outright (a reset of their streams needs no room from the client).
+        stopped = asyncio.ensure_future(self.server.stop(grace))
+        await asyncio.sleep(0)  # the server takes no new call from here on
+        self.on_stop()
+        if self.drained is not None and grace:
+            try:
+                async with asyncio.timeout(grace):
+                    await self.drained()
+            except TimeoutError:
+                pass
+            await self.server.stop(0)
+        await stopped
 
 
 class Stopped:

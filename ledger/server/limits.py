@@ -37,6 +37,8 @@ IDLE_BOUNDED = ("/ledger.v1.RecyclingService/BatchCheck", *REFLECTION)
 # at once (UNAVAILABLE, or CANCELLED when it meets a send) instead of giving them the grace period.
 ENDED_AT_STOP = (HEALTH_WATCH, "/ledger.v1.RecyclingService/BatchCheck", "/ledger.v1.HistoryService/StreamEvents")
 STOPPING = "the server is stopping; retry (on another server, or once it is back)"
+# How often a stop cancels again the calls it ends at once that are still running.
+RECANCEL_SECONDS = 0.5
 
 
 class Budget:
@@ -158,6 +160,8 @@ class LimitInterceptor(MethodInterceptor):
         # (``ENDED_AT_STOP``): ended at once when the server stops.
         self._waiting_on_client: set[asyncio.Task[Any]] = set()
         self._client_paced: set[asyncio.Task[Any]] = set()
+        # The tasks of the other calls (unary calls, streams that end by themselves): a stop waits for them.
+        self._at_work: set[asyncio.Task[Any]] = set()
         self.stopping = False
 
     def budget_for(self, method: str, streaming: bool = True) -> Budget:
@@ -176,8 +180,23 @@ class LimitInterceptor(MethodInterceptor):
         the pool or blocked in a send the client does not read) end at once; calls at work get the grace
         period. Work already running on the pool finishes there, its answer dropped."""
         self.stopping = True
-        for task in [*self._waiting_on_client, *self._client_paced]:
+        self._cancel_waiting()
+
+    async def drained(self) -> None:
+        """Return once every call a stop waits for (all but those it ends at once) has returned; calls
+        that started before the stop and are still running, that is (a stopping server takes no new one)."""
+        while self._at_work:
+            await asyncio.wait(list(self._at_work))
+
+    def _cancel_waiting(self) -> None:
+        # Again every RECANCEL_SECONDS while any is left: a cancellation that lands inside gRPC's own send
+        # may be taken there for the client's and the handler resumed (an exit after the whole grace was
+        # seen under load once); the next one, or the stopping check before each response, ends it.
+        left = [task for task in [*self._waiting_on_client, *self._client_paced] if not task.done()]
+        for task in left:
             task.cancel()
+        if left:
+            asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self._cancel_waiting)
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler counted against the method's budget (and, for streams waiting on their client, the
@@ -193,9 +212,13 @@ class LimitInterceptor(MethodInterceptor):
     def _unary(self, budget: Budget, behaviour: Callable[..., Any], idle: float | None) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             release = await _take(budget, context)
+            task = asyncio.current_task()
+            if task is not None:
+                self._at_work.add(task)
             try:
                 return await behaviour(self._bounded(request, context, idle) if idle else request, context)
             finally:
+                self._at_work.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper
@@ -211,8 +234,12 @@ class LimitInterceptor(MethodInterceptor):
                 if self.stopping:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
                 self._client_paced.add(task)
+            elif task is not None:
+                self._at_work.add(task)
             try:
                 async for response in behaviour(self._bounded(request, context, idle) if idle else request, context):
+                    if ends_at_stop and self.stopping:
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
                     yield response
             except asyncio.CancelledError:
                 if not self.stopping:
@@ -220,6 +247,7 @@ class LimitInterceptor(MethodInterceptor):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
             finally:
                 self._client_paced.discard(task)  # type: ignore[arg-type]
+                self._at_work.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper
