@@ -26,8 +26,10 @@ from tests.procs import Serve
 tokens = test_auth_tls.tokens  # one token per role
 ATTACKERS = 40
 PROBES = 40
-# The probe's p99 must stay under this, or under 3 x its own p99 before the attack on a loaded machine.
-P99_BOUND = 0.100
+# The probe's p99 must stay under this, or under 3 x its own p99 before the attack. A starved probe fails
+# its 3 s deadline; the bound is that of a machine busy with other work (100-255 ms seen beside three CPU
+# burners on two cores; 10-95 ms on a quiet one, printed by the test).
+P99_BOUND = 0.500
 RSS_BOUND_MB = 300
 KNOWN = [number(500_000 + i) for i in range(2_000)]
 
