@@ -211,3 +211,36 @@ def test_sigterm_ends_batch_check_streams_at_once_whatever_their_queued_work(tmp
             call.cancel()
         channel.close()
         srv.kill()
+
+
+def test_sigterm_ends_event_feeds_whose_client_stopped_reading_at_once(tmp_path: Path) -> None:
+    """Feeds of a ledger of 20,000 events whose clients never read: each send waits for room the client never
+    gives, and a status goes out only after the messages queued before it. SIGTERM still ends them at once
+    (their streams are reset), instead of after the 10 s grace."""
+    srv = Serve(f"sqlite:///{tmp_path}/ledger.db")
+    stop = threading.Event()
+    calls: list[grpc.Future] = []
+    channel = grpc.insecure_channel(srv.target)
+    try:
+        for i in range(10):
+            srv.lifecycle.ProvisionNumbers(
+                lpb.ProvisionNumbersRequest(request_id=f"p{i}", numbers=[number(i * 2000 + k) for k in range(2000)]),
+                timeout=60,
+            )
+        feed = history_service_pb2_grpc.HistoryServiceStub(channel).StreamEvents
+        calls = [feed(hpb.StreamEventsRequest(from_position=1)) for _ in range(8)]
+        # Every feed is admitted (and sending) once one more is refused for the caller's stream budget.
+        with pytest.raises(grpc.RpcError) as refused:
+            next(feed(hpb.StreamEventsRequest(from_position=1)))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        started = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        took = time.monotonic() - started
+        print(f"8 never-read feeds of 20,000 events: SIGTERM to exit {took:.1f} s")
+        assert took < 6  # generous for a busy machine; the grace period is 10 s
+    finally:
+        stop.set()
+        for call in calls:
+            call.cancel()
+        channel.close()
+        srv.kill()
