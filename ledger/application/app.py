@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
-from ledger.adapters.mapper import LedgerMapper
+from ledger.adapters.log import LedgerMapper
 from ledger.application.commands import LifecycleCommands
 from ledger.application.pipeline import Command, execute, retrying
 from ledger.application.unit_of_work import CommandResult, StagedUnitOfWork, UnitOfWork
