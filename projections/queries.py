@@ -205,6 +205,7 @@ class ReadModels(PeopleQueries):
             if rows and rows[0][6]:
                 for i in range(0, len(numbers), CHUNK):
                     refuse_damaged(cur, numbers[i : i + CHUNK])
+                _refuse_unnamed(cur, [n for n, r in zip(numbers, rows, strict=True) if r[0] is None])
             return chosen["numbers"].position, [None if r[0] is None else r for r in rows]
 
         return self.read(("numbers",), work)
@@ -269,6 +270,19 @@ class ReadModels(PeopleQueries):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _refuse_unnamed(cur: Any, unknown: Sequence[str]) -> None:
+    """Raise EventUndecodable for a number the views do not know because its first event does not decode
+    (recorded in rm_damaged with its stream but no number): it is not unknown, its records are damaged."""
+    if not unknown:
+        return
+    rows = cur.execute("SELECT stream_id, position, version FROM rm_damaged WHERE number IS NULL").fetchall()
+    unnamed = {str(r[0]): r for r in rows}
+    for number in unknown:
+        found = unnamed.get(str(Number.create_id(number)))
+        if found is not None:
+            raise errors.EventUndecodable(int(found[1]), str(found[0]), int(found[2]))
 
 
 def _missing_table(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from tests.conftest import number, onboard_app, running_server
 from tests.e2e.tamper import Store
 
 STORES = ("sqlite", "postgres")
-DAMAGED, HEALTHY = number(1), number(2)
+DAMAGED, HEALTHY, UNNAMED = number(1), number(2), number(3)
 
 
 def error_info(e: grpc.RpcError) -> error_details_pb2.ErrorInfo:
@@ -45,9 +45,11 @@ def data_loss(call, position: int) -> None:
 @pytest.fixture
 def garbled(settings, clock, app):
     """Two numbers held by two subscribers; the Activated event of the first garbled (not JSON) before any
-    server or projector read it. Yields (stubs, position of the garbled event, head)."""
+    server or projector read it, and the first event of a third number (so the views never learn its name).
+    Yields (stubs, position of the first garbled event, head); ``stubs.unnamed`` is the other position."""
     onboard_app(app, DAMAGED, 1)
     onboard_app(app, HEALTHY, 2)
+    onboard_app(app, UNNAMED, 3)
     app.close()
     app.vault.store.close()
     store = Store(settings)
@@ -56,11 +58,14 @@ def garbled(settings, clock, app):
         position = stream[1]  # Provisioned, then Activated
         assert store.row(position)[2].endswith("Number.Activated")
         store.set_state(position, b"{not json")
+        unnamed = store.positions(Number.create_id(UNNAMED))[0]
+        store.set_state(unnamed, b"\x00\xff")
         head = store.max_position()
     finally:
         store.close()
     running = running_server(settings, clock)
     stubs, stubs.app = next(running)
+    stubs.unnamed = unnamed
     try:
         yield stubs, position, head
     finally:
@@ -84,6 +89,10 @@ def test_history_state_checks_and_commands_of_the_number_answer_data_loss(garble
     data_loss(lambda: stubs.recycling.GetClearance(rpb.GetClearanceRequest(number=DAMAGED)), position)
     swap = rpb.GetSimSwapRequest(number=DAMAGED, min_position=head)
     data_loss(lambda: stubs.recycling.GetSimSwap(swap, timeout=30), position)
+    # A number whose first event does not decode is not unknown (NO_DATA): its records are damaged.
+    unnamed = rpb.CheckNumberRequest(number=UNNAMED, since_date="2020-01-01", min_position=head)
+    data_loss(lambda: stubs.recycling.CheckNumber(unnamed, timeout=30), stubs.unnamed)
+    data_loss(lambda: stubs.history.GetNumberState(hpb.GetNumberStateRequest(number=UNNAMED)), stubs.unnamed)
     # The follower of the log meets it too, after the events before it.
     data_loss(lambda: list(stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=30)), position)
     # Verification reports it as before.
