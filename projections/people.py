@@ -8,11 +8,25 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from ledger.domain import errors
 from projections.simswap import UNTRUSTED, SimSwapRow
 from projections.views import from_us, us
 from projections.views.subscribers import SWAP_COLUMNS
 
 T = TypeVar("T")
+
+
+def refuse_damaged(cur: Any, numbers: Sequence[str]) -> None:
+    """Raise EventUndecodable when one of these numbers (at most a few hundred) has a stored event that does
+    not decode (``rm_damaged``, see projections.projector): its rows stop before it, so nothing is answered
+    from them."""
+    row = cur.execute(
+        "SELECT position, stream_id, version FROM rm_damaged "
+        f"WHERE number IN ({','.join('?' * len(numbers))}) ORDER BY position LIMIT 1",
+        list(numbers),
+    ).fetchone()
+    if row is not None:
+        raise errors.EventUndecodable(int(row[0]), str(row[1]), int(row[2]))
 
 
 class PeopleQueries:
@@ -63,6 +77,7 @@ class PeopleQueries:
                     else:
                         bad.append(r[1])
                         found[r[1]] = UNTRUSTED
+                refuse_damaged(cur, chunk)
             if bad:
                 self._untrusted("sim_swaps", table, bad, gen.position, "fails its keyed hash")
             missing = self._recorded([n for n in unique if n not in found], gen.position)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.adapters import log_reader
+from ledger.domain.errors import EventUndecodable
 from projections import generations as gens_
 from projections.db import Cursor, ViewsDatabase
 from projections.errors import ReadModelMismatch
@@ -41,6 +42,16 @@ log = logging.getLogger(__name__)
 
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
+
+# The stored events that do not decode, as the projectors met them (a fact of the log, not of a generation:
+# no generation renames it). The views apply nothing of such an event's stream from it on, so no row is
+# built on a gap; a check of a number named here answers DATA_LOSS (EVENT_UNDECODABLE) with the position.
+# ``number`` is the number whose stream it is, when the numbers view knew the stream before it.
+DAMAGED_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS rm_damaged (
+        position BIGINT PRIMARY KEY, stream_id TEXT NOT NULL, version BIGINT NOT NULL, number TEXT)""",
+    "CREATE INDEX IF NOT EXISTS rm_damaged_number ON rm_damaged (number)",
+)
 
 
 def _hex(digest: bytes | None) -> str | None:
@@ -101,6 +112,8 @@ class Projector(Following, Switching):
         with self._transaction() as cur:
             self._lock_views(cur)
             cur.execute(gens_.CONTROL_SCHEMA)
+            for statement in DAMAGED_SCHEMA:
+                cur.execute(statement)
             migrate_legacy(cur, self.views_db.is_postgres, _now_us())
             found = gens_.read_generations(cur)
             try:
@@ -230,7 +243,11 @@ class Projector(Following, Switching):
         notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
         last = notifications[-1].id if notifications else start - 1
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
-        touched = self._apply(notifications, targets, cursors)
+        damaged = {
+            str(r[0]): int(r[1])
+            for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
+        }
+        touched = self._apply(notifications, targets, cursors, damaged)
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
@@ -258,25 +275,59 @@ class Projector(Following, Switching):
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
 
     def _apply(
-        self, notifications: Sequence[Notification], targets: dict[str, Generation], cursors: dict[str, Any]
+        self,
+        notifications: Sequence[Notification],
+        targets: dict[str, Generation],
+        cursors: dict[str, Any],
+        damaged: dict[str, int],
     ) -> dict[str, set[UUID | str]]:
-        """Apply the events; returns, for each view with sealed rows, the streams (numbers) it wrote."""
+        """Apply the events, each stream up to its first event that does not decode (``damaged``: stream ->
+        position); returns, for each view with sealed rows, the streams (numbers) it wrote."""
         positions = {name: g.position for name, g in targets.items()}
         touched: dict[str, set[UUID | str]] = {view.name: set() for view in self.views if view.sealed}
         for n in notifications:
             interested = self._topics.get(n.topic)
             if not interested:
                 continue
+            if n.id > damaged.get(str(n.originator_id), n.id):
+                continue  # a stream is applied up to its first event that does not decode, never past it
             event = None
             for view in interested:
                 if n.id <= positions[view.name]:
                     continue  # this view already has it (another projector ran ahead)
                 if event is None:
-                    event = self.mapper.to_domain_event(n)
+                    try:
+                        event = self.mapper.to_domain_event(n)
+                    except EventUndecodable as e:
+                        self._damaged(e, cursors)
+                        damaged.setdefault(str(n.originator_id), n.id)
+                        break
                 view.apply(event, n.id, cursors[view.name])
                 if view.sealed:
                     touched[view.name].add(n.originator_id)
         return touched
+
+    def _damaged(self, e: EventUndecodable, cursors: dict[str, Any]) -> None:
+        """Record an event that does not decode (so the views go on, and its number answers DATA_LOSS)."""
+        log.error(
+            "the stored event at position %d (stream %s, version %d) does not decode: its stream is not "
+            "applied from there on, and checks of its number answer DATA_LOSS",
+            e.position,
+            e.stream_id,
+            e.version,
+        )
+        numbers = cursors.get("numbers")
+        found = None
+        if numbers is not None:
+            found = numbers.execute(
+                "SELECT number FROM rm_numbers WHERE number_id = ?", (UUID(e.stream_id).hex,)
+            ).fetchone()
+        cur = next(iter(cursors.values()))
+        cur.execute(
+            "INSERT INTO rm_damaged (position, stream_id, version, number) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (position) DO UPDATE SET number = COALESCE(rm_damaged.number, excluded.number)",
+            (e.position, e.stream_id, e.version, found[0] if found else None),
+        )
 
     def _lock_views(self, cur: Cursor) -> None:
         lock_views(cur, [v.name for v in self.views], self.views_db.is_postgres)

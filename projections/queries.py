@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from ledger.domain.errors import EventUndecodable
 from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
 from projections.errors import ReadModelMismatch, ReadModelRebuilding
-from projections.people import PeopleQueries
+from projections.people import PeopleQueries, refuse_damaged
 from projections.recycling import (
     UNTRUSTED,
     CheckAnswer,
@@ -44,15 +45,20 @@ CHUNK = 500
 
 _CHECK_COLUMNS = ", ".join(f"c.{c}" for c in (*CHECK_COLUMNS, "mac"))
 _SEALED = len(CHECK_COLUMNS)
+# A last column, after the check row's columns and its hash: how many stored events of the ledger do not
+# decode (the same in every row, computed once per statement; 0 but on a damaged ledger, see
+# projections.projector.DAMAGED_SCHEMA). Only when it is not 0 are the numbers asked looked up there.
+_DAMAGED_COUNT = "(SELECT COUNT(*) FROM rm_damaged)"
 # One row per number asked, in the order asked. The numbers come as one JSON text on both databases
 # (on PostgreSQL a text[] parameter cost psycopg a quarter of a BatchCheck's time to adapt, element by
 # element; one string is adapted at once and orjson writes it in C).
 _CHECK_ROWS_SQLITE = (
-    f"SELECT {_CHECK_COLUMNS} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.key"
+    f"SELECT {_CHECK_COLUMNS}, {_DAMAGED_COUNT} FROM json_each(?) j LEFT JOIN rm_checks c ON c.number = j.value "
+    "ORDER BY j.key"
 )
 _CHECK_ROWS_PG = (
-    f"SELECT {_CHECK_COLUMNS} FROM json_array_elements_text(?::json) WITH ORDINALITY AS j(value, ord) "
-    "LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.ord"
+    f"SELECT {_CHECK_COLUMNS}, {_DAMAGED_COUNT} FROM json_array_elements_text(?::json) WITH ORDINALITY AS "
+    "j(value, ord) LEFT JOIN rm_checks c ON c.number = j.value ORDER BY j.ord"
 )
 
 
@@ -167,6 +173,7 @@ class ReadModels(PeopleQueries):
         keys = list(ids)
         for i in range(0, len(keys), CHUNK):
             chunk = keys[i : i + CHUNK]
+            refuse_damaged(conn, [ids[k] for k in chunk])
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
                 f"SELECT {', '.join(NUMBER_COLUMNS)}, mac FROM rm_numbers WHERE number_id IN ({marks})", chunk
@@ -259,7 +266,8 @@ class ReadModels(PeopleQueries):
     def check_rows(self, numbers: Sequence[str]) -> tuple[int, list[CheckRow | None]]:
         """The applied position and each number's check row (None where unknown), in the order given,
         read in one snapshot. A row that fails its keyed hash, and a missing row of a number the view
-        should hold, is ``UNTRUSTED`` (its answer: READ_MODEL_MISMATCH)."""
+        should hold, is ``UNTRUSTED`` (its answer: READ_MODEL_MISMATCH). A number whose stream has an event
+        that does not decode has no answer: EventUndecodable (the first such number's)."""
         sql = _CHECK_ROWS_PG if self.views_db.is_postgres else _CHECK_ROWS_SQLITE
         param = orjson.dumps(numbers).decode()
         seal, _ = self._answering()
@@ -272,8 +280,13 @@ class ReadModels(PeopleQueries):
             append = rows.append
             absent: list[int] = []
             bad: list[str] = []
+            fetched = cur.execute(sql, (param,)).fetchall()
+            if fetched and fetched[0][_SEALED + 1]:
+                for i in range(0, len(numbers), CHUNK):
+                    refuse_damaged(cur, numbers[i : i + CHUNK])
+                _refuse_unnamed(cur, [n for n, r in zip(numbers, fetched, strict=True) if r[0] is None])
             # The hot path of every check: ``RowSeal.holds`` written out (one keyed hash per row).
-            for r in cur.execute(sql, (param,)).fetchall():
+            for r in fetched:
                 if r[0] is None:
                     absent.append(len(rows))
                     append(None)
@@ -359,6 +372,19 @@ class ReadModels(PeopleQueries):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _refuse_unnamed(cur: Any, unknown: Sequence[str]) -> None:
+    """Raise EventUndecodable for a number the views do not know because its first event does not decode
+    (recorded in rm_damaged with its stream but no number): it is not unknown, its records are damaged."""
+    if not unknown:
+        return
+    rows = cur.execute("SELECT stream_id, position, version FROM rm_damaged WHERE number IS NULL").fetchall()
+    unnamed = {str(r[0]): r for r in rows}
+    for number in unknown:
+        found = unnamed.get(str(Number.create_id(number)))
+        if found is not None:
+            raise EventUndecodable(int(found[1]), str(found[0]), int(found[2]))
 
 
 def _missing_table(exc: BaseException) -> bool:

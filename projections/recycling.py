@@ -64,7 +64,8 @@ class NumberRow:
 
 
 # What a recycling check reads of a number (the numbers view keeps it on the number's row): (number,
-# provisioned_us, current_activated_us, last_disconnected_us, closed JSON, ported_out_us).
+# provisioned_us, current_activated_us, last_disconnected_us, closed JSON, ported_out_us). Rows read for a
+# check carry a seventh value after these (see projections.queries), which the decision does not read.
 CheckRow = tuple[str, int, int | None, int | None, str, int | None]
 # A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders,
 # ported_out_us, no_data_reason), with status NOT_CHANGED, CHANGED or NO_DATA and a reason only for

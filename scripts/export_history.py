@@ -32,6 +32,7 @@ from ledger.adapters import open_read_only
 from ledger.adapters.log import LogReader, stored_transcoder
 from ledger.cli import RunFailed, UsageError, add_db_argument, existing_store, one_line_errors, partial_name
 from ledger.config import Settings
+from ledger.domain import errors
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn
 from ledger.domain.number import Number
@@ -39,6 +40,7 @@ from ledger.domain.subscriber import PERSONAL_DATA_TOPICS, sealed_personal_data
 from ledger.integrity import GENESIS
 
 if TYPE_CHECKING:
+    from ledger.integrity import ChainedEvent
     from ledger.proofs.store import ProofStore
 
 FORMAT = "ledger-export-v1"
@@ -46,7 +48,8 @@ HIDDEN = {"personal_data", "identity_key"}
 
 
 def readable(state: bytes, codec: JSONTranscoder) -> dict[str, Any]:
-    """An event's stored fields, decoded, without ciphertext and identity keys, as JSON values."""
+    """An event's stored fields, decoded, without ciphertext and identity keys, as JSON values; ValueError
+    (or TypeError) when the stored bytes do not decode."""
     return {k: _plain(v) for k, v in codec.decode(state).items() if k not in HIDDEN}
 
 
@@ -125,7 +128,7 @@ def export(
                 "stream_hash": e.stream_hash.hex() if e.stream_hash else "",
                 "chain_hash": e.chain_hash.hex() if e.chain_hash else "",
                 "previous_chain_hash": previous.get(e.position - 1, GENESIS).hex(),
-                "data": readable(e.state, codec),
+                "data": _data(e, codec),
             }
             if signed is not None:
                 line["inclusion_proof"] = [h.hex() for h in proofs.inclusion(e.position - 1, signed.size)]
@@ -139,6 +142,15 @@ def export(
         return len(events)
     finally:
         log.close()
+
+
+def _data(e: ChainedEvent, codec: JSONTranscoder) -> dict[str, Any]:
+    """The readable fields of an exported event; EventUndecodable (no export) when its state does not decode,
+    as GetNumberHistory answers DATA_LOSS: an export is the history, never a part of it."""
+    try:
+        return readable(e.state, codec)
+    except (ValueError, TypeError, AttributeError):
+        raise errors.EventUndecodable(e.position, str(UUID(e.stream_id)), e.version) from None
 
 
 def stream_head_proof(proofs: ProofStore, stream_id: UUID, head_size: int) -> dict[str, Any]:
@@ -207,8 +219,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--include-personal-data needs --purpose")
         personal = decrypt_personal_data(args.db, number, subscriber, args.purpose)
     partial = partial_name(args.output)
-    with partial.open("wb") as out:
-        count = export(args.db, out, number, subscriber, personal, args.head_size)
+    try:
+        with partial.open("wb") as out:
+            count = export(args.db, out, number, subscriber, personal, args.head_size)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # no part of a history is left behind as if it were one
+        raise
     partial.replace(args.output)  # complete: only now under its own name
     print(f"exported {count} events to {args.output}")
     return 0

@@ -158,7 +158,11 @@ def _check(e: dict[str, Any], codec: Any, heads: dict[str, tuple[int, bytes]], s
         return "stored bytes do not match the stream hash"
     if chain_hash(previous_chain, position, digest) != recorded_chain:
         return "global chain hash does not follow from the previous one"
-    if readable(state, codec) != e.get("data"):
+    try:
+        fields = readable(state, codec)
+    except (ValueError, TypeError, AttributeError):
+        return "stored bytes do not decode"
+    if fields != e.get("data"):
         return "readable fields differ from the stored bytes"
     heads[sid] = (version, digest)
     return ""

@@ -1,7 +1,8 @@
 """Reads of the event log that the library does not offer: several streams at once, with positions and
 the hash chains. The same SQL serves SQLite (position = rowid) and PostgreSQL (position =
 notification_id), through the application's recorder or through a read-only connection of an offline
-tool (``scripts/verify_ledger.py``, ``scripts/export_history.py``)."""
+tool (``scripts/verify_ledger.py``, ``scripts/export_history.py``); and the mapper that reports an event that
+does not decode with its position, in one place for every reader."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, StoredEvent, UUIDAsHex
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    UUIDAsHex,
+)
+from eventsourcing.utils import TopicError
 
+from ledger.domain import errors
 from ledger.integrity import ChainedEvent
 from ledger.proofs.store import ProofStore
 
@@ -25,6 +35,33 @@ class PositionedEvent:
 
     position: int
     stored: StoredEvent
+
+
+class LedgerMapper(Mapper[UUID]):
+    """Maps stored events to domain events; a stored event whose state does not decode, or whose topic
+    names no event class, raises ``EventUndecodable`` naming its position."""
+
+    # Finds an event's position from its stream and version (set by the application: a stored event read
+    # by stream carries no position; a notification does).
+    locate: Callable[[UUID, int], int | None] | None = None
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """The domain event, or EventUndecodable."""
+        try:
+            return super().to_domain_event(stored_event)
+        except (MapperDeserialisationError, TopicError):
+            raise self.undecodable(stored_event) from None
+
+    def undecodable(self, stored_event: StoredEvent) -> errors.EventUndecodable:
+        """The error for a stored event that does not decode, with its position when it can be found."""
+        stream_id, version = stored_event.originator_id, stored_event.originator_version
+        position = getattr(stored_event, "id", None)
+        if position is None and self.locate is not None:
+            try:
+                position = self.locate(UUID(str(stream_id)), version)
+            except Exception:  # the error being reported matters more than its position
+                position = None
+        return errors.EventUndecodable(int(position or 0), str(stream_id), version)
 
 
 def stored_transcoder() -> JSONTranscoder:

@@ -15,6 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, batch_store, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
+from ledger.adapters.log import LedgerMapper
 from ledger.application.commands import CompleteErasure
 from ledger.application.handlers import shred
 from ledger.application.pipeline import execute, retrying
@@ -64,6 +65,8 @@ class LedgerApplication(Application):
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.reader: EventLog = log_reader(self.recorder)
+        if isinstance(self.mapper, LedgerMapper):
+            self.mapper.locate = self.reader.position_of
         # The Merkle tree, signed heads and stream map (None on the in-memory store).
         self.proofs = proof_store(self.recorder)
         # Every batch this server writes is authenticated under a key derived from the master key.
@@ -170,6 +173,10 @@ class LedgerApplication(Application):
         if self.committer is not None:
             self.committer.close()
         super().close()
+
+    def construct_mapper(self) -> Any:
+        """The library's mapper, reporting an event that does not decode as ``EventUndecodable``."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LedgerMapper)
 
     # Snapshots: a cache of long streams, never evidence.
 

@@ -184,3 +184,21 @@ class RequestIdReused(Conflict):
 
 class ConcurrencyConflict(Conflict):
     """Raised when a command still conflicts with concurrent writers after bounded retries."""
+
+
+class EventUndecodable(LedgerError):
+    """Raised when a stored event does not decode (its state is not what the ledger wrote, or its type is
+    unknown): what depends on it cannot be answered, and is never guessed from the other events.
+    ``position`` is the event's place in the ledger (0 when it could not be found)."""
+
+    reason: ClassVar[str] = "EVENT_UNDECODABLE"
+
+    def __init__(self, position: int, stream_id: str, version: int) -> None:
+        self.position = position
+        self.stream_id = stream_id
+        self.version = version
+        where = f"position {position}" if position else f"stream {stream_id} version {version}"
+        super().__init__(
+            f"the stored event at {where} does not decode: the ledger is damaged there; "
+            "`ledger verify` reports it, and it must be restored from a backup"
+        )

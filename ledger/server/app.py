@@ -175,7 +175,15 @@ async def _build(
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen} (pass another --listen HOST:PORT)")
     ledger_server = LedgerServer(
-        edge, grpc_server, progress, executor, health_servicer, budgets.stop, publisher, http=http
+        edge,
+        grpc_server,
+        progress,
+        executor,
+        health_servicer,
+        budgets.stop,
+        publisher,
+        http=http,
+        drained=budgets.drained,
     )
     return ledger_server, port
 

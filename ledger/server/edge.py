@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -100,12 +100,15 @@ class LedgerServer:
         on_stop: Callable[[], None] = lambda: None,
         publisher: HeadPublisher | None = None,
         http: Beside | None = None,
+        drained: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
         self.http = http  # the HTTP port, when served
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
-        # Run on the loop when the stop begins (streams that wait on their client end then).
+        # Run on the loop when the stop begins (streams that wait on their client end then); ``drained``
+        # returns once the calls the stop waits for have returned.
         self.on_stop = on_stop
+        self.drained = drained
         self.stopping = False
 
     def start(self) -> None:
@@ -133,14 +136,27 @@ class LedgerServer:
         self.progress.stop()
         if self.publisher is not None:
             self.publisher.stop()
-        self.edge.loop.call_soon_threadsafe(self.on_stop)
         return Stopped(self.edge.submit(self._stop(grace)), self.executor, self.edge)
 
     async def _stop(self, grace: float | None) -> None:
-        if self.http is None:
-            await self.server.stop(grace)
-            return
-        await asyncio.gather(self.server.stop(grace), self.http.stop(grace))
+        # gRPC ends a call once its status is sent, and a status goes out after the messages queued before
+        # it: a stream whose client stopped reading keeps its call (and the stop) until the grace period
+        # ends, even once its handler returned. So once the calls the stop waits for are done, the rest
+        # are cancelled outright (a reset of their streams needs no room from the client).
+        stopped = asyncio.ensure_future(self.server.stop(grace))
+        http_stopped = asyncio.ensure_future(self.http.stop(grace)) if self.http is not None else None
+        await asyncio.sleep(0)  # the server takes no new call from here on
+        self.on_stop()
+        if self.drained is not None and grace:
+            try:
+                async with asyncio.timeout(grace):
+                    await self.drained()
+            except TimeoutError:
+                pass
+            await self.server.stop(0)
+        await stopped
+        if http_stopped is not None:
+            await http_stopped
 
 
 class Stopped:

@@ -101,6 +101,12 @@ def to_status(exc: BaseException) -> status_pb2.Status | None:
     if isinstance(exc, ReadModelMismatch):
         info = error_details_pb2.ErrorInfo(reason="READ_MODEL_MISMATCH", domain=DOMAIN)
         return _status(code_pb2.UNAVAILABLE, str(exc), info)
+    if isinstance(exc, errors.EventUndecodable):
+        log.error("stored event at position %d (stream %s, version %d) does not decode", exc.position,
+                  exc.stream_id, exc.version)  # fmt: skip
+        metadata = {"position": str(exc.position), "stream_id": exc.stream_id, "version": str(exc.version)}
+        info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=DOMAIN, metadata=metadata)
+        return _status(code_pb2.DATA_LOSS, str(exc), info)
     if isinstance(exc, NotImplementedError):
         return _status(code_pb2.UNIMPLEMENTED, "this RPC is not implemented in this version")
     if isinstance(exc, (OperationalError, PersistenceError)) or _is_database_outage(exc):

@@ -30,7 +30,13 @@ HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 REFLECTION = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 # Streams whose next request may be awaited only so long (the others send; a feed or a watch may be quiet).
 IDLE_BOUNDED = ("/ledger.v1.RecyclingService/BatchCheck", *REFLECTION)
+# Streams that go on at their client's pace for as long as it likes (a watch, a batch check stream, a feed):
+# their work is never done, and a send waits for as long as the client does not read, so a stop ends them
+# at once (UNAVAILABLE, or CANCELLED when it meets a send) instead of giving them the grace period.
+ENDED_AT_STOP = (HEALTH_WATCH, "/ledger.v1.RecyclingService/BatchCheck", "/ledger.v1.HistoryService/StreamEvents")
 STOPPING = "the server is stopping; retry (on another server, or once it is back)"
+# How often a stop cancels again the calls it ends at once that are still running.
+RECANCEL_SECONDS = 0.5
 
 
 class Budget:
@@ -142,8 +148,12 @@ class LimitInterceptor(MethodInterceptor):
             limits.max_reflection_streams,
             limits.max_streams_per_caller,
         )
-        # The tasks of calls now waiting on their client, ended at once when the server stops.
+        # The tasks of calls now waiting on their client, and of streams that go on at their client's pace
+        # (``ENDED_AT_STOP``): ended at once when the server stops.
         self._waiting_on_client: set[asyncio.Task[Any]] = set()
+        self._client_paced: set[asyncio.Task[Any]] = set()
+        # The tasks of the other calls (unary calls, streams that end by themselves): a stop waits for them.
+        self._at_work: set[asyncio.Task[Any]] = set()
         self.stopping = False
 
     def budget_for(self, method: str, streaming: bool = True) -> Budget:
@@ -157,11 +167,28 @@ class LimitInterceptor(MethodInterceptor):
         return self.streams
 
     def stop(self) -> None:
-        """The server is stopping (called on the loop): streams waiting on their client (for a request, or a
-        health watch) end at once with UNAVAILABLE; calls at work get the grace period."""
+        """The server is stopping (called on the loop): streams waiting on their client (for a request) and
+        streams that go on at their client's pace (watches, batch checks, feeds: whether at work, queued for
+        the pool or blocked in a send the client does not read) end at once; calls at work get the grace
+        period. Work already running on the pool finishes there, its answer dropped."""
         self.stopping = True
-        for task in list(self._waiting_on_client):
+        self._cancel_waiting()
+
+    async def drained(self) -> None:
+        """Return once every call a stop waits for (all but those it ends at once) has returned; calls
+        that started before the stop and are still running, that is (a stopping server takes no new one)."""
+        while self._at_work:
+            await asyncio.wait(list(self._at_work))
+
+    def _cancel_waiting(self) -> None:
+        # Again every RECANCEL_SECONDS while any is left: a cancellation that lands inside gRPC's own send
+        # may be taken there for the client's and the handler resumed (an exit after the whole grace was
+        # seen under load once); the next one, or the stopping check before each response, ends it.
+        left = [task for task in [*self._waiting_on_client, *self._client_paced] if not task.done()]
+        for task in left:
             task.cancel()
+        if left:
+            asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self._cancel_waiting)
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The handler counted against the method's budget (and, for streams waiting on their client, the
@@ -169,39 +196,50 @@ class LimitInterceptor(MethodInterceptor):
         streaming = handler.request_streaming or handler.response_streaming
         budget = self.budget_for(method, streaming)
         idle = self.limits.stream_idle_seconds if method.startswith(IDLE_BOUNDED) else None
-        waits = method == HEALTH_WATCH  # a watch only ever waits
+        ends_at_stop = method in ENDED_AT_STOP
         return wrap_handler(
-            handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle, waits)
+            handler, lambda b: self._unary(budget, b, idle), lambda b: self._stream(budget, b, idle, ends_at_stop)
         )
 
     def _unary(self, budget: Budget, behaviour: Callable[..., Any], idle: float | None) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
             release = await _take(budget, context)
+            task = asyncio.current_task()
+            if task is not None:
+                self._at_work.add(task)
             try:
                 return await behaviour(self._bounded(request, context, idle) if idle else request, context)
             finally:
+                self._at_work.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper
 
     def _stream(
-        self, budget: Budget, behaviour: Callable[..., Any], idle: float | None, waits: bool
+        self, budget: Budget, behaviour: Callable[..., Any], idle: float | None, ends_at_stop: bool
     ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             release = await _take(budget, context)
             context.add_done_callback(lambda _context: release())  # also when the generator is left unclosed
             task = asyncio.current_task()
-            if waits and task is not None:
-                self._waiting_on_client.add(task)
+            if ends_at_stop and task is not None:
+                if self.stopping:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+                self._client_paced.add(task)
+            elif task is not None:
+                self._at_work.add(task)
             try:
                 async for response in behaviour(self._bounded(request, context, idle) if idle else request, context):
+                    if ends_at_stop and self.stopping:
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
                     yield response
             except asyncio.CancelledError:
                 if not self.stopping:
                     raise
                 await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
             finally:
-                self._waiting_on_client.discard(task)  # type: ignore[arg-type]
+                self._client_paced.discard(task)  # type: ignore[arg-type]
+                self._at_work.discard(task)  # type: ignore[arg-type]
                 release()
 
         return wrapper

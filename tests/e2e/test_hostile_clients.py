@@ -26,8 +26,10 @@ from tests.procs import Serve
 tokens = test_auth_tls.tokens  # one token per role
 ATTACKERS = 40
 PROBES = 40
-# The probe's p99 must stay under this, or under 3 x its own p99 before the attack on a loaded machine.
-P99_BOUND = 0.100
+# The probe's p99 must stay under this, or under 3 x its own p99 before the attack. A starved probe fails
+# its 3 s deadline; the bound is that of a machine busy with other work (100-255 ms seen beside three CPU
+# burners on two cores; 10-95 ms on a quiet one, printed by the test).
+P99_BOUND = 0.500
 RSS_BOUND_MB = 300
 KNOWN = [number(500_000 + i) for i in range(2_000)]
 
@@ -168,3 +170,77 @@ def test_a_unary_probe_keeps_answering_during_the_attack(served, name: str) -> N
         for call in calls:
             call.cancel()
         probe.channel.close()
+
+
+def test_sigterm_ends_batch_check_streams_at_once_whatever_their_queued_work(tmp_path: Path) -> None:
+    """64 BatchCheck streams whose client never reads, each with its next requests read and queued for the
+    pool (far more work than the grace period: 10,000 checks each): SIGTERM ends them at once, so the server
+    exits in seconds, not after its 10 s grace. Before, they were left to the grace period: 10.3 s under
+    load (issue 23), and here even on a quiet machine since their queued work alone outlasts it."""
+    streams = 64
+    srv = Serve(
+        f"sqlite:///{tmp_path}/ledger.db",
+        env={"LEDGER_MAX_STREAMS_PER_CALLER": str(streams), "LEDGER_STREAM_WORK_PER_CALLER": "2"},
+    )
+    stop = threading.Event()
+    calls: list[grpc.Future] = []
+    channel = grpc.insecure_channel(srv.target)
+    try:
+        position = srv.lifecycle.ProvisionNumbers(
+            lpb.ProvisionNumbersRequest(request_id="p", numbers=KNOWN), timeout=60
+        ).position
+        ready = rpb.CheckNumberRequest(number=KNOWN[0], since_date="2026-01-01", min_position=position)
+        srv.recycling.CheckNumber(ready, timeout=60)  # the read model serves
+        recycling = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+        calls = [recycling.BatchCheck(big_requests(stop)) for _ in range(streams)]
+        # Every stream is admitted (and working) once one more is refused for the caller's stream budget.
+        extra = recycling.BatchCheck(big_requests(stop))
+        with pytest.raises(grpc.RpcError) as refused:
+            next(extra)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        started = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        took = time.monotonic() - started
+        print(f"{streams} never-read BatchCheck streams: SIGTERM to exit {took:.1f} s")
+        # Generous for a busy machine (the work on the pool at the signal finishes, then the process exits),
+        # and well under the 10 s grace period the streams used to be given.
+        assert took < 6
+    finally:
+        stop.set()
+        for call in calls:
+            call.cancel()
+        channel.close()
+        srv.kill()
+
+
+def test_sigterm_ends_event_feeds_whose_client_stopped_reading_at_once(tmp_path: Path) -> None:
+    """Feeds of a ledger of 20,000 events whose clients never read: each send waits for room the client never
+    gives, and a status goes out only after the messages queued before it. SIGTERM still ends them at once
+    (their streams are reset), instead of after the 10 s grace."""
+    srv = Serve(f"sqlite:///{tmp_path}/ledger.db")
+    stop = threading.Event()
+    calls: list[grpc.Future] = []
+    channel = grpc.insecure_channel(srv.target)
+    try:
+        for i in range(10):
+            srv.lifecycle.ProvisionNumbers(
+                lpb.ProvisionNumbersRequest(request_id=f"p{i}", numbers=[number(i * 2000 + k) for k in range(2000)]),
+                timeout=60,
+            )
+        feed = history_service_pb2_grpc.HistoryServiceStub(channel).StreamEvents
+        calls = [feed(hpb.StreamEventsRequest(from_position=1)) for _ in range(8)]
+        # Every feed is admitted (and sending) once one more is refused for the caller's stream budget.
+        with pytest.raises(grpc.RpcError) as refused:
+            next(feed(hpb.StreamEventsRequest(from_position=1)))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        started = time.monotonic()
+        assert srv.stop(timeout=30) == 0
+        took = time.monotonic() - started
+        print(f"8 never-read feeds of 20,000 events: SIGTERM to exit {took:.1f} s")
+        assert took < 6  # generous for a busy machine; the grace period is 10 s
+    finally:
+        stop.set()
+        for call in calls:
+            call.cancel()
+        channel.close()
+        srv.kill()

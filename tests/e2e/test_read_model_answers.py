@@ -65,7 +65,7 @@ def test_min_position_beyond_the_head_without_a_deadline_answers_behind_in_about
         )
     elapsed = time.monotonic() - started
     assert _reason(caught.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "READ_MODEL_BEHIND")
-    assert 4.5 <= elapsed <= 7.0, elapsed
+    assert 4.5 <= elapsed <= 10.0, elapsed  # the 5 s default wait, with room for a busy machine
 
 
 def test_min_position_with_a_deadline_answers_behind_before_it(server) -> None:
@@ -106,7 +106,8 @@ def test_cancelled_waits_leave_the_server_answering_and_sigterm_exits_within_the
         call.cancel()
     cancelled_at = time.monotonic()
     result = _check(server.recycling, number(1))  # a normal check, right after
-    assert time.monotonic() - cancelled_at < 1.0 and result.number == number(1)
+    # (Generous for a busy machine: the cancelled waits would hold it for their 5 s otherwise.)
+    assert time.monotonic() - cancelled_at < 3.0 and result.number == number(1)
     # SIGTERM while 40 waits are in progress: they answer at once, the server exits 0 well within the grace.
     calls = [server.recycling.CheckNumber.future(far) for _ in range(40)]
     time.sleep(1.0)

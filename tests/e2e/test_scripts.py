@@ -320,7 +320,7 @@ def test_batch_check_answers_match_the_tenures_on_every_date(server, settings) -
     rows = read_models.numbers(numbers)
     _, check_rows = read_models.check_rows(numbers)
     assert [None if n not in rows else rows[n].check_row() for n in numbers] == [
-        None if r is None else tuple(r) for r in check_rows
+        None if r is None else tuple(r)[:6] for r in check_rows
     ]
     # Every 9th day up to the ledger's today (its clock reads 2026-01-05): later dates are refused.
     dates = [date(2022, 12, 1) + timedelta(days=9 * k) for k in range(126)]
