@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 from concurrent import futures
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import grpc
@@ -28,6 +29,7 @@ from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
+from ledger.server.status import StatusReport
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
@@ -105,6 +107,8 @@ async def _build(
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     ledger_server: LedgerServer | None = None
+    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
+    status = StatusReport(app, settings, read_models, publisher, started_at=datetime.now(UTC))
     feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(
@@ -115,10 +119,10 @@ async def _build(
             auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store)),
             publisher=publisher,
             stopping=lambda: ledger_server is not None and ledger_server.stopping,
+            status=status,
         ),
         server,
     )
-    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store))
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
