@@ -59,7 +59,7 @@ def in_words(error: grpc.RpcError, target: str) -> list[str]:
         ]
     lines = [f"refused: {code.name}: {details}"]
     status = _status(error)
-    reason, fields = "", []
+    reason, fields = "", list[str]()
     for detail in status.details if status is not None else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
