@@ -217,7 +217,9 @@ def detail(event: lpb.LedgerEvent) -> str:
     if kind == "NumberSimSwapped":
         return f"{d.get('reason', '')}, new SIM …{str(d.get('new_iccid', ''))[-4:]}"
     if kind == "NumberSuspended":
-        return str(d.get("reason", ""))
+        return f"{d.get('reason', '')}, {d['note']}" if d.get("note") else str(d.get("reason", ""))
+    if kind == "NumberResumed":
+        return str(d.get("note", ""))
     if kind == "NumberDisconnected":
         return f"{d.get('reason', '')}, quarantine to {day('quarantine_until')}"
     if kind == "NumberDataClearanceConfirmed":
@@ -230,7 +232,7 @@ def detail(event: lpb.LedgerEvent) -> str:
         return f"from {d.get('donor_operator', '')}"
     if kind == "SubscriberRegistered":
         state = enum_name(event, "personal_data_state")
-        return f"{d.get('id_type', '')}, personal data {state.lower()}"
+        return f"{d.get('id_type', '')}, data {state.lower()}"
     if kind == "SubscriberIdentityVerified":
         return f"{d.get('method', '')} via {d.get('channel', '')}"
     if kind == "SubscriberErasureRequested":
@@ -239,7 +241,7 @@ def detail(event: lpb.LedgerEvent) -> str:
         return str(d.get("legal_basis", ""))
     if kind == "AccessLogPersonalDataRead":
         return f"purpose: {d.get('purpose', '')}"
-    return ", ".join(f"{k} {plain(v)}" for k, v in d.items())
+    return ", ".join(f"{k} {plain(v)}" for k, v in d.items() if v not in ("", None, []))
 
 
 @dataclass
@@ -281,9 +283,10 @@ def show_history(s: Session, as_of: date | datetime | None) -> int:
             reason = json_format.MessageToDict(e.data).get("reason")
             if reason:
                 tenures[-1].ended += f", {reason}"
-    scope = f" up to {times.long(until)}" if until is not None else ""
-    s.print(f"History of {args.number}{scope}: {plural(len(events), 'event')}, {plural(len(tenures), 'tenure')}")
-    s.print(f"Times in {times.zone_name}" + ("" if times.utc_only else " and UTC") + ".", "")
+    s.print(f"History of {args.number}: {plural(len(events), 'event')}, {plural(len(tenures), 'tenure')}")
+    if until is not None:
+        s.print(f"Up to {times.long(until)}.")
+    s.print(times.legend(), "")
     rows = [
         [
             str(e.position),
@@ -295,7 +298,7 @@ def show_history(s: Session, as_of: date | datetime | None) -> int:
         ]
         for e in events
     ]
-    headers = ["POS", *times.headers(), "HOLDER", "WHAT", "DETAIL", "ACTOR"]
+    headers = ["POS", *times.headers(), "WHO", "WHAT", "DETAIL", "ACTOR"]
     widths = [6, *times.widths(), 6, 13, None, None]
     s.print(*table(headers, rows, widths))
     s.print("", "Who held the number")
@@ -305,7 +308,10 @@ def show_history(s: Session, as_of: date | datetime | None) -> int:
     for t in tenures:
         s.print(f"  {t.label}  subscriber {t.subscriber_id}")
         s.print(f"      from {times.long(t.start)}")
-        s.print(f"      to   {times.long(t.end)}, {t.ended}" if t.end is not None else "      to   now (holds it)")
+        if t.end is not None:
+            s.print(f"      to   {times.long(t.end)}, {t.ended}")
+        else:
+            s.print("      to   then: held it at that time" if until is not None else "      to   now: holds it")
         registered = personal.get(t.subscriber_id)
         if registered is not None and args.personal_data:
             s.print(f"      {_personal(registered)}")
@@ -516,7 +522,7 @@ def show_trace(s: Session) -> int:
     first = events[0]
     where = f"{first.position}-{events[-1].position}" if len(events) > 1 else str(first.position)
     s.print(f"Request {args.request_id}: {plural(len(events), 'event')} at position {where}")
-    s.print(*pairs([("by", first.actor), ("at", times.long(first.recorded_at))]), "")
+    s.print(*pairs([("by", first.actor), ("at", times.long(first.recorded_at))]), times.legend(), "")
     rows = [
         [
             str(e.position),

@@ -54,8 +54,8 @@ def in_words(error: grpc.RpcError, target: str) -> list[str]:
     if not reachable(error):
         return [
             f"no ledger server answers at {target} ({code.name}: {details})",
-            "what to do: start one (ledger serve), or pass --target HOST:PORT / LEDGER_TARGET; for a server "
-            "with TLS pass --tls-ca (and --tls-cert/--tls-key when it asks for a client certificate)",
+            "what to do: start one (ledger serve), or pass --target HOST:PORT / LEDGER_TARGET;",
+            "  a server with TLS needs --tls-ca (and --tls-cert/--tls-key if it asks for a client certificate)",
         ]
     lines = [f"refused: {code.name}: {details}"]
     status = _status(error)

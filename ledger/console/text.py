@@ -61,11 +61,15 @@ class Times:
 
     def headers(self) -> list[str]:
         """The column titles of :meth:`columns`."""
-        return ["WHEN (UTC)"] if self.utc_only else [f"WHEN ({self.zone_name})", "UTC"]
+        return ["WHEN (UTC)"] if self.utc_only else ["WHEN", "UTC"]
+
+    def legend(self) -> str:
+        """The line that says which zone a table's times are in."""
+        return "Times in UTC." if self.utc_only else f"Times in {self.zone_name} (WHEN) and in UTC."
 
     def widths(self) -> list[int]:
-        """The widths of :meth:`columns` (the local column as wide as its title)."""
-        return [19] if self.utc_only else [max(19, len(self.headers()[0])), 11]
+        """The widths of :meth:`columns`."""
+        return [19] if self.utc_only else [19, 11]
 
 
 def enum_name(message: Message, field: str) -> str:

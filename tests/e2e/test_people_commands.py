@@ -99,7 +99,7 @@ def test_each_command_answers_and_its_json_is_the_rpc(server, clock, capsys) -> 
     for mark in ("DISCONNECTED", "CLEARANCE", "RELEASED", "ERASED"):
         assert mark in out, mark
     assert f"H1  subscriber {ids['first']}" in out and f"H2  subscriber {ids['second']}" in out
-    assert "disconnected, " in out and "to   now (holds it)" in out
+    assert "disconnected, " in out and "to   now: holds it" in out
     assert all(len(line) <= 100 for line in out.splitlines()), max(out.splitlines(), key=len)
     code, out, _ = people(capsys, "history", number(1), "--json", *target)
     rpc = list(stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=number(1))))
@@ -107,7 +107,7 @@ def test_each_command_answers_and_its_json_is_the_rpc(server, clock, capsys) -> 
     # As of a moment of the first tenure: one holder, holding it then.
     code, out, _ = people(capsys, "history", number(1), "--as-of", ids["between"], *target)
     assert code == 0 and "1 tenure" in out and "H2" not in out and "SIM SWAP" in out and "SUSPENDED" not in out
-    assert "to   now (holds it)" in out
+    assert "to   then: held it at that time" in out
     # Personal data: shown for the holder whose data is kept, recorded as read, never for the erased one.
     code, out, _ = people(
         capsys, "history", number(1), "--personal-data", "--purpose", "complaint 7", "--tz", "UTC", *target
