@@ -69,3 +69,10 @@ def test_projections_and_scripts_never_import_the_server() -> None:
     for folder in ("projections", "scripts", "bench"):
         if (ROOT / folder).exists():
             assert _violations(ROOT / folder, ("ledger.server",)) == []
+
+
+def test_the_commands_for_people_are_clients_of_a_server() -> None:
+    """They ask a running server over gRPC, as any client does: nothing of the server or the store."""
+    forbidden = ("ledger.server", "ledger.application", "ledger.adapters", "ledger.bootstrap", "projections")
+    assert _violations(ROOT / "ledger" / "console", forbidden) == []
+    assert not any(n.startswith(forbidden) for n in imports_of(ROOT / "ledger" / "connection.py"))
