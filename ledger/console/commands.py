@@ -122,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     channel = connection.channel()
     try:
         return plan(Session(args, channel))
+    except BrokenPipeError:
+        # The reader stopped reading (`ledger trace ID | head`): nothing more to say, and no one to say it to.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ANSWERED
     except grpc.RpcError as e:
         lines = in_words(e, connection.target)
         print(f"ledger {args.command}: {lines[0]}", file=sys.stderr)
@@ -361,6 +365,9 @@ def show_check(s: Session, since: date | None) -> int:
         items.append(("ported out", times.long(r.ported_out_at)))
     items.append(("as of position", f"{r.as_of_position} (head {r.head_position})"))
     s.print(*pairs(items))
+    if r.as_of_position < r.head_position:
+        behind = r.head_position - r.as_of_position
+        s.print(f"note: the read model was {plural(behind, 'event')} behind the head; `ledger status` shows why")
     return EXIT_ANSWERED
 
 
@@ -417,7 +424,7 @@ def show_status(s: Session) -> int:
         if state != "serving":
             problems.append(f"read model {v.name} is {state} (at {v.position} of {status.head_position})")
         elif v.lag > LAG_WORTH_A_LOOK:
-            problems.append(f"read model {v.name} is {v.lag} events behind")
+            problems.append(f"read model {v.name} is {v.lag} events behind (is its projector running?)")
     uncovered = status.head_position - status.signed_head_size
     interval = int(policy.get("signed_head_interval_seconds", 0) or 0)
     signed_at = times.moment(status.signed_head_at)
@@ -425,8 +432,10 @@ def show_status(s: Session) -> int:
     since = signed_at or times.moment(status.started_at) or now
     if interval and uncovered > 0 and now - since > timedelta(seconds=2 * interval + 60):
         problems.append(f"{uncovered} events are covered by no signed head (one is signed every {interval} s)")
-    verdict = "OK: every read model serving" if not problems else "ATTENTION: " + "; ".join(problems)
-    s.print(clip(verdict, 100), "")
+    if problems:
+        s.print("ATTENTION:", *(f"  - {clip(p, 96)}" for p in problems), "")
+    else:
+        s.print("OK: every read model serving", "")
     started = times.moment(status.started_at)
     up = f", up {_duration(now - started)}" if started is not None else ""
     items = [

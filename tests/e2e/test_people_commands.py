@@ -255,3 +255,34 @@ def test_over_mutual_tls(settings, clock, tokens, tmp_path: Path, capsys) -> Non
         assert code == 3 and "--tls-ca" in err
         code, _, err = people(capsys, "status", *base, "--tls-ca", str(c["ca.crt"]))
         assert code == 3
+
+
+def test_status_says_what_needs_attention_and_check_says_it_is_behind(tmp_path: Path, capsys) -> None:
+    from tests.procs import Serve
+
+    server = Serve(f"sqlite:///{tmp_path}/ledger.db", extra=("--no-projections",))
+    try:
+        numbers = [f"+86138001{i:05d}" for i in range(1500)]
+        server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="many", numbers=numbers), timeout=60)
+        target = ("--target", server.target)
+        code, out, err = people(capsys, "status", *target)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert lines[0] == "ATTENTION:"
+        for n, view in enumerate(("numbers", "sim_swaps", "compliance", "erasure"), 1):
+            assert lines[n] == f"  - read model {view} is 1501 events behind (is its projector running?)"
+        code, out, err = people(capsys, "check", numbers[0], *target)
+        assert code == 0 and ": NO_DATA" in out, err
+        assert out.splitlines()[-1] == "note: the read model was 1501 events behind the head; `ledger status` shows why"
+        # A reader that stops reading ends the command quietly.
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+        piped = subprocess.run(
+            ["bash", "-c", f"{sys.executable} -m ledger trace many --target {server.target} | head -1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert piped.stdout == "Request many: 1500 events at position 1-1500\n" and piped.stderr == ""
+    finally:
+        assert server.stop() == 0
