@@ -286,3 +286,23 @@ def test_status_says_what_needs_attention_and_check_says_it_is_behind(tmp_path: 
         assert piped.stdout == "Request many: 1500 events at position 1-1500\n" and piped.stderr == ""
     finally:
         assert server.stop() == 0
+
+
+def test_verify_is_not_ok_on_a_changed_event(server, settings, capsys) -> None:
+    from ledger.domain.number import Number
+    from tests.e2e.tamper import Store
+
+    stubs, _ = server
+    stubs.onboard(number(1), seq=1)
+    store = Store(settings)
+    try:
+        changed = store.positions(Number.create_id(number(1)))[-1]
+        store.set_state(changed, store.row(changed)[3].replace(b"}", b',"note":"forged"}', 1))
+    finally:
+        store.close()
+    code, out, _ = people(capsys, "verify", "--target", stubs.target)
+    assert code == 1 and out.startswith("NOT OK: the whole ledger does not verify")
+    assert f"  first bad position  {changed}" in out and "what to do: keep the store as it is" in out
+    code, out, _ = people(capsys, "verify", "--number", number(1), "--json", "--target", stubs.target)
+    shown = json.loads(out)
+    assert code == 1 and "ok" not in shown and shown["firstBadPosition"] == str(changed)
