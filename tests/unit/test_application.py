@@ -351,3 +351,25 @@ def test_a_number_out_of_service_cannot_be_swapped_or_disconnected(ledger) -> No
             request_id="c-1", actor="crm", number=NUMBER, tenure_id=UUID(int=1), holder="crm", evidence_ref="j"
         )
     assert topics(ledger) == ["Number.Provisioned", "RequestRecord.Recorded"]
+
+
+def test_a_trace_gives_the_events_of_one_request_and_nothing_around_them(ledger: LedgerApplication) -> None:
+    from ledger.application.trace import request_events
+
+    ledger.provision_numbers(request_id="p-1", actor="crm", numbers=[NUMBER, OTHER])
+    sid = verified(ledger)
+    activate(ledger, sid)
+    provisioned = request_events(ledger, "p-1")
+    assert provisioned is not None
+    assert [(i.type_name, i.number) for i in provisioned] == [
+        ("NumberProvisioned", NUMBER),
+        ("NumberProvisioned", OTHER),
+    ]
+    activated = request_events(ledger, "a-1")
+    assert activated is not None
+    # The number's event; the SIM's and the identity's bookkeeping streams are the ledger's own.
+    assert [(i.type_name, i.number, i.subscriber_id) for i in activated] == [("NumberActivated", NUMBER, sid)]
+    # A retry records nothing new and traces the same.
+    ledger.provision_numbers(request_id="p-1", actor="crm", numbers=[NUMBER, OTHER])
+    assert request_events(ledger, "p-1") == provisioned
+    assert request_events(ledger, "never-sent") is None  # the server answers errors.RequestNotFound
