@@ -86,7 +86,7 @@ class Connection:
         else:
             channel = grpc.insecure_channel(self.target, options=list(options))
         if self.token:
-            return grpc.intercept_channel(channel, BearerToken(self.token))
+            return grpc.intercept_channel(channel, AddMetadata([("authorization", f"Bearer {self.token.strip()}")]))
         return channel
 
 
@@ -109,33 +109,35 @@ class _Details(grpc.ClientCallDetails):
         self.compression = getattr(details, "compression", None)
 
 
-class BearerToken(
+class AddMetadata(
     grpc.UnaryUnaryClientInterceptor,
     grpc.UnaryStreamClientInterceptor,
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds ``authorization: Bearer <token>`` to every call of a channel."""
+    """Adds metadata (``authorization: Bearer <token>``, say) to every call of a channel; a call's own
+    value of the same key gives way."""
 
-    def __init__(self, token: str) -> None:
-        self.header = ("authorization", f"Bearer {token.strip()}")
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.pairs = list(pairs)
+        self.keys = {k for k, _ in pairs}
 
-    def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        metadata = [m for m in (details.metadata or ()) if m[0] != "authorization"]
-        return _Details(details, [*metadata, self.header])
+    def _with_metadata(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = [m for m in (details.metadata or ()) if m[0] not in self.keys]
+        return _Details(details, [*metadata, *self.pairs])
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        """Send a unary call with the token."""
-        return continuation(self._with_token(details), request)
+        """Send a unary call with the metadata."""
+        return continuation(self._with_metadata(details), request)
 
     def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        """Send a server-streaming call with the token."""
-        return continuation(self._with_token(details), request)
+        """Send a server-streaming call with the metadata."""
+        return continuation(self._with_metadata(details), request)
 
     def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
-        """Send a client-streaming call with the token."""
-        return continuation(self._with_token(details), requests)
+        """Send a client-streaming call with the metadata."""
+        return continuation(self._with_metadata(details), requests)
 
     def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
-        """Send a bidirectional call with the token."""
-        return continuation(self._with_token(details), requests)
+        """Send a bidirectional call with the metadata."""
+        return continuation(self._with_metadata(details), requests)

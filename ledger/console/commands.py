@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from ledger.cli import UsageError
-from ledger.connection import Connection, add_connection_arguments
+from ledger.connection import AddMetadata, Connection, add_connection_arguments
 from ledger.console.refusals import EXIT_ANSWERED, EXIT_REFUSED, exit_code, in_words, reachable
 from ledger.console.text import Times, clip, enum_name, pairs, plain, plural, short_id, table
 from ledger.v1 import history_service_pb2 as hpb
@@ -25,6 +26,7 @@ from ledger.v1 import history_service_pb2_grpc, recycling_service_pb2_grpc
 from ledger.v1 import ledger_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
 
+ACTOR_KEY = "x-ledger-actor"  # the metadata a server without --auth records as the actor
 COMMANDS = ("history", "check", "simswap", "status", "verify", "trace")
 # A call that has not answered in this long is given up (exit 3: the server did not answer).
 CALL_SECONDS = 60.0
@@ -120,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     connection = Connection.from_args(args)
     plan = _plan(args)
     channel = connection.channel()
+    if connection.token is None:
+        channel = _named(channel)
     try:
         return plan(Session(args, channel))
     except BrokenPipeError:
@@ -134,6 +138,16 @@ def run(args: argparse.Namespace) -> int:
         return exit_code(e)
     finally:
         channel.close()
+
+
+def _named(channel: grpc.Channel) -> grpc.Channel:
+    """Without a token (a local server without --auth) the server records the actor a caller names: the
+    person's login, so that a disclosure's record says who read the data."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry): the peer is recorded
+        return channel
+    return grpc.intercept_channel(channel, AddMetadata([(ACTOR_KEY, user)]))
 
 
 def _plan(args: argparse.Namespace) -> Callable[[Session], int]:

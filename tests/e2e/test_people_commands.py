@@ -5,6 +5,7 @@ tokens, and over TLS."""
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import subprocess
 import sys
@@ -114,6 +115,10 @@ def test_each_command_answers_and_its_json_is_the_rpc(server, clock, capsys) -> 
     )
     assert code == 0 and "Subscriber 2, RESIDENT_ID_CARD" in out and "personal data erased" in out
     assert "Subscriber 1" not in out and "Times in UTC." in out
+    # The read is recorded, by the person's login (a server without --auth records the actor named).
+    code, out, _ = people(capsys, "history", number(1), "--json", *target)
+    reads = [r["event"] for r in json.loads(out) if r["event"]["type"] == "AccessLogPersonalDataRead"]
+    assert code == 0 and [(r["actor"], r["data"]["purpose"]) for r in reads] == [(getpass.getuser(), "complaint 7")]
 
     code, out, _ = people(capsys, "check", number(1), *target)
     assert code == 0 and f"{number(1)} since {datetime.now(UTC).date()} (UTC): NOT_CHANGED" in out
