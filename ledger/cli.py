@@ -92,7 +92,8 @@ def describe(error: BaseException) -> str | None:
         if code == grpc.StatusCode.UNAVAILABLE:
             return (
                 f"no ledger server answers ({_first_line(error.details())}); "
-                "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET"
+                "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET "
+                "(and --tls-ca for a server with TLS)"
             )
         return f"the server refused the call: {code.name}: {_first_line(error.details())}"
     # A database without the ledger's tables: a URL pointing at the wrong database, or one not migrated.
