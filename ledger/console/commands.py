@@ -280,15 +280,16 @@ def show_history(s: Session, as_of: date | datetime | None) -> int:
         number=args.number, include_personal_data=args.personal_data, purpose=(args.purpose or "").strip()
     )
     responses = list(s.history.GetNumberHistory(request, timeout=CALL_SECONDS))
-    times = s.times() if not args.json or (as_of is not None and not isinstance(as_of, datetime)) else None
     until = None
     if as_of is not None:
-        until = _moment(as_of, times) if times is not None else _moment(as_of, Times("UTC"))
+        # A date, or a time without offset, is in the policy's zone (asked of the server only then).
+        aware = isinstance(as_of, datetime) and as_of.tzinfo is not None
+        until = _moment(as_of, Times("UTC") if aware else s.times())
         responses = [r for r in responses if r.event.occurred_at.ToDatetime(tzinfo=UTC) <= until]
     if args.json:
         s.json(responses)
         return EXIT_ANSWERED
-    assert times is not None
+    times = s.times()
     events = [r.event for r in responses]
     labels: dict[str, str] = {}
     tenures: list[Tenure] = []
@@ -355,15 +356,14 @@ CHECK_MEANING = {
 def show_check(s: Session, since: date | None) -> int:
     """``ledger check NUMBER [--since DATE]``."""
     args = s.args
-    times = s.times() if since is None or not args.json else None
-    day = since or datetime.now(times.zone if times is not None else UTC).date()
+    day = since or datetime.now(s.times().zone).date()
     response = s.recycling.CheckNumber(
         rpb.CheckNumberRequest(number=args.number, since_date=day.isoformat()), timeout=CALL_SECONDS
     )
     if args.json:
         s.json(response)
         return EXIT_ANSWERED
-    assert times is not None
+    times = s.times()
     r = response.result
     status = enum_name(r, "status")
     meaning = CHECK_MEANING.get(status, "")

@@ -311,3 +311,18 @@ def test_verify_is_not_ok_on_a_changed_event(server, settings, capsys) -> None:
     code, out, _ = people(capsys, "verify", "--number", number(1), "--json", "--target", stubs.target)
     shown = json.loads(out)
     assert code == 1 and "ok" not in shown and shown["firstBadPosition"] == str(changed)
+
+
+def test_a_time_without_offset_is_in_the_policys_zone(settings, clock, capsys) -> None:
+    shanghai = dataclasses.replace(settings, policy=dataclasses.replace(settings.policy, timezone="Asia/Shanghai"))
+    for stubs, _ in running_server(shanghai, clock):
+        # Provisioned at 09:00 UTC, 17:00 in Shanghai.
+        stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1)]))
+        target = ("--target", stubs.target)
+        for as_of, events in (("2026-01-05T16:00", 0), ("2026-01-05T10:00Z", 1), ("2026-01-04", 0), ("2026-01-05", 1)):
+            code, out, _ = people(capsys, "history", number(1), "--as-of", as_of, "--json", *target)
+            assert code == 0 and len(json.loads(out)) == events, as_of
+            code, out, _ = people(capsys, "history", number(1), "--as-of", as_of, *target)
+            assert code == 0 and f"History of {number(1)}: {events} event" in out, (as_of, out)
+        code, out, _ = people(capsys, "history", number(1), *target)
+        assert "1   2026-01-05 17:00:00 01-05 09:00" in out and "Times in Asia/Shanghai (WHEN) and in UTC." in out
