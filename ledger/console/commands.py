@@ -90,6 +90,11 @@ class Session:
         for the status), else UTC."""
         if self._times is None:
             zone = self.args.tz or known or self._server_zone()
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):  # a zone this machine's time zone data lacks
+                print(f"ledger: this machine does not know the time zone {zone!r}; times in UTC", file=sys.stderr)
+                zone = "UTC"
             self._times = Times(zone)
         return self._times
 
