@@ -9,6 +9,7 @@ import getpass
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -276,6 +277,12 @@ def test_status_says_what_needs_attention_and_check_says_it_is_behind(tmp_path: 
         assert lines[0] == "ATTENTION:"
         for n, view in enumerate(("numbers", "sim_swaps", "compliance", "erasure"), 1):
             assert lines[n] == f"  - read model {view} is 1501 events behind (is its projector running?)"
+        # The server learns the head by polling (twice a second): wait until its answers know it.
+        check = rpb.CheckNumberRequest(number=numbers[0], since_date=datetime.now(UTC).date().isoformat())
+        deadline = time.monotonic() + 30
+        while server.recycling.CheckNumber(check, timeout=10).result.head_position < 1501:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         code, out, err = people(capsys, "check", numbers[0], *target)
         assert code == 0 and ": NO_DATA" in out, err
         assert out.splitlines()[-1] == "note: the read model was 1501 events behind the head; `ledger status` shows why"
