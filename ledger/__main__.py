@@ -1,5 +1,7 @@
-"""Command line: ``python -m ledger serve [--listen HOST:PORT] [--db URL] [--policy FILE]``, and the
-operator's commands beside it (``migrate``, ``token``, ``project``, ``audit-views``, ``head``, ``keys``)."""
+"""Command line: ``python -m ledger serve [--listen HOST:PORT] [--db URL] [--policy FILE]``, the
+operator's commands beside it (``migrate``, ``token``, ``project``, ``audit-views``, ``head``, ``keys``),
+and the commands for people that ask a running server (``history``, ``check``, ``simswap``, ``status``,
+``verify``, ``trace``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
+from ledger.console.commands import COMMANDS, add_people_commands
 from ledger.server.auth import ROLES, new_token
 
 
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("action", choices=("rotate", "status"), help="rotate: end the erasure epoch now")
     keys.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     keys.add_argument("--master-key-file", type=Path, help="as for serve")
+    add_people_commands(sub)
     return parser
 
 
@@ -151,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command in COMMANDS:
+        from ledger.console.commands import run
+
+        return run(args)
     if args.command == "serve" and args.workers > 1:
         from ledger.workers import run_workers
 

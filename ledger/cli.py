@@ -21,7 +21,6 @@ from typing import IO, Protocol
 from ledger.config import DEFAULT_DB, StoreConfig
 from ledger.policy import ConfigError
 
-DEFAULT_TARGET = "127.0.0.1:50051"
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
@@ -43,14 +42,6 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     """``--db URL``, defaulting to ``LEDGER_DB`` and then ``sqlite:///ledger.db``, as for the server."""
     default = os.environ.get("LEDGER_DB") or DEFAULT_DB
     parser.add_argument("--db", default=default, help=f"store URL (default: LEDGER_DB, else {DEFAULT_DB})")
-
-
-def add_target_argument(parser: argparse.ArgumentParser) -> None:
-    """``--target HOST:PORT``, defaulting to ``LEDGER_TARGET`` and then the server's default address."""
-    default = os.environ.get("LEDGER_TARGET") or DEFAULT_TARGET
-    parser.add_argument(
-        "--target", default=default, help=f"server address (default: LEDGER_TARGET, else {DEFAULT_TARGET})"
-    )
 
 
 def existing_store(url: str) -> StoreConfig:
@@ -102,7 +93,8 @@ def describe(error: BaseException) -> str | None:
         if code == grpc.StatusCode.UNAVAILABLE:
             return (
                 f"no ledger server answers ({_first_line(error.details())}); "
-                "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET"
+                "start one (./dev serve) or pass --target HOST:PORT / LEDGER_TARGET "
+                "(and --tls-ca for a server with TLS)"
             )
         return f"the server refused the call: {code.name}: {_first_line(error.details())}"
     # A database without the ledger's tables: a URL pointing at the wrong database, or one not migrated.

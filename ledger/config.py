@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from ledger.policy import ConfigError, Policy
 
@@ -79,6 +79,14 @@ class StoreConfig:
             "POSTGRES_PRE_PING": "y",
             "APPLICATION_RECORDER_TOPIC": "ledger.adapters.postgres:ChainedPostgresRecorder",
         }
+
+    def public_url(self) -> str:
+        """Where the store is, as a URL without the password (safe to show and to log)."""
+        if self.kind == "sqlite":
+            return f"sqlite:///{self._sqlite()}"
+        pg = self.postgres
+        user = f"{quote(pg['user'], safe='')}@" if pg["user"] else ""
+        return f"postgresql://{user}{pg['host']}:{pg['port']}/{quote(pg['dbname'], safe='')}"
 
     def conninfo(self) -> str:
         """A libpq connection string for the PostgreSQL store."""

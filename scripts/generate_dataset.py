@@ -30,7 +30,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
-from ledger.cli import EXIT_INTERRUPTED, RunFailed, add_target_argument, one_line_errors
+from ledger.cli import EXIT_INTERRUPTED, RunFailed, one_line_errors
+from ledger.connection import Connection, add_connection_arguments
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 from ledger.v1 import history_service_pb2 as hpb
@@ -196,7 +197,7 @@ def recorded_start(stub: history_service_pb2_grpc.HistoryServiceStub, seed: int)
 def main(argv: list[str] | None = None) -> int:
     """Generate the dataset; prints a summary of what was recorded."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_target_argument(parser)
+    add_connection_arguments(parser)
     parser.add_argument("--numbers", type=int, default=1000, help="how many numbers (default 1000)")
     parser.add_argument("--years", type=float, default=3.0, help="simulated years of history (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unary", action="store_true", help="one call per command instead of ImportCommands")
     parser.add_argument("--batch", type=int, default=2000, help="commands per ImportCommands request (default 2000)")
     args = parser.parse_args(argv)
-    channel = grpc.insecure_channel(args.target, options=[("grpc.max_send_message_length", 64 << 20)])
+    channel = Connection.from_args(args).channel([("grpc.max_send_message_length", 64 << 20)])
     stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
     span = timedelta(days=365 * args.years)
     if args.end:

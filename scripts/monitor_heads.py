@@ -18,10 +18,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import grpc
 import orjson
 
-from ledger.cli import RunFailed, add_target_argument, one_line_errors
+from ledger.cli import RunFailed, one_line_errors
+from ledger.connection import Connection, add_connection_arguments
 from ledger.proofs.heads import SignedHead, load_public_key, verify_head
 from ledger.proofs.merkle import verify_consistency
 from ledger.v1 import history_service_pb2 as pb
@@ -94,7 +94,7 @@ def check(
 def main(argv: list[str] | None = None) -> int:
     """Check the server's latest head against the saved ones and save it; 1 on an alarm."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_target_argument(parser)
+    add_connection_arguments(parser)
     parser.add_argument("--heads", type=Path, required=True, help="JSON-lines file of the heads seen before")
     parser.add_argument("--public-key", type=Path, required=True, help="the operator's head-signing public key (PEM)")
     parser.add_argument("--fresh", action="store_true", help="ask the server to sign a head now")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(f"--public-key: {e}")
     saved = load_heads(args.heads)
-    channel = grpc.insecure_channel(args.target)
+    channel = Connection.from_args(args).channel()
     try:
         new = check(history_service_pb2_grpc.HistoryServiceStub(channel), saved, public, args.fresh)
     except Alarm as e:

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import grpc
 import orjson
 from tqdm import tqdm
 
-from ledger.cli import EXIT_INTERRUPTED, UsageError, add_target_argument, one_line_errors, partial_name
+from ledger.cli import EXIT_INTERRUPTED, UsageError, one_line_errors, partial_name
+from ledger.connection import Connection, add_connection_arguments
 from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as rpb
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("input", type=Path, help="CSV (with header) or JSON-lines file; - for stdin")
     parser.add_argument("-o", "--output", type=Path, help="output file (default stdout)")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="input and output format (default: by extension)")
-    add_target_argument(parser)
+    add_connection_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     statuses: Counter[str] = Counter()
     clearances: Counter[str] = Counter()
     writer = Writer(sink, fmt)
-    channel = grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)])
+    channel = Connection.from_args(args).channel([("grpc.max_receive_message_length", 64 << 20)])
     stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
     started = time.perf_counter()
     checked = 0

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 
 import grpc
 
-from ledger.cli import EXIT_INTERRUPTED, add_db_argument, add_target_argument, existing_store, one_line_errors
+from ledger.cli import EXIT_INTERRUPTED, add_db_argument, existing_store, one_line_errors
+from ledger.connection import Connection, add_connection_arguments
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import lifecycle_service_pb2_grpc
 from projections.db import ViewsDatabase
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Release the due numbers; returns 0 when none was refused."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_db_argument(parser)
-    add_target_argument(parser)
+    add_connection_arguments(parser)
     parser.add_argument("--limit", type=int, default=0, help="release at most this many (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="list what is due, release nothing")
     parser.add_argument("--actor", default="release_due_numbers", help="actor recorded with each release")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     read_models = ReadModels(views)
-    channel = grpc.insecure_channel(args.target)
+    channel = Connection.from_args(args).channel()
     stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
     outcome: Counter[str] = Counter()
     after = ""

@@ -170,6 +170,12 @@ class TenureNotFound(NotFound):
     kind = "tenure"
 
 
+class RequestNotFound(NotFound):
+    """Raised when no command with a request_id was recorded."""
+
+    kind = "request"
+
+
 class Conflict(LedgerError):
     """Base class of conflicts between requests."""
 

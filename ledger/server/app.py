@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 from concurrent import futures
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -31,6 +32,7 @@ from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
+from ledger.server.status import StatusReport
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
@@ -113,6 +115,8 @@ async def _build(
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     ledger_server: LedgerServer | None = None
+    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store), row_seal(app), app.reader)
+    status = StatusReport(app, settings, read_models, publisher, started_at=datetime.now(UTC))
     feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
     history_service_pb2_grpc.add_HistoryServiceServicer_to_server(
         HistoryServicer(
@@ -123,10 +127,10 @@ async def _build(
             auditor=Auditor(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app)),
             publisher=publisher,
             stopping=lambda: ledger_server is not None and ledger_server.stopping,
+            status=status,
         ),
         server,
     )
-    read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store), row_seal(app), app.reader)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     for name in ("", *SERVICE_NAMES):

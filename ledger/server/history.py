@@ -14,6 +14,7 @@ from ledger.application.reads import (
     verify_integrity,
     with_keyless,
 )
+from ledger.application.trace import request_events
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import ledger_event, number_state_message
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ledger.proofs.heads import SignedHead
     from ledger.server.bridge import Blocking
     from ledger.server.limits import Budget
+    from ledger.server.status import StatusReport
     from projections.audit import Auditor
 
 # Positions are stored as signed 64-bit integers.
@@ -48,8 +50,10 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         auditor: Auditor | None = None,
         publisher: HeadPublisher | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        status: StatusReport | None = None,
     ) -> None:
         self.app = app
+        self.status = status
         self.auditor = auditor
         self.publisher = publisher
         self.blocking = blocking
@@ -115,6 +119,25 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         f.done()
         old, new = request.from_size, request.to_size
         return pb.GetConsistencyProofResponse(hashes=store.consistency(old, new))
+
+    def GetStatus(self, request: pb.GetStatusRequest, context: grpc.ServicerContext) -> pb.GetStatusResponse:
+        """The head, the signed head, each read model's progress, the store and the policy in force."""
+        if self.status is None:
+            raise NotImplementedError
+        return self.status.response()
+
+    async def TraceRequest(
+        self, request: pb.TraceRequestRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.TraceRequestResponse]:
+        """Stream the events one request recorded, in ledger order; NOT_FOUND when none was recorded."""
+        f = Fields()
+        request_id = f.request_id(request.request_id)
+        f.done()
+        items = await self.blocking.run(lambda: request_events(self.app, request_id))
+        if items is None:
+            raise errors.RequestNotFound(request_id)
+        for item in items:
+            yield pb.TraceRequestResponse(event=ledger_event(item))
 
     def _publisher(self) -> HeadPublisher:
         if self.publisher is None:

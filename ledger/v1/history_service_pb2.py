@@ -26,53 +26,65 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import ledger_pb2 as ledger_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x95\x01\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x13\n\x0bwith_proofs\x18\x04 \x01(\x08\x12\x11\n\thead_size\x18\x05 \x01(\x04\x12\x12\n\nlegal_hold\x18\x14 \x01(\x08\"\xd4\x01\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x32\n\x0finclusion_proof\x18\x02 \x01(\x0b\x32\x19.ledger.v1.InclusionProof\x12*\n\x0bsigned_head\x18\x03 \x01(\x0b\x32\x15.ledger.v1.SignedHead\x12\x31\n\rstream_proofs\x18\x04 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadProof\"\x91\x01\n\nSignedHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08map_root\x18\x06 \x01(\x0c\"e\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05topic\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\"J\n\x0fStreamHeadEntry\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x13\n\x0bstream_hash\x18\x03 \x01(\x0c\"c\n\x0fStreamHeadProof\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12+\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadEntry\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\"3\n\x14GetSignedHeadRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"C\n\x15GetSignedHeadResponse\x12*\n\x0bsigned_head\x18\x01 \x01(\x0b\x32\x15.ledger.v1.SignedHead\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\xff\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\x12\x0e\n\x06stream\x18\x07 \x01(\t\x12\x18\n\x10signed_head_size\x18\x08 \x01(\x04\x12=\n\x15keyless_registrations\x18\x14 \x03(\x0b\x32\x1e.ledger.v1.KeylessRegistration\">\n\x13KeylessRegistration\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t2\x8a\x05\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponse\x12R\n\rGetSignedHead\x12\x1f.ledger.v1.GetSignedHeadRequest\x1a .ledger.v1.GetSignedHeadResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fledger/v1/history_service.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/ledger.proto\"\x12\n\x10GetStatusRequest\"\xcf\x02\n\x11GetStatusResponse\x12\x15\n\rhead_position\x18\x01 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x02 \x01(\t\x12\x18\n\x10signed_head_size\x18\x03 \x01(\x04\x12$\n\x05views\x18\x04 \x03(\x0b\x32\x15.ledger.v1.ViewStatus\x12\r\n\x05store\x18\x05 \x01(\t\x12\x0e\n\x06policy\x18\x06 \x01(\t\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x11\n\ttime_zone\x18\t \x01(\t\x12\x32\n\x0esigned_head_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03now\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"x\n\nViewStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\x0b\n\x03lag\x18\x03 \x01(\x04\x12#\n\x05state\x18\x04 \x01(\x0e\x32\x14.ledger.v1.ViewState\x12\x18\n\x10rebuild_position\x18\x05 \x01(\x04\")\n\x13TraceRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"=\n\x14TraceRequestResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"\x95\x01\n\x17GetNumberHistoryRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x1d\n\x15include_personal_data\x18\x02 \x01(\x08\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x13\n\x0bwith_proofs\x18\x04 \x01(\x08\x12\x11\n\thead_size\x18\x05 \x01(\x04\x12\x12\n\nlegal_hold\x18\x14 \x01(\x08\"\xd4\x01\n\x18GetNumberHistoryResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x32\n\x0finclusion_proof\x18\x02 \x01(\x0b\x32\x19.ledger.v1.InclusionProof\x12*\n\x0bsigned_head\x18\x03 \x01(\x0b\x32\x15.ledger.v1.SignedHead\x12\x31\n\rstream_proofs\x18\x04 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadProof\"\x91\x01\n\nSignedHead\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x10\n\x08map_root\x18\x06 \x01(\x0c\"e\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\r\n\x05topic\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\"J\n\x0fStreamHeadEntry\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x04\x12\x13\n\x0bstream_hash\x18\x03 \x01(\x0c\"c\n\x0fStreamHeadProof\x12\x11\n\tstream_id\x18\x01 \x01(\t\x12+\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.StreamHeadEntry\x12\x10\n\x08siblings\x18\x03 \x03(\x0c\"3\n\x14GetSignedHeadRequest\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\r\n\x05\x66resh\x18\x02 \x01(\x08\"C\n\x15GetSignedHeadResponse\x12*\n\x0bsigned_head\x18\x01 \x01(\x0b\x32\x15.ledger.v1.SignedHead\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x04\x12\x0f\n\x07to_size\x18\x02 \x01(\x04\"-\n\x1bGetConsistencyProofResponse\x12\x0e\n\x06hashes\x18\x01 \x03(\x0c\"R\n\x15GetNumberStateRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\x16GetNumberStateResponse\x12,\n\x0cnumber_state\x18\x01 \x01(\x0b\x32\x16.ledger.v1.NumberState\"@\n\x16VerifyIntegrityRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x16\n\x0eup_to_position\x18\x02 \x01(\x04\"\xff\x01\n\x17VerifyIntegrityResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x04\x12\x1a\n\x12\x66irst_bad_position\x18\x03 \x01(\x04\x12\x13\n\x0bhead_digest\x18\x04 \x01(\t\x12\x15\n\rhead_position\x18\x05 \x01(\x04\x12\x0f\n\x07problem\x18\x06 \x01(\t\x12\x0e\n\x06stream\x18\x07 \x01(\t\x12\x18\n\x10signed_head_size\x18\x08 \x01(\x04\x12=\n\x15keyless_registrations\x18\x14 \x03(\x0b\x32\x1e.ledger.v1.KeylessRegistration\">\n\x13KeylessRegistration\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\x15\n\rsubscriber_id\x18\x02 \x01(\t\",\n\x13StreamEventsRequest\x12\x15\n\rfrom_position\x18\x01 \x01(\x04\"=\n\x14StreamEventsResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"9\n\x17VerifyReadModelsRequest\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x0e\n\x06sample\x18\x02 \x01(\r\"\x89\x01\n\x18VerifyReadModelsResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0fnumbers_checked\x18\x02 \x01(\x04\x12\x30\n\nmismatches\x18\x03 \x03(\x0b\x32\x1c.ledger.v1.ReadModelMismatch\x12\x16\n\x0e\x61s_of_position\x18\x04 \x01(\x04\"T\n\x11ReadModelMismatch\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06stored\x18\x03 \x01(\t\x12\x10\n\x08replayed\x18\x04 \x01(\t*s\n\tViewState\x12\x1a\n\x16VIEW_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12VIEW_STATE_SERVING\x10\x01\x12\x19\n\x15VIEW_STATE_REBUILDING\x10\x02\x12\x17\n\x13VIEW_STATE_MISMATCH\x10\x03\x32\xa5\x06\n\x0eHistoryService\x12]\n\x10GetNumberHistory\x12\".ledger.v1.GetNumberHistoryRequest\x1a#.ledger.v1.GetNumberHistoryResponse0\x01\x12U\n\x0eGetNumberState\x12 .ledger.v1.GetNumberStateRequest\x1a!.ledger.v1.GetNumberStateResponse\x12X\n\x0fVerifyIntegrity\x12!.ledger.v1.VerifyIntegrityRequest\x1a\".ledger.v1.VerifyIntegrityResponse\x12Q\n\x0cStreamEvents\x12\x1e.ledger.v1.StreamEventsRequest\x1a\x1f.ledger.v1.StreamEventsResponse0\x01\x12[\n\x10VerifyReadModels\x12\".ledger.v1.VerifyReadModelsRequest\x1a#.ledger.v1.VerifyReadModelsResponse\x12R\n\rGetSignedHead\x12\x1f.ledger.v1.GetSignedHeadRequest\x1a .ledger.v1.GetSignedHeadResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponse\x12\x46\n\tGetStatus\x12\x1b.ledger.v1.GetStatusRequest\x1a\x1c.ledger.v1.GetStatusResponse\x12Q\n\x0cTraceRequest\x12\x1e.ledger.v1.TraceRequestRequest\x1a\x1f.ledger.v1.TraceRequestResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.history_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETNUMBERHISTORYREQUEST']._serialized_start=104
-  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=253
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=256
-  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=468
-  _globals['_SIGNEDHEAD']._serialized_start=471
-  _globals['_SIGNEDHEAD']._serialized_end=616
-  _globals['_INCLUSIONPROOF']._serialized_start=618
-  _globals['_INCLUSIONPROOF']._serialized_end=719
-  _globals['_STREAMHEADENTRY']._serialized_start=721
-  _globals['_STREAMHEADENTRY']._serialized_end=795
-  _globals['_STREAMHEADPROOF']._serialized_start=797
-  _globals['_STREAMHEADPROOF']._serialized_end=896
-  _globals['_GETSIGNEDHEADREQUEST']._serialized_start=898
-  _globals['_GETSIGNEDHEADREQUEST']._serialized_end=949
-  _globals['_GETSIGNEDHEADRESPONSE']._serialized_start=951
-  _globals['_GETSIGNEDHEADRESPONSE']._serialized_end=1018
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1020
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1084
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1086
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1131
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=1133
-  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=1215
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=1217
-  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=1287
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=1289
-  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=1353
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=1356
-  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=1611
-  _globals['_KEYLESSREGISTRATION']._serialized_start=1613
-  _globals['_KEYLESSREGISTRATION']._serialized_end=1675
-  _globals['_STREAMEVENTSREQUEST']._serialized_start=1677
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=1721
-  _globals['_STREAMEVENTSRESPONSE']._serialized_start=1723
-  _globals['_STREAMEVENTSRESPONSE']._serialized_end=1784
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=1786
-  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=1843
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=1846
-  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=1983
-  _globals['_READMODELMISMATCH']._serialized_start=1985
-  _globals['_READMODELMISMATCH']._serialized_end=2069
-  _globals['_HISTORYSERVICE']._serialized_start=2072
-  _globals['_HISTORYSERVICE']._serialized_end=2722
+  _globals['_VIEWSTATE']._serialized_start=2657
+  _globals['_VIEWSTATE']._serialized_end=2772
+  _globals['_GETSTATUSREQUEST']._serialized_start=103
+  _globals['_GETSTATUSREQUEST']._serialized_end=121
+  _globals['_GETSTATUSRESPONSE']._serialized_start=124
+  _globals['_GETSTATUSRESPONSE']._serialized_end=459
+  _globals['_VIEWSTATUS']._serialized_start=461
+  _globals['_VIEWSTATUS']._serialized_end=581
+  _globals['_TRACEREQUESTREQUEST']._serialized_start=583
+  _globals['_TRACEREQUESTREQUEST']._serialized_end=624
+  _globals['_TRACEREQUESTRESPONSE']._serialized_start=626
+  _globals['_TRACEREQUESTRESPONSE']._serialized_end=687
+  _globals['_GETNUMBERHISTORYREQUEST']._serialized_start=690
+  _globals['_GETNUMBERHISTORYREQUEST']._serialized_end=839
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_start=842
+  _globals['_GETNUMBERHISTORYRESPONSE']._serialized_end=1054
+  _globals['_SIGNEDHEAD']._serialized_start=1057
+  _globals['_SIGNEDHEAD']._serialized_end=1202
+  _globals['_INCLUSIONPROOF']._serialized_start=1204
+  _globals['_INCLUSIONPROOF']._serialized_end=1305
+  _globals['_STREAMHEADENTRY']._serialized_start=1307
+  _globals['_STREAMHEADENTRY']._serialized_end=1381
+  _globals['_STREAMHEADPROOF']._serialized_start=1383
+  _globals['_STREAMHEADPROOF']._serialized_end=1482
+  _globals['_GETSIGNEDHEADREQUEST']._serialized_start=1484
+  _globals['_GETSIGNEDHEADREQUEST']._serialized_end=1535
+  _globals['_GETSIGNEDHEADRESPONSE']._serialized_start=1537
+  _globals['_GETSIGNEDHEADRESPONSE']._serialized_end=1604
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=1606
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1670
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=1672
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=1717
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_start=1719
+  _globals['_GETNUMBERSTATEREQUEST']._serialized_end=1801
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_start=1803
+  _globals['_GETNUMBERSTATERESPONSE']._serialized_end=1873
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_start=1875
+  _globals['_VERIFYINTEGRITYREQUEST']._serialized_end=1939
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_start=1942
+  _globals['_VERIFYINTEGRITYRESPONSE']._serialized_end=2197
+  _globals['_KEYLESSREGISTRATION']._serialized_start=2199
+  _globals['_KEYLESSREGISTRATION']._serialized_end=2261
+  _globals['_STREAMEVENTSREQUEST']._serialized_start=2263
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=2307
+  _globals['_STREAMEVENTSRESPONSE']._serialized_start=2309
+  _globals['_STREAMEVENTSRESPONSE']._serialized_end=2370
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_start=2372
+  _globals['_VERIFYREADMODELSREQUEST']._serialized_end=2429
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_start=2432
+  _globals['_VERIFYREADMODELSRESPONSE']._serialized_end=2569
+  _globals['_READMODELMISMATCH']._serialized_start=2571
+  _globals['_READMODELMISMATCH']._serialized_end=2655
+  _globals['_HISTORYSERVICE']._serialized_start=2775
+  _globals['_HISTORYSERVICE']._serialized_end=3580
 # @@protoc_insertion_point(module_scope)

@@ -3,12 +3,80 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledger.v1 import ledger_pb2 as _ledger_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class ViewState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VIEW_STATE_UNSPECIFIED: _ClassVar[ViewState]
+    VIEW_STATE_SERVING: _ClassVar[ViewState]
+    VIEW_STATE_REBUILDING: _ClassVar[ViewState]
+    VIEW_STATE_MISMATCH: _ClassVar[ViewState]
+VIEW_STATE_UNSPECIFIED: ViewState
+VIEW_STATE_SERVING: ViewState
+VIEW_STATE_REBUILDING: ViewState
+VIEW_STATE_MISMATCH: ViewState
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("head_position", "head_digest", "signed_head_size", "views", "store", "policy", "started_at", "version", "time_zone", "signed_head_at", "now")
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_HEAD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_HEAD_AT_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    head_position: int
+    head_digest: str
+    signed_head_size: int
+    views: _containers.RepeatedCompositeFieldContainer[ViewStatus]
+    store: str
+    policy: str
+    started_at: _timestamp_pb2.Timestamp
+    version: str
+    time_zone: str
+    signed_head_at: _timestamp_pb2.Timestamp
+    now: _timestamp_pb2.Timestamp
+    def __init__(self, head_position: _Optional[int] = ..., head_digest: _Optional[str] = ..., signed_head_size: _Optional[int] = ..., views: _Optional[_Iterable[_Union[ViewStatus, _Mapping]]] = ..., store: _Optional[str] = ..., policy: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[str] = ..., time_zone: _Optional[str] = ..., signed_head_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ViewStatus(_message.Message):
+    __slots__ = ("name", "position", "lag", "state", "rebuild_position")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    position: int
+    lag: int
+    state: ViewState
+    rebuild_position: int
+    def __init__(self, name: _Optional[str] = ..., position: _Optional[int] = ..., lag: _Optional[int] = ..., state: _Optional[_Union[ViewState, str]] = ..., rebuild_position: _Optional[int] = ...) -> None: ...
+
+class TraceRequestRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class TraceRequestResponse(_message.Message):
+    __slots__ = ("event",)
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    event: _ledger_pb2.LedgerEvent
+    def __init__(self, event: _Optional[_Union[_ledger_pb2.LedgerEvent, _Mapping]] = ...) -> None: ...
 
 class GetNumberHistoryRequest(_message.Message):
     __slots__ = ("number", "include_personal_data", "purpose", "with_proofs", "head_size", "legal_hold")

@@ -70,6 +70,16 @@ class HistoryServiceStub:
                 request_serializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/ledger.v1.HistoryService/GetStatus',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
+        self.TraceRequest = channel.unary_stream(
+                '/ledger.v1.HistoryService/TraceRequest',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
@@ -125,6 +135,20 @@ class HistoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """GetStatus is what an on-call engineer reads first: the head, the signed head, each read model's progress, the store and the policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TraceRequest(self, request, context):
+        """TraceRequest is the events one request recorded, in ledger order (from a request_id a caller or a log line gives).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +186,16 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.GetStatusRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'TraceRequest': grpc.unary_stream_rpc_method_handler(
+                    servicer.TraceRequest,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +388,60 @@ class HistoryService:
             '/ledger.v1.HistoryService/GetConsistencyProof',
             ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofRequest.SerializeToString,
             ledger_dot_v1_dot_history__service__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/GetStatus',
+            ledger_dot_v1_dot_history__service__pb2.GetStatusRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TraceRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ledger.v1.HistoryService/TraceRequest',
+            ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -413,3 +413,25 @@ def test_a_staged_registration_is_not_saved_under_a_key_another_writer_stored_fi
     execute(ledger, command, request_id="r-staged", actor="t")
     subscriber = ledger.get_subscriber(sid)
     assert ledger.vault.open(sid, subscriber.personal_data)["full_name"] == "Staged"
+
+
+def test_a_trace_gives_the_events_of_one_request_and_nothing_around_them(ledger: LedgerApplication) -> None:
+    from ledger.application.trace import request_events
+
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="crm")
+    sid = verified(ledger)
+    activate(ledger, sid)
+    provisioned = request_events(ledger, "p-1")
+    assert provisioned is not None
+    assert [(i.type_name, i.number) for i in provisioned] == [
+        ("NumberProvisioned", NUMBER),
+        ("NumberProvisioned", OTHER),
+    ]
+    activated = request_events(ledger, "a-1")
+    assert activated is not None
+    # The number's event; the SIM's and the identity's bookkeeping streams are the ledger's own.
+    assert [(i.type_name, i.number, i.subscriber_id) for i in activated] == [("NumberActivated", NUMBER, sid)]
+    # A retry records nothing new and traces the same.
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="crm")
+    assert request_events(ledger, "p-1") == provisioned
+    assert request_events(ledger, "never-sent") is None  # the server answers errors.RequestNotFound

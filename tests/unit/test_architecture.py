@@ -223,3 +223,10 @@ def test_no_assert_outside_tests() -> None:
             if count and "v1" not in path.parts:
                 found[path.relative_to(ROOT).as_posix()] = count
     assert {p: n for p, n in found.items() if ASSERTS_OF_THE_SYNC_EDGE.get(p) != n} == {}
+
+
+def test_the_commands_for_people_are_clients_of_a_server() -> None:
+    """They ask a running server over gRPC, as any client does: nothing of the server or the store."""
+    forbidden = ("ledger.server", "ledger.application", "ledger.adapters", "ledger.bootstrap", "projections")
+    assert _violations(ROOT / "ledger" / "console", forbidden) == []
+    assert not any(n.startswith(forbidden) for n in imports_of(ROOT / "ledger" / "connection.py"))

@@ -53,6 +53,10 @@ def test_store_urls() -> None:
     assert cfg.default_master_key_path() == Path("/srv/data/l.master.key")
     pg = StoreConfig.from_url("postgresql://u:p%40ss@db.example:6432/ledger")
     assert pg.postgres == {"host": "db.example", "port": "6432", "user": "u", "password": "p@ss", "dbname": "ledger"}
+    # What GetStatus shows: where the store is, never its password.
+    assert pg.public_url() == "postgresql://u@db.example:6432/ledger"
+    assert StoreConfig.from_url("postgresql://db.example/ledger").public_url() == "postgresql://db.example:5432/ledger"
+    assert cfg.public_url() == "sqlite:////srv/data/l.db"
     for bad in ("mysql://x/y", "sqlite://", "postgresql://host/"):
         with pytest.raises(ConfigError):
             StoreConfig.from_url(bad)

@@ -37,6 +37,10 @@ RUN_ELSEWHERE: dict[tuple[str, str], list[tuple[str, str, str]]] = {
         ("--auth auth.toml", "tests/e2e/test_docs_blocks.py", "## Security: tokens, roles, TLS"),
         ("--tls-client-ca", "tests/e2e/test_auth_tls.py", "tls_client_ca"),
     ],
+    ("docs/operations.md", "## Commands for people"): [
+        # test_people_session.py runs this very block, found by its heading.
+        ("python -m ledger history +8613800138000", "tests/e2e/test_people_session.py", '"## Commands for people"'),
+    ],
     ("docs/operations.md", "## Read models: projections and rebuilds"): [
         ("python -m ledger serve --no-projections", "tests/e2e/test_read_model_answers.py", '"--no-projections"'),
         ("python -m ledger project ", "tests/procs.py", '"-m", "ledger", "project"'),

@@ -35,6 +35,7 @@ def test_a_command_that_keeps_conflicting_gives_up_and_records_nothing(app, monk
         (errors.InvalidArgument([("number", "bad")]), code_pb2.INVALID_ARGUMENT, "INVALID_ARGUMENT"),
         (errors.QuarantineNotElapsed("x"), code_pb2.FAILED_PRECONDITION, "QUARANTINE_NOT_ELAPSED"),
         (errors.NumberNotFound("+1"), code_pb2.NOT_FOUND, "NUMBER_NOT_FOUND"),
+        (errors.RequestNotFound("r-9"), code_pb2.NOT_FOUND, "REQUEST_NOT_FOUND"),
         (errors.RequestIdReused("r", "ActivateSim"), code_pb2.ALREADY_EXISTS, "REQUEST_ID_REUSED"),
         (errors.ConcurrencyConflict("x"), code_pb2.ABORTED, "CONCURRENCY_CONFLICT"),
         (NotImplementedError(), code_pb2.UNIMPLEMENTED, ""),
