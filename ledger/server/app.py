@@ -25,6 +25,7 @@ from ledger.server.edge import EdgeLoop, LedgerServer
 from ledger.server.errors import ErrorInterceptor
 from ledger.server.heads import HeadPublisher
 from ledger.server.history import HistoryServicer
+from ledger.server.identity import IdentityServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
@@ -32,6 +33,8 @@ from ledger.server.recycling import RecyclingServicer
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
+    identity_service_pb2,
+    identity_service_pb2_grpc,
     lifecycle_service_pb2,
     lifecycle_service_pb2_grpc,
     recycling_service_pb2,
@@ -54,6 +57,7 @@ SERVICE_NAMES = (
     lifecycle_service_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
     history_service_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     recycling_service_pb2.DESCRIPTOR.services_by_name["RecyclingService"].full_name,
+    identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
 )
 RECYCLING = SERVICE_NAMES[2]
 
@@ -104,6 +108,7 @@ async def _build(
         + limits.max_reflection_streams,
     )
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
+    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(app), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     ledger_server: LedgerServer | None = None
     feeds = Budget("StreamEvents feeds", "LEDGER_MAX_FEEDS", limits.max_feeds)
