@@ -239,3 +239,22 @@ def person(app, full_name: str, id_number: str) -> UUID:
         actor="shop",
     )
     return sid
+
+
+def test_a_holder_whose_data_cannot_be_opened_is_compared_with_nothing(held) -> None:
+    app, sid = held
+    app.vault.destroy(sid)  # a lost data key: the sealed data no longer opens
+    outcome = match(
+        app, id_type="RESIDENT_ID_CARD", id_number=RESIDENT_ID, full_name="Zhang San", date_of_birth=RESIDENT_DOB
+    )
+    assert (outcome.id_document, outcome.name, outcome.birthdate) == (NA, NA, NA)
+    assert outcome.name_score is None
+
+
+def test_an_erased_record_of_an_identity_is_left_out_while_another_lives(held) -> None:
+    app, first = held
+    disconnect(app)
+    again = verified(app, "r-3")  # the same person registered again
+    activate(app, again, number=OTHER, request_id="a-3")
+    execute(app, EraseSubscriberData(subscriber_id=first, legal_basis="PIPL art. 47"), request_id="e", actor="dpo")
+    assert [(t.number, t.tenure_open) for t in lookup(app)] == [(OTHER, True)]
