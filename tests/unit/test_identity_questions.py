@@ -258,3 +258,11 @@ def test_an_erased_record_of_an_identity_is_left_out_while_another_lives(held) -
     activate(app, again, number=OTHER, request_id="a-3")
     execute(app, EraseSubscriberData(subscriber_id=first, legal_basis="PIPL art. 47"), request_id="e", actor="dpo")
     assert [(t.number, t.tenure_open) for t in lookup(app)] == [(OTHER, True)]
+
+
+def test_the_listing_agrees_with_the_cap(held) -> None:
+    app, sid = held
+    activate(app, sid, number=OTHER, request_id="a-2")
+    with pytest.raises(errors.IdentityNumberCap):  # the cap of 2 counts the same open tenures
+        activate(app, sid, number=THIRD, request_id="a-3")
+    assert [(t.number, t.tenure_open) for t in lookup(app)] == [(NUMBER, True), (OTHER, True)]
