@@ -1,4 +1,4 @@
-"""The record of who read a subscriber's personal data, when, and why."""
+"""The record of who read a subscriber's personal data, or compared data with it, when, and why."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ class AccessLog(Aggregate):
         number: str
         purpose: str
 
+    class IdentityMatched(Event):
+        """The actor compared data with the subscriber's, as the holder of ``number`` (MatchIdentity):
+        ``results`` maps each field asked to its result (TRUE, FALSE or NOT_AVAILABLE), with the name's
+        score when it did not match. Never the values sent nor the values held."""
+
+        number: str
+        results: dict[str, str]
+        name_match_score: int | None
+
     @staticmethod
     def create_id(subscriber_id: UUID, **_: object) -> UUID:
         """Stream id of a subscriber's access log."""
@@ -44,6 +53,22 @@ class AccessLog(Aggregate):
     def record_read(self, number: str, purpose: str, ctx: Context) -> None:
         """Record one read."""
         self._read(number=number, purpose=purpose, **ctx.fields())
+
+    def record_match(self, number: str, results: dict[str, str], name_match_score: int | None, ctx: Context) -> None:
+        """Record one comparison (which fields, their results; no value)."""
+        self._matched(number=number, results=dict(results), name_match_score=name_match_score, **ctx.fields())
+
+    @event(IdentityMatched)
+    def _matched(
+        self,
+        number: str,
+        results: dict[str, str],
+        name_match_score: int | None,
+        occurred_at: datetime,
+        actor: str,
+        request_id: str,
+    ) -> None:
+        pass
 
     @event(PersonalDataRead)
     def _read(self, number: str, purpose: str, occurred_at: datetime, actor: str, request_id: str) -> None:

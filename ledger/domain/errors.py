@@ -176,6 +176,17 @@ class RequestNotFound(NotFound):
     kind = "request"
 
 
+class HolderNotFound(NotFound):
+    """Raised when a number has no holder now (available, quarantined or ported out): there is no one to
+    compare with."""
+
+    kind = "holder"
+
+    def __init__(self, number: str, state: str) -> None:
+        super().__init__(number)
+        self.args = (f"number {number} has no holder now (it is {state})",)
+
+
 class Conflict(LedgerError):
     """Base class of conflicts between requests."""
 

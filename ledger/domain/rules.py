@@ -33,6 +33,15 @@ class IdType(StrEnum):
     OTHER = "OTHER"
 
 
+class MatchResult(StrEnum):
+    """How one field sent to MatchIdentity compares with the holder's registered data."""
+
+    TRUE = "TRUE"
+    FALSE = "FALSE"
+    # The ledger holds no such value for the holder (or may not compare it: an erasure held or done).
+    NOT_AVAILABLE = "NOT_AVAILABLE"
+
+
 class SuspensionReason(StrEnum):
     """Why a number was suspended."""
 

@@ -72,6 +72,26 @@ def _locked_row(vault: PersonalDataVault, tx: Tx, identity: bytes) -> tuple[int,
     return bucket, key, tag, content
 
 
+def _read_row(vault: PersonalDataVault, identity: bytes) -> tuple[int, BucketRow, bytes, bytes, dict[str, Any] | None]:
+    """(bucket, bucket row, bucket key, tag, row content or None) of an identity's salt row, read without
+    the write lock (a bucket re-keyed meanwhile is read again)."""
+    bucket = identity_bucket(vault, identity)
+    for attempt in range(5):
+        row, epoch = vault.store.bucket(bucket)
+        try:
+            key = vault.bucket_key(row, epoch)
+            break
+        except StaleBucketError:
+            if attempt == 4:
+                raise
+    tag = tag_of(key, identity)
+    found = vault.store.in_read(
+        lambda tx: tx.execute(f"SELECT wrapped FROM {vault.store.t('identity_salts')} WHERE tag = ?", (tag,))
+    )
+    content = orjson.loads(unwrap(key, bytes(found[0][0]), salt_aad(tag))) if found else None
+    return bucket, row, key, tag, content
+
+
 def _put(tables: KeyTables, tx: Tx, bucket: int, key: bytes, tag: bytes, content: dict[str, Any]) -> None:
     tx.execute(
         f"INSERT INTO {tables.t('identity_salts')} (tag, bucket, wrapped) VALUES (?, ?, ?) "
@@ -124,21 +144,9 @@ def plan_identity(
     a user of it (None when already recorded). ``legacy_in_use(key)`` says whether the ledger already
     counts this identity under its pre-salt key."""
     identity = _identity(id_type, id_number)
-    bucket = identity_bucket(vault, identity)
-    for attempt in range(5):
-        row, epoch = vault.store.bucket(bucket)
-        try:
-            key = vault.bucket_key(row, epoch)
-            break
-        except StaleBucketError:
-            if attempt == 4:
-                raise
-    tag = tag_of(key, identity)
-    found = vault.store.in_read(
-        lambda tx: tx.execute(f"SELECT wrapped FROM {vault.store.t('identity_salts')} WHERE tag = ?", (tag,))
-    )
-    if found:
-        content = orjson.loads(unwrap(key, bytes(found[0][0]), salt_aad(tag)))
+    bucket, row, key, tag, found = _read_row(vault, identity)
+    if found is not None:
+        content = found
     else:
         # Only a store that had subscribers before salts can hold identities counted under the old key.
         legacy = vault.legacy_identities and legacy_in_use(vault.legacy_identity_key(id_type, id_number))
@@ -147,11 +155,26 @@ def plan_identity(
     change = None
     if str(subscriber_id) not in content["members"]:
         content = {**content, "members": [*content["members"], str(subscriber_id)]}
-        change = SaltChange(bucket, row.generation, key, tag, content, is_new=not found)
+        change = SaltChange(bucket, row.generation, key, tag, content, is_new=found is None)
     salt_text: str | None = content["salt"]
     if salt_text is None:
         return vault.legacy_identity_key(id_type, id_number), change
     return hmac.new(base64.b64decode(salt_text), identity, hashlib.sha256).hexdigest(), change
+
+
+def find_identity_key(vault: PersonalDataVault, id_type: str, id_number: str) -> str | None:
+    """The identity key an ID document is counted under, looked up without writing anything: from its
+    salt row (under the bucket key of the current epoch), else, on a store that had subscribers before
+    salts, the pre-salt key; None when no live record of this ID document exists (never registered, or
+    every record of it erased: its salt is gone). Only keyed hashes are compared, never stored ID numbers."""
+    identity = _identity(id_type, id_number)
+    found = _read_row(vault, identity)[4]
+    if found is None:
+        return vault.legacy_identity_key(id_type, id_number) if vault.legacy_identities else None
+    salt_text: str | None = found["salt"]
+    if salt_text is None:
+        return vault.legacy_identity_key(id_type, id_number)
+    return hmac.new(base64.b64decode(salt_text), identity, hashlib.sha256).hexdigest()
 
 
 def identity_key(

@@ -28,6 +28,7 @@ from ledger.server.heads import HeadPublisher
 from ledger.server.history import HistoryServicer
 from ledger.server.http.app import HttpServer, bind, build_app
 from ledger.server.http.gate import Gate
+from ledger.server.identity import IdentityServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
 from ledger.server.progress import Progress
@@ -36,6 +37,8 @@ from ledger.server.status import StatusReport
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
+    identity_service_pb2,
+    identity_service_pb2_grpc,
     lifecycle_service_pb2,
     lifecycle_service_pb2_grpc,
     recycling_service_pb2,
@@ -58,6 +61,7 @@ SERVICE_NAMES = (
     lifecycle_service_pb2.DESCRIPTOR.services_by_name["LifecycleService"].full_name,
     history_service_pb2.DESCRIPTOR.services_by_name["HistoryService"].full_name,
     recycling_service_pb2.DESCRIPTOR.services_by_name["RecyclingService"].full_name,
+    identity_service_pb2.DESCRIPTOR.services_by_name["IdentityService"].full_name,
 )
 RECYCLING = SERVICE_NAMES[2]
 
@@ -113,6 +117,7 @@ async def _build(
     )
     server = Registered(grpc_server)  # keeps the handlers registered, for the HTTP port's Connect routes
     lifecycle_service_pb2_grpc.add_LifecycleServiceServicer_to_server(LifecycleServicer(app, blocking), server)
+    identity_service_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(app), server)
     publisher = HeadPublisher(app, load_head_signer(settings), settings.policy.signed_head_interval_seconds)
     ledger_server: LedgerServer | None = None
     read_models = ReadModels(ViewsDatabase.for_store(settings.read_store or settings.store), row_seal(app), app.reader)

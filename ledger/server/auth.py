@@ -7,8 +7,9 @@ The configuration (TOML, given with ``--auth``) lists SHA-256 digests of tokens,
     sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
     roles = ["operator"]
 
-Roles: ``operator`` (LifecycleService), ``compliance`` (HistoryService, including personal data),
-``checker`` (RecyclingService), ``admin`` (everything). Without a configuration the server accepts
+Roles: ``operator`` (LifecycleService), ``compliance`` (HistoryService, including personal data, and
+IdentityService.ListNumbersByIdentity), ``checker`` (RecyclingService and IdentityService.MatchIdentity),
+``admin`` (everything). Without a configuration the server accepts
 loopback callers only, with every role, and records ``x-ledger-actor`` (or the peer) as the actor.
 """
 
@@ -35,6 +36,11 @@ SERVICE_ROLES = {
     "ledger.v1.LifecycleService": "operator",
     "ledger.v1.HistoryService": "compliance",
     "ledger.v1.RecyclingService": "checker",
+}
+# Services whose methods need different roles: the role of each method (``service/method``).
+METHOD_ROLES = {
+    "ledger.v1.IdentityService/MatchIdentity": "checker",
+    "ledger.v1.IdentityService/ListNumbersByIdentity": "compliance",
 }
 OPEN_SERVICES = (
     "grpc.health.v1.Health",
@@ -171,10 +177,13 @@ def authenticate(config: AuthConfig, method: str, metadata: Any) -> Caller:
     caller = config.caller_for(token.strip()) if scheme.lower() == "bearer" and token else None
     if caller is None:
         raise Unauthenticated("a valid token is required: metadata 'authorization: Bearer <token>'")
-    service = method.lstrip("/").split("/", 1)[0]
-    role = SERVICE_ROLES.get(service)
+    full = method.lstrip("/")
+    service = full.split("/", 1)[0]
+    role = METHOD_ROLES.get(full) or SERVICE_ROLES.get(service)
     if role is not None and not caller.may(role):
-        raise PermissionDenied(f"{caller.actor} lacks the {role} role needed for {service}")
+        raise PermissionDenied(
+            f"{caller.actor} lacks the {role} role needed for {full if full in METHOD_ROLES else service}"
+        )
     return caller
 
 

@@ -52,6 +52,7 @@ ID_TYPE_VALUES = {name: number for number, name in ID_TYPES.items()}
 SUSPENSION_VALUES = {name: number for number, name in SUSPENSION_REASONS.items()}
 DISCONNECT_VALUES = {name: number for number, name in DISCONNECT_REASONS.items()}
 STATUS_VALUES = {name: number for number, name in STATUSES.items()}
+METHOD_VALUES = {name: number for number, name in METHODS.items()}
 CLEARANCE_VALUES: dict[str, Any] = {name: number for number, name in CLEARANCES.items()}
 PERSONAL_STATES: dict[str, Any] = {name: number for number, name in PERSONAL_DATA_STATES.items()}
 STREAM_TYPES = {

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ledger.v1 import history_service_pb2, lifecycle_service_pb2, recycling_service_pb2
+from ledger.v1 import history_service_pb2, identity_service_pb2, lifecycle_service_pb2, recycling_service_pb2
 from tests.conftest import running_server
 
 SERVICES = [
     s
-    for module in (lifecycle_service_pb2, history_service_pb2, recycling_service_pb2)
+    for module in (lifecycle_service_pb2, history_service_pb2, recycling_service_pb2, identity_service_pb2)
     for s in module.DESCRIPTOR.services_by_name.values()
 ]
 METHODS = [(s.full_name, m) for s in SERVICES for m in s.methods]

@@ -34,13 +34,15 @@ SESSIONS: dict[str, tuple[tuple[str, str], ...]] = {
         ("docs/api.md", "## Recycling checks and read models"),
         ("docs/api.md", "## SIM swap answers"),
     ),
+    "identity": (("docs/api.md", "## Identity questions"),),
 }
+RUN = SESSIONS
 
 
 def session_blocks(name: str) -> list[str]:
     """The first ``sh`` block under each of a session's headings, in order."""
     found = []
-    for path, heading in SESSIONS[name]:
+    for path, heading in RUN[name]:
         under = [b.body for b in blocks(path) if b.heading == heading and b.lang == "sh"]
         assert under, f"no sh block under {heading} in {path}"
         found.append(under[0])
@@ -120,18 +122,18 @@ def check(expectation: str, result: subprocess.CompletedProcess[str], captured: 
     match(json.loads(expectation), answer, captured)
 
 
-@pytest.mark.parametrize("name", SESSIONS)
+@pytest.mark.parametrize("name", RUN)
 def test_session_blocks_are_found_and_use_buf_curl(name: str) -> None:
     preamble, found = steps(session_blocks(name))
     assert "buf curl --protocol grpc --http2-prior-knowledge" in preamble
     assert "source .venv/bin/activate" in preamble
     assert len(found) >= 6
-    for path in {path for path, _ in SESSIONS[name]}:
+    for path in {path for path, _ in RUN[name]}:
         assert not re.search(r"^grpcurl ", (ROOT / path).read_text(), re.M)
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("name", SESSIONS)
+@pytest.mark.parametrize("name", RUN)
 def test_the_session_is_true_on_a_fresh_ledger(tmp_path: Path, name: str) -> None:
     preamble, found = steps(session_blocks(name))
     port = free_port()

@@ -54,3 +54,13 @@ def test_recycling_answers_translate_every_status_and_clearance() -> None:
     assert {k: v for k, v in recycling.CLEARANCE.items()} == {
         Clearance(name): number for name, number in convert.CLEARANCE_VALUES.items()
     }
+
+
+def test_every_match_result_is_translated() -> None:
+    from ledger.domain.rules import MatchResult
+    from ledger.server.identity import MATCH_RESULTS
+    from ledger.v1 import identity_service_pb2
+
+    proto = {v.name: v.number for v in identity_service_pb2.MatchResult.DESCRIPTOR.values if v.number}
+    assert set(MATCH_RESULTS) == set(MatchResult)
+    assert {f"MATCH_RESULT_{r.value}": n for r, n in MATCH_RESULTS.items()} == proto
