@@ -229,7 +229,9 @@ def test_sigterm_ends_event_feeds_whose_client_stopped_reading_at_once(tmp_path:
             )
         feed = history_service_pb2_grpc.HistoryServiceStub(channel).StreamEvents
         calls = [feed(hpb.StreamEventsRequest(from_position=1)) for _ in range(8)]
-        # Every feed is admitted (and sending) once one more is refused for the caller's stream budget.
+        for call in calls:  # each admitted and sending (one event read, then never another)
+            next(call)
+        # One more is refused for the caller's stream budget.
         with pytest.raises(grpc.RpcError) as refused:
             next(feed(hpb.StreamEventsRequest(from_position=1)))
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
