@@ -227,13 +227,16 @@ def batch_reader(store: BatchStore, chunk: int = 5000) -> Callable[[int], Iterat
 
 
 def check_log(key: BatchKey, store: BatchStore, reader: Any, end: int = 0) -> tuple[int, str]:
-    """(position, problem) of the first event after ``macs_from`` (up to ``end`` when given) that no
-    ledger server wrote; (0, "") when every batch verifies."""
+    """(position, problem) of the first event after ``macs_from`` (up to ``end`` when given, else up to the
+    head when the check begins) that no ledger server wrote; (0, "") when every batch verifies."""
     try:
+        # The head is taken before the batches are read: an event committed later (with its batch) may be
+        # read by the reader's next page but not be among the batches already read, and is no forgery.
+        head = end or reader.max_position()
         start = macs_from(key, store.marks(), bool(store.batches(0, 1)))
         feed = BatchFeed(key, start, batch_reader(store))
         for e in reader.chained(after=max(0, start - 1)):
-            if end and e.position > end:
+            if e.position > head:
                 break
             feed.add(e.position, event_leaf_hash(e.position, e.stream_id, e.version, e.topic, e.state))
         if not end:

@@ -19,6 +19,13 @@ CAMARA = [
     (errors.InvalidArgument([("specifiedDate", "is after today")], "OUT_OF_RANGE"), 400, "OUT_OF_RANGE", None),
     (errors.InvalidArgument([("body", "is not valid JSON")]), 400, "INVALID_ARGUMENT", None),
     (errors.NumberNotFound("+8613800000001"), 404, "IDENTIFIER_NOT_FOUND", None),
+    (errors.HolderNotFound("+8613800000001", "QUARANTINED"), 404, "IDENTIFIER_NOT_FOUND", None),
+    (
+        errors.InvalidArgument([("number", "is the only field sent")], "INVALID_PARAM_COMBINATION"),
+        400,
+        "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION",
+        None,
+    ),
     (errors.NumberPortedOut("ported out"), 404, "IDENTIFIER_NOT_FOUND", None),
     (edge_errors.Unauthenticated("no token"), 401, "UNAUTHENTICATED", None),
     (edge_errors.PermissionDenied("no role"), 403, "PERMISSION_DENIED", None),

@@ -99,16 +99,16 @@ async def _body(request: Request, limit: int) -> bytes | None:
 def _camara_endpoint(route: camara.CamaraRoute, gate: Gate) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         body = await _body(request, MAX_CAMARA_BODY)
-        call = (
+        call, sent = (
             route.call_request(body)
             if body is not None
-            else Malformed("size", [("body", f"is larger than {MAX_CAMARA_BODY} bytes")])
+            else (Malformed("size", [("body", f"is larger than {MAX_CAMARA_BODY} bytes")]), {})
         )
         outcome = await gate.call(route.method, call, HttpContext(peer_of(request.client), _metadata(request)))
         if isinstance(outcome, Failure):
             status, error, headers = camara.camara_error(outcome)
             return Response(orjson.dumps(error), status, headers, media_type=JSON)
-        return Response(orjson.dumps(route.answer_body(outcome)), media_type=JSON)
+        return Response(orjson.dumps(route.answer_body(sent, outcome)), media_type=JSON)
 
     return endpoint
 

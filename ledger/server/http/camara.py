@@ -1,11 +1,11 @@
-"""The CAMARA routes: Number Recycling v0.2 and SIM Swap v2 (KYC Match joins with IdentityService).
+"""The CAMARA routes: Number Recycling v0.2, SIM Swap v2 and KYC Match v0.4.
 
 Each route is one entry of ``ROUTES``: its path, the gRPC service whose role and budgets it shares, its
 request and response schemas (CAMARA's field names, written once here: the body is validated against
 them and ``/openapi.json`` publishes them), the error codes it answers, and what answers it: a function
 run on the pool over the same ``Answers`` the gRPC servicer uses, or (``ByRpc``) a gRPC method of the
 ledger, called through the same interceptors as over gRPC, with the body translated to its request and
-its response to the body (KYC Match joins so, as one entry over ``IdentityService.MatchIdentity``).
+its response to the body (KYC Match, over ``IdentityService.MatchIdentity``).
 Errors travel as the ledger's errors through the gRPC interceptors and are turned into CAMARA's
 ``{"status", "code", "message"}`` by ``camara_error``.
 """
@@ -21,9 +21,13 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import orjson
 
+from ledger.application.identity import MAX_ID_NUMBER_LENGTH, MAX_NAME_LENGTH, MAX_NAME_SCORE, ONLY_NUMBER
 from ledger.domain import errors
+from ledger.domain.rules import IdType
+from ledger.server.convert import ID_TYPE_VALUES
 from ledger.server.errors import Malformed
 from ledger.server.validation import Fields
+from ledger.v1 import identity_service_pb2 as ipb
 from projections import simswap
 from projections.views import from_us, us
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
     from projections.answers import Answers
 
 PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{4,14}$")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 MISSING_IDENTIFIER = "MISSING_IDENTIFIER"
 DAY_US = 86_400_000_000
 # Seconds a client should wait before retrying, by the reason of a refusal (Retry-After).
@@ -60,7 +65,7 @@ class ByRpc:
 
     method: str
     request: Callable[[dict[str, Any]], Message]  # the body as the method's request (raises InvalidArgument)
-    response: Callable[[Any], dict[str, Any]]  # the method's response as the route's body
+    response: Callable[[dict[str, Any], Any], dict[str, Any]]  # (the body sent, the method's response) as the answer
 
 
 @dataclass(frozen=True)
@@ -82,23 +87,24 @@ class CamaraRoute:
         """The name the route's calls go by through the interceptors (its service decides the role)."""
         return self.answer.method if isinstance(self.answer, ByRpc) else f"/{self.service}{self.path}"
 
-    def call_request(self, body: bytes) -> Any:
-        """What the route's call carries through the interceptors: the body's bytes, parsed by the route's
-        handler once the call is authenticated and counted; for a route answered by an RPC, its request (a
-        small JSON body parsed on the loop), or a ``Malformed`` answered 400 (or 422) after authentication."""
+    def call_request(self, body: bytes) -> tuple[Any, dict[str, Any]]:
+        """What the route's call carries through the interceptors, and the body as parsed so far: the body's
+        bytes (parsed by the route's handler once the call is authenticated and counted); for a route answered
+        by an RPC, its request (a small JSON body parsed on the loop) and the body, or a ``Malformed``
+        answered 400 (or 422) after authentication."""
         if not isinstance(self.answer, ByRpc):
-            return body
+            return body, {}
         parsed = parse_body(self, body)
         if isinstance(parsed, Malformed):
-            return parsed
+            return parsed, {}
         try:
-            return self.answer.request(parsed)
+            return self.answer.request(parsed), parsed
         except errors.InvalidArgument as e:
-            return Malformed("camara", e.violations, e.reason)
+            return Malformed("camara", e.violations, e.reason), parsed
 
-    def answer_body(self, response: Any) -> dict[str, Any]:
-        """The route's answer for what its call returned."""
-        return self.answer.response(response) if isinstance(self.answer, ByRpc) else response
+    def answer_body(self, sent: dict[str, Any], response: Any) -> dict[str, Any]:
+        """The route's answer for what its call returned (``sent``: the body, for a route answered by an RPC)."""
+        return self.answer.response(sent, response) if isinstance(self.answer, ByRpc) else response
 
 
 COMMON_ERRORS: dict[int, tuple[str, ...]] = {
@@ -157,10 +163,18 @@ def _problem(schema: Mapping[str, Any], value: Any) -> str:
     if kind == "string":
         if not isinstance(value, str):
             return "must be a string"
+        if "enum" in schema and value not in schema["enum"]:
+            return "must be one of " + ", ".join(schema["enum"])
+        if len(value) < schema.get("minLength", 0):
+            return "must not be empty"
+        if len(value) > schema.get("maxLength", len(value)):
+            return f"must be at most {schema['maxLength']} characters"
         if "pattern" in schema and not re.match(schema["pattern"], value):
             return f"must match {schema['pattern']}"
         if schema.get("format") == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return "must be a date (YYYY-MM-DD)"
+        if schema.get("format") == "email" and not EMAIL.fullmatch(value):
+            return "must be an email address (local-part@domain)"
         return ""
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -216,6 +230,145 @@ def check_sim_swap(answers: Answers, body: dict[str, Any]) -> dict[str, Any]:
         )
     _, row = answers.sim_swap(phone_number(body))
     return {"swapped": simswap.swapped_within(row, us(answers.now()), hours)}
+
+
+# KYC Match r1.2's request fields besides phoneNumber. The ledger holds the ID document (type and number, as
+# one identity key), the full name and the date of birth; every other field is answered "not_available".
+KYC_FIELDS = (
+    "idDocument",
+    "idDocumentType",
+    "idDocumentExpiryDate",
+    "name",
+    "givenName",
+    "familyName",
+    "nameKanaHankaku",
+    "nameKanaZenkaku",
+    "middleNames",
+    "familyNameAtBirth",
+    "address",
+    "streetName",
+    "streetNumber",
+    "postalCode",
+    "region",
+    "locality",
+    "country",
+    "houseNumberExtension",
+    "birthdate",
+    "email",
+    "gender",
+    "cityOfBirth",
+    "countryOfBirth",
+    "nationality",
+)
+# CAMARA's document types the ledger registers (DESIGN); any other cannot be the holder's document here.
+KYC_ID_TYPES = {"national_id_card": IdType.RESIDENT_ID_CARD, "passport": IdType.PASSPORT}
+KYC_ID_TYPE_ENUM = ["passport", "national_id_card", "residence_permit", "diplomatic_id", "driver_licence"]
+KYC_ID_TYPE_ENUM += ["social_security_id", "other"]
+INVALID_PARAM_COMBINATION = "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION"
+_KYC_RESULTS = {
+    ipb.MATCH_RESULT_TRUE: "true",
+    ipb.MATCH_RESULT_FALSE: "false",
+    ipb.MATCH_RESULT_NOT_AVAILABLE: "not_available",
+}
+
+
+def _kyc_id_type(body: Mapping[str, Any]) -> IdType | None:
+    """The ID document type the ledger compares, when ``idDocument`` is sent with a type it registers."""
+    return KYC_ID_TYPES.get(body.get("idDocumentType", "")) if "idDocument" in body else None
+
+
+def kyc_match_request(body: dict[str, Any]) -> ipb.MatchIdentityRequest:
+    """KYC Match's body as ``MatchIdentity``'s request: ``name`` is the full name, ``idDocument`` with a
+    registered ``idDocumentType`` the ID document, ``birthdate`` the date of birth; givenName and familyName
+    pass on (MatchIdentity answers them NOT_AVAILABLE). Only ``phoneNumber`` passes on as it is (MatchIdentity
+    refuses it: INVALID_PARAM_COMBINATION, one refusal for both protocols)."""
+    if "phoneNumber" not in body and not any(name in body for name in KYC_FIELDS):
+        raise errors.InvalidArgument([("body", "names no field to compare (CAMARA: an empty body is invalid)")])
+    request = ipb.MatchIdentityRequest(number=phone_number(body))
+    kind = _kyc_id_type(body)
+    if kind is not None:
+        request.id_type = ID_TYPE_VALUES[kind]  # type: ignore[assignment]
+        request.id_number = body["idDocument"]
+    for name, target in (("name", "full_name"), ("givenName", "given_name"), ("familyName", "family_name")):
+        if name in body:
+            setattr(request, target, body[name])
+    if "birthdate" in body:
+        request.date_of_birth = body["birthdate"]
+    compared = ("id_number", "full_name", "given_name", "family_name", "date_of_birth")
+    if any(name in body for name in KYC_FIELDS) and not any(request.HasField(f) for f in compared):
+        # Every field sent is one the ledger cannot compare (an address, an email, an ID number without a
+        # type it registers): nothing to ask MatchIdentity, and no guess at a type.
+        text = "sends no field this operator compares: idDocument with idDocumentType, name, givenName, familyName"
+        raise errors.InvalidArgument([("body", f"{text} or birthdate")], ONLY_NUMBER)
+    return request
+
+
+def kyc_match_response(body: dict[str, Any], response: ipb.MatchIdentityResponse) -> dict[str, Any]:
+    """``MatchIdentity``'s results as KYC Match's ``<field>Match`` for each field sent, in the order of the
+    request's schema; the ID document's one result answers both idDocument and idDocumentType (the ledger
+    compares them together), and what the ledger does not hold is "not_available"."""
+    answered = {
+        "name": response.name_match,
+        "givenName": response.given_name_match,
+        "familyName": response.family_name_match,
+        "birthdate": response.birthdate_match,
+    }
+    if _kyc_id_type(body) is not None:
+        answered["idDocument"] = answered["idDocumentType"] = response.id_document_match
+    out: dict[str, Any] = {}
+    for name in KYC_FIELDS:
+        if name not in body:
+            continue
+        result = answered.get(name)
+        out[f"{name}Match"] = _KYC_RESULTS[result] if result is not None else "not_available"
+        if name == "name" and response.HasField("name_match_score"):
+            out["nameMatchScore"] = response.name_match_score
+    return out
+
+
+def _kyc_request_schema() -> dict[str, Any]:
+    text: dict[str, Any] = {"type": "string", "minLength": 1}
+    properties: dict[str, Any] = {"phoneNumber": PHONE_NUMBER_SCHEMA}
+    for name in KYC_FIELDS:
+        properties[name] = {**text, "description": "Not held by this operator: answered not_available."}
+    properties["idDocument"] = {
+        **text,
+        "maxLength": MAX_ID_NUMBER_LENGTH,
+        "description": "The ID document's number; compared with idDocumentType national_id_card or passport only.",
+    }
+    properties["idDocumentType"] = {
+        "type": "string",
+        "enum": KYC_ID_TYPE_ENUM,
+        "description": "The ID document's type; national_id_card and passport are compared (with idDocument).",
+    }
+    properties["name"] = {
+        **text,
+        "maxLength": MAX_NAME_LENGTH,
+        "description": "The complete name, compared after NFKC, case folding and removing whitespace and punctuation.",
+    }
+    for name in ("givenName", "familyName"):
+        properties[name] = {**text, "maxLength": MAX_NAME_LENGTH, "description": "Answered not_available."}
+    properties["birthdate"] = {"type": "string", "format": "date", "description": "YYYY-MM-DD."}
+    properties["idDocumentExpiryDate"] = {"type": "string", "format": "date", "description": "Answered not_available."}
+    properties["email"] = {"type": "string", "format": "email", "description": "Answered not_available."}
+    properties["gender"] = {
+        "type": "string",
+        "enum": ["MALE", "FEMALE", "OTHER"],
+        "description": "Answered not_available.",
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def _kyc_response_schema() -> dict[str, Any]:
+    result = {"type": "string", "enum": ["true", "false", "not_available"]}
+    properties: dict[str, Any] = {f"{name}Match": result for name in KYC_FIELDS}
+    properties["nameMatchScore"] = {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_NAME_SCORE,
+        "description": "Jaro-Winkler similarity of the normalised names, only when nameMatch is false.",
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 RECYCLING = "ledger.v1.RecyclingService"
@@ -310,6 +463,16 @@ ROUTES: tuple[CamaraRoute, ...] = (
         answer=check_sim_swap,
         errors={400: ("OUT_OF_RANGE",)},
     ),
+    CamaraRoute(
+        path="/kyc-match/v0.4/match",
+        service="ledger.v1.IdentityService",
+        operation_id="KYC_Match",
+        summary="Whether the fields sent match the registered data of the phone number's holder now",
+        request=_kyc_request_schema(),
+        response=_kyc_response_schema(),
+        answer=ByRpc("/ledger.v1.IdentityService/MatchIdentity", kyc_match_request, kyc_match_response),
+        errors={400: (INVALID_PARAM_COMBINATION,)},
+    ),
 )
 
 
@@ -335,6 +498,7 @@ def handler(route: CamaraRoute, answers: Answers) -> Callable[[Any, Any], dict[s
 _BY_REASON = {
     (grpc.StatusCode.INVALID_ARGUMENT, MISSING_IDENTIFIER): (422, MISSING_IDENTIFIER),
     (grpc.StatusCode.INVALID_ARGUMENT, "OUT_OF_RANGE"): (400, "OUT_OF_RANGE"),
+    (grpc.StatusCode.INVALID_ARGUMENT, ONLY_NUMBER): (400, INVALID_PARAM_COMBINATION),
     (grpc.StatusCode.FAILED_PRECONDITION, "NUMBER_PORTED_OUT"): (404, "IDENTIFIER_NOT_FOUND"),
 }
 _BY_CODE = {
@@ -347,6 +511,8 @@ _BY_CODE = {
 }
 _MESSAGES = {
     "IDENTIFIER_NOT_FOUND": "the phone number is not one this operator serves",
+    INVALID_PARAM_COMBINATION: "send at least one field this operator compares besides phoneNumber: idDocument with "
+    "idDocumentType (national_id_card or passport), name, givenName, familyName or birthdate",
     "UNAVAILABLE": "the answer cannot be given now; retry after the time in Retry-After",
     "INTERNAL": "internal error; it was logged",
 }
