@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from projections.reverification import OPEN_TENURES_SQL, VERIFICATIONS_SQL, OpenTenure, open_tenures
 from projections.simswap import UNTRUSTED, SimSwapRow
 from projections.views import from_us, us
 from projections.views.subscribers import SWAP_COLUMNS
@@ -81,6 +82,15 @@ class PeopleQueries:
             "ON s.subscriber_id = t.subscriber_id WHERE t.open = 1 AND (s.verified_us IS NULL "
             "OR s.verified_us > t.activated_us) ORDER BY t.number_id",
         )
+
+    def open_tenures(self) -> list[OpenTenure]:
+        """Every open tenure with its number, holder, channel, agent, suspension and the holder's latest
+        verification (what a re-verification campaign looks through), by number."""
+        return open_tenures(self._fetch("compliance", OPEN_TENURES_SQL))
+
+    def verifications(self) -> list[Any]:
+        """Every verification recorded: (subscriber_id, verified_us, method), in ledger order."""
+        return self._fetch("compliance", VERIFICATIONS_SQL)
 
     def agents(self) -> list[dict[str, Any]]:
         """Verifications, activations and violations by channel and agent. Self-service (no agent, as on an
