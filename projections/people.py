@@ -156,11 +156,13 @@ class PeopleQueries:
         return result
 
     def erasures_due(self, now: datetime, retention_days: int, limit: int = 10_000) -> list[str]:
-        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period."""
+        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period;
+        a requested erasure held by the retention period is not due (it completes when the hold ends)."""
         cutoff = us(now - timedelta(days=retention_days))
         rows = self._fetch(
             "erasure",
             "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
+            "AND held_until_us IS NULL "
             "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
             (cutoff, limit),
         )

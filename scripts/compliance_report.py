@@ -91,6 +91,8 @@ def build(
     actors = actors_of(violations) if actors_of and violations else {}
     erasures = reports.erasures_due(conn, now, policy.erasure_retention_days, LIMIT)
     erasure_total = reports.erasures_due_count(conn, now, policy.erasure_retention_days)
+    held = reports.erasures_held(conn, LIMIT)
+    held_total = reports.count(conn, reports.HELD_FROM)
     blocked, holders = reports.quarantine_blockers(conn, now)
     first, last = reports.period(conn)
     trend = reports.monthly_trend(conn)
@@ -198,7 +200,8 @@ def build(
                 for v in violations
             ],
         ),
-        f"<h2>Quarantined numbers held back by clearance ({len(blocked):,})</h2>",
+        "<h2>Quarantined numbers held back by clearance, and ported-out tenures whose clearance is pending "
+        f"({len(blocked):,})</h2>",
         bar_chart(
             "Numbers each holder has not confirmed",
             [(h, e["numbers"], COLOURS["warn"]) for h, e in sorted(holders.items(), key=lambda i: -i[1]["numbers"])],
@@ -208,9 +211,16 @@ def build(
             [[h, e["numbers"], e["past_quarantine"], e["longest_days"]] for h, e in sorted(holders.items())],
         ),
         table(
-            ["number", "disconnected", "quarantine until", "waiting on", "days waiting"],
+            ["number", "state", "disconnected or ported out", "quarantine until", "waiting on", "days waiting"],
             [
-                [b["number"], b["disconnected_at"], b["quarantine_until"], b["waiting_on"], b["days_waiting"]]
+                [
+                    b["number"],
+                    b["state"].lower().replace("_", " "),
+                    b["disconnected_at"],
+                    b["quarantine_until"],
+                    b["waiting_on"],
+                    b["days_waiting"],
+                ]
                 for b in blocked[:LIMIT]
             ],
         ),
@@ -221,6 +231,11 @@ def build(
                 [e["subscriber_id"], e["tenure_count"], e["last_tenure_end"], e["registered_at"], e["days_overdue"]]
                 for e in erasures
             ],
+        ),
+        f"<h2>Erasures requested and held by the retention period{_shown(held_total, held)}</h2>",
+        table(
+            ["subscriber", "tenures", "last tenure ended", "held until (then erased)"],
+            [[e["subscriber_id"], e["tenure_count"], e["last_tenure_end"], e["held_until"]] for e in held],
         ),
         *campaign_sections(read_models, campaign),
         "<h2>Closed tenures by clearance, and numbers by state</h2>",

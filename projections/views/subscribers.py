@@ -233,18 +233,21 @@ class ComplianceView(View):
 
 
 class ErasureView(View):
-    """Per subscriber: open tenures, when the last one ended, and whether their data was erased."""
+    """Per subscriber: open tenures, when the last one ended, whether their data was erased, and until when
+    a requested erasure is held by the retention period (a held subscriber is not due: the hold's end is)."""
 
     name = "erasure"
+    version = 2
     tables = ("rm_er_subscribers", "rm_er_tenures")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_er_subscribers (
             subscriber_id TEXT PRIMARY KEY, registered_us BIGINT NOT NULL, open_tenures BIGINT NOT NULL DEFAULT 0,
-            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT)""",
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT, held_until_us BIGINT)""",
         "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
     )
     event_classes = (
         Subscriber.Registered,
+        Subscriber.ErasureRequested,
         Subscriber.PersonalDataErased,
         Number.Activated,
         Number.Disconnected,
@@ -260,6 +263,12 @@ class ErasureView(View):
         cur.execute(
             "INSERT INTO rm_er_subscribers (subscriber_id, registered_us) VALUES (?, ?)",
             (e.originator_id.hex, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Subscriber.ErasureRequested, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET held_until_us=? WHERE subscriber_id=?", (us(e.due_at), e.originator_id.hex)
         )
 
     @apply.register
