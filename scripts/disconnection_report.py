@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb
 from ledger.v1 import lifecycle_service_pb2 as lpb
 
 PROG = "disconnection_report"
+CALLING_CODE = re.compile(r"^\+[1-9][0-9]{0,3}$")
 HEADER = "number,disconnection_date\n"
 FORMAT = "disconnection-report/1"
 PAGE = 100_000
@@ -363,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError("give --jurisdiction and --month to draw a report, or --verify FILE")
     if args.verify is not None and (args.jurisdiction or args.month or args.output):
         raise UsageError("--verify FILE takes the jurisdiction and month from FILE's manifest")
+    if args.jurisdiction and not CALLING_CODE.match(args.jurisdiction):
+        raise UsageError(f'--jurisdiction {args.jurisdiction!r} is not a country calling code such as "+1"')
     channel = grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)])
     stubs = Stubs(
         history_service_pb2_grpc.HistoryServiceStub(channel), lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)

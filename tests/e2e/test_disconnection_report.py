@@ -18,6 +18,7 @@ from scripts import disconnection_report
 from tests.conftest import number
 
 SUBSCRIBER_REQUEST = 1
+US = "+12015550123"
 
 
 def at(day: str) -> datetime:
@@ -56,9 +57,11 @@ def test_two_months_with_a_back_dated_disconnection_between_them(server, clock, 
     # A number ported in from another operator, activated and disconnected here: reported.
     stubs.lifecycle.PortInNumber(lpb.PortInNumberRequest(request_id=stubs.rid(), number=number(7), donor_operator="d"))
     stubs.onboard(number(7), seq=7)
+    stubs.onboard(US, seq=8)  # another jurisdiction's number: in its own report only
     clock.advance(days=5)  # 2026-01-10
     disconnect(stubs, number(1))
     disconnect(stubs, number(7))
+    disconnect(stubs, US)
     # Not permanent disconnections: a port-out, a suspension, and a ported-out number's return.
     stubs.lifecycle.PortOutNumber(
         lpb.PortOutNumberRequest(request_id=stubs.rid(), number=number(2), recipient_operator="r")
@@ -101,6 +104,10 @@ def test_two_months_with_a_back_dated_disconnection_between_them(server, clock, 
     assert not set(rows(january)[1:]) & set(rows(february)[1:])
     reports = stubs.history.ListDisconnectionReports(hpb.ListDisconnectionReportsRequest(jurisdiction="+86")).reports
     assert [(r.month, r.rows) for r in reports] == [("2026-01", 2), ("2026-02", 3)]
+    us_report = disconnection_report.main(
+        ["--jurisdiction", "+1", "--month", "2026-02", "-o", str(tmp_path / "us.csv"), "--target", stubs.target]
+    )
+    assert us_report == 0 and rows(tmp_path / "us.csv") == ["number,disconnection_date", f"{US},2026-01-10"]
 
     capsys.readouterr()
     assert verify(stubs, january) == 0
@@ -159,6 +166,7 @@ def test_months_are_issued_in_order_and_not_before_they_begin(server, clock, tmp
     assert disconnection_report.main([*args, "--month", future]) == 2
     assert "has not begun" in capsys.readouterr().err
     assert disconnection_report.main([*args, "--month", "2026-13"]) == 2
+    assert disconnection_report.main(["--jurisdiction", "86", "--month", "2026-01", "--target", stubs.target]) == 2
     assert not (tmp_path / "x.csv").exists()
 
 
