@@ -198,7 +198,7 @@ def manifest(plan: Plan, drawn: Drawn, body: bytes, head: Any, tz_name: str, nam
             "rows": len(drawn.rows),
             "disconnections": drawn.included,
             "superseded": drawn.included - len(drawn.rows),
-            "back_dated": back_dated,
+            "dated_before_month": back_dated,
             "carried_to_next": drawn.carried,
         },
         "signed_head": _head(head).to_json(),

@@ -82,14 +82,14 @@ def test_two_months_with_a_back_dated_disconnection_between_them(server, clock, 
         "rows": 2,
         "disconnections": 2,
         "superseded": 0,
-        "back_dated": 0,
+        "dated_before_month": 0,
         "carried_to_next": 1,
     }
     assert manifest["positions"]["from"] == 1 and manifest["positions"]["carry_from"] > 0
     assert manifest["signed_head"]["size"] == manifest["positions"]["to"]
 
     # Recorded after January's report, but back-dated into January: it goes in February's file.
-    disconnect(stubs, number(5), at("2026-02-03T00:00:00"))
+    disconnect(stubs, number(5), at("2026-01-20T00:00:00"))
     clock.advance(days=1)
     disconnect(stubs, number(6), at("2026-02-04T12:00:00"))
     stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=stubs.rid(), numbers=[number(8)]))
@@ -98,10 +98,12 @@ def test_two_months_with_a_back_dated_disconnection_between_them(server, clock, 
     assert rows(february) == [
         "number,disconnection_date",
         f"{number(4)},2026-02-02",
-        f"{number(5)},2026-02-03",
+        f"{number(5)},2026-01-20",
         f"{number(6)},2026-02-04",
     ]
     assert not set(rows(january)[1:]) & set(rows(february)[1:])
+    counts = json.loads((tmp_path / "feb.csv.manifest.json").read_text())["counts"]
+    assert counts["dated_before_month"] == 1 and counts["rows"] == 3
     reports = stubs.history.ListDisconnectionReports(hpb.ListDisconnectionReportsRequest(jurisdiction="+86")).reports
     assert [(r.month, r.rows) for r in reports] == [("2026-01", 2), ("2026-02", 3)]
     us_report = disconnection_report.main(
