@@ -7,10 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-# The shortest quarantine (aging) a country's rules allow, by calling code, and the rule that says so.
+# The shortest quarantine (aging) a country's rules allow, by calling code, and the rule that says so. Only
+# minimums whose text was read are listed. The US: FCC 18-177 (Second Report and Order, CG Docket 17-59,
+# 84 FR 11226, 26 March 2019) "sets a minimum aging period of 45 days before a permanently disconnected
+# number may be reassigned", codified in 47 CFR 52.15(f)(1)(ii). India has none here: the 90 days often
+# quoted are TRAI's minimum non-usage before a prepaid connection may be deactivated (Telecom Consumers
+# Protection (Sixth Amendment) Regulations 2013), not an aging period after disconnection.
 LEGAL_MINIMUM_QUARANTINE: dict[str, tuple[int, str]] = {
     "+1": (45, "US FCC 47 CFR 52.15(f)(1)(ii): disconnected numbers are aged at least 45 days"),
-    "+91": (90, "India DoT: a disconnected number is not reallocated for 90 days"),
 }
 # Channels where a person acts for the operator, so an agent_id is required (self-service has none).
 DEFAULT_AGENT_CHANNELS = ("retail", "retail_store", "shop", "dealer", "call_center", "agent")
@@ -62,10 +66,18 @@ def check_jurisdiction(j: Jurisdiction) -> None:
         raise ValueError(f"jurisdictions.{j.calling_code!r}.max_numbers_per_identity must be between 1 and 1000")
 
 
-def check_jurisdictions(jurisdictions: tuple[Jurisdiction, ...]) -> None:
-    """``check_jurisdiction`` for each, and no calling code twice."""
+def check_jurisdictions(jurisdictions: tuple[Jurisdiction, ...], quarantine_days: int) -> None:
+    """``check_jurisdiction`` for each, no calling code twice, and the policy's own ``quarantine_days`` not
+    under the legal minimum of a jurisdiction that takes it (one that sets no quarantine of its own)."""
     for j in jurisdictions:
         check_jurisdiction(j)
+        minimum = LEGAL_MINIMUM_QUARANTINE.get(j.calling_code)
+        if j.quarantine_days is None and minimum is not None and quarantine_days < minimum[0]:
+            raise ValueError(
+                f"quarantine_days {quarantine_days}, which jurisdictions.{j.calling_code!r} takes, is under the "
+                f"legal minimum of {minimum[0]} days ({minimum[1]}); set jurisdictions.{j.calling_code!r}."
+                "quarantine_days or raise quarantine_days"
+            )
     if len({j.calling_code for j in jurisdictions}) != len(jurisdictions):
         raise ValueError("jurisdictions has duplicate calling codes")
 

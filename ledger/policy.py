@@ -82,7 +82,7 @@ class Policy:
         if not 0 <= self.signed_head_interval_seconds <= 86400:
             raise ConfigError("signed_head_interval_seconds must be between 0 and 86400 (0: on demand only)")
         try:
-            check_jurisdictions(self.jurisdictions)
+            check_jurisdictions(self.jurisdictions, self.quarantine_days)
         except ValueError as e:
             raise ConfigError(str(e)) from None
 

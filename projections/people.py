@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from ledger.domain import errors
+from projections.reverification import OPEN_TENURES_SQL, VERIFICATIONS_SQL, OpenTenure, open_tenures
 from projections.simswap import UNTRUSTED, SimSwapRow
 from projections.views import from_us, us
 from projections.views.subscribers import SWAP_COLUMNS
@@ -97,6 +98,15 @@ class PeopleQueries:
             "OR s.verified_us > t.activated_us) ORDER BY t.number_id",
         )
 
+    def open_tenures(self) -> list[OpenTenure]:
+        """Every open tenure with its number, holder, channel, agent, suspension and the holder's latest
+        verification (what a re-verification campaign looks through), by number."""
+        return open_tenures(self._fetch("compliance", OPEN_TENURES_SQL))
+
+    def verifications(self) -> list[Any]:
+        """Every verification recorded: (subscriber_id, verified_us, method), in ledger order."""
+        return self._fetch("compliance", VERIFICATIONS_SQL)
+
     def agents(self) -> list[dict[str, Any]]:
         """Verifications, activations and violations by channel and agent. Self-service (no agent, as on an
         app or web channel) is no agent: it is counted under its channel only (``channel_rates``)."""
@@ -161,11 +171,13 @@ class PeopleQueries:
         return result
 
     def erasures_due(self, now: datetime, retention_days: int, limit: int = 10_000) -> list[str]:
-        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period."""
+        """Subscribers not erased whose tenures all ended (or who never held one) before the retention period;
+        a requested erasure held by the retention period is not due (it completes when the hold ends)."""
         cutoff = us(now - timedelta(days=retention_days))
         rows = self._fetch(
             "erasure",
             "SELECT subscriber_id FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
+            "AND held_until_us IS NULL "
             "AND COALESCE(last_end_us, registered_us) <= ? ORDER BY subscriber_id LIMIT ?",
             (cutoff, limit),
         )

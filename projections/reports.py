@@ -72,7 +72,7 @@ def clearance_violations(conn: Connection, limit: int = 200) -> list[dict[str, A
 def _erasure_from(now: datetime, retention_days: int) -> tuple[str, tuple[Any, ...]]:
     cutoff = us(now - timedelta(days=retention_days))
     return (
-        "FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 "
+        "FROM rm_er_subscribers WHERE erased_us IS NULL AND open_tenures = 0 AND held_until_us IS NULL "
         "AND COALESCE(last_end_us, registered_us) <= ?",
         (cutoff,),
     )
@@ -102,27 +102,48 @@ def erasures_due(conn: Connection, now: datetime, retention_days: int, limit: in
 
 
 def erasures_due_count(conn: Connection, now: datetime, retention_days: int) -> int:
-    """How many subscribers are due for erasure."""
+    """How many subscribers are due for erasure (a requested erasure held by the retention period is not)."""
     where, params = _erasure_from(now, retention_days)
     return count(conn, where, params)
 
 
+HELD_FROM = "FROM rm_er_subscribers WHERE erased_us IS NULL AND held_until_us IS NOT NULL"
+
+
+def erasures_held(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
+    """Subscribers whose erasure was requested inside the retention period: their data is restricted and
+    the key is destroyed when the hold ends (the server's daily pass or ``scripts.erase_due``), soonest first."""
+    rows = conn.execute(
+        f"SELECT subscriber_id, tenure_count, last_end_us, held_until_us {HELD_FROM} "
+        "ORDER BY held_until_us, subscriber_id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        {"subscriber_id": r[0], "tenure_count": int(r[1]), "last_tenure_end": _at(r[2]), "held_until": _at(r[3])}
+        for r in rows
+    ]
+
+
+# The quarantined number's last tenure, and any ported-out tenure not released: no release will ever ask
+# for a ported-out tenure's clearance while the number is served elsewhere, so only this list shows it.
 BLOCKED_FROM = (
-    "FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id AND t.ordinal = n.tenure_count "
-    "WHERE n.status = 'QUARANTINED' AND t.outstanding_holders != '[]'"
+    "FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
+    "WHERE t.outstanding_holders != '[]' AND t.released_us IS NULL AND t.disconnected_us IS NOT NULL "
+    "AND ((n.status = 'QUARANTINED' AND t.ordinal = n.tenure_count) OR t.disconnect_reason = 'PORTED_OUT')"
 )
 
 
 def quarantine_blockers(conn: Connection, now: datetime) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Quarantined numbers whose clearance is not complete (longest waiting first), and per holder: how many
-    numbers it holds back, how many of them past their quarantine, and the longest wait in days."""
+    """Quarantined numbers and ported-out tenures whose clearance is not complete (longest waiting first),
+    and per holder: how many numbers it holds back, how many of them past their quarantine, and the longest
+    wait in days."""
     rows = conn.execute(
-        f"SELECT n.number, t.tenure_id, t.disconnected_us, t.quarantine_until_us, t.outstanding_holders {BLOCKED_FROM} "
-        "ORDER BY t.disconnected_us, n.number"
+        "SELECT n.number, t.tenure_id, t.disconnected_us, t.quarantine_until_us, t.outstanding_holders, n.status "
+        f"{BLOCKED_FROM} ORDER BY t.disconnected_us, n.number"
     ).fetchall()
     numbers: list[dict[str, Any]] = []
     holders: dict[str, dict[str, Any]] = {}
-    for number, tenure_id, disconnected, until, outstanding in rows:
+    for number, tenure_id, disconnected, until, outstanding, state in rows:
         disconnected_at, until_at = _at(disconnected), _at(until)
         waiting = (now - disconnected_at).days if disconnected_at else 0
         overdue = until_at is not None and until_at <= now
@@ -134,6 +155,7 @@ def quarantine_blockers(conn: Connection, now: datetime) -> tuple[list[dict[str,
             "waiting_on": _holders(outstanding),
             "days_waiting": waiting,
             "quarantine_ended": overdue,
+            "state": state,
         }
         numbers.append(item)
         for holder in item["waiting_on"]:

@@ -19,10 +19,12 @@ from uuid import UUID
 from ledger.cli import RunFailed, add_db_argument, existing_store, one_line_errors, output_file
 from ledger.config import Settings
 from ledger.policy import Policy
-from projections import reports
+from projections import reports, reverification
 from projections.db import ViewsDatabase
 from projections.queries import ReadModels
+from projections.reverification import Rule
 from scripts.report_charts import COLOURS, bar_chart, line_chart, percent
+from scripts.reverification import rule_of
 
 LIMIT = 200  # rows per table; the heading says how many there are in all
 
@@ -70,9 +72,15 @@ def release_actors(db: str, violations: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def build(
-    read_models: ReadModels, conn: reports.Connection, policy: Policy, now: datetime, actors_of: Any = None
+    read_models: ReadModels,
+    conn: reports.Connection,
+    policy: Policy,
+    now: datetime,
+    actors_of: Any = None,
+    campaign: tuple[str, Rule] | None = None,
 ) -> str:
-    """The report's HTML; ``actors_of(violations)`` names who released each violating tenure."""
+    """The report's HTML; ``actors_of(violations)`` names who released each violating tenure; ``campaign``
+    (a name and its rule) adds that re-verification campaign's progress by channel and agent."""
     channels = read_models.channel_rates()
     clearance = read_models.clearance_counts()
     quarantine = read_models.quarantine_summary(now)
@@ -83,6 +91,8 @@ def build(
     actors = actors_of(violations) if actors_of and violations else {}
     erasures = reports.erasures_due(conn, now, policy.erasure_retention_days, LIMIT)
     erasure_total = reports.erasures_due_count(conn, now, policy.erasure_retention_days)
+    held = reports.erasures_held(conn, LIMIT)
+    held_total = reports.count(conn, reports.HELD_FROM)
     blocked, holders = reports.quarantine_blockers(conn, now)
     first, last = reports.period(conn)
     trend = reports.monthly_trend(conn)
@@ -190,7 +200,8 @@ def build(
                 for v in violations
             ],
         ),
-        f"<h2>Quarantined numbers held back by clearance ({len(blocked):,})</h2>",
+        "<h2>Quarantined numbers held back by clearance, and ported-out tenures whose clearance is pending "
+        f"({len(blocked):,})</h2>",
         bar_chart(
             "Numbers each holder has not confirmed",
             [(h, e["numbers"], COLOURS["warn"]) for h, e in sorted(holders.items(), key=lambda i: -i[1]["numbers"])],
@@ -200,9 +211,16 @@ def build(
             [[h, e["numbers"], e["past_quarantine"], e["longest_days"]] for h, e in sorted(holders.items())],
         ),
         table(
-            ["number", "disconnected", "quarantine until", "waiting on", "days waiting"],
+            ["number", "state", "disconnected or ported out", "quarantine until", "waiting on", "days waiting"],
             [
-                [b["number"], b["disconnected_at"], b["quarantine_until"], b["waiting_on"], b["days_waiting"]]
+                [
+                    b["number"],
+                    b["state"].lower().replace("_", " "),
+                    b["disconnected_at"],
+                    b["quarantine_until"],
+                    b["waiting_on"],
+                    b["days_waiting"],
+                ]
                 for b in blocked[:LIMIT]
             ],
         ),
@@ -214,6 +232,12 @@ def build(
                 for e in erasures
             ],
         ),
+        f"<h2>Erasures requested and held by the retention period{_shown(held_total, held)}</h2>",
+        table(
+            ["subscriber", "tenures", "last tenure ended", "held until (then erased)"],
+            [[e["subscriber_id"], e["tenure_count"], e["last_tenure_end"], e["held_until"]] for e in held],
+        ),
+        *campaign_sections(read_models, campaign),
         "<h2>Closed tenures by clearance, and numbers by state</h2>",
         bar_chart(
             f"{sum(clearance.values()):,} closed tenures by clearance",
@@ -247,6 +271,37 @@ def build(
     )
 
 
+def campaign_sections(read_models: ReadModels, campaign: tuple[str, Rule] | None) -> list[str]:
+    """Re-verification campaigns: the suspensions each made, and the named campaign's progress by channel
+    and agent (found, re-verified since, suspended, still due)."""
+    tenures = read_models.open_tenures()
+    seen = reverification.suspensions_by_campaign(tenures)
+    parts = [
+        "<h2>Re-verification campaigns (numbers in service)</h2>",
+        table(
+            ["campaign", "suspended", "still suspended", "re-verified since"],
+            [[name, c["suspended"], c["still suspended"], c["re-verified since"]] for name, c in seen.items()],
+        ),
+    ]
+    if campaign is not None:
+        name, rule = campaign
+        rows = reverification.progress(name, rule, tenures, read_models.verifications())
+        totals = {k: sum(r[k] for r in rows.values()) for k in ("found", "re-verified", "suspended", "due")}
+        parts += [
+            f"<h3>Campaign {html.escape(name)} by channel and sales point: {totals['found']:,} found, "
+            f"{totals['re-verified']:,} re-verified, {totals['suspended']:,} suspended, "
+            f"{totals['due']:,} still due</h3>",
+            table(
+                ["channel", "agent (sales point)", "found", "re-verified", "suspended", "still due"],
+                [
+                    [ch, agent or "-", r["found"], r["re-verified"], r["suspended"], r["due"]]
+                    for (ch, agent), r in rows.items()
+                ],
+            ),
+        ]
+    return parts
+
+
 @one_line_errors("compliance_report")
 def main(argv: list[str] | None = None) -> int:
     """Write the report."""
@@ -254,7 +309,11 @@ def main(argv: list[str] | None = None) -> int:
     add_db_argument(parser)
     parser.add_argument("--policy", type=Path, help="policy file, as given to the server")
     parser.add_argument("-o", "--output", type=Path, default=Path("compliance.html"), help="HTML file to write")
+    parser.add_argument("--campaign", help="a re-verification campaign to report on, with its rule:")
+    parser.add_argument("--verified-before", metavar="DATE", help="the campaign's --verified-before")
+    parser.add_argument("--methods", metavar="LIST", help="the campaign's --methods")
     args = parser.parse_args(argv)
+    campaign = (args.campaign, rule_of(args)) if args.campaign else None
     store = existing_store(args.db)
     policy = Policy.from_toml(args.policy) if args.policy else Policy()
     views = ViewsDatabase.for_store(store)
@@ -263,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     read_models = ReadModels(views)
     conn = views.connect()
     try:
-        page = build(read_models, conn, policy, datetime.now(UTC), lambda rows: release_actors(args.db, rows))
+        page = build(read_models, conn, policy, datetime.now(UTC), lambda rows: release_actors(args.db, rows), campaign)
     finally:
         conn.close()
         read_models.close()

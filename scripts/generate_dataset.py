@@ -1,12 +1,14 @@
 """Generate a realistic synthetic operator history through the public gRPC API.
 
 Each number lives through years of simulated tenures: sales by channel and agent, identity checks,
-SIM swaps, suspensions for non-payment, spam, lost SIMs and fraud, disconnections, quarantine,
-per-holder data clearance (some late, some missing), releases (a few by override) and erasure
-requests. The same seed always gives the same history; request ids are derived from it and from the
-simulated time, so a re-run after an interruption continues without recording anything twice. Without
-``--end`` the history ends when the first run started: a re-run finds that moment in the ledger (the
-time the dataset's numbers were provisioned), never in the wall clock.
+SIM swaps, suspensions for non-payment, spam, lost SIMs and fraud, disconnections, port-outs (some
+numbers come back when the recipient disconnects them), quarantine, per-holder data clearance (some
+late, some missing), releases (a few by override) and erasure requests (most within the retention
+period, so held); a share of the numbers enter by a port-in from another operator's range. The same
+seed always gives the same history; request ids are derived from it and from the simulated time, so a
+re-run after an interruption continues without recording anything twice. Without ``--end`` the
+history ends when the first run started: a re-run finds that moment in the ledger (the time the
+dataset's numbers were provisioned), never in the wall clock.
 
     python -m scripts.generate_dataset --target 127.0.0.1:50051 --numbers 100000 --years 3 --seed 7
 
@@ -38,7 +40,7 @@ from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from scripts.dataset import identifiers as synthetic
-from scripts.dataset.histories import Command, number_history
+from scripts.dataset.histories import Command, number_history, number_of, ported_in
 
 # Recorded as the actor of every command (the releases by override name it in the compliance report).
 ACTOR = (("x-ledger-actor", "generate_dataset"),)
@@ -81,7 +83,7 @@ class Sender:
             counts[cmd.rpc] += 1
             if registering is not None:
                 subscribers[registering] = response.subscriber_id
-            elif cmd.rpc == "DisconnectNumber":
+            elif cmd.rpc in ("DisconnectNumber", "PortOutNumber"):
                 tenures[cmd.fields["tenure"]] = response.tenure_id
         return counts
 
@@ -92,7 +94,7 @@ def _snake(rpc: str) -> str:
 
 def import_commands(i: int, seed: int, commands: list[Command]) -> Iterator[lpb.ImportCommand]:
     """Number i's commands as ImportCommands, with subscriber and tenure ids derived as the ledger does."""
-    msisdn = synthetic.msisdn(i)
+    msisdn = number_of(i, seed)
     registered: dict[int, str] = {}
     for k, cmd in enumerate(sorted(commands)):
         f = dict(cmd.fields)
@@ -162,6 +164,10 @@ def _request(rpc: str, request_id: str, at: datetime, f: dict[str, Any]) -> Any:
     values: dict[str, Any] = {}
     for key, value in f.items():
         enum = ENUMS.get((rpc, key)) or ENUMS.get(("*", key))
+        if isinstance(value, datetime):  # ReturnNumber's disconnected_at
+            moment = Timestamp()
+            moment.FromDatetime(value)
+            value = moment
         values[key] = enum[0].Value(enum[1] + value) if enum else value
     ts = Timestamp()
     ts.FromDatetime(at)
@@ -218,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         end = earlier + span if earlier else datetime.now(UTC).replace(microsecond=0)
     start = end - span
     began = time.perf_counter()
-    numbers = [synthetic.msisdn(i) for i in range(args.numbers)]
+    # Numbers ported in from another operator's range enter by PortInNumber, not by provisioning.
+    numbers = [synthetic.msisdn(i) for i in range(args.numbers) if not ported_in(i, args.seed)]
     ts = Timestamp()
     ts.FromDatetime(start)
     for chunk in range(0, len(numbers), 10_000):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ledger.domain.indexes import SimCard
+from ledger.domain.indexes import DisconnectionReports, SimCard
 from ledger.domain.number import Number
 
 
@@ -213,6 +213,24 @@ class ReturnNumber(Command):
     def streams(self) -> tuple[UUID, ...]:
         """The number."""
         return (Number.create_id(self.number),)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDisconnectionReport(Command):
+    """Record a disconnection report issued to a jurisdiction's regulator (``scripts.disconnection_report``)."""
+
+    jurisdiction: str
+    month: str
+    from_position: int
+    to_position: int
+    period_end: datetime
+    carry_from: int
+    rows: int
+    digest: str
+
+    def streams(self) -> tuple[UUID, ...]:
+        """The jurisdiction's report record."""
+        return (DisconnectionReports.create_id(self.jurisdiction),)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from ledger.application.commands import (
     PortInNumber,
     PortOutNumber,
     ProvisionNumbers,
+    RecordDisconnectionReport,
     RegisterSubscriber,
     ReleaseNumber,
     ResumeNumber,
@@ -173,6 +174,25 @@ def return_number(command: ReturnNumber, uow: UnitOfWork, ctx: Context) -> Outco
     return Outcome([num], {"quarantine_until": until.isoformat()})
 
 
+# The regulator's files.
+
+
+def record_disconnection_report(command: RecordDisconnectionReport, uow: UnitOfWork, ctx: Context) -> Outcome:
+    """Record a disconnection report issued for a jurisdiction; it must follow the jurisdiction's last one."""
+    record = uow.disconnection_reports(command.jurisdiction, ctx)
+    record.issue(
+        command.month,
+        command.from_position,
+        command.to_position,
+        command.period_end,
+        command.carry_from,
+        command.rows,
+        command.digest,
+        ctx,
+    )
+    return Outcome([record])
+
+
 # The subscriber.
 
 
@@ -311,6 +331,7 @@ COMMANDS: dict[str, CommandType] = {
         CommandType(PortOutNumber, port_out_number),
         CommandType(PortInNumber, port_in_number),
         CommandType(ReturnNumber, return_number),
+        CommandType(RecordDisconnectionReport, record_disconnection_report),
         CommandType(CompleteErasure, complete_erasure),
     )
 }

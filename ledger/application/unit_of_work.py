@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
-from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
+from ledger.domain.indexes import DisconnectionReports, IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number
 from ledger.domain.subscriber import Subscriber
 
@@ -183,6 +183,14 @@ class UnitOfWork:
             AccessLog,
             AccessLog.create_id(subscriber_id),
             lambda: AccessLog(subscriber_id=subscriber_id, **ctx.fields()),
+        )
+
+    def disconnection_reports(self, jurisdiction: str, ctx: Context) -> DisconnectionReports:
+        """The jurisdiction's record of disconnection reports (created on first use)."""
+        return self._get_or_create(
+            DisconnectionReports,
+            DisconnectionReports.create_id(jurisdiction),
+            lambda: DisconnectionReports(jurisdiction=jurisdiction, **ctx.fields()),
         )
 
     def sim(self, iccid: str, ctx: Context) -> SimCard:

@@ -1,4 +1,5 @@
-"""Consistency boundaries that span numbers: holdings per identity, SIM assignment, request records.
+"""Consistency boundaries that span numbers: holdings per identity, SIM assignment, request records, and
+the disconnection reports a jurisdiction was issued.
 
 Each is a small aggregate whose version changes with every update, so that two concurrent commands
 touching the same identity, SIM or request id conflict on save and one of them is retried.
@@ -6,6 +7,7 @@ touching the same identity, SIM or request id conflict on save and one of them i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -13,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain import errors
-from ledger.domain.base import LedgerEvent, stable_id
+from ledger.domain.base import LedgerEvent, check_order, stable_id
 
 if TYPE_CHECKING:
     from ledger.domain.context import Context
@@ -197,3 +199,139 @@ class RequestRecord(Aggregate):
         self.fingerprint = fingerprint
         self.result = result
         self.request_id = request_id
+
+
+# The disconnection reports of a jurisdiction.
+#
+# The record of the regulator files a jurisdiction was sent: one stream per jurisdiction, one event per
+# report issued, so that the next report starts where the last one ended.
+#
+# A disconnection report of month M covers the permanent disconnections recorded at positions
+# ``from_position`` to ``to_position`` that occurred before ``period_end``; a disconnection recorded in that
+# range but occurring later (the report of a month drawn while the next one has begun) is carried to the
+# next report, which therefore starts at ``carry_from`` when that is earlier than ``to_position + 1``. What a
+# report holds is a function of its own record and of the previous one's (``reported_by``), so redrawing a
+# month gives the same file, and no disconnection is left out or reported twice.
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedReport:
+    """One report issued: its month, the positions it covers, its period's end, and what it held."""
+
+    month: str
+    from_position: int
+    to_position: int
+    period_end: datetime
+    carry_from: int
+    rows: int
+    digest: str
+    issued_at: datetime
+
+
+class ReportOutOfOrder(errors.RuleViolation):
+    """Raised when a report is issued for a month not after the jurisdiction's last report, or for a
+    position range that does not start where the last report left off."""
+
+    reason = "REPORT_OUT_OF_ORDER"
+
+
+class DisconnectionReports(Aggregate):
+    """The disconnection reports issued for one jurisdiction (a country calling code), in order."""
+
+    class Event(LedgerEvent):
+        """Base class of the report record's events."""
+
+    class Opened(Event, Aggregate.Created):
+        """The jurisdiction's first report was issued."""
+
+        jurisdiction: str
+
+    class Issued(Event):
+        """A report was issued: the month, the positions and period it covers, its rows and its digest."""
+
+        month: str
+        from_position: int
+        to_position: int
+        period_end: datetime
+        carry_from: int
+        rows: int
+        digest: str
+
+    @staticmethod
+    def create_id(jurisdiction: str, **_: object) -> UUID:
+        """Stream id of a jurisdiction's report record."""
+        return stable_id(f"/disconnection-reports/{jurisdiction}")
+
+    @event(Opened)
+    def __init__(self, jurisdiction: str, occurred_at: datetime, actor: str, request_id: str) -> None:
+        self.jurisdiction = jurisdiction
+        self.reports: list[IssuedReport] = []
+        self.last_occurred_at = occurred_at
+
+    def next_from(self) -> int:
+        """The first position the next report covers."""
+        if not self.reports:
+            return 1
+        last = self.reports[-1]
+        return min(last.to_position + 1, last.carry_from or last.to_position + 1)
+
+    def issue(
+        self,
+        month: str,
+        from_position: int,
+        to_position: int,
+        period_end: datetime,
+        carry_from: int,
+        rows: int,
+        digest: str,
+        ctx: Context,
+    ) -> None:
+        """Record a report; it must follow the last one in month, positions and period."""
+        check_order(self.last_occurred_at, ctx.occurred_at, "report record")
+        if self.reports:
+            last = self.reports[-1]
+            if month <= last.month:
+                raise ReportOutOfOrder(
+                    f"month {month} is not after the last report's month {last.month}", last_month=last.month
+                )
+            if to_position < last.to_position or period_end < last.period_end:
+                raise ReportOutOfOrder(
+                    f"the report ends before the last one (position {last.to_position})",
+                    last_month=last.month,
+                )
+        expected = self.next_from()
+        if from_position != expected:
+            raise ReportOutOfOrder(
+                f"the report must start at position {expected}, not {from_position}", from_position=str(expected)
+            )
+        if to_position < from_position - 1 or (not from_position <= carry_from <= to_position and carry_from):
+            raise errors.InvalidArgument([("to_position", "the position range is empty or carry_from outside it")])
+        self._issued(
+            month=month,
+            from_position=from_position,
+            to_position=to_position,
+            period_end=period_end,
+            carry_from=carry_from,
+            rows=rows,
+            digest=digest,
+            **ctx.fields(),
+        )
+
+    @event(Issued)
+    def _issued(
+        self,
+        month: str,
+        from_position: int,
+        to_position: int,
+        period_end: datetime,
+        carry_from: int,
+        rows: int,
+        digest: str,
+        occurred_at: datetime,
+        actor: str,
+        request_id: str,
+    ) -> None:
+        self.reports.append(
+            IssuedReport(month, from_position, to_position, period_end, carry_from, rows, digest, occurred_at)
+        )
+        self.last_occurred_at = occurred_at

@@ -8,16 +8,19 @@ from typing import TYPE_CHECKING
 import grpc
 
 from ledger.application.reads import (
+    MAX_PAGE,
+    issued_reports,
     keyless_registrations,
     number_history,
     number_state,
+    permanent_disconnections,
     verify_integrity,
     with_keyless,
 )
 from ledger.application.trace import request_events
 from ledger.domain import errors
 from ledger.server.auth import actor_of
-from ledger.server.convert import ledger_event, number_state_message
+from ledger.server.convert import DISCONNECT_VALUES, ledger_event, number_state_message
 from ledger.server.feeds import AsyncFeed, CommitSignal
 from ledger.server.heads import HeadPublisher, ProofsUnavailable, head_message, proven_history
 from ledger.server.limits import Turns, caller_key
@@ -157,6 +160,51 @@ class HistoryServicer(history_service_pb2_grpc.HistoryServiceServicer):
         if head is None or head.size < self.app.reader.max_position():
             head = publisher.sign_now()
         return head
+
+    def ListDisconnectionReports(
+        self, request: pb.ListDisconnectionReportsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDisconnectionReportsResponse:
+        """The disconnection reports issued for a jurisdiction, oldest first, and the policy's time zone."""
+        f = Fields()
+        jurisdiction = f.calling_code("jurisdiction", request.jurisdiction)
+        f.done()
+        response = pb.ListDisconnectionReportsResponse(timezone=self.app.policy.timezone)
+        for report in issued_reports(self.app, jurisdiction):
+            message = response.reports.add(
+                month=report.month,
+                from_position=report.from_position,
+                to_position=report.to_position,
+                carry_from=report.carry_from,
+                rows=report.rows,
+                digest=report.digest,
+            )
+            message.period_end.FromDatetime(report.period_end)
+            message.issued_at.FromDatetime(report.issued_at)
+        return response
+
+    def ListDisconnections(
+        self, request: pb.ListDisconnectionsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDisconnectionsResponse:
+        """One page of the permanent disconnections of a jurisdiction's numbers recorded in a position range."""
+        f = Fields()
+        jurisdiction = f.calling_code("jurisdiction", request.jurisdiction)
+        start = f.position("from_position", request.from_position)
+        end = f.position("to_position", request.to_position)
+        if start > end:
+            f.add("to_position", "must be at least from_position")
+        if request.page_size > MAX_PAGE:
+            f.add("page_size", f"must be at most {MAX_PAGE}")
+        f.done()
+        found, read_to = permanent_disconnections(self.app, jurisdiction, start, end, request.page_size or MAX_PAGE)
+        response = pb.ListDisconnectionsResponse(read_to=read_to)
+        for d in found:
+            message = response.disconnections.add(
+                number=d.number,
+                position=d.position,
+                reason=DISCONNECT_VALUES[d.reason],  # type: ignore[arg-type]
+            )
+            message.occurred_at.FromDatetime(d.occurred_at)
+        return response
 
     def GetNumberState(
         self, request: pb.GetNumberStateRequest, context: grpc.ServicerContext

@@ -82,6 +82,10 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
         """Take back a ported-out number its recipient disconnected."""
         return run_command(self.app, "ReturnNumber", request, actor_of(context))
 
+    def RecordDisconnectionReport(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Record a disconnection report issued to a regulator."""
+        return run_command(self.app, "RecordDisconnectionReport", request, actor_of(context))
+
     async def ImportCommands(
         self, request_iterator: AsyncIterator[pb.ImportCommandsRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ImportCommandsResponse]:

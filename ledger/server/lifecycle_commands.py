@@ -232,6 +232,24 @@ def _return_number(request: pb.ReturnNumberRequest) -> dict[str, Any]:
     return kwargs
 
 
+def _record_disconnection_report(request: pb.RecordDisconnectionReportRequest) -> dict[str, Any]:
+    f = Fields()
+    kwargs = {
+        "request_id": f.request_id(request.request_id),
+        "jurisdiction": f.calling_code("jurisdiction", request.jurisdiction),
+        "month": f.month("month", request.month),
+        "from_position": f.position("from_position", request.from_position),
+        "to_position": f.position("to_position", request.to_position, minimum=0),
+        "period_end": f.timestamp(request, "period_end", required=True),
+        "carry_from": f.position("carry_from", request.carry_from, minimum=0),
+        "rows": f.position("rows", request.rows, minimum=0),
+        "digest": f.digest("digest", request.digest),
+        "occurred_at": f.timestamp(request, "occurred_at"),
+    }
+    f.done()
+    return kwargs
+
+
 def _return_response(result: CommandResult) -> pb.ReturnNumberResponse:
     response = pb.ReturnNumberResponse(position=result.position)
     response.quarantine_until.FromDatetime(datetime.fromisoformat(result.data["quarantine_until"]))
@@ -289,6 +307,9 @@ RPCS: dict[str, Rpc] = {
     ),
     "PortInNumber": Rpc(_port_in_number, lambda r: pb.PortInNumberResponse(position=r.position)),
     "ReturnNumber": Rpc(_return_number, _return_response),
+    "RecordDisconnectionReport": Rpc(
+        _record_disconnection_report, lambda r: pb.RecordDisconnectionReportResponse(position=r.position)
+    ),
 }
 
 

@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+CALLING_CODE = re.compile(r"^\+[1-9][0-9]{0,3}$")
+MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+MAX_POSITION = 2**63 - 1  # positions are stored as signed 64-bit integers
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # The queries one BatchCheck or BatchCheckSimSwap request may hold.
 MAX_QUERIES_PER_BATCH = 10_000
@@ -115,6 +119,30 @@ class Fields:
         """A channel name such as "retail_store"."""
         if not CHANNEL.match(value):
             self.add(field, "is required: 1-64 letters, digits, '_', '.', ':' or '-'")
+        return value
+
+    def calling_code(self, field: str, value: str) -> str:
+        """A country calling code such as "+1"."""
+        if not CALLING_CODE.match(value):
+            self.add(field, 'is required: a country calling code such as "+1"')
+        return value
+
+    def month(self, field: str, value: str) -> str:
+        """A month, YYYY-MM."""
+        if not MONTH.match(value):
+            self.add(field, "is required: a month, YYYY-MM")
+        return value
+
+    def digest(self, field: str, value: str) -> str:
+        """A SHA-256 digest, 64 lower-case hex digits."""
+        if not DIGEST.match(value):
+            self.add(field, "is required: a SHA-256 digest, 64 lower-case hex digits")
+        return value
+
+    def position(self, field: str, value: int, minimum: int = 1) -> int:
+        """A ledger position (or a count of them) from ``minimum`` up."""
+        if not minimum <= value <= MAX_POSITION:
+            self.add(field, f"must be between {minimum} and {MAX_POSITION}")
         return value
 
     def holder(self, field: str, value: str) -> str:

@@ -279,3 +279,69 @@ class ReadModelMismatch(_message.Message):
     stored: str
     replayed: str
     def __init__(self, number: _Optional[str] = ..., field: _Optional[str] = ..., stored: _Optional[str] = ..., replayed: _Optional[str] = ...) -> None: ...
+
+class ListDisconnectionReportsRequest(_message.Message):
+    __slots__ = ("jurisdiction",)
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    jurisdiction: str
+    def __init__(self, jurisdiction: _Optional[str] = ...) -> None: ...
+
+class ListDisconnectionReportsResponse(_message.Message):
+    __slots__ = ("reports", "timezone")
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[DisconnectionReport]
+    timezone: str
+    def __init__(self, reports: _Optional[_Iterable[_Union[DisconnectionReport, _Mapping]]] = ..., timezone: _Optional[str] = ...) -> None: ...
+
+class DisconnectionReport(_message.Message):
+    __slots__ = ("month", "from_position", "to_position", "period_end", "carry_from", "rows", "digest", "issued_at")
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    CARRY_FROM_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    month: str
+    from_position: int
+    to_position: int
+    period_end: _timestamp_pb2.Timestamp
+    carry_from: int
+    rows: int
+    digest: str
+    issued_at: _timestamp_pb2.Timestamp
+    def __init__(self, month: _Optional[str] = ..., from_position: _Optional[int] = ..., to_position: _Optional[int] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., carry_from: _Optional[int] = ..., rows: _Optional[int] = ..., digest: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDisconnectionsRequest(_message.Message):
+    __slots__ = ("jurisdiction", "from_position", "to_position", "page_size")
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    jurisdiction: str
+    from_position: int
+    to_position: int
+    page_size: int
+    def __init__(self, jurisdiction: _Optional[str] = ..., from_position: _Optional[int] = ..., to_position: _Optional[int] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListDisconnectionsResponse(_message.Message):
+    __slots__ = ("disconnections", "read_to")
+    DISCONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    READ_TO_FIELD_NUMBER: _ClassVar[int]
+    disconnections: _containers.RepeatedCompositeFieldContainer[Disconnection]
+    read_to: int
+    def __init__(self, disconnections: _Optional[_Iterable[_Union[Disconnection, _Mapping]]] = ..., read_to: _Optional[int] = ...) -> None: ...
+
+class Disconnection(_message.Message):
+    __slots__ = ("number", "position", "occurred_at", "reason")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    number: str
+    position: int
+    occurred_at: _timestamp_pb2.Timestamp
+    reason: _ledger_pb2.DisconnectReason
+    def __init__(self, number: _Optional[str] = ..., position: _Optional[int] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[_Union[_ledger_pb2.DisconnectReason, str]] = ...) -> None: ...

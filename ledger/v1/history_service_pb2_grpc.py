@@ -80,6 +80,16 @@ class HistoryServiceStub:
                 request_serializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.FromString,
                 _registered_method=True)
+        self.ListDisconnectionReports = channel.unary_unary(
+                '/ledger.v1.HistoryService/ListDisconnectionReports',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsResponse.FromString,
+                _registered_method=True)
+        self.ListDisconnections = channel.unary_unary(
+                '/ledger.v1.HistoryService/ListDisconnections',
+                request_serializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsResponse.FromString,
+                _registered_method=True)
 
 
 class HistoryServiceServicer:
@@ -149,6 +159,21 @@ class HistoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDisconnectionReports(self, request, context):
+        """ListDisconnectionReports is the disconnection reports issued for a jurisdiction, in order, and the policy's time zone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDisconnections(self, request, context):
+        """ListDisconnections is the permanent disconnections of a jurisdiction's numbers recorded in a position range
+        (port-outs, returns and suspensions are not permanent disconnections), in ledger order, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HistoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +221,16 @@ def add_HistoryServiceServicer_to_server(servicer, server):
                     servicer.TraceRequest,
                     request_deserializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.SerializeToString,
+            ),
+            'ListDisconnectionReports': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisconnectionReports,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsResponse.SerializeToString,
+            ),
+            'ListDisconnections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDisconnections,
+                    request_deserializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -442,6 +477,60 @@ class HistoryService:
             '/ledger.v1.HistoryService/TraceRequest',
             ledger_dot_v1_dot_history__service__pb2.TraceRequestRequest.SerializeToString,
             ledger_dot_v1_dot_history__service__pb2.TraceRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisconnectionReports(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/ListDisconnectionReports',
+            ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.ListDisconnectionReportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDisconnections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.HistoryService/ListDisconnections',
+            ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsRequest.SerializeToString,
+            ledger_dot_v1_dot_history__service__pb2.ListDisconnectionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

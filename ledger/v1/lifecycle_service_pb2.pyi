@@ -312,6 +312,36 @@ class ReturnNumberResponse(_message.Message):
     position: int
     def __init__(self, quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
 
+class RecordDisconnectionReportRequest(_message.Message):
+    __slots__ = ("request_id", "jurisdiction", "month", "from_position", "to_position", "period_end", "carry_from", "rows", "digest", "occurred_at")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    JURISDICTION_FIELD_NUMBER: _ClassVar[int]
+    MONTH_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    CARRY_FROM_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    jurisdiction: str
+    month: str
+    from_position: int
+    to_position: int
+    period_end: _timestamp_pb2.Timestamp
+    carry_from: int
+    rows: int
+    digest: str
+    occurred_at: _timestamp_pb2.Timestamp
+    def __init__(self, request_id: _Optional[str] = ..., jurisdiction: _Optional[str] = ..., month: _Optional[str] = ..., from_position: _Optional[int] = ..., to_position: _Optional[int] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., carry_from: _Optional[int] = ..., rows: _Optional[int] = ..., digest: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordDisconnectionReportResponse(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
 class ImportCommandsRequest(_message.Message):
     __slots__ = ("commands",)
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
@@ -319,7 +349,7 @@ class ImportCommandsRequest(_message.Message):
     def __init__(self, commands: _Optional[_Iterable[_Union[ImportCommand, _Mapping]]] = ...) -> None: ...
 
 class ImportCommand(_message.Message):
-    __slots__ = ("provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number")
+    __slots__ = ("provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number", "record_disconnection_report")
     PROVISION_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     REGISTER_SUBSCRIBER_FIELD_NUMBER: _ClassVar[int]
     VERIFY_IDENTITY_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +364,7 @@ class ImportCommand(_message.Message):
     PORT_OUT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PORT_IN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     RETURN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RECORD_DISCONNECTION_REPORT_FIELD_NUMBER: _ClassVar[int]
     provision_numbers: ProvisionNumbersRequest
     register_subscriber: RegisterSubscriberRequest
     verify_identity: VerifyIdentityRequest
@@ -348,7 +379,8 @@ class ImportCommand(_message.Message):
     port_out_number: PortOutNumberRequest
     port_in_number: PortInNumberRequest
     return_number: ReturnNumberRequest
-    def __init__(self, provision_numbers: _Optional[_Union[ProvisionNumbersRequest, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityRequest, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimRequest, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimRequest, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberRequest, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberRequest, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberRequest, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedRequest, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberRequest, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataRequest, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberRequest, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberRequest, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberRequest, _Mapping]] = ...) -> None: ...
+    record_disconnection_report: RecordDisconnectionReportRequest
+    def __init__(self, provision_numbers: _Optional[_Union[ProvisionNumbersRequest, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberRequest, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityRequest, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimRequest, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimRequest, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberRequest, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberRequest, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberRequest, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedRequest, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberRequest, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataRequest, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberRequest, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberRequest, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberRequest, _Mapping]] = ..., record_disconnection_report: _Optional[_Union[RecordDisconnectionReportRequest, _Mapping]] = ...) -> None: ...
 
 class ImportCommandsResponse(_message.Message):
     __slots__ = ("results",)
@@ -357,7 +389,7 @@ class ImportCommandsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[ImportCommandResult, _Mapping]]] = ...) -> None: ...
 
 class ImportCommandResult(_message.Message):
-    __slots__ = ("index", "request_id", "error", "replayed", "provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number")
+    __slots__ = ("index", "request_id", "error", "replayed", "provision_numbers", "register_subscriber", "verify_identity", "activate_sim", "swap_sim", "suspend_number", "resume_number", "disconnect_number", "confirm_data_cleared", "release_number", "erase_subscriber_data", "port_out_number", "port_in_number", "return_number", "record_disconnection_report")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -376,6 +408,7 @@ class ImportCommandResult(_message.Message):
     PORT_OUT_NUMBER_FIELD_NUMBER: _ClassVar[int]
     PORT_IN_NUMBER_FIELD_NUMBER: _ClassVar[int]
     RETURN_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RECORD_DISCONNECTION_REPORT_FIELD_NUMBER: _ClassVar[int]
     index: int
     request_id: str
     error: CommandError
@@ -394,7 +427,8 @@ class ImportCommandResult(_message.Message):
     port_out_number: PortOutNumberResponse
     port_in_number: PortInNumberResponse
     return_number: ReturnNumberResponse
-    def __init__(self, index: _Optional[int] = ..., request_id: _Optional[str] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., replayed: _Optional[bool] = ..., provision_numbers: _Optional[_Union[ProvisionNumbersResponse, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberResponse, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityResponse, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimResponse, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimResponse, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberResponse, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberResponse, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberResponse, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedResponse, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberResponse, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataResponse, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberResponse, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberResponse, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberResponse, _Mapping]] = ...) -> None: ...
+    record_disconnection_report: RecordDisconnectionReportResponse
+    def __init__(self, index: _Optional[int] = ..., request_id: _Optional[str] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., replayed: _Optional[bool] = ..., provision_numbers: _Optional[_Union[ProvisionNumbersResponse, _Mapping]] = ..., register_subscriber: _Optional[_Union[RegisterSubscriberResponse, _Mapping]] = ..., verify_identity: _Optional[_Union[VerifyIdentityResponse, _Mapping]] = ..., activate_sim: _Optional[_Union[ActivateSimResponse, _Mapping]] = ..., swap_sim: _Optional[_Union[SwapSimResponse, _Mapping]] = ..., suspend_number: _Optional[_Union[SuspendNumberResponse, _Mapping]] = ..., resume_number: _Optional[_Union[ResumeNumberResponse, _Mapping]] = ..., disconnect_number: _Optional[_Union[DisconnectNumberResponse, _Mapping]] = ..., confirm_data_cleared: _Optional[_Union[ConfirmDataClearedResponse, _Mapping]] = ..., release_number: _Optional[_Union[ReleaseNumberResponse, _Mapping]] = ..., erase_subscriber_data: _Optional[_Union[EraseSubscriberDataResponse, _Mapping]] = ..., port_out_number: _Optional[_Union[PortOutNumberResponse, _Mapping]] = ..., port_in_number: _Optional[_Union[PortInNumberResponse, _Mapping]] = ..., return_number: _Optional[_Union[ReturnNumberResponse, _Mapping]] = ..., record_disconnection_report: _Optional[_Union[RecordDisconnectionReportResponse, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("code", "reason", "message", "field_violations")

@@ -105,6 +105,11 @@ class LifecycleServiceStub:
                 request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.FromString,
                 _registered_method=True)
+        self.RecordDisconnectionReport = channel.unary_unary(
+                '/ledger.v1.LifecycleService/RecordDisconnectionReport',
+                request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportResponse.FromString,
+                _registered_method=True)
         self.ImportCommands = channel.stream_stream(
                 '/ledger.v1.LifecycleService/ImportCommands',
                 request_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ImportCommandsRequest.SerializeToString,
@@ -214,6 +219,14 @@ class LifecycleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordDisconnectionReport(self, request, context):
+        """RecordDisconnectionReport is how a disconnection report issued to a jurisdiction's regulator is recorded,
+        so that the next report starts where this one ended (scripts/disconnection_report.py sends it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ImportCommands(self, request_iterator, context):
         """ImportCommands is how recorded history is moved into the ledger in bulk: the same commands, applied
         in order under the same rules, committed together; each request is answered, after its commands are
@@ -295,6 +308,11 @@ def add_LifecycleServiceServicer_to_server(servicer, server):
                     servicer.ReturnNumber,
                     request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.SerializeToString,
+            ),
+            'RecordDisconnectionReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDisconnectionReport,
+                    request_deserializer=ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportResponse.SerializeToString,
             ),
             'ImportCommands': grpc.stream_stream_rpc_method_handler(
                     servicer.ImportCommands,
@@ -681,6 +699,33 @@ class LifecycleService:
             '/ledger.v1.LifecycleService/ReturnNumber',
             ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberRequest.SerializeToString,
             ledger_dot_v1_dot_lifecycle__service__pb2.ReturnNumberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDisconnectionReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.LifecycleService/RecordDisconnectionReport',
+            ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportRequest.SerializeToString,
+            ledger_dot_v1_dot_lifecycle__service__pb2.RecordDisconnectionReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

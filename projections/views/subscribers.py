@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.domain.number import Number
-from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
+from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, SuspensionReason
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
 from projections.seal import Sealed
@@ -107,29 +107,42 @@ class SimSwapsView(View):
 
 class ComplianceView(View):
     """Real-name compliance: numbers in service without a verified holder; verifications, activations
-    and violations (tenures later cut off for fraud, spam or unverified identity) by channel and agent."""
+    and violations (tenures later cut off for fraud, spam or unverified identity) by channel and agent; each
+    holder's verifications (when, by which method: a re-verification campaign finds those verified before a
+    date or by a method no longer accepted) and each tenure's suspension for an unverified identity (by
+    which request: a campaign's request ids name it)."""
 
     name = "compliance"
-    tables = ("rm_cmp_subscribers", "rm_cmp_tenures", "rm_cmp_agents")
+    version = 2
+    tables = ("rm_cmp_subscribers", "rm_cmp_tenures", "rm_cmp_agents", "rm_cmp_numbers", "rm_cmp_verifications")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_cmp_subscribers (
-            subscriber_id TEXT PRIMARY KEY, verified_us BIGINT, erased_us BIGINT)""",
+            subscriber_id TEXT PRIMARY KEY, verified_us BIGINT, erased_us BIGINT, latest_verified_us BIGINT,
+            latest_method TEXT)""",
         """CREATE TABLE IF NOT EXISTS rm_cmp_tenures (
             tenure_id TEXT PRIMARY KEY, number_id TEXT NOT NULL, subscriber_id TEXT NOT NULL,
             channel TEXT NOT NULL, agent_id TEXT NOT NULL, activated_us BIGINT NOT NULL,
-            open BIGINT NOT NULL, flagged BIGINT NOT NULL DEFAULT 0)""",
+            open BIGINT NOT NULL, flagged BIGINT NOT NULL DEFAULT 0, suspended BIGINT NOT NULL DEFAULT 0,
+            unverified_suspension TEXT NOT NULL DEFAULT '', unverified_suspended_us BIGINT)""",
         "CREATE INDEX IF NOT EXISTS rm_cmp_tenures_open ON rm_cmp_tenures (number_id, open)",
         """CREATE TABLE IF NOT EXISTS rm_cmp_agents (
             channel TEXT NOT NULL, agent_id TEXT NOT NULL, verifications BIGINT NOT NULL DEFAULT 0,
             activations BIGINT NOT NULL DEFAULT 0, violations BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (channel, agent_id))""",
+        "CREATE TABLE IF NOT EXISTS rm_cmp_numbers (number_id TEXT PRIMARY KEY, number TEXT NOT NULL)",
+        """CREATE TABLE IF NOT EXISTS rm_cmp_verifications (
+            position BIGINT PRIMARY KEY, subscriber_id TEXT NOT NULL, verified_us BIGINT NOT NULL,
+            method TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS rm_cmp_verifications_by ON rm_cmp_verifications (subscriber_id)",
     )
     event_classes = (
         Subscriber.Registered,
         Subscriber.IdentityVerified,
         Subscriber.PersonalDataErased,
+        Number.Provisioned,
         Number.Activated,
         Number.Suspended,
+        Number.Resumed,
         Number.Disconnected,
         Number.PortedOut,
     )
@@ -144,9 +157,15 @@ class ComplianceView(View):
 
     @apply.register
     def _(self, e: Subscriber.IdentityVerified, position: int, cur: Cursor) -> None:
+        at = us(e.occurred_at)
         cur.execute(
-            "UPDATE rm_cmp_subscribers SET verified_us=COALESCE(verified_us, ?) WHERE subscriber_id=?",
-            (us(e.occurred_at), e.originator_id.hex),
+            "UPDATE rm_cmp_subscribers SET verified_us=COALESCE(verified_us, ?), latest_verified_us=?, "
+            "latest_method=? WHERE subscriber_id=?",
+            (at, at, e.method, e.originator_id.hex),
+        )
+        cur.execute(
+            "INSERT INTO rm_cmp_verifications (position, subscriber_id, verified_us, method) VALUES (?, ?, ?, ?)",
+            (position, e.originator_id.hex, at, e.method),
         )
         self._count(cur, e.channel, e.agent_id, "verifications")
 
@@ -155,6 +174,10 @@ class ComplianceView(View):
         cur.execute(
             "UPDATE rm_cmp_subscribers SET erased_us=? WHERE subscriber_id=?", (us(e.occurred_at), e.originator_id.hex)
         )
+
+    @apply.register
+    def _(self, e: Number.Provisioned, position: int, cur: Cursor) -> None:
+        cur.execute("INSERT INTO rm_cmp_numbers (number_id, number) VALUES (?, ?)", (e.originator_id.hex, e.number))
 
     @apply.register
     def _(self, e: Number.Activated, position: int, cur: Cursor) -> None:
@@ -169,6 +192,17 @@ class ComplianceView(View):
     def _(self, e: Number.Suspended, position: int, cur: Cursor) -> None:
         if e.reason in VIOLATION_SUSPENSIONS:
             self._flag_open_tenure(cur, e.originator_id.hex)
+        cur.execute("UPDATE rm_cmp_tenures SET suspended=1 WHERE number_id=? AND open=1", (e.originator_id.hex,))
+        if e.reason == SuspensionReason.UNVERIFIED_IDENTITY:
+            cur.execute(
+                "UPDATE rm_cmp_tenures SET unverified_suspension=?, unverified_suspended_us=? "
+                "WHERE number_id=? AND open=1",
+                (e.request_id, us(e.occurred_at), e.originator_id.hex),
+            )
+
+    @apply.register
+    def _(self, e: Number.Resumed, position: int, cur: Cursor) -> None:
+        cur.execute("UPDATE rm_cmp_tenures SET suspended=0 WHERE number_id=? AND open=1", (e.originator_id.hex,))
 
     @apply.register
     def _(self, e: Number.Disconnected, position: int, cur: Cursor) -> None:
@@ -199,18 +233,21 @@ class ComplianceView(View):
 
 
 class ErasureView(View):
-    """Per subscriber: open tenures, when the last one ended, and whether their data was erased."""
+    """Per subscriber: open tenures, when the last one ended, whether their data was erased, and until when
+    a requested erasure is held by the retention period (a held subscriber is not due: the hold's end is)."""
 
     name = "erasure"
+    version = 2
     tables = ("rm_er_subscribers", "rm_er_tenures")
     schema = (
         """CREATE TABLE IF NOT EXISTS rm_er_subscribers (
             subscriber_id TEXT PRIMARY KEY, registered_us BIGINT NOT NULL, open_tenures BIGINT NOT NULL DEFAULT 0,
-            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT)""",
+            tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT, held_until_us BIGINT)""",
         "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
     )
     event_classes = (
         Subscriber.Registered,
+        Subscriber.ErasureRequested,
         Subscriber.PersonalDataErased,
         Number.Activated,
         Number.Disconnected,
@@ -226,6 +263,12 @@ class ErasureView(View):
         cur.execute(
             "INSERT INTO rm_er_subscribers (subscriber_id, registered_us) VALUES (?, ?)",
             (e.originator_id.hex, us(e.occurred_at)),
+        )
+
+    @apply.register
+    def _(self, e: Subscriber.ErasureRequested, position: int, cur: Cursor) -> None:
+        cur.execute(
+            "UPDATE rm_er_subscribers SET held_until_us=? WHERE subscriber_id=?", (us(e.due_at), e.originator_id.hex)
         )
 
     @apply.register

@@ -1,6 +1,8 @@
 """Synthetic operator histories: each number lives through years of simulated tenures (sales by channel
-and agent, identity checks, SIM swaps, suspensions, disconnections, quarantine, per-holder clearance,
-releases, erasures), the same for the same seed. ``scripts/generate_dataset.py`` sends them."""
+and agent, identity checks, SIM swaps, suspensions, disconnections, port-outs and returns, quarantine,
+per-holder clearance, releases, erasures, most of them held by the retention period), the same for the
+same seed; a share of the numbers enter by a port-in from another operator's range.
+``scripts/generate_dataset.py`` sends them."""
 
 from __future__ import annotations
 
@@ -21,6 +23,17 @@ CHANNELS = {
 }
 HOLDERS = ("crm", "billing", "voicemail")
 MAX_TENURES = 8
+# Shares: tenures that end by a port to another operator (number portability's part of churn), ported-out
+# numbers that come back when the recipient disconnects them, numbers that enter by a port-in, and the
+# policy's retention (erasures requested within it are held; most requests come soon after service ends).
+PORT_OUT_SHARE = 0.12
+RETURN_SHARE = 0.3
+PORTED_IN_SHARE = 0.05
+ERASURE_SHARE = 0.35
+HELD_ERASURE_SHARE = 0.75
+IDENTITY_RETENTION_DAYS = 730
+OPERATORS = ("cmcc", "cucc", "ctcc")
+PORTED_IN_PREFIX = "+86135"
 
 
 @dataclass(order=True)
@@ -42,11 +55,24 @@ def _channel(rng: random.Random) -> tuple[str, str, str, float]:
     return name, f"{name}-000", CHANNELS[name][2], CHANNELS[name][3]
 
 
+def ported_in(i: int, seed: int) -> bool:
+    """Whether number i enters the ledger by a port-in (never number 0: a re-run finds its start there)."""
+    return i > 0 and random.Random(f"{seed}:{i}:port-in").random() < PORTED_IN_SHARE
+
+
+def number_of(i: int, seed: int) -> str:
+    """Number i's E.164 form: the synthetic range, or another operator's for a number ported in."""
+    return synthetic.msisdn(i, PORTED_IN_PREFIX) if ported_in(i, seed) else synthetic.msisdn(i)
+
+
 def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine_days: int) -> Iterator[Command]:
     """The commands of number i's simulated life, in time order, ending before ``end``."""
     rng = random.Random(f"{seed}:{i}")
-    msisdn = synthetic.msisdn(i)
+    msisdn = number_of(i, seed)
     t = start + timedelta(days=rng.uniform(0, 60))
+    if ported_in(i, seed):
+        yield Command(t, "PortInNumber", {"number": msisdn, "donor_operator": rng.choice(OPERATORS)})
+        t += timedelta(hours=rng.uniform(1, 24))
     for ordinal in range(MAX_TENURES):
         if t >= end:
             return
@@ -131,7 +157,12 @@ def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine
             tenure_end = max(tenure_end, cursor)
         if tenure_end >= end:
             return
-        yield Command(tenure_end, "DisconnectNumber", {"number": msisdn, "reason": reason, "tenure": ordinal})
+        port = reason != "FRAUD" and rng.random() < PORT_OUT_SHARE
+        if port:
+            fields = {"number": msisdn, "recipient_operator": rng.choice(OPERATORS), "tenure": ordinal}
+            yield Command(tenure_end, "PortOutNumber", fields)
+        else:
+            yield Command(tenure_end, "DisconnectNumber", {"number": msisdn, "reason": reason, "tenure": ordinal})
         last = tenure_end
         confirmed = 0
         for holder in HOLDERS:
@@ -146,10 +177,23 @@ def number_history(i: int, seed: int, start: datetime, end: datetime, quarantine
                     confirmed += 1
                     last = max(last, at)
         quarantine_until = tenure_end + timedelta(days=quarantine_days)
-        if rng.random() < 0.35:
-            erase_at = tenure_end + timedelta(days=rng.uniform(30, 400))
+        if rng.random() < ERASURE_SHARE:
+            if rng.random() < HELD_ERASURE_SHARE:  # requested within the retention period: held
+                erase_at = tenure_end + timedelta(days=rng.uniform(7, IDENTITY_RETENTION_DAYS - 30))
+            else:
+                erase_at = tenure_end + timedelta(days=rng.uniform(IDENTITY_RETENTION_DAYS + 1, 1100))
             if erase_at < end:
                 yield Command(erase_at, "EraseSubscriberData", {"subscriber": person, "legal_basis": "PIPL art. 47"})
+        if port:
+            if rng.random() >= RETURN_SHARE:
+                return  # served elsewhere from now on
+            disconnected = tenure_end + timedelta(days=rng.expovariate(1 / (2 * 365)))
+            returned = disconnected + timedelta(days=rng.uniform(1, 30))
+            if returned >= end:
+                return
+            yield Command(returned, "ReturnNumber", {"number": msisdn, "disconnected_at": disconnected})
+            last = max(last, returned)
+            quarantine_until = disconnected + timedelta(days=quarantine_days)
         if confirmed == len(HOLDERS):
             release_at = max(quarantine_until, last) + timedelta(days=rng.uniform(0, 20))
             override = ""

@@ -93,9 +93,25 @@ REQUESTS: list[tuple[str, str, datetime | None, dict[str, Any]]] = [
     ),
     ("PortInNumber", "in-1", None, {"number": N4, "donor_operator": "donor-mno"}),
     ("EraseSubscriberData", "erase-1", None, {"subscriber_id": SID, "legal_basis": "PIPL art. 47"}),
+    (
+        "RecordDisconnectionReport",
+        "report-1",
+        None,
+        {
+            "jurisdiction": "+86",
+            "month": "2026-01",
+            "from_position": 1,
+            "to_position": 20,
+            "period_end": datetime(2026, 2, 1, tzinfo=UTC),
+            "carry_from": 0,
+            "rows": 1,
+            "digest": "ab" * 32,
+        },
+    ),
 ]
 
-# request id -> (stored method, fingerprint), computed on b8c8949: never edit these to make a change pass.
+# request id -> (stored method, fingerprint), computed on b8c8949 (report-1 when RecordDisconnectionReport was
+# added): never edit these to make a change pass.
 PINNED = {
     "prov-1": ("ProvisionNumbers", "584dfb896f1b28adb2dd04a08b98d31abba4727e356bb15595d2c4c5c2a1a7d5"),
     "reg-1": ("RegisterSubscriber", "fa838d0043283b93aaa671e6ad29a51f08d5dfd59827f2422f18f2a052766590"),
@@ -112,6 +128,7 @@ PINNED = {
     "ret-1": ("ReturnNumber", "3e2111cf66a4a0b2ba68a0dccf0387eb78553944691eec6975a66795a0fe2123"),
     "in-1": ("PortInNumber", "a15dbe3f4fcc8e6a035ecef1fbccae3979ee8815f73de535f413923f2bca6b8c"),
     "erase-1": ("EraseSubscriberData", "1f0ed883ff290e2182ab95ec5c79539927247fecc65e4b7c151eae6a2404067d"),
+    "report-1": ("RecordDisconnectionReport", "35995e7ee33688e9e2674b88ca1d1a17f77c52e9f09760d99f73ae6e8621afc3"),
     f"erase-due/{SID}": ("CompleteErasure", "4c64fa60e8796e27aed36c88ac4447adf2c7c240721cd91422974788c3f353af"),
 }
 
@@ -149,6 +166,8 @@ def message(rpc: str, request_id: str, occurred_at: datetime | None, fields: dic
             getattr(request, name).FromDatetime(value)
         elif isinstance(value, list):
             getattr(request, name).extend(value)
+        elif isinstance(value, int):
+            setattr(request, name, value)
         else:
             setattr(request, name, str(value))
     return lpb.ImportCommand(**{snake(rpc): request})

@@ -33,7 +33,7 @@ def command_rpcs() -> list[str]:
 
 def test_every_rpc_has_its_dataclass_handler_and_table_entry() -> None:
     rpcs = command_rpcs()
-    assert len(rpcs) == 14
+    assert len(rpcs) == 15
     for rpc in rpcs:
         cls = getattr(commands, rpc)
         assert is_dataclass(cls) and issubclass(cls, Command), rpc

@@ -21,7 +21,7 @@ from ledger.application.commands import (
 )
 from ledger.application.pipeline import execute
 from ledger.domain import errors
-from ledger.jurisdictions import Jurisdiction
+from ledger.jurisdictions import LEGAL_MINIMUM_QUARANTINE, Jurisdiction
 from ledger.keys.crypto import MasterKey
 from ledger.keys.stores import MemoryKeyStore
 from ledger.keys.vault import PersonalDataVault
@@ -65,7 +65,10 @@ def test_the_longest_calling_code_wins() -> None:
     ("text", "message"),
     [
         ('[jurisdictions."+1"]\nquarantine_days = 30\n', "under the legal minimum of 45 days (US FCC 47 CFR 52.15"),
-        ('[jurisdictions."+91"]\nquarantine_days = 60\n', "under the legal minimum of 90 days (India DoT"),
+        (
+            'quarantine_days = 30\n[jurisdictions."+1"]\nmax_numbers_per_identity = 3\n',
+            "quarantine_days 30, which jurisdictions.'+1' takes, is under the legal minimum of 45 days",
+        ),
         ('[jurisdictions."1"]\nquarantine_days = 60\n', "is not a country calling code"),
         ('[jurisdictions."+1"]\ncolour = 1\n', "unknown keys in jurisdictions.'+1': colour"),
         ('[jurisdictions."+1"]\nquarantine_days = "45"\n', "must be an integer"),
@@ -80,6 +83,17 @@ def test_bad_jurisdictions_are_refused_at_start_naming_the_rule(tmp_path: Path, 
     with pytest.raises(ConfigError) as refused:
         Policy.from_toml(f)
     assert message in str(refused.value)
+
+
+def test_only_minimums_a_regulation_states_are_enforced() -> None:
+    # India's 90 days was quoted from memory: TRAI's 90 days are of non-usage before a prepaid connection may be
+    # deactivated (Telecom Consumers Protection (Sixth Amendment) Regulations 2013), not an aging period
+    # before a disconnected number is reassigned; no minimum is claimed where no rule's text says one.
+    assert set(LEGAL_MINIMUM_QUARANTINE) == {"+1"}
+    p = Policy.from_mapping({"quarantine_days": 30, "jurisdictions": {"+91": {"quarantine_days": 60}}})
+    assert p.quarantine_days_for("+919812345678") == 60
+    # The policy's own quarantine applies to a jurisdiction that sets none, so it is checked against it too.
+    assert Policy.from_mapping({"quarantine_days": 45, "jurisdictions": {"+1": {}}}).quarantine_days_for("+1201") == 45
 
 
 @pytest.fixture
