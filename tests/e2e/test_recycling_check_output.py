@@ -19,7 +19,7 @@ from tests.conftest import number
 # Good rows, malformed rows (bad number, bad date, a date after today, an empty number), numbers only the
 # full check refuses (a country code that does not exist, too short, a date that is not on the calendar),
 # a number written with separators, unknown numbers, a provisioned-only number, a changed number with
-# clearance pending, a ported-out number, and a field that needs quoting.
+# clearance pending, a ported-out number, fields that need quoting, rows longer and shorter than the header.
 SOURCE = (
     "number,since_date,customer\n"
     "{n1},2026-01-05,alice\n"
@@ -39,6 +39,10 @@ SOURCE = (
     "{n4},2026-01-06,rupert\n"
     "{n5},2026-01-06,sybil\n"
     "{n2},2026-01-06,trent\n"
+    '{n1},2026-01-05,"say ""hi"""\n'
+    '{n1},2026-01-05,"two\nlines"\n'
+    "{n3},2026-01-05,extra,field\n"
+    "{n3},2026-01-05\n"
 )
 
 # Written by the script before its rewrite for speed (at 28b749a), run once on SOURCE; "{today}" is the
@@ -49,12 +53,18 @@ EXPECTED_CSV = (
     b"+8613800000002,2026-01-05,carol,CHANGED,true,NOT_APPLICABLE,,,,\r\n"
     b"+8613800000003,2026-01-05,erin,NO_DATA,false,NOT_APPLICABLE,,,UNKNOWN_NUMBER,\r\n"
     b"+8613800000001,2026-01-04,frank,NO_DATA,false,NOT_APPLICABLE,,,RECORDS_BEGIN_LATER,\r\n"
-    b'+8613800000004,2026-01-05,"smith, grace",CHANGED,true,PENDING,billing;voicemail,2026-01-06T11:00:00+00:00,,\r\n'
+    b"+8613800000004,2026-01-05,"
+    b'"smith, grace",CHANGED,true,PENDING,billing;voicemail,2026-01-06T11:00:00+00:00,,\r\n'
     b"+8613800000005,2026-01-05,ivan,NO_DATA,false,NOT_APPLICABLE,,,PORTED_OUT,2026-01-06T11:00:00+00:00\r\n"
     b"+86 138 0000 0004,2026-01-05,olivia,CHANGED,true,PENDING,billing;voicemail,2026-01-06T11:00:00+00:00,,\r\n"
     b"+8613800000004,2026-01-06,rupert,CHANGED,true,PENDING,billing;voicemail,2026-01-06T11:00:00+00:00,,\r\n"
     b"+8613800000005,2026-01-06,sybil,NO_DATA,false,NOT_APPLICABLE,,,PORTED_OUT,2026-01-06T11:00:00+00:00\r\n"
     b"+8613800000002,2026-01-06,trent,CHANGED,true,NOT_APPLICABLE,,,,\r\n"
+    b'+8613800000001,2026-01-05,"say ""hi""",NOT_CHANGED,false,NOT_APPLICABLE,,,,\r\n'
+    b'+8613800000001,2026-01-05,"two\n'
+    b'lines",NOT_CHANGED,false,NOT_APPLICABLE,,,,\r\n'
+    b"+8613800000003,2026-01-05,extra,NO_DATA,false,NOT_APPLICABLE,,,UNKNOWN_NUMBER,\r\n"
+    b"+8613800000003,2026-01-05,,NO_DATA,false,NOT_APPLICABLE,,,UNKNOWN_NUMBER,\r\n"
 )
 EXPECTED_JSONL = (
     b'{"number":"+8613800000001","since_date":"2026-01-05","customer":"alice","status":"NOT_CHANGED",'
@@ -90,6 +100,18 @@ EXPECTED_JSONL = (
     b'{"number":"+8613800000002","since_date":"2026-01-06","customer":"trent","status":"CHANGED",'
     b'"phone_number_changed":true,"clearance":"NOT_APPLICABLE","outstanding_holders":[],'
     b'"last_disconnected_at":"","no_data_reason":"","ported_out_at":""}\n'
+    b'{"number":"+8613800000001","since_date":"2026-01-05","customer":"say \\"hi\\"",'
+    b'"status":"NOT_CHANGED","phone_number_changed":false,"clearance":"NOT_APPLICABLE",'
+    b'"outstanding_holders":[],"last_disconnected_at":"","no_data_reason":"","ported_out_at":""}\n'
+    b'{"number":"+8613800000001","since_date":"2026-01-05","customer":"two\\nlines",'
+    b'"status":"NOT_CHANGED","phone_number_changed":false,"clearance":"NOT_APPLICABLE",'
+    b'"outstanding_holders":[],"last_disconnected_at":"","no_data_reason":"","ported_out_at":""}\n'
+    b'{"number":"+8613800000003","since_date":"2026-01-05","customer":"extra","status":"NO_DATA",'
+    b'"phone_number_changed":false,"clearance":"NOT_APPLICABLE","outstanding_holders":[],'
+    b'"last_disconnected_at":"","no_data_reason":"UNKNOWN_NUMBER","ported_out_at":""}\n'
+    b'{"number":"+8613800000003","since_date":"2026-01-05","customer":null,"status":"NO_DATA",'
+    b'"phone_number_changed":false,"clearance":"NOT_APPLICABLE","outstanding_holders":[],'
+    b'"last_disconnected_at":"","no_data_reason":"UNKNOWN_NUMBER","ported_out_at":""}\n'
 )
 EXPECTED_SKIPPED_CSV = [
     "line 3: skipped: number must be in E.164 form: '+', country code and digits",
@@ -135,7 +157,8 @@ def _source(tmp_path: Path, suffix: str) -> Path:
     source = tmp_path / f"in.{suffix}"
     text = SOURCE.format(n1=number(1), n2=number(2), n3=number(3), n4=number(4), n5=number(5))
     if suffix == "jsonl":
-        text = "".join(orjson.dumps(r).decode() + "\n" for r in csv.DictReader(io.StringIO(text)))
+        records = ({k: v for k, v in r.items() if k is not None} for r in csv.DictReader(io.StringIO(text)))
+        text = "".join(orjson.dumps(r).decode() + "\n" for r in records)
     source.write_text(text)
     return source
 
