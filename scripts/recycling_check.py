@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ledger.cli import EXIT_INTERRUPTED, UsageError, one_line_errors, partial_name
 from ledger.connection import Connection, add_connection_arguments
 from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
-from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
+from ledger.v1 import ledger_pb2
 from ledger.v1 import recycling_service_pb2 as rpb
 
 OUTPUT_FIELDS = (
@@ -59,7 +59,14 @@ def _names(enum: Any, prefix: str) -> list[str]:
 STATUS = _names(ledger_pb2.CheckStatus, "CHECK_STATUS_")
 CLEARANCE = _names(ledger_pb2.Clearance, "CLEARANCE_")
 NO_DATA_REASONS = ["", *_names(ledger_pb2.NoDataReason, "NO_DATA_REASON_")[1:]]  # unset: not NO_DATA
+# Holders are outstanding only for a PENDING or VIOLATION clearance (none for CLEARED, and no tenure to
+# clear for NOT_APPLICABLE); reading the repeated field costs more than all the other columns together.
+WITH_HOLDERS = frozenset((ledger_pb2.CLEARANCE_PENDING, ledger_pb2.CLEARANCE_VIOLATION))
 
+_SERVICE = rpb.DESCRIPTOR.services_by_name["RecyclingService"]
+BATCH_CHECK = f"/{_SERVICE.full_name}/{_SERVICE.methods_by_name['BatchCheck'].name}"
+# A CSV field the csv module would quote (the delimiter is counted apart).
+_NEEDS_QUOTES = re.compile('["\r\n]').search
 # What a row must look like to be sent as it is; anything else is checked in full here first. The server
 # checks every number and date in full again, and a request it refuses is checked here row by row (see Feed).
 NUMBER_SHAPE = re.compile(r"\+[1-9][0-9]{4,14}")
@@ -86,11 +93,12 @@ JSON_VALUES = Values((False, True), list)
 
 def answer(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
     """A result's output columns, in the order of ``OUTPUT_FIELDS``."""
+    clearance = result.clearance
     return (
         STATUS[result.status],
         values.flag[result.phone_number_changed],
-        CLEARANCE[result.clearance],
-        values.holders(result.outstanding_holders),
+        CLEARANCE[clearance],
+        values.holders(result.outstanding_holders if clearance in WITH_HOLDERS else ()),
         _time(result, "last_disconnected_at"),
         NO_DATA_REASONS[result.no_data_reason],
         _time(result, "ported_out_at"),
@@ -131,10 +139,16 @@ class Batch:
         self.rows = rows
         self.skipped = skipped
 
-    def request(self) -> rpb.BatchCheckRequest:
-        """The BatchCheck request for these rows."""
-        query = ledger_pb2.CheckQuery
-        return rpb.BatchCheckRequest(queries=[query(number=n, since_date=d) for _, _, n, d in self.rows])
+    def request(self) -> bytes:
+        """The BatchCheck request for these rows, as wire bytes (see ``encode_queries``)."""
+        return encode_queries(self.rows)
+
+
+def encode_queries(rows: list[Row]) -> bytes:
+    """``BatchCheckRequest(queries=[CheckQuery(number=n, since_date=d), ...]).SerializeToString()``, built
+    as text: each number and date sent is ASCII and shorter than 128 characters (E.164 or the shape
+    checked, YYYY-MM-DD), so every length is one byte."""
+    return "".join([f"\n{chr(len(n) + 14)}\n{chr(len(n))}{n}\x12\n{d}" for _, _, n, d in rows]).encode("ascii")
 
 
 class Source:
@@ -196,7 +210,8 @@ class Source:
         number_shape, date_shape = NUMBER_SHAPE.fullmatch, DATE_SHAPE.fullmatch
         rows: list[Row] = []
         full = self.full_checks
-        for line, fields, number, since in self.records:
+        for record in self.records:
+            line, fields, number, since = record
             if (
                 not full
                 and type(number) is str
@@ -205,7 +220,7 @@ class Source:
                 and number_shape(number)
                 and date_shape(since)
             ):
-                rows.append((line, fields, number, since))
+                rows.append(record)
             else:
                 checked = full_check(number, since, today)
                 if isinstance(checked, str):
@@ -253,7 +268,7 @@ class Feed:
         self.last: Batch | None = None  # skipped rows after the last batch sent
         self.error: BaseException | None = None
 
-    def requests(self) -> Iterator[rpb.BatchCheckRequest]:
+    def requests(self) -> Iterator[bytes]:
         """One stream's requests: those to send again first, then the input's next batches.
 
         The input is read outside ``lock`` (a read may wait on stdin while answers are written), under
@@ -358,18 +373,28 @@ class Writer:
         if self.fieldnames is None and rows:
             self._start(rows[0][1])
         plain, header, fieldnames = self.plain, self.header, self.fieldnames or []
+        commas, special = len(fieldnames) - 1, _NEEDS_QUOTES
         lines = []
         for (_, fields, _, _), a in zip(rows, answers, strict=True):
             if plain and type(fields) is list:
-                lines.append([*fields, *a])
+                # Text with no comma, quote or line break inside a field is written as it is, as the csv
+                # module would; anything else goes through the csv module.
+                line = ",".join([*fields, *a])
+                if line.count(",") == commas and not special(line):
+                    lines.append(line)
+                    continue
+                cells = [*fields, *a]
             else:
                 record = fields if type(fields) is dict else dict(zip(header, fields, strict=True))
                 merged = {**record, **dict(zip(OUTPUT_FIELDS, a, strict=True))}
-                lines.append([merged.get(name, "") for name in fieldnames])
-        self.csv.writerows(lines)
-        self.out.write(self.buffer.getvalue())
-        self.buffer.seek(0)
-        self.buffer.truncate()
+                cells = [merged.get(name, "") for name in fieldnames]
+            self.csv.writerow(cells)
+            lines.append(self.buffer.getvalue()[:-2])  # less the csv module's line end, \r\n
+            self.buffer.seek(0)
+            self.buffer.truncate()
+        if lines:
+            lines.append("")
+            self.out.write("\r\n".join(lines))
         return answers
 
     def _start(self, first: Any) -> None:
@@ -379,6 +404,9 @@ class Writer:
         self.fieldnames = [*record, *OUTPUT_FIELDS]
         self.plain = self.fieldnames == [*self.header, *OUTPUT_FIELDS] and not set(self.header) & set(OUTPUT_FIELDS)
         self.csv.writerow(["" if name is None else name for name in self.fieldnames])
+        self.out.write(self.buffer.getvalue())
+        self.buffer.seek(0)
+        self.buffer.truncate()
 
 
 def count_rows(path: Path, fmt: str) -> int:
@@ -449,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     writer = Writer(sink, fmt, source.header)
     channel = Connection.from_args(args).channel([("grpc.max_receive_message_length", 64 << 20)])
-    stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
+    # BatchCheck with requests sent as the bytes Batch.request makes.
+    batch_check = channel.stream_stream(
+        BATCH_CHECK, request_serializer=None, response_deserializer=rpb.BatchCheckResponse.FromString
+    )
     started = time.perf_counter()
     checked = 0
     complete = False
@@ -457,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=total, unit="rows", disable=args.no_progress, file=sys.stderr) as bar:
             while True:
                 try:
-                    for response in stub.BatchCheck(feed.requests()):
+                    for response in batch_check(feed.requests()):
                         batch = feed.answered()
                         report.skip(batch.skipped)
                         report.count(writer.write(batch.rows, response.results))
