@@ -103,16 +103,13 @@ def answer(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
         values.flag[result.phone_number_changed],
         CLEARANCE[clearance],
         values.holders(result.outstanding_holders if clearance in WITH_HOLDERS else ()),
-        _time(result, "last_disconnected_at"),
+        _time(result.last_disconnected_at) if result.HasField("last_disconnected_at") else "",
         NO_DATA_REASONS[result.no_data_reason],
-        _time(result, "ported_out_at"),
+        _time(result.ported_out_at) if result.HasField("ported_out_at") else "",
     )
 
 
-def _time(result: ledger_pb2.CheckResult, field: str) -> str:
-    if not result.HasField(field):
-        return ""
-    at = getattr(result, field)
+def _time(at: Timestamp) -> str:
     return _iso(at.seconds, at.nanos)
 
 
@@ -378,30 +375,30 @@ class Writer:
             return answers
         if self.fieldnames is None and rows:
             self._start(rows[0][1])
-        plain, header, fieldnames = self.plain, self.header, self.fieldnames or []
-        commas, special = len(fieldnames) - 1, _NEEDS_QUOTES
-        lines = []
+        if self.plain and all(type(row[1]) is list for row in rows):
+            # Text with no comma, quote or line break inside a field is written as it is, as the csv module
+            # would write it; the batch is checked at once, and a batch with any such field is written row
+            # by row.
+            lines = [",".join([*fields, *a]) for (_, fields, _, _), a in zip(rows, answers, strict=True)]
+            flat = ",".join(lines)
+            if flat.count(",") == len(self.fieldnames or ()) * len(lines) - 1 and not _NEEDS_QUOTES(flat):
+                lines.append("")
+                self.out.write("\r\n".join(lines))
+                return answers
         for (_, fields, _, _), a in zip(rows, answers, strict=True):
-            if plain and type(fields) is list:
-                # Text with no comma, quote or line break inside a field is written as it is, as the csv
-                # module would; anything else goes through the csv module.
-                line = ",".join([*fields, *a])
-                if line.count(",") == commas and not special(line):
-                    lines.append(line)
-                    continue
-                cells = [*fields, *a]
-            else:
-                record = fields if type(fields) is dict else dict(zip(header, fields, strict=True))
-                merged = {**record, **dict(zip(OUTPUT_FIELDS, a, strict=True))}
-                cells = [merged.get(name, "") for name in fieldnames]
-            self.csv.writerow(cells)
-            lines.append(self.buffer.getvalue()[:-2])  # less the csv module's line end, \r\n
-            self.buffer.seek(0)
-            self.buffer.truncate()
-        if lines:
-            lines.append("")
-            self.out.write("\r\n".join(lines))
+            self.csv.writerow(self._cells(fields, a))
+        self.out.write(self.buffer.getvalue())
+        self.buffer.seek(0)
+        self.buffer.truncate()
         return answers
+
+    def _cells(self, fields: Any, answer: tuple[Any, ...]) -> list[Any]:
+        # As csv.DictWriter wrote the input row merged with the answer.
+        if self.plain and type(fields) is list:
+            return [*fields, *answer]
+        record = fields if type(fields) is dict else dict(zip(self.header, fields, strict=True))
+        merged = {**record, **dict(zip(OUTPUT_FIELDS, answer, strict=True))}
+        return [merged.get(name, "") for name in self.fieldnames or ()]
 
     def _start(self, first: Any) -> None:
         # The columns are the first row's (as csv.DictReader made it) and the answer's, as csv.DictWriter
