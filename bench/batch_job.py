@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -55,8 +56,9 @@ def plain_client(stub: recycling_service_pb2_grpc.RecyclingServiceStub, requests
     return sum(len(r.results) for r in stub.BatchCheck(iter(requests), timeout=3600))
 
 
-def measure(target: str, source: Path, out: Path, queries: list[tuple[str, str]], rounds: int) -> dict[str, float]:
-    """Interleaved rounds of the plain client and the job: best rows/s and least CPU seconds of each."""
+def measure(target: str, source: Path, out: Path, queries: list[tuple[str, str]], rounds: int) -> dict[str, Any]:
+    """Interleaved rounds of the plain client and the job: best rows/s and least CPU seconds of each, and
+    each round's ratio (the job's rate over the plain client's just before it)."""
     channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)])
     stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
     requests = [
@@ -67,6 +69,8 @@ def measure(target: str, source: Path, out: Path, queries: list[tuple[str, str]]
     ]
     best = {"plain": 0.0, "job": 0.0}
     cpu = {"plain": float("inf"), "job": float("inf")}
+    rates: dict[str, float] = {}
+    ratios: list[float] = []
     args = [str(source), "-o", str(out), "--target", target, "--batch-size", str(BATCH)]
     try:
         for _ in range(rounds):
@@ -84,11 +88,19 @@ def measure(target: str, source: Path, out: Path, queries: list[tuple[str, str]]
                 wall, used = time.perf_counter() - t0, time.process_time() - c0
                 if answered != len(queries):
                     raise RuntimeError(f"{kind}: {answered} of {len(queries)} answered")
-                best[kind] = max(best[kind], answered / wall)
+                rates[kind] = answered / wall
+                best[kind] = max(best[kind], rates[kind])
                 cpu[kind] = min(cpu[kind], used)
+            ratios.append(rates["job"] / rates["plain"])
     finally:
         channel.close()
-    return {"plain": best["plain"], "job": best["job"], "plain_cpu": cpu["plain"], "job_cpu": cpu["job"]}
+    return {
+        "plain": best["plain"],
+        "job": best["job"],
+        "plain_cpu": cpu["plain"],
+        "job_cpu": cpu["job"],
+        "ratios": ratios,
+    }
 
 
 def batch_job_rows(label: str, target: str, numbers: int, count: int, workdir: Path, rows: Rows, rounds: int) -> None:
@@ -99,6 +111,7 @@ def batch_job_rows(label: str, target: str, numbers: int, count: int, workdir: P
     per = 100_000 / count * 1000  # milliseconds per 100,000 rows
     rows.add(f"{label} recycling_check, {count:,} rows", got["job"], "rows/s", got["plain"], ">= 0.8")
     rows.add(f"{label} recycling_check CPU per 100k rows", got["job_cpu"] * per, "ms", got["plain_cpu"] * per, "", True)
+    print(f"  (ratio in each round: {', '.join(f'{r:.2f}' for r in got['ratios'])})", flush=True)
     out.unlink(missing_ok=True)
     source.unlink(missing_ok=True)
 
