@@ -8,6 +8,8 @@ For each store it starts a real ``ledger serve`` process on a fresh database, fi
     the same rows (one transaction per command) through sqlite3 or psycopg;
 (b) BatchCheck numbers per second at 100, 1,000 and 10,000 per batch, beside the bare server; GetSimSwap and
     CheckSimSwap single calls at 64 callers and BatchCheckSimSwap at 1,000 per batch, beside the bare server;
+    ``scripts.recycling_check`` end to end on a CSV of ``--job-rows`` rows (output written, progress bar on)
+    beside a plain client streaming the same queries as pre-built requests of 1,000 (``bench.batch_job``);
     CAMARA Number Recycling checks over the HTTP port at 1, 16 and 64 keep-alive clients (requests/s, p50,
     p99) beside a bare Starlette app on the same stack (``bench.http``);
 (c) projection catch-up (full rebuild) events per second and seconds, beside a raw select and decode
@@ -45,6 +47,7 @@ import grpc
 import orjson
 
 from bench.bare import KINDS, serve_bare, start_bare
+from bench.batch_job import batch_job_rows
 from bench.bench_commands import free_port, run_phase, start_server
 from bench.ceilings import open_store, raw_insert_rate, raw_select_decode_rate, sample_rows, vacuum_analyze
 from bench.http import http_rows
@@ -185,6 +188,8 @@ def bench_store(
         rate = max(batch_sim_swap_rate(recycling, check_numbers, 1000) for _ in range(3))
         ceiling = max(batch_sim_swap_rate(stub, check_numbers, 1000) for _ in range(3) for stub in bare_recyclings)
         rows.add(f"{label} BatchCheckSimSwap, 1000 per batch", rate, "numbers/s", ceiling, "")
+        # (b''') the batch job end to end beside a plain client streaming the same queries.
+        batch_job_rows(label, f"127.0.0.1:{port}", args.numbers, args.job_rows, workdir, rows, 2)
         # (b'') CAMARA checks over the HTTP port, beside the bare app on the same stack.
         if bare_http:
             http_rows(label, f"http://127.0.0.1:{http_port}", server.pid, *bare_http, args.numbers, n, rows)
@@ -240,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="single calls per concurrency level (default 2000)")
     parser.add_argument("--checks", type=int, default=100_000, help="numbers checked per batch size (default 100000)")
     parser.add_argument(
+        "--job-rows", type=int, default=200_000, help="CSV rows for recycling_check end to end (default 200000)"
+    )
+    parser.add_argument(
         "--history-calls", type=int, default=200, help="GetNumberHistory calls per number (default 200)"
     )
     parser.add_argument("--profile", type=Path, help="sample the server with py-spy in two phases, stacks to this dir")
@@ -269,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         args.no_sqlite = True
     if args.quick:
         args.numbers, args.calls, args.checks, args.history_calls, args.postgres = 1500, 400, 20_000, 50, None
+        args.job_rows = 50_000
     rows = Rows()
     bares = [start_bare(kind) for kind in KINDS]
     bare_address = [address for _, address in bares]
