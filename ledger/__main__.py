@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import os
 import sys
 from pathlib import Path
 
 from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
 from ledger.console.commands import COMMANDS, add_people_commands
+from ledger.logs import FORMATS, configure, log_format
+from ledger.policy import ConfigError
 from ledger.server.auth import ROLES, new_token
 
 
@@ -44,6 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-projections", action="store_true", help="do not run the read models here (run `ledger project`)"
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    serve.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="text (default) or json: one object per line on stderr (also LEDGER_LOG_FORMAT)",
+    )
+    serve.add_argument(
+        "--access-log",
+        choices=("on", "off"),
+        default=os.environ.get("LEDGER_ACCESS_LOG", "on"),
+        help="one INFO line per call on the ledger.access logger (default on; also LEDGER_ACCESS_LOG)",
+    )
+    serve.add_argument("--metrics", help="HOST:PORT to serve Prometheus metrics on (GET /metrics); off unless given")
     migrate = sub.add_parser("migrate", help="create the store's tables (events, keys, read models) and exit")
     migrate.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     migrate.add_argument("--master-key-file", type=Path, help="as for serve")
@@ -150,16 +164,17 @@ def keys_command(settings: Settings, action: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(str(getattr(args, "log_level", "INFO")), log_format(getattr(args, "log_format", None)))
     if args.command in COMMANDS:
         from ledger.console.commands import run
 
         return run(args)
     if args.command == "serve" and args.workers > 1:
+        if args.metrics:
+            raise ConfigError(
+                "--metrics serves one process's metrics: with --workers, run one server per port instead "
+                "(summing over workers is not built yet)"
+            )
         from ledger.workers import run_workers
 
         return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
@@ -181,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             run_projections=not args.no_projections,
             reuse_port=args.reuse_port,
             http_listen=args.http,
+            metrics_listen=args.metrics,
+            access_log=args.access_log == "on",
             read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
         )
         return serve(settings)

@@ -178,6 +178,10 @@ class Settings:
     listen: str = DEFAULT_LISTEN
     # The HTTP port (CAMARA routes, Connect calls, OpenAPI) as HOST:PORT; None: not served.
     http_listen: str | None = None
+    # Prometheus text at GET /metrics on this HOST:PORT (``serve --metrics``); None: no metrics port.
+    metrics_listen: str | None = None
+    # One INFO line per call on the ``ledger.access`` logger (``serve --access-log on|off``).
+    access_log: bool = True
     store: StoreConfig = field(default_factory=lambda: StoreConfig.from_url(DEFAULT_DB))
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None

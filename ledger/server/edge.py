@@ -101,9 +101,11 @@ class LedgerServer:
         publisher: HeadPublisher | None = None,
         http: Beside | None = None,
         drained: Callable[[], Awaitable[None]] | None = None,
+        metrics: Beside | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
         self.http = http  # the HTTP port, when served
+        self.metrics = metrics  # the metrics port, when served
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
         # Run on the loop when the stop begins (streams that wait on their client end then); ``drained``
         # returns once the calls the stop waits for have returned.
@@ -117,6 +119,8 @@ class LedgerServer:
         self.edge.run(self.server.start())
         if self.http is not None:
             self.edge.run(self.http.start())
+        if self.metrics is not None:
+            self.edge.run(self.metrics.start())
         if self.publisher is not None:
             self.publisher.start()
 
@@ -157,6 +161,8 @@ class LedgerServer:
         await stopped
         if http_stopped is not None:
             await http_stopped
+        if self.metrics is not None:  # scraped until the end
+            await self.metrics.stop(0)
 
 
 class Stopped:

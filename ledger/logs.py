@@ -1,0 +1,77 @@
+"""How the ledger's processes log: plain text for a person, or one JSON object per line for a log store
+(``--log-format json`` / ``LEDGER_LOG_FORMAT=json``).
+
+In JSON every line the process writes to stderr is an object: Python warnings go through logging, uvicorn's
+loggers through the same handler, and gRPC's C core is told to log only errors (through its own logging,
+which then reaches stderr only when it is the process's last word). An exception is one ``exc_info`` field.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+FORMATS = ("text", "json")
+TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# What every LogRecord carries; anything else on a record came as ``extra`` and is a field of the line.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ``time`` (RFC 3339 with its offset), ``level``, ``logger``, ``message``,
+    the record's extra fields, and ``exc_info`` (the traceback as text) when it has one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and value is not None:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exc_info"] = record.exc_text
+        if record.stack_info:
+            line["stack_info"] = record.stack_info
+        return orjson.dumps(line, default=str).decode()
+
+
+def log_format(given: str | None) -> str:
+    """The format asked for (``--log-format``, else ``LEDGER_LOG_FORMAT``, else text)."""
+    chosen = (given or os.environ.get("LEDGER_LOG_FORMAT") or "text").strip().lower()
+    if chosen not in FORMATS:
+        from ledger.policy import ConfigError
+
+        raise ConfigError(f"--log-format / LEDGER_LOG_FORMAT must be text or json, got {chosen!r}")
+    return chosen
+
+
+def configure(level: str, fmt: str) -> None:
+    """Log at ``level`` to stderr in ``fmt`` (text or json), this process and the workers it starts."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    if fmt == "json":
+        os.environ["LEDGER_LOG_FORMAT"] = "json"  # the workers (``serve --workers``) log as their parent
+        # gRPC's C core writes its own lines to stderr: only errors, and no tracers (set before it loads).
+        os.environ["GRPC_VERBOSITY"] = "NONE"
+        os.environ["GRPC_TRACE"] = ""
+        logging.captureWarnings(True)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
