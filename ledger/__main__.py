@@ -13,14 +13,15 @@ from pathlib import Path
 
 from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
-from ledger.console.commands import COMMANDS, add_people_commands
-from ledger.logs import FORMATS, configure, log_format
+from ledger.logs import FORMATS, configure, log_format, quiet_grpc_for_json
 from ledger.policy import ConfigError
-from ledger.server.auth import ROLES, new_token
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ledger`` argument parser."""
+    from ledger.console.commands import add_people_commands
+    from ledger.server.auth import ROLES
+
     parser = argparse.ArgumentParser(prog="ledger", description="Subscriber lifecycle ledger.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gRPC server in the foreground")
@@ -163,6 +164,10 @@ def keys_command(settings: Settings, action: str) -> int:
 @one_line_errors("ledger")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
+    # gRPC reads its logging settings once, when imported: in JSON mode they are set before (see ledger.logs).
+    quiet_grpc_for_json(argv if argv is not None else sys.argv[1:])
+    from ledger.console.commands import COMMANDS
+
     args = build_parser().parse_args(argv)
     configure(str(getattr(args, "log_level", "INFO")), log_format(getattr(args, "log_format", None)))
     if args.command in COMMANDS:
@@ -202,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return serve(settings)
     if args.command == "token":
+        from ledger.server.auth import new_token
+
         token, digest = new_token()
         roles = ", ".join(f'"{r}"' for r in args.role)
         print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")

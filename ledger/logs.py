@@ -2,8 +2,8 @@
 (``--log-format json`` / ``LEDGER_LOG_FORMAT=json``).
 
 In JSON every line the process writes to stderr is an object: Python warnings go through logging, uvicorn's
-loggers through the same handler, and gRPC's C core is told to log only errors (through its own logging,
-which then reaches stderr only when it is the process's last word). An exception is one ``exc_info`` field.
+loggers through the same handler, and gRPC's C core (which writes to stderr on its own) is told to write
+nothing. An exception is one ``exc_info`` field.
 """
 
 from __future__ import annotations
@@ -56,6 +56,25 @@ def log_format(given: str | None) -> str:
     return chosen
 
 
+def quiet_grpc_for_json(argv: list[str]) -> None:
+    """In JSON mode (``--log-format json`` in ``argv``, else ``LEDGER_LOG_FORMAT``), tell gRPC's C core to
+    write nothing of its own to stderr (its lines are not JSON). It reads this once, when ``grpc`` is
+    imported, so this runs before anything imports it."""
+    given = None
+    for i, arg in enumerate(argv):
+        if arg == "--log-format" and i + 1 < len(argv):
+            given = argv[i + 1]
+        elif arg.startswith("--log-format="):
+            given = arg.partition("=")[2]
+    if (given or os.environ.get("LEDGER_LOG_FORMAT") or "").strip().lower() == "json":
+        _quiet_grpc()
+
+
+def _quiet_grpc() -> None:
+    os.environ["GRPC_VERBOSITY"] = "NONE"
+    os.environ["GRPC_TRACE"] = ""
+
+
 def configure(level: str, fmt: str) -> None:
     """Log at ``level`` to stderr in ``fmt`` (text or json), this process and the workers it starts."""
     handler = logging.StreamHandler(sys.stderr)
@@ -67,9 +86,7 @@ def configure(level: str, fmt: str) -> None:
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     if fmt == "json":
         os.environ["LEDGER_LOG_FORMAT"] = "json"  # the workers (``serve --workers``) log as their parent
-        # gRPC's C core writes its own lines to stderr: only errors, and no tracers (set before it loads).
-        os.environ["GRPC_VERBOSITY"] = "NONE"
-        os.environ["GRPC_TRACE"] = ""
+        _quiet_grpc()
         logging.captureWarnings(True)
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             logger = logging.getLogger(name)

@@ -324,6 +324,8 @@ def serve(settings: Settings) -> int:
     http = ""
     if server.http is not None and settings.http_listen:
         http = f", HTTP API on {settings.http_listen.rsplit(':', 1)[0]}:{server.http.port}"
+    if server.metrics is not None and settings.metrics_listen:
+        http += f", metrics on {settings.metrics_listen.rsplit(':', 1)[0]}:{server.metrics.port}/metrics"
     log.info(
         "ledger ready on %s:%d%s (%s, %s; store %s; projections %s; quarantine %d days)",
         host,

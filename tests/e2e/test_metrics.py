@@ -67,8 +67,10 @@ def test_a_scrape_during_traffic_counts_what_the_traffic_did(observed) -> None:
         assert answer.status_code == 200, answer.text
         assert client.post("/no/such/route", json={}).status_code == 404
     # A disclosure: one subscriber's personal data, to a caller with every role (loopback, no --auth).
-    stubs.history.GetNumberHistory(
-        hpb.GetNumberHistoryRequest(number=number(1), include_personal_data=True, purpose="case 1")
+    list(
+        stubs.history.GetNumberHistory(
+            hpb.GetNumberHistoryRequest(number=number(1), include_personal_data=True, purpose="case 1")
+        )
     )
     # A refusal by a budget: one feed at most (LEDGER_MAX_FEEDS=1), a second is refused.
     feed = stubs.history.StreamEvents(hpb.StreamEventsRequest())
