@@ -14,7 +14,6 @@ from pathlib import Path
 from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
 from ledger.logs import FORMATS, configure, log_format, quiet_grpc_for_json
-from ledger.policy import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one INFO line per call on the ledger.access logger (default on; also LEDGER_ACCESS_LOG)",
     )
     serve.add_argument("--metrics", help="HOST:PORT to serve Prometheus metrics on (GET /metrics); off unless given")
+    serve.add_argument("--metrics-shared", action="store_true", help=argparse.SUPPRESS)  # a worker's (ledger.workers)
     migrate = sub.add_parser("migrate", help="create the store's tables (events, keys, read models) and exit")
     migrate.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     migrate.add_argument("--master-key-file", type=Path, help="as for serve")
@@ -175,11 +175,6 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     if args.command == "serve" and args.workers > 1:
-        if args.metrics:
-            raise ConfigError(
-                "--metrics serves one process's metrics: with --workers, run one server per port instead "
-                "(summing over workers is not built yet)"
-            )
         from ledger.workers import run_workers
 
         return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
@@ -202,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             reuse_port=args.reuse_port,
             http_listen=args.http,
             metrics_listen=args.metrics,
+            metrics_shared=args.metrics_shared,
+            metrics_interval_seconds=float(os.environ.get("LEDGER_METRICS_INTERVAL_SECONDS", "5")),
             access_log=args.access_log == "on",
             read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
         )

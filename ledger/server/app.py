@@ -100,12 +100,12 @@ async def _build(
     # The HTTP port's calls pass through these same interceptors (``Gate``).
     # Outermost, the observer: it counts, times and logs every gRPC call, refused ones too (the HTTP port's
     # calls pass the gate without it: its own observer counts them once, as HTTP).
-    measured = settings.metrics_listen is not None
+    measured = settings.metrics_listen is not None or settings.metrics_shared
     observer = Observer(metrics=measured, access_log=settings.access_log)
     interceptors = [observer, AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
     # Bound first (before anything starts), so a port in use is a clear error at once.
     http_socket = bind(settings.http_listen, settings.reuse_port) if settings.http_listen else None
-    metrics_socket = bind(settings.metrics_listen, settings.reuse_port) if settings.metrics_listen else None
+    metrics_socket = bind(settings.metrics_listen, False) if settings.metrics_listen else None
     grpc_server = grpc.aio.server(
         migration_thread_pool=executor,
         interceptors=interceptors,
@@ -178,8 +178,8 @@ async def _build(
     if http_socket is not None:
         gate = Gate(interceptors[1:], server.handlers)
         http = HttpServer(build_app(gate, checks.answers, measured, settings.access_log), http_socket, settings)
-    scrapes = None
-    if metrics_socket is not None:
+    scrapes, shared = None, None
+    if measured:
         # Counted where it happens (hooks of the application, the committer, the answers); the rest is read
         # when scraped. Without --metrics none of the hooks is set: nothing is counted.
         app.appended = metrics.EVENTS_APPENDED.inc
@@ -187,8 +187,13 @@ async def _build(
         if app.committer is not None:
             app.committer.committed = metrics.COMMIT_BATCH.observe
         checks.answers.counted = metrics.checked
-        registry = metrics.scrape_registry(metrics.LedgerCollector(status, publisher, feeds))
-        scrapes = HttpServer(metrics.metrics_app(registry, blocking), metrics_socket, settings, tls_from_settings=False)
+        gauges = metrics.LedgerCollector(status, publisher, feeds)
+        if metrics_socket is not None:
+            registry = metrics.scrape_registry(gauges)
+            app_ = metrics.metrics_app(registry, blocking)
+            scrapes = HttpServer(app_, metrics_socket, settings, tls_from_settings=False)
+        else:  # a worker: the parent serves the sum of the workers' files
+            shared = metrics.SharedGauges(gauges, settings.metrics_interval_seconds)
     if settings.tls_cert and settings.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
@@ -211,6 +216,7 @@ async def _build(
         http=http,
         drained=budgets.drained,
         metrics=scrapes,
+        shared_gauges=shared,
     )
     return ledger_server, port
 

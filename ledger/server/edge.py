@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from grpc_health.v1._async import HealthServicer
 
     from ledger.server.heads import HeadPublisher
+    from ledger.server.metrics import SharedGauges
     from ledger.server.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -102,10 +103,12 @@ class LedgerServer:
         http: Beside | None = None,
         drained: Callable[[], Awaitable[None]] | None = None,
         metrics: Beside | None = None,
+        shared_gauges: SharedGauges | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
         self.http = http  # the HTTP port, when served
         self.metrics = metrics  # the metrics port, when served
+        self.shared_gauges = shared_gauges  # a worker's gauges, for its parent's metrics port
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
         # Run on the loop when the stop begins (streams that wait on their client end then); ``drained``
         # returns once the calls the stop waits for have returned.
@@ -121,6 +124,8 @@ class LedgerServer:
             self.edge.run(self.http.start())
         if self.metrics is not None:
             self.edge.run(self.metrics.start())
+        if self.shared_gauges is not None:
+            self.shared_gauges.start()
         if self.publisher is not None:
             self.publisher.start()
 
@@ -138,6 +143,8 @@ class LedgerServer:
         closed safely."""
         self.stopping = True
         self.progress.stop()
+        if self.shared_gauges is not None:
+            self.shared_gauges.stop()
         if self.publisher is not None:
             self.publisher.stop()
         return Stopped(self.edge.submit(self._stop(grace)), self.executor, self.edge)

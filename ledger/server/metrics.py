@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
 disable_created_metrics()  # the ``_created`` series double the output and no dashboard reads them
 
+log = logging.getLogger(__name__)
 access = logging.getLogger("ledger.access")
 CORRELATOR_KEY = "x-correlator"
 CORRELATOR = re.compile(r"[a-zA-Z0-9\-_:;./<>{}]{0,256}")
@@ -441,6 +444,78 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("ledger_signed_head_age_seconds", "seconds since the latest head was signed", value=age)
         if self.feeds is not None:
             yield GaugeMetricFamily("ledger_feeds_open", "StreamEvents feeds open now", value=self.feeds.held)
+
+
+# How each scrape-time gauge is combined over ``serve --workers`` processes (prometheus-client's
+# multiprocess modes, over the processes alive): positions and sizes the highest, lags and ages the
+# lowest (the most advanced process's), feeds the sum.
+_SHARED_MODES = {
+    "ledger_read_model_lag_events": "livemin",
+    "ledger_signed_head_age_seconds": "livemin",
+    "ledger_feeds_open": "livesum",
+}
+
+
+class SharedGauges:
+    """In a worker of ``serve --workers N --metrics``: the scrape-time gauges, read every ``interval``
+    seconds and written where the parent's scrape sums the processes (``PROMETHEUS_MULTIPROC_DIR``)."""
+
+    def __init__(self, ledger: LedgerCollector, interval: float) -> None:
+        self.ledger, self.interval = ledger, interval
+        self._registry = CollectorRegistry()
+        self._gauges: dict[str, Gauge] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-gauges", daemon=True)
+
+    def start(self) -> None:
+        """Write the gauges now and every ``interval`` seconds."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop writing them."""
+        self._stop.set()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.refresh()
+            except Exception:
+                log.warning("could not read the ledger's gauges", exc_info=True)
+            if self._stop.wait(self.interval):
+                return
+
+    def refresh(self) -> None:
+        """Read the gauges once and write them."""
+        for family in self.ledger.collect():
+            for sample in family.samples:
+                gauge = self._gauges.get(sample.name)
+                if gauge is None:
+                    gauge = self._gauges[sample.name] = Gauge(
+                        sample.name,
+                        family.documentation,
+                        tuple(sample.labels),
+                        registry=self._registry,
+                        multiprocess_mode=_SHARED_MODES.get(sample.name, "livemax"),  # type: ignore[arg-type]
+                    )
+                (gauge.labels(**sample.labels) if sample.labels else gauge).set(sample.value)
+
+
+def serve_shared(listen: str, directory: str) -> Callable[[], None]:
+    """In the parent of ``serve --workers N``: serve GET /metrics on ``listen`` (HOST:PORT), summed over
+    the workers' files in ``directory``; returns the stop."""
+    from prometheus_client import multiprocess, start_http_server
+
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)
+    server, thread = start_http_server(int(port), host.strip("[]") or "0.0.0.0", registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop
 
 
 class _Counted(Collector):

@@ -138,3 +138,42 @@ def test_the_metrics_port_serves_only_metrics(observed) -> None:
     stubs, _ = observed
     assert httpx.get(f"{stubs.metrics}/other", timeout=10).status_code == 404
     assert httpx.post(f"{stubs.metrics}/metrics", timeout=10).status_code == 404
+
+
+def test_with_workers_the_counters_are_summed_over_the_processes(tmp_path) -> None:
+    from ledger.v1 import lifecycle_service_pb2 as lpb
+    from ledger.v1 import lifecycle_service_pb2_grpc
+    from tests.procs import Serve, free_port
+
+    metrics = f"http://127.0.0.1:{free_port()}"
+    serve = Serve(
+        f"sqlite:///{tmp_path}/ledger.db",
+        ("--workers", "2", "--metrics", metrics.removeprefix("http://")),
+        log=tmp_path / "serve.log",
+        env={"LEDGER_METRICS_INTERVAL_SECONDS": "0.2", "TMPDIR": str(tmp_path)},
+    )
+    try:
+        # Each call on a connection of its own: the kernel spreads them over the two workers.
+        calls = 12
+        for i in range(calls):
+            with grpc.insecure_channel(serve.target) as channel:
+                stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+                stub.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=f"p{i}", numbers=[number(i)]))
+        provision = grpc_labels("LifecycleService", "ProvisionNumbers")
+        head = serve.history.VerifyIntegrity(hpb.VerifyIntegrityRequest()).head_position
+        deadline = time.monotonic() + 30
+        while True:
+            samples = scrape(metrics)
+            if value(samples, "ledger_head_position") == head:
+                break
+            assert time.monotonic() < deadline, value(samples, "ledger_head_position")
+            time.sleep(0.1)
+        assert value(samples, "grpc_server_started_total", **provision) == calls
+        assert value(samples, "grpc_server_handled_total", **provision, grpc_code="OK") == calls
+        assert value(samples, "grpc_server_handling_seconds_count", **provision) == calls
+        assert value(samples, "ledger_events_appended_total") == head
+        assert value(samples, "ledger_read_model_state", view="numbers", state="serving") == 1
+        assert len(list(tmp_path.glob("ledger-metrics-*/counter_*.db"))) == 2  # one file of counts per worker
+    finally:
+        assert serve.stop() == 0
+    assert not list(tmp_path.glob("ledger-metrics-*"))  # removed at exit
