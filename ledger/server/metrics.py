@@ -444,6 +444,15 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("ledger_signed_head_age_seconds", "seconds since the latest head was signed", value=age)
         if self.feeds is not None:
             yield GaugeMetricFamily("ledger_feeds_open", "StreamEvents feeds open now", value=self.feeds.held)
+        app = self.status.app
+        held = app.vault.store.held_erasures()
+        now_us = int(app.clock.now().timestamp() * 1_000_000)
+        yield GaugeMetricFamily("ledger_erasures_held", "erasures held for their retention period", value=len(held))
+        yield GaugeMetricFamily(
+            "ledger_erasures_due",
+            "held erasures whose retention period has ended, not yet completed (the daily pass completes them)",
+            value=sum(1 for _, due in held if due <= now_us),
+        )
 
 
 # How each scrape-time gauge is combined over ``serve --workers`` processes (prometheus-client's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 
 import grpc
@@ -14,6 +15,7 @@ from ledger.config import Limits
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import number, resident_id, running_server
+from tests.procs import ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -127,7 +129,11 @@ def test_a_scrape_during_traffic_counts_what_the_traffic_did(observed) -> None:
         assert value(now, "ledger_read_model_state", view=view.name, state="serving") == 1
         assert value(now, "ledger_read_model_state", view=view.name, state="rebuilding") == 0
     assert value(now, "ledger_signed_head_size") == status.signed_head_size
-    assert "ledger_feeds_open" in {name for name, _ in now}
+    assert {"ledger_feeds_open", "ledger_erasures_held", "ledger_erasures_due"} <= {name for name, _ in now}
+    # Every series the dashboard graphs is served.
+    dashboard = (ROOT / "docs" / "grafana-dashboard.json").read_text(encoding="utf-8")
+    graphed = set(re.findall(r"\b((?:ledger|grpc_server|http_server)_[a-z_]+)", dashboard))
+    assert graphed and graphed <= {name for name, _ in now}, graphed - {name for name, _ in now}
     # No number, name, ID number or purpose is ever a label value.
     text = httpx.get(f"{stubs.metrics}/metrics", timeout=10).text
     for secret in (number(1), number(2), number(3), resident_id(1), "Subscriber 1", "case 1"):
