@@ -42,6 +42,7 @@ from prometheus_client.registry import Collector
 from ledger.domain.errors import InvalidArgument
 from ledger.server.auth import current_caller
 from ledger.server.errors import to_status
+from ledger.server.http.gate import peer_of
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -382,7 +383,7 @@ class HttpObserver:
                         "duration_ms": round(elapsed * 1000, 3),
                         "actor": caller.actor if caller is not None else None,
                         "x_correlator": text if text is not None and CORRELATOR.fullmatch(text) else None,
-                        "peer": f"{client[0]}:{client[1]}" if client else None,
+                        "peer": peer_of(client) if client else None,
                     },
                 )
 

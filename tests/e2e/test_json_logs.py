@@ -123,6 +123,7 @@ def test_a_run_logs_one_json_object_per_line_with_call_fields_and_no_personal_da
     assert all(c["actor"] and c["peer"] for c in register)
     (camara,) = by_rpc["/number-recycling/v0.2/check"]
     assert (camara["code"], camara["x_correlator"]) == (200, "camara-7")
+    assert camara["actor"] and camara["peer"].startswith("ipv4:127.0.0.1:")
     feeds = by_rpc["ledger.v1.HistoryService/StreamEvents"]
     assert sorted(c["code"] for c in feeds) == ["CANCELLED", "RESOURCE_EXHAUSTED"]
     assert "CANCELLED" in {c["code"] for c in by_rpc["ledger.v1.RecyclingService/CheckNumber"]}
