@@ -23,7 +23,7 @@ from collections import Counter as Tally
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 from grpc_status import rpc_status
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
     from ledger.server.bridge import Blocking
     from ledger.server.heads import HeadPublisher
-    from ledger.server.limits import Budget
     from ledger.server.status import StatusReport
 
 disable_created_metrics()  # the ``_created`` series double the output and no dashboard reads them
@@ -391,11 +390,20 @@ class HttpObserver:
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
+class Places(Protocol):
+    """A budget as the collector reads it (``limits.Budget``)."""
+
+    @property
+    def held(self) -> int:
+        """Places taken now."""
+        ...
+
+
 class LedgerCollector(Collector):
     """The ledger's gauges, read at scrape time: the head, each view's position, lag, state and rebuild,
     the latest signed head, the feeds open."""
 
-    def __init__(self, status: StatusReport, publisher: HeadPublisher | None, feeds: Budget | None) -> None:
+    def __init__(self, status: StatusReport, publisher: HeadPublisher | None, feeds: Places | None) -> None:
         self.status, self.publisher, self.feeds = status, publisher, feeds
 
     def collect(self) -> Iterator[Metric]:
