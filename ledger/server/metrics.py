@@ -243,10 +243,15 @@ class Observer(grpc.aio.ServerInterceptor):
         return None
 
     def _request_id(self, m: _Method, request: Any) -> str:
+        """The request's ``request_id``, when its message has one. A refused call's request is its unread
+        bytes, a malformed one a ``Malformed``: neither has one, nor decides whether the method's has."""
         if m.request_id is None:
             descriptor = getattr(request, "DESCRIPTOR", None)
-            m.request_id = descriptor is not None and "request_id" in descriptor.fields_by_name
-        return str(request.request_id) if m.request_id else ""
+            if descriptor is None:
+                return ""
+            m.request_id = "request_id" in descriptor.fields_by_name
+        value = getattr(request, "request_id", None) if m.request_id else None
+        return value if isinstance(value, str) else ""
 
     def _end(
         self,

@@ -13,8 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.config import Limits
 from ledger.v1 import history_service_pb2 as hpb
+from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import number, resident_id, running_server
+from tests.e2e.test_auth_tls import tokens  # noqa: F401 (a fixture)
 from tests.procs import ROOT
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -147,7 +149,6 @@ def test_the_metrics_port_serves_only_metrics(observed) -> None:
 
 
 def test_with_workers_the_counters_are_summed_over_the_processes(tmp_path) -> None:
-    from ledger.v1 import lifecycle_service_pb2 as lpb
     from ledger.v1 import lifecycle_service_pb2_grpc
     from tests.procs import Serve, free_port
 
@@ -183,3 +184,25 @@ def test_with_workers_the_counters_are_summed_over_the_processes(tmp_path) -> No
     finally:
         assert serve.stop() == 0
     assert not list(tmp_path.glob("ledger-metrics-*"))  # removed at exit
+
+
+def test_a_refused_call_after_an_answered_one_is_counted_as_refused(settings, clock, tokens) -> None:  # noqa: F811
+    from tests.e2e.test_auth_tls import bearer
+
+    path, issued = tokens
+    settings = dataclasses.replace(settings, auth_file=path, metrics_listen="127.0.0.1:0")
+    for stubs, _ in running_server(settings, clock):
+        before = scrape(stubs.metrics)
+        provision = stubs.lifecycle.ProvisionNumbers
+        provision(lpb.ProvisionNumbersRequest(request_id="p1", numbers=[number(1)]), metadata=bearer(issued["admin"]))
+        for metadata in ((), bearer("not-a-token")):  # the request is never parsed: no request_id to read
+            with pytest.raises(grpc.RpcError) as refused:
+                provision(lpb.ProvisionNumbersRequest(request_id="p2", numbers=[number(1)]), metadata=metadata)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value.details()
+        samples = scrape(stubs.metrics)
+        labels = grpc_labels("LifecycleService", "ProvisionNumbers")
+        for code, calls in (("UNAUTHENTICATED", 2), ("OK", 1)):
+            moved = value(samples, "grpc_server_handled_total", **labels, grpc_code=code) - value(
+                before, "grpc_server_handled_total", **labels, grpc_code=code
+            )
+            assert moved == calls, code
