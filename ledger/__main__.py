@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import os
 import sys
 from pathlib import Path
 
 from ledger.cli import RunFailed, one_line_errors
 from ledger.config import DEFAULT_DB, DEFAULT_LISTEN, Settings, StoreConfig
-from ledger.console.commands import COMMANDS, add_people_commands
-from ledger.server.auth import ROLES, new_token
+from ledger.logs import FORMATS, configure, log_format, quiet_grpc_for_json
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ledger`` argument parser."""
+    from ledger.console.commands import add_people_commands
+    from ledger.server.auth import ROLES
+
     parser = argparse.ArgumentParser(prog="ledger", description="Subscriber lifecycle ledger.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gRPC server in the foreground")
@@ -44,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-projections", action="store_true", help="do not run the read models here (run `ledger project`)"
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    serve.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="text (default) or json: one object per line on stderr (also LEDGER_LOG_FORMAT)",
+    )
+    serve.add_argument(
+        "--access-log",
+        choices=("on", "off"),
+        default=os.environ.get("LEDGER_ACCESS_LOG", "on"),
+        help="one INFO line per call on the ledger.access logger (default on; also LEDGER_ACCESS_LOG)",
+    )
+    serve.add_argument("--metrics", help="HOST:PORT to serve Prometheus metrics on (GET /metrics); off unless given")
+    serve.add_argument("--metrics-shared", action="store_true", help=argparse.SUPPRESS)  # a worker's (ledger.workers)
     migrate = sub.add_parser("migrate", help="create the store's tables (events, keys, read models) and exit")
     migrate.add_argument("--db", help=f"store URL (default {DEFAULT_DB})")
     migrate.add_argument("--master-key-file", type=Path, help="as for serve")
@@ -149,12 +164,12 @@ def keys_command(settings: Settings, action: str) -> int:
 @one_line_errors("ledger")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m ledger`` and the ``ledger`` command."""
+    # gRPC reads its logging settings once, when imported: in JSON mode they are set before (see ledger.logs).
+    quiet_grpc_for_json(argv if argv is not None else sys.argv[1:])
+    from ledger.console.commands import COMMANDS
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(str(getattr(args, "log_level", "INFO")), log_format(getattr(args, "log_format", None)))
     if args.command in COMMANDS:
         from ledger.console.commands import run
 
@@ -181,10 +196,16 @@ def main(argv: list[str] | None = None) -> int:
             run_projections=not args.no_projections,
             reuse_port=args.reuse_port,
             http_listen=args.http,
+            metrics_listen=args.metrics,
+            metrics_shared=args.metrics_shared,
+            metrics_interval_seconds=float(os.environ.get("LEDGER_METRICS_INTERVAL_SECONDS", "5")),
+            access_log=args.access_log == "on",
             read_store=StoreConfig.from_url(args.read_db) if args.read_db else None,
         )
         return serve(settings)
     if args.command == "token":
+        from ledger.server.auth import new_token
+
         token, digest = new_token()
         roles = ", ".join(f'"{r}"' for r in args.role)
         print(f"# give this token to {args.actor}; it is shown once and not stored:\n# {token}")

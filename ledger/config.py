@@ -178,6 +178,14 @@ class Settings:
     listen: str = DEFAULT_LISTEN
     # The HTTP port (CAMARA routes, Connect calls, OpenAPI) as HOST:PORT; None: not served.
     http_listen: str | None = None
+    # Prometheus text at GET /metrics on this HOST:PORT (``serve --metrics``); None: no metrics port.
+    metrics_listen: str | None = None
+    # A worker of ``serve --workers N --metrics``: count into PROMETHEUS_MULTIPROC_DIR, the parent serves.
+    metrics_shared: bool = False
+    # How often such a worker writes its gauges (head, views, signed head, feeds) for the parent's scrape.
+    metrics_interval_seconds: float = 5.0
+    # One INFO line per call on the ``ledger.access`` logger (``serve --access-log on|off``).
+    access_log: bool = True
     store: StoreConfig = field(default_factory=lambda: StoreConfig.from_url(DEFAULT_DB))
     policy: Policy = field(default_factory=Policy)
     master_key_file: Path | None = None

@@ -3,34 +3,54 @@
 The kernel spreads new connections across the processes. Each process is a complete server: commands
 for any number are accepted by any of them (conflicts resolve by optimistic concurrency in the store),
 and their projectors take turns safely. SIGTERM or Ctrl-C is passed on; each finishes its calls.
+With ``--metrics`` the workers count into files of a temporary directory (prometheus-client's
+multiprocess mode) and this process serves their sum on the metrics port; the directory goes at exit.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 
 log = logging.getLogger("ledger.workers")
 
 
 def child_args(argv: list[str]) -> list[str]:
-    """The serve arguments for one worker: without ``--workers``, with ``--reuse-port``."""
+    """The serve arguments for one worker: without ``--workers``, with ``--reuse-port``; with ``--metrics``,
+    the worker counts (``--metrics-shared``) and the parent serves the port."""
     out: list[str] = []
     skip = False
+    metrics = False
     for arg in argv:
         if skip:
             skip = False
             continue
-        if arg == "--workers":
+        if arg in ("--workers", "--metrics"):
             skip = True
+            metrics = metrics or arg == "--metrics"
             continue
-        if arg.startswith("--workers="):
+        if arg.startswith(("--workers=", "--metrics=")):
+            metrics = metrics or arg.startswith("--metrics=")
             continue
         out.append(arg)
-    return [*out, "--reuse-port"]
+    return [*out, "--reuse-port", *(["--metrics-shared"] if metrics else [])]
+
+
+def metrics_listen(argv: list[str]) -> str | None:
+    """The ``--metrics HOST:PORT`` given, if any."""
+    for i, arg in enumerate(argv):
+        if arg == "--metrics" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--metrics="):
+            return arg.partition("=")[2]
+    return None
 
 
 def run_workers(count: int, argv: list[str]) -> int:
@@ -39,7 +59,26 @@ def run_workers(count: int, argv: list[str]) -> int:
         print("ledger: --workers needs a fixed port in --listen", file=sys.stderr)
         return 2
     args = [sys.executable, "-m", "ledger", *child_args(argv)]
-    children = [subprocess.Popen(args) for _ in range(count)]
+    listen = metrics_listen(argv)
+    shared = tempfile.mkdtemp(prefix="ledger-metrics-") if listen else None
+    # The workers count into files there (prometheus-client's multiprocess mode); this process serves the sum.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": shared} if shared else None
+    stop_metrics: Callable[[], None] | None = None
+    try:
+        if listen and shared:
+            from ledger.server.metrics import serve_shared
+
+            stop_metrics = serve_shared(listen, shared)
+        return _supervise(count, args, env, shared)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
+        if shared:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _supervise(count: int, args: list[str], env: dict[str, str] | None, shared: str | None) -> int:
+    children = [subprocess.Popen(args, env=env) for _ in range(count)]
     stopping = False
 
     def stop(*_: object) -> None:
@@ -55,7 +94,11 @@ def run_workers(count: int, argv: list[str]) -> int:
             for i, child in enumerate(children):
                 if child.poll() is not None and not stopping:
                     log.warning("worker %d exited with %s; restarting it", child.pid, child.returncode)
-                    children[i] = subprocess.Popen(args)
+                    if shared:  # its gauges no longer count; its counters do
+                        from prometheus_client import multiprocess
+
+                        multiprocess.mark_process_dead(child.pid, shared)
+                    children[i] = subprocess.Popen(args, env=env)
             time.sleep(0.2)
     finally:
         for sig, handler in previous.items():

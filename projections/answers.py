@@ -47,6 +47,8 @@ class Answers:
         self, read_models: ReadModels, policy: Policy, standing: Standing, now: Callable[[], datetime]
     ) -> None:
         self.read_models, self.policy, self.standing, self.now = read_models, policy, standing, now
+        # Told the status of every recycling answer composed, here and by BatchCheck (the server's metrics).
+        self.counted: Callable[[list[str]], None] = _ignore
 
     def today(self) -> date:
         """Today in the business time zone (what a since date is compared with)."""
@@ -55,6 +57,7 @@ class Answers:
     def check(self, queries: Sequence[tuple[str, date]]) -> tuple[int, list[CheckAnswer]]:
         """The ledger head the answers stand beside, and one recycling answer per (number, date) asked."""
         answers = self.read(lambda: self.read_models.check(queries, self.policy.zone))
+        self.counted([a.status for a in answers])
         return (self.head_for(answers[0].as_of_position) if answers else self.standing.head), answers
 
     def check_one(self, number: str, since: date) -> tuple[int, CheckAnswer]:
@@ -110,3 +113,7 @@ class Answers:
                     f"max_check_lag_seconds {limit}); retry",
                 )
         return head
+
+
+def _ignore(_statuses: list[str]) -> None:
+    """Nobody counts."""

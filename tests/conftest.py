@@ -164,6 +164,7 @@ class Stubs:
         self.projector: Projector | None = None
         self.target = ""
         self.http = ""  # the HTTP port's base URL, when the settings serve one (http_listen)
+        self.metrics = ""  # the metrics port's base URL, when the settings serve one (metrics_listen)
 
     def rid(self) -> str:
         return f"req-{next(self._ids)}"
@@ -229,6 +230,8 @@ def running_server(settings: Settings, clock: FakeClock, credentials: grpc.Chann
     if srv.http is not None:
         scheme = "https" if settings.tls_cert else "http"
         stubs.http = f"{scheme}://127.0.0.1:{srv.http.port}"
+    if srv.metrics is not None:
+        stubs.metrics = f"http://127.0.0.1:{srv.metrics.port}"
     yield stubs, application
     channel.close()
     srv.stop(None).wait()

@@ -61,6 +61,10 @@ class LedgerApplication(Application):
     ) -> None:
         super().__init__(env={**env, "IS_SNAPSHOTTING_ENABLED": "y"})
         self.committer = GroupCommitter(self.save_events) if group_commit else None
+        # Told how many events each save appended, and how many subscribers' personal data each disclosure
+        # opens (the server's metrics; nothing by default).
+        self.appended: Callable[[int], None] = _ignore
+        self.disclosed: Callable[[int], None] = _ignore
         self.vault = vault
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
@@ -144,6 +148,7 @@ class LedgerApplication(Application):
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         processing_event.events.extend(events)
         recordings = self._record(processing_event)
+        self.appended(len(recordings))
         self._notify(recordings)
         for stream_id, version in snapshots_due(events):
             self._take_snapshot(stream_id, version)
@@ -243,7 +248,9 @@ class LedgerApplication(Application):
             self.published(position)
             return position
 
-        return retrying(attempt, "recording the personal data read")
+        position = retrying(attempt, "recording the personal data read")
+        self.disclosed(len(subscriber_ids))
+        return position
 
     def complete_erasure(self, *, subscriber_id: UUID, actor: str) -> bool:
         """Finish a held erasure whose retention period has ended (destroy the key, recorded as an event);
@@ -269,3 +276,7 @@ class LedgerApplication(Application):
                 log.info("finished erasure of subscriber %s after restart", subscriber_id)
             else:
                 self.vault.store.clear_pending(subscriber_id)
+
+
+def _ignore(_count: int) -> None:
+    """Nobody listens."""

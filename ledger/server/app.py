@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from ledger.application.reads import keyless_registrations
 from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
-from ledger.server import recycling
+from ledger.server import metrics, recycling
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge
 from ledger.server.edge import EdgeLoop, LedgerServer
@@ -31,6 +31,7 @@ from ledger.server.http.gate import Gate
 from ledger.server.identity import IdentityServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
+from ledger.server.metrics import Observer
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.server.status import StatusReport
@@ -97,9 +98,14 @@ async def _build(
     # Authentication first: it answers from the metadata, before a message is read (see AuthInterceptor);
     # then the budgets, counted per authenticated caller; errors as statuses; plain methods on the pool.
     # The HTTP port's calls pass through these same interceptors (``Gate``).
-    interceptors = [AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
+    # Outermost, the observer: it counts, times and logs every gRPC call, refused ones too (the HTTP port's
+    # calls pass the gate without it: its own observer counts them once, as HTTP).
+    measured = settings.metrics_listen is not None or settings.metrics_shared
+    observer = Observer(metrics=measured, access_log=settings.access_log)
+    interceptors = [observer, AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
     # Bound first (before anything starts), so a port in use is a clear error at once.
     http_socket = bind(settings.http_listen, settings.reuse_port) if settings.http_listen else None
+    metrics_socket = bind(settings.metrics_listen, False) if settings.metrics_listen else None
     grpc_server = grpc.aio.server(
         migration_thread_pool=executor,
         interceptors=interceptors,
@@ -170,8 +176,24 @@ async def _build(
     )
     http = None
     if http_socket is not None:
-        gate = Gate(interceptors, server.handlers)
-        http = HttpServer(build_app(gate, checks.answers), http_socket, settings)
+        gate = Gate(interceptors[1:], server.handlers)
+        http = HttpServer(build_app(gate, checks.answers, measured, settings.access_log), http_socket, settings)
+    scrapes, shared = None, None
+    if measured:
+        # Counted where it happens (hooks of the application, the committer, the answers); the rest is read
+        # when scraped. Without --metrics none of the hooks is set: nothing is counted.
+        app.appended = metrics.EVENTS_APPENDED.inc
+        app.disclosed = metrics.disclosed
+        if app.committer is not None:
+            app.committer.committed = metrics.COMMIT_BATCH.observe
+        checks.answers.counted = metrics.checked
+        gauges = metrics.LedgerCollector(status, publisher, feeds)
+        if metrics_socket is not None:
+            registry = metrics.scrape_registry(gauges)
+            app_ = metrics.metrics_app(registry, blocking)
+            scrapes = HttpServer(app_, metrics_socket, settings, tls_from_settings=False)
+        else:  # a worker: the parent serves the sum of the workers' files
+            shared = metrics.SharedGauges(gauges, settings.metrics_interval_seconds)
     if settings.tls_cert and settings.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
@@ -193,6 +215,8 @@ async def _build(
         publisher,
         http=http,
         drained=budgets.drained,
+        metrics=scrapes,
+        shared_gauges=shared,
     )
     return ledger_server, port
 
@@ -306,6 +330,8 @@ def serve(settings: Settings) -> int:
     http = ""
     if server.http is not None and settings.http_listen:
         http = f", HTTP API on {settings.http_listen.rsplit(':', 1)[0]}:{server.http.port}"
+    if server.metrics is not None and settings.metrics_listen:
+        http += f", metrics on {settings.metrics_listen.rsplit(':', 1)[0]}:{server.metrics.port}/metrics"
     log.info(
         "ledger ready on %s:%d%s (%s, %s; store %s; projections %s; quarantine %d days)",
         host,

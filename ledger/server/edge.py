@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from grpc_health.v1._async import HealthServicer
 
     from ledger.server.heads import HeadPublisher
+    from ledger.server.metrics import SharedGauges
     from ledger.server.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,13 @@ class LedgerServer:
         publisher: HeadPublisher | None = None,
         http: Beside | None = None,
         drained: Callable[[], Awaitable[None]] | None = None,
+        metrics: Beside | None = None,
+        shared_gauges: SharedGauges | None = None,
     ) -> None:
         self.edge, self.server, self.progress, self.executor, self.health = edge, server, progress, executor, health
         self.http = http  # the HTTP port, when served
+        self.metrics = metrics  # the metrics port, when served
+        self.shared_gauges = shared_gauges  # a worker's gauges, for its parent's metrics port
         self.publisher = publisher  # signs heads at the policy's interval while the server serves
         # Run on the loop when the stop begins (streams that wait on their client end then); ``drained``
         # returns once the calls the stop waits for have returned.
@@ -117,6 +122,10 @@ class LedgerServer:
         self.edge.run(self.server.start())
         if self.http is not None:
             self.edge.run(self.http.start())
+        if self.metrics is not None:
+            self.edge.run(self.metrics.start())
+        if self.shared_gauges is not None:
+            self.shared_gauges.start()
         if self.publisher is not None:
             self.publisher.start()
 
@@ -134,6 +143,8 @@ class LedgerServer:
         closed safely."""
         self.stopping = True
         self.progress.stop()
+        if self.shared_gauges is not None:
+            self.shared_gauges.stop()
         if self.publisher is not None:
             self.publisher.stop()
         return Stopped(self.edge.submit(self._stop(grace)), self.executor, self.edge)
@@ -157,6 +168,8 @@ class LedgerServer:
         await stopped
         if http_stopped is not None:
             await http_stopped
+        if self.metrics is not None:  # scraped until the end
+            await self.metrics.stop(0)
 
 
 class Stopped:

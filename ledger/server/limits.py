@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from ledger.server import metrics
 from ledger.server.auth import current_caller
 from ledger.server.errors import MethodInterceptor, ResourceExhausted, refuse, wrap_handler
 
@@ -60,10 +61,12 @@ class Budget:
         """Take one place for ``caller``, or raise ResourceExhausted; returns the (idempotent) release."""
         with self._lock:
             if self._held >= self.total:
+                metrics.refused(self.setting)
                 raise ResourceExhausted(
                     f"at most {self.total} {self.name} at once on this server ({self.setting}); retry later"
                 )
             if self.per_caller is not None and self._by_caller[caller] >= self.per_caller:
+                metrics.refused(self.per_caller_setting)
                 raise ResourceExhausted(
                     f"at most {self.per_caller} {self.name} at once per caller ({self.per_caller_setting}); "
                     "close one or retry later"

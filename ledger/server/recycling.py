@@ -162,6 +162,7 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
         position, decisions = self.answers.read(lambda: self._decide(queries))
+        self.answers.counted([decision[0] for _, decision in decisions])
         return encode_results(decisions, position, self.answers.head_for(position))
 
     def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:

@@ -26,6 +26,7 @@ from ledger.server.errors import Malformed
 from ledger.server.http import camara, connect
 from ledger.server.http.gate import Failure, Gate, HttpContext, peer_of
 from ledger.server.http.openapi import document
+from ledger.server.metrics import HttpObserver
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,9 +41,10 @@ MAX_CAMARA_BODY = 64 * 1024
 MAX_CONNECT_BODY = 4 * 1024 * 1024  # as gRPC's message limit (app.MAX_MESSAGE_BYTES)
 
 
-def build_app(gate: Gate, answers: Answers) -> Starlette:
+def build_app(gate: Gate, answers: Answers, metrics: bool = False, access_log: bool = False) -> ASGIApp:
     """The HTTP app: the CAMARA routes and the Connect routes of every unary RPC registered with ``gate``,
-    and the OpenAPI document of them all."""
+    and the OpenAPI document of them all; each call's ``x-correlator`` checked and echoed, and the call
+    timed and logged (``metrics``, ``access_log``)."""
     routes: list[Route] = []
     for route in camara.ROUTES:
         if not isinstance(route.answer, camara.ByRpc):
@@ -56,7 +58,8 @@ def build_app(gate: Gate, answers: Answers) -> Starlette:
         return Response(spec, media_type=JSON)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    return Starlette(routes=routes, exception_handlers={404: _unrouted, 405: _unrouted})
+    app = Starlette(routes=routes, exception_handlers={404: _unrouted, 405: _unrouted})
+    return HttpObserver(Correlator(app), (r.path for r in routes), metrics, access_log)
 
 
 async def _unrouted(request: Request, exc: Exception) -> Response:
@@ -207,16 +210,16 @@ def bind(listen: str, reuse_port: bool) -> socket.socket:
 class HttpServer:
     """uvicorn serving the HTTP app on the edge's loop (a task of it), with the server's TLS settings."""
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, sock: socket.socket, settings: Settings, tls_from_settings: bool = True) -> None:
         self.sock = sock
         self.port = int(sock.getsockname()[1])
         tls: dict[str, Any] = {}
-        if settings.tls_cert and settings.tls_key:
+        if tls_from_settings and settings.tls_cert and settings.tls_key:
             tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
             if settings.tls_client_ca:
                 tls |= {"ssl_ca_certs": str(settings.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
         config = uvicorn.Config(
-            Correlator(app),
+            app,
             loop="none",  # the edge's loop, already running
             http="h11",
             ws="none",
