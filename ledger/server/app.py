@@ -147,7 +147,7 @@ async def _build(
         "LEDGER_MAX_WAITING_CHECKS_PER_CALLER",
     )
     recycling.add_to_server(
-        RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns, clock=app.clock.now),
+        RecyclingServicer(read_models, settings.policy, progress, blocking, waits, turns, clock=app.clock.now),
         server,
     )
     reflection.enable_server_reflection(

@@ -33,8 +33,6 @@ T = TypeVar("T")
 AHEAD = 2
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
-# A sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
-NO_DEADLINE = 1e9
 
 
 def _serialize(response: bytes | Any) -> bytes:
@@ -75,8 +73,8 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         read_models: ReadModels,
         policy: Policy,
         progress: Progress,
+        blocking: Blocking,
         waits: Budget | None = None,
-        blocking: Blocking | None = None,
         turns: Turns | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -95,9 +93,8 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         """Check one number."""
         f = Fields()
         number = f.msisdn("number", request.number)
-        since = f.past_date("since_date", request.since_date, self._today())
+        since = f.past_day("since_date", request.since_date, self._today())
         f.done()
-        assert since is not None
         if request.min_position:
             self._await(request.min_position, context)
         answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
@@ -117,7 +114,6 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         is checked or sent (so reading, checking and sending overlap), and no further. A client that
         stops reading stops the work done for it (a send waits for the transport's flow control), and a
         stream holds ``AHEAD`` requests and responses at most."""
-        assert self.blocking is not None
         blocking, key = self.blocking, caller_key(context)
         slots = asyncio.Semaphore(AHEAD)
         answers: asyncio.Queue[asyncio.Task[bytes] | BaseException | None] = asyncio.Queue()
@@ -264,17 +260,22 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         return head
 
     def _await(self, position: int, context: grpc.ServicerContext) -> None:
-        remaining = context.time_remaining()
-        if remaining is None or remaining > NO_DEADLINE:
-            timeout = DEFAULT_WAIT_SECONDS
-        else:  # answer a little before the deadline, so the caller reads why rather than DEADLINE_EXCEEDED
-            timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
+        """Return once the numbers view has applied ``position``; otherwise hand the wait to the loop (the
+        bridge awaits it, holding no thread, and runs the method again, which then returns here). Raises
+        ``ReadModelBehind`` when the wait ends first: a little before the caller's deadline (so that the
+        caller reads why rather than DEADLINE_EXCEEDED), after ``DEFAULT_WAIT_SECONDS`` without one, or when
+        the server stops."""
         if self.progress.views_position >= position:
             return
+        remaining = context.time_remaining()
+        if remaining is None:
+            timeout = DEFAULT_WAIT_SECONDS
+        else:
+            timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
         key = caller_key(context)
 
         async def wait() -> None:
-            # On the aio edge: the wait holds no thread, and ends at once when the call is cancelled.
+            # The call's cancellation (client gone, deadline passed) ends this wait at once.
             release = self.waits.take(key) if self.waits else None
             try:
                 if not await self.progress.wait_async(position, timeout):
@@ -284,13 +285,8 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                     release()
 
         defer(context, wait)
-        release = self.waits.take(key) if self.waits else None
-        try:
-            if not self.progress.wait(position, timeout, context.is_active):
-                raise ReadModelBehind(position, self.progress.views_position)
-        finally:
-            if release:
-                release()
+        # Run again after the wait saw the position applied, yet it is not now (the view was rebuilt).
+        raise ReadModelBehind(position, self.progress.views_position)
 
 
 def _uuid(hex_id: str) -> str:

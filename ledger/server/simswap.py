@@ -32,7 +32,7 @@ class SimSwapRpcs:
     read_models: ReadModels
     now: Callable[[], datetime]
     turns: Turns
-    blocking: Blocking | None
+    blocking: Blocking
 
     if TYPE_CHECKING:  # defined in RecyclingServicer, shared with the recycling checks
 
@@ -70,7 +70,6 @@ class SimSwapRpcs:
         that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch. The next
         request is awaited on the loop and each is answered on the pool, one at a time: a client that stops
         reading stops the work done for it."""
-        assert self.blocking is not None
         key = caller_key(context)
         async for request in request_iterator:
             async with self.turns.turn(key):

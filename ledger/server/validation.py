@@ -92,6 +92,10 @@ class Fields:
             return None
         return day
 
+    def past_day(self, field: str, value: str, today: _Date) -> _Date:
+        """``past_date`` for a single date: ``today`` stands in for an invalid one (``done()`` then raises)."""
+        return self.past_date(field, value, today) or today
+
     def uuid(self, field: str, value: str) -> UUID:
         """A UUID such as a subscriber_id or tenure_id."""
         try:
