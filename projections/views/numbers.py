@@ -11,7 +11,7 @@ from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections.db import Cursor
 from projections.seal import Sealed
-from projections.views.base import View, us
+from projections.views.base import NumberRows, View, us
 
 # The sealed columns of each table, in the order readers read them (the hash follows them).
 CHECK_COLUMNS = ("number", "provisioned_us", "current_activated_us", "last_disconnected_us", "closed", "ported_out_us")
@@ -68,6 +68,11 @@ class NumbersView(View):
         ),
         Sealed("rm_numbers", "number_id", NUMBER_COLUMNS, "number_id IN ({ids})"),
         Sealed("rm_tenures", "tenure_id", TENURE_COLUMNS, "number_id IN ({ids})"),
+    )
+    by_number = (
+        NumberRows("rm_numbers", "number_id", "id", "number_id"),
+        NumberRows("rm_tenures", "number_id", "id", "tenure_id"),
+        NumberRows("rm_checks", "number", "text", "number"),
     )
     event_classes = (
         Number.Provisioned,

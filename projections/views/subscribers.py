@@ -12,7 +12,7 @@ from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
 from projections.seal import Sealed
-from projections.views.base import View, us
+from projections.views.base import NumberRows, View, us
 
 # The sealed columns of a number's SIM row, in the order readers read them (the hash follows them).
 SWAP_COLUMNS = ("number_id", "number", "monitored_since_us", "activated_us", "ported_out_us", "swapped_us")
@@ -37,6 +37,10 @@ class SimSwapsView(View):
     )
     # The answers read one row per number (the latest swap is kept on it too), which carries a keyed hash.
     sealed = (Sealed("rm_swap_numbers", "number_id", SWAP_COLUMNS, "number_id IN ({ids})"),)
+    by_number = (
+        NumberRows("rm_swap_numbers", "number_id", "id", "number_id"),
+        NumberRows("rm_sim_swaps", "number", "text", "number"),
+    )
     event_classes = (
         Number.Provisioned,
         Number.SimSwapped,
@@ -124,6 +128,7 @@ class ComplianceView(View):
             activations BIGINT NOT NULL DEFAULT 0, violations BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (channel, agent_id))""",
     )
+    by_number = (NumberRows("rm_cmp_tenures", "number_id", "id", "tenure_id"),)
     event_classes = (
         Subscriber.Registered,
         Subscriber.IdentityVerified,
