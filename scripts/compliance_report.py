@@ -21,6 +21,7 @@ from ledger.config import Settings
 from ledger.policy import Policy
 from projections import reports
 from projections.db import ViewsDatabase
+from projections.people import PeopleQueries
 from projections.queries import ReadModels
 from scripts.report_charts import COLOURS, bar_chart, line_chart, percent
 
@@ -73,11 +74,12 @@ def build(
     read_models: ReadModels, conn: reports.Connection, policy: Policy, now: datetime, actors_of: Any = None
 ) -> str:
     """The report's HTML; ``actors_of(violations)`` names who released each violating tenure."""
-    channels = read_models.channel_rates()
+    people = PeopleQueries(read_models)
+    channels = people.channel_rates()
     clearance = read_models.clearance_counts()
     quarantine = read_models.quarantine_summary(now)
     statuses = read_models.status_counts()
-    unverified = read_models.unverified_in_service()
+    unverified = people.unverified_in_service()
     violations = reports.clearance_violations(conn, LIMIT)
     violation_total = reports.count(conn, reports.VIOLATIONS_FROM)
     actors = actors_of(violations) if actors_of and violations else {}
@@ -87,7 +89,7 @@ def build(
     first, last = reports.period(conn)
     trend = reports.monthly_trend(conn)
     agents = sorted(
-        (a for a in read_models.agents() if a["activations"] >= 20),
+        (a for a in people.agents() if a["activations"] >= 20),
         key=lambda a: (a["violations"] / a["activations"], a["violations"]),
         reverse=True,
     )[:15]

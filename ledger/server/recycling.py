@@ -1,5 +1,7 @@
-"""RecyclingService: recycling checks and clearance, answered from the read models, and what every answer
-stands on (waits, the ledger's head, the policy's lag); the SIM swap RPCs are in ``simswap``."""
+"""RecyclingService: recycling checks, clearance and SIM swap answers. The servicer translates: it
+validates a request, calls the answer's composition in ``projections.answers`` (the one the HTTP routes
+call too), and writes the result on the wire (``wire``); it also decides what every answer stands on
+(a ``min_position`` wait, the ledger's head, the policy's lag)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ import grpc
 from ledger.domain import errors
 from ledger.server.bridge import defer
 from ledger.server.limits import Turns, caller_key
-from ledger.server.simswap import SimSwapRpcs
 from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
-from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
+from ledger.server.wire import CLEARANCE, SIM_SWAP_ANSWERS, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
+from projections import simswap
+from projections.answers import Checks, SimSwapAnswers, check_numbers, sim_swap_answers
 from projections.errors import ReadModelBehind, ReadModelMismatch, ReadModelRebuilding
-from projections.recycling import Decision, day_bounds, decide
+from projections.views import us
 
 if TYPE_CHECKING:
     from ledger.policy import Policy
@@ -65,8 +68,9 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
 
 
-class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingServiceServicer):
-    """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
+class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    """Answers "did this number change hands since this date, and was the old owner's data cleared", and
+    "when did this number's SIM last change" (CAMARA Number Recycling and SIM Swap)."""
 
     def __init__(
         self,
@@ -97,13 +101,15 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         f.done()
         if request.min_position:
             self._await(request.min_position, context)
-        answer = self._read(lambda: self.read_models.check([(number, since)], self.zone))[0]
-        if answer.no_data_reason == "READ_MODEL_MISMATCH":
+        checks = self._read(lambda: check_numbers(self.read_models, [number], [since], self.zone))
+        decision = checks.decisions[0]
+        if decision.no_data_reason == "READ_MODEL_MISMATCH":
             raise ReadModelMismatch(
                 "this number's read model row does not authenticate (edited or deleted behind the server's "
                 "back); it is answered again once `ledger audit-views --repair` rewrites it"
             )
-        return pb.CheckNumberResponse(result=check_result(answer, self._standing(answer.as_of_position)))
+        head = self._standing(checks.as_of_position)
+        return pb.CheckNumberResponse(result=check_result(number, decision, checks.as_of_position, head))
 
     async def BatchCheck(
         self, request_iterator: AsyncIterator[pb.BatchCheckRequest], context: grpc.aio.ServicerContext
@@ -160,43 +166,32 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                     left.cancel()
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
-        position, decisions = self._read(lambda: self._decide(queries))
-        return encode_results(decisions, position, self._standing(position))
+        checks = self._read(lambda: self._check(queries))
+        return encode_results(checks, self._standing(checks.as_of_position))
 
-    def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
+    def _check(self, queries: Sequence[ledger_pb2.CheckQuery]) -> Checks:
         f = Fields()
         if len(queries) > MAX_QUERIES_PER_BATCH:
             f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
             f.done()
-        numbers = [q.number for q in queries]
-        # Numbers are looked up as given first: those the ledger knows were validated when provisioned, so
-        # only the others are parsed (and looked up again in canonical form when that differs).
-        position, rows = self.read_models.check_rows(numbers)
-        again: list[int] = []
-        for i, row in enumerate(rows):
-            if row is None:
-                parsed = f.msisdn(f"queries[{i}].number", numbers[i])
-                if parsed != numbers[i]:
-                    numbers[i] = parsed
-                    again.append(i)
-        if again:
-            _, more = self.read_models.check_rows([numbers[i] for i in again])
-            for i, row in zip(again, more, strict=True):
-                rows[i] = row
-        days: dict[str, tuple[int, int] | None] = {}
         sinces = [q.since_date for q in queries]
         today = self._today()
-        for i, since in enumerate(sinces):
-            if since not in days:
-                day = f.past_date(f"queries[{i}].since_date", since, today)
-                days[since] = None if day is None else day_bounds(day, self.zone)
-            elif days[since] is None:
-                f.past_date(f"queries[{i}].since_date", since, today)
+        dates = _past_days(f, sinces, today)
+        if f.violations:  # nothing is read: the numbers' violations are reported with the dates', first
+            f = Fields()
+            for i, q in enumerate(queries):
+                f.msisdn(f"queries[{i}].number", q.number)
+            _past_days(f, sinces, today)
+            f.done()
+        checks = check_numbers(
+            self.read_models,
+            [q.number for q in queries],
+            dates,
+            self.zone,
+            canonical=lambda i, number: f.msisdn(f"queries[{i}].number", number),
+        )
         f.done()
-        return position, [
-            (n, decide(row, days[since]))  # type: ignore[arg-type]
-            for n, since, row in zip(numbers, sinces, rows, strict=True)
-        ]
+        return checks
 
     def GetClearance(self, request: pb.GetClearanceRequest, context: grpc.ServicerContext) -> pb.GetClearanceResponse:
         """Clearance of each closed tenure of a number."""
@@ -225,6 +220,81 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                 confirmation = item.confirmations.add(holder=holder, evidence_ref=evidence_ref)
                 set_timestamp(confirmation.confirmed_at, at)
         return response
+
+    def GetSimSwap(self, request: pb.GetSimSwapRequest, context: grpc.ServicerContext) -> pb.GetSimSwapResponse:
+        """When the number's SIM last changed (CAMARA SIM Swap retrieve-date)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        f.done()
+        position, found = self._sim_swap(number, simswap.DEFAULT_AGE_HOURS, request.min_position, context)
+        response = pb.GetSimSwapResponse(as_of_position=position)
+        set_timestamp(response.latest_sim_change_at, found.latest_sim_change_us)
+        set_timestamp(response.monitored_since, found.monitored_since_us)
+        return response
+
+    def CheckSimSwap(self, request: pb.CheckSimSwapRequest, context: grpc.ServicerContext) -> pb.CheckSimSwapResponse:
+        """Whether the number's SIM changed within the last ``max_age_hours`` (CAMARA SIM Swap check)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        hours = f.max_age_hours("max_age_hours", request.max_age_hours)
+        f.done()
+        position, found = self._sim_swap(number, hours, request.min_position, context)
+        return pb.CheckSimSwapResponse(swapped=found.swapped, as_of_position=position)
+
+    async def BatchCheckSimSwap(
+        self, request_iterator: AsyncIterator[pb.BatchCheckSimSwapRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BatchCheckSimSwapResponse]:
+        """CheckSimSwap for many numbers; one response per request, results in the order asked. A number
+        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch. The next
+        request is awaited on the loop and each is answered on the pool, one at a time: a client that stops
+        reading stops the work done for it."""
+        key = caller_key(context)
+        async for request in request_iterator:
+            async with self.turns.turn(key):
+                response = await self.blocking.run(self._sim_swap_batch, request)
+            yield response
+
+    def _sim_swap_batch(self, request: pb.BatchCheckSimSwapRequest) -> pb.BatchCheckSimSwapResponse:
+        f = Fields()
+        if len(request.queries) > MAX_QUERIES_PER_BATCH:
+            f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
+            f.done()
+        numbers = [f.msisdn(f"queries[{i}].number", q.number) for i, q in enumerate(request.queries)]
+        hours = [f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(request.queries)]
+        f.done()
+        answers = self._read(lambda: sim_swap_answers(self.read_models, numbers, hours, us(self.now())))
+        self._standing(answers.as_of_position)
+        response = pb.BatchCheckSimSwapResponse(as_of_position=answers.as_of_position)
+        for number, found in zip(answers.numbers, answers.answers, strict=True):
+            result = response.results.add(number=number, answer=SIM_SWAP_ANSWERS[found.answer])
+            if found.answer == simswap.ANSWERED:
+                result.swapped = found.swapped
+                set_timestamp(result.latest_sim_change_at, found.latest_sim_change_us)
+        return response
+
+    def _sim_swap(
+        self, number: str, hours: int, min_position: int, context: grpc.ServicerContext
+    ) -> tuple[int, simswap.SimSwapAnswer]:
+        """One number's SIM swap answers; a number they cannot be given for is refused as the error it is."""
+        if min_position:
+            self._await(min_position, context)
+        answers: SimSwapAnswers = self._read(
+            lambda: sim_swap_answers(self.read_models, [number], [hours], us(self.now()))
+        )
+        position, found = answers.as_of_position, answers.answers[0]
+        self._standing(position)
+        if position < min_position:  # the wait follows the numbers view; this answer is the sim_swaps view's
+            raise ReadModelBehind(min_position, position)
+        if found.answer == simswap.UNKNOWN_NUMBER:
+            raise errors.NumberNotFound(number)
+        if found.answer == simswap.READ_MODEL_MISMATCH:
+            raise ReadModelMismatch(
+                "this number's read model row does not authenticate (edited or deleted behind the server's "
+                "back); it is answered again once `ledger audit-views --repair` rewrites it"
+            )
+        if found.answer == simswap.PORTED_OUT:  # the SIM is the recipient operator's now
+            raise errors.NumberPortedOut(f"number {number} was ported out: its SIM is served by another operator")
+        return position, found
 
     def _today(self) -> date:
         return self.now().astimezone(self.zone).date()
@@ -287,6 +357,21 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         defer(context, wait)
         # Run again after the wait saw the position applied, yet it is not now (the view was rebuilt).
         raise ReadModelBehind(position, self.progress.views_position)
+
+
+def _past_days(f: Fields, sinces: Sequence[str], today: date) -> list[date]:
+    """Each query's since_date, validated once per distinct value (a bad value once per query)."""
+    valid: dict[str, date] = {}
+    days: list[date] = []
+    for i, since in enumerate(sinces):
+        day = valid.get(since)
+        if day is None:
+            before = len(f.violations)
+            day = f.past_day(f"queries[{i}].since_date", since, today)
+            if len(f.violations) == before:
+                valid[since] = day
+        days.append(day)
+    return days
 
 
 def _uuid(hex_id: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 from eventsourcing.dispatch import singledispatchmethod
@@ -13,8 +13,21 @@ from projections.db import Cursor
 from projections.seal import Sealed
 from projections.views.base import NumberRows, View, us
 
+
+class CheckRow(NamedTuple):
+    """What a recycling check reads of a number: its ``rm_checks`` row, the columns in this order (the
+    statement that reads them and the keyed hash over them follow the fields; see ``NumbersView``)."""
+
+    number: str
+    provisioned_us: int
+    current_activated_us: int | None
+    last_disconnected_us: int | None
+    closed: str
+    ported_out_us: int | None
+
+
 # The sealed columns of each table, in the order readers read them (the hash follows them).
-CHECK_COLUMNS = ("number", "provisioned_us", "current_activated_us", "last_disconnected_us", "closed", "ported_out_us")
+CHECK_COLUMNS: tuple[str, ...] = CheckRow._fields
 NUMBER_COLUMNS = (
     "number_id", "number", "status", "provisioned_us", "subscriber_id", "tenure_id", "suspension_reason",
     "tenure_count", "last_position",

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from ledger.domain.rules import Clearance
-from projections.recycling import CheckAnswer, NumberRow, TenureRow, day_bounds, decide
+from projections.recycling import Decision, NumberRow, TenureRow, day_bounds, decide
 from projections.views import us
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -39,9 +39,9 @@ HISTORY = row(
 )
 
 
-def answer(r: NumberRow | None, since: date, zone: ZoneInfo = UTC_ZONE, position: int = 9) -> CheckAnswer:
+def answer(r: NumberRow | None, since: date, zone: ZoneInfo = UTC_ZONE) -> Decision:
     row = None if r is None else r.check_row()
-    return CheckAnswer("+8613800000001", *decide(row, day_bounds(since, zone)), position)
+    return decide(row, day_bounds(since, zone))
 
 
 def status(r: NumberRow | None, since: str, zone: ZoneInfo = UTC_ZONE) -> str:
@@ -93,7 +93,7 @@ def test_clearance_of_tenures_closed_since_the_date() -> None:
     found = answer(HISTORY, date(2025, 3, 1))
     assert found.clearance == Clearance.PENDING and found.outstanding_holders == ("crm",)
     assert found.last_disconnected_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
-    assert found.phone_number_changed and found.as_of_position == 9
+    assert found.phone_number_changed
     assert answer(HISTORY, date(2025, 9, 1)).clearance == Clearance.NOT_APPLICABLE
     worst = row(
         tenure("2025-02-01T10:00:00+00:00", "2025-03-01T10:00:00+00:00", violation=True),
