@@ -76,6 +76,8 @@ class Decision(NamedTuple):
     # Why nothing can be told (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT, READ_MODEL_MISMATCH); empty
     # unless the status is NO_DATA.
     no_data_reason: str
+    # A subscriber holds the number now (a tenure is open, active or suspended), whatever the date asked.
+    held_now: bool
 
     @property
     def phone_number_changed(self) -> bool:
@@ -89,15 +91,29 @@ class Decision(NamedTuple):
 
 
 # The common answers are shared constants.
-NO_DATA = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER")
+NO_DATA = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER", False)
 # The answer for a number whose row failed its keyed hash or was deleted (``UNTRUSTED``, see
 # ``projections.seal``): nothing can be told of it (CheckNumber: UNAVAILABLE READ_MODEL_MISMATCH).
-MISMATCH = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "READ_MODEL_MISMATCH")
+MISMATCH = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "READ_MODEL_MISMATCH", False)
 UNTRUSTED = CheckRow("", 0, None, None, "[]", None)
-_LATER = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER")
-_NOT_CHANGED = Decision("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
-_CHANGED = Decision("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
+_LATER = {
+    held: Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER", held)
+    for held in (False, True)
+}
+_NOT_CHANGED = Decision("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", True)
+_CHANGED = {held: Decision("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", held) for held in (False, True)}
 _CLEARANCES = {c.value: c for c in Clearance}
+
+
+def twice_code(status: str, held_now: bool) -> int:
+    """A check's answer in the recycled-number dialect of Chinese platforms: 0 cannot tell (NO_DATA), 1
+    recycled (CHANGED and held now: a new holder), 2 not recycled (NOT_CHANGED), 3 cancelled (CHANGED and
+    nobody holds it now)."""
+    if status == "NOT_CHANGED":
+        return 2
+    if status == "CHANGED":
+        return 1 if held_now else 3
+    return 0
 
 
 def day_bounds(since: date, zone: ZoneInfo) -> tuple[int, int]:
@@ -126,7 +142,7 @@ def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
         return NO_DATA
     if row is UNTRUSTED:
         return MISMATCH
-    last, ported = row.last_disconnected_us, row.ported_out_us
+    last, ported, current = row.last_disconnected_us, row.ported_out_us, row.current_activated_us
     if last is not None and last >= since_start:
         worst = Clearance.NOT_APPLICABLE
         outstanding: list[str] = []
@@ -137,13 +153,14 @@ def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
                 for holder in holders:
                     if holder not in outstanding:
                         outstanding.append(holder)
-        return Decision("CHANGED", last, worst, tuple(outstanding), ported, "")
+        return Decision("CHANGED", last, worst, tuple(outstanding), ported, "", current is not None)
     if ported is not None:
-        return Decision("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT")
+        return Decision("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT", False)
     if row.provisioned_us >= next_day:
-        return _LATER
-    current = row.current_activated_us
-    held = current is not None and current < next_day
+        return _LATER[current is not None]
+    held = current is not None and current < next_day  # held on the day asked, and since
     if last is None:
-        return _NOT_CHANGED if held else _CHANGED
-    return Decision("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "")
+        return _NOT_CHANGED if held else _CHANGED[current is not None]
+    return Decision(
+        "NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "", current is not None
+    )

@@ -4,7 +4,9 @@ Input rows have ``number`` and ``since_date`` (YYYY-MM-DD); CSV needs a header r
 reported on stderr with their line number and skipped. Output keeps the input order and adds
 ``status``, ``phone_number_changed``, ``clearance``, ``outstanding_holders``, ``last_disconnected_at``,
 ``no_data_reason`` and ``ported_out_at``. Rows dated after today in ``--timezone`` are skipped (the ledger
-refuses them).
+refuses them). ``--dialect twice`` adds ``held_now`` and ``twice_code``, the answer in the recycled-number
+dialect of Chinese platforms: 0 cannot tell (NO_DATA), 1 recycled (CHANGED and held now), 2 not recycled
+(NOT_CHANGED), 3 cancelled (CHANGED and nobody holds the number now).
 
     python -m scripts.recycling_check numbers.csv -o answers.csv --target 127.0.0.1:50051
 """
@@ -32,6 +34,7 @@ from ledger.cli import EXIT_INTERRUPTED, UsageError, add_target_argument, one_li
 from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as rpb
+from projections.recycling import twice_code
 
 OUTPUT_FIELDS = (
     "status",
@@ -42,6 +45,8 @@ OUTPUT_FIELDS = (
     "no_data_reason",
     "ported_out_at",
 )
+# The columns each dialect adds to those.
+DIALECTS: dict[str, tuple[str, ...]] = {"camara": (), "twice": ("held_now", "twice_code")}
 NO_DATA_REASONS = {v.number: v.name.removeprefix("NO_DATA_REASON_") for v in ledger_pb2.NoDataReason.DESCRIPTOR.values}
 STATUS = {v.number: v.name.removeprefix("CHECK_STATUS_") for v in ledger_pb2.CheckStatus.DESCRIPTOR.values}
 CLEARANCE = {v.number: v.name.removeprefix("CLEARANCE_") for v in ledger_pb2.Clearance.DESCRIPTOR.values}
@@ -123,31 +128,37 @@ def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield batch
 
 
-def answer(result: ledger_pb2.CheckResult) -> dict[str, Any]:
-    """A result's output columns."""
+def answer(result: ledger_pb2.CheckResult, dialect: str = "camara") -> dict[str, Any]:
+    """A result's output columns (those of ``OUTPUT_FIELDS``, and the dialect's)."""
     last = ported = ""
     if result.HasField("last_disconnected_at"):
         last = result.last_disconnected_at.ToDatetime(tzinfo=UTC).isoformat()
     if result.HasField("ported_out_at"):
         ported = result.ported_out_at.ToDatetime(tzinfo=UTC).isoformat()
     reason = NO_DATA_REASONS[result.no_data_reason]
+    status = STATUS[result.status]
+    extra: dict[str, Any] = {}
+    if dialect == "twice":
+        extra = {"held_now": result.held_now, "twice_code": twice_code(status, result.held_now)}
     return {
-        "status": STATUS[result.status],
+        "status": status,
         "phone_number_changed": result.phone_number_changed,
         "clearance": CLEARANCE[result.clearance],
         "outstanding_holders": list(result.outstanding_holders),
         "last_disconnected_at": last,
         "no_data_reason": "" if reason == "UNSPECIFIED" else reason,
         "ported_out_at": ported,
+        **extra,
     }
 
 
 class Writer:
     """Writes answered rows as CSV or JSON lines, keeping the input's columns first."""
 
-    def __init__(self, out: IO[str], fmt: str) -> None:
+    def __init__(self, out: IO[str], fmt: str, dialect: str = "camara") -> None:
         self.out = out
         self.fmt = fmt
+        self.fields = (*OUTPUT_FIELDS, *DIALECTS[dialect])
         self.csv: csv.DictWriter[str] | None = None
 
     def write(self, row: Row, result: dict[str, Any]) -> None:
@@ -157,10 +168,12 @@ class Writer:
             self.out.write(orjson.dumps(merged).decode() + "\n")
             return
         if self.csv is None:
-            self.csv = csv.DictWriter(self.out, fieldnames=[*row.fields, *OUTPUT_FIELDS], extrasaction="ignore")
+            self.csv = csv.DictWriter(self.out, fieldnames=[*row.fields, *self.fields], extrasaction="ignore")
             self.csv.writeheader()
         merged["outstanding_holders"] = ";".join(result["outstanding_holders"])
-        merged["phone_number_changed"] = str(result["phone_number_changed"]).lower()
+        for flag in ("phone_number_changed", "held_now"):
+            if flag in result:
+                merged[flag] = str(result[flag]).lower()
         self.csv.writerow(merged)
 
 
@@ -205,6 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--dialect",
+        choices=tuple(DIALECTS),
+        default="camara",
+        help="camara (default): the CheckResult's columns; twice: also held_now and twice_code (0 cannot tell, "
+        "1 recycled, 2 not recycled, 3 cancelled)",
+    )
+    parser.add_argument(
         "--timezone",
         default="UTC",
         help="the ledger's business time zone (policy timezone, default UTC): rows dated after today there are "
@@ -233,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     statuses: Counter[str] = Counter()
     clearances: Counter[str] = Counter()
-    writer = Writer(sink, fmt)
+    writer = Writer(sink, fmt, args.dialect)
     channel = grpc.insecure_channel(args.target, options=[("grpc.max_receive_message_length", 64 << 20)])
     stub = recycling_service_pb2_grpc.RecyclingServiceStub(channel)
     started = time.perf_counter()
@@ -244,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             for response in stub.BatchCheck(iter(requests)):
                 batch = requests.pending.pop(0)
                 for row, result in zip(batch, response.results, strict=True):
-                    values = answer(result)
+                    values = answer(result, args.dialect)
                     writer.write(row, values)
                     statuses[values["status"]] += 1
                     if values["clearance"] != "NOT_APPLICABLE":

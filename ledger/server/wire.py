@@ -53,6 +53,7 @@ def check_result(number: str, decision: Decision, position: int, head: int = 0) 
         as_of_position=position,
         head_position=max(head, position),
         no_data_reason=NO_DATA_REASONS[decision.no_data_reason],
+        held_now=decision.held_now,
     )
     _set_us(result.last_disconnected_at, decision.last_disconnected_us)
     _set_us(result.ported_out_at, decision.ported_out_us)

@@ -19,6 +19,7 @@ decisions = st.builds(
     st.lists(st.text(min_size=1, max_size=70), max_size=4, unique=True).map(tuple),
     st.one_of(st.none(), st.integers(min_value=0, max_value=253402300799_999999)),  # ported out at
     st.sampled_from(["", "UNKNOWN_NUMBER", "RECORDS_BEGIN_LATER", "PORTED_OUT"]),
+    st.booleans(),  # held now
 )
 numbers = st.one_of(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True), st.text(max_size=200))
 
@@ -32,8 +33,9 @@ def test_encoded_results_equal_protobuf_serialisation(pairs, position) -> None:
 
 
 def test_long_results_use_multi_byte_lengths() -> None:
-    decision = Decision("CHANGED", 1_760_000_000_000_001, Clearance.PENDING, ("h" * 100, "crm"), None, "")
+    decision = Decision("CHANGED", 1_760_000_000_000_001, Clearance.PENDING, ("h" * 100, "crm"), None, "", True)
     encoded = encode_results(Checks(7, ["+8613800000001"], [decision]))
     assert len(encoded) > 130
     (result,) = rpb.BatchCheckResponse.FromString(encoded).results
     assert list(result.outstanding_holders) == ["h" * 100, "crm"] and result.last_disconnected_at.nanos == 1000
+    assert result.held_now
