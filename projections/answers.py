@@ -70,14 +70,18 @@ def check_numbers(
             _, more = read_models.check_rows([asked[i] for i in again])
             for i, row in zip(again, more, strict=True):
                 rows[i] = row
+    if len(rows) != len(dates):
+        raise ValueError(f"{len(rows)} numbers and {len(dates)} dates")
+    if dates and dates.count(dates[0]) == len(dates):  # the common batch: one date for every number
+        one = day_bounds(dates[0], zone)
+        return Checks(position, asked, [decide(row, one) for row in rows])
     bounds: dict[date, tuple[int, int]] = {}
     decisions: list[Decision] = []
-    append = decisions.append
     for day, row in zip(dates, rows, strict=True):
         day_bound = bounds.get(day)
         if day_bound is None:
             day_bound = bounds[day] = day_bounds(day, zone)
-        append(decide(row, day_bound))
+        decisions.append(decide(row, day_bound))
     return Checks(position, asked, decisions)
 
 

@@ -361,6 +361,13 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
 
 def _past_days(f: Fields, sinces: Sequence[str], today: date) -> list[date]:
     """Each query's since_date, validated once per distinct value (a bad value once per query)."""
+    if sinces and sinces.count(sinces[0]) == len(sinces):  # the common batch: one date for every number
+        before = len(f.violations)
+        one = f.past_day("queries[0].since_date", sinces[0], today)
+        if len(f.violations) > before:
+            for i in range(1, len(sinces)):
+                f.past_day(f"queries[{i}].since_date", sinces[i], today)
+        return [one] * len(sinces)
     valid: dict[str, date] = {}
     days: list[date] = []
     for i, since in enumerate(sinces):

@@ -113,9 +113,13 @@ def encode_results(checks: Checks, head: int = 0) -> bytes:
             append(_field1(len(tail)))
             append(tail)
             continue
-        body = size + 2 + len(tail) if size < 128 else size + len(_varint(size)) + 1 + len(tail)
-        append(_field1(body))
-        append(_field1(size))
+        if size < 128:  # a number and its result are short: their prefixes are looked up, not computed
+            body = size + 2 + len(tail)
+            append(_SHORT_FIELD1[body] if body < 128 else _field1(body))
+            append(_SHORT_FIELD1[size])
+        else:
+            append(_field1(size + len(_varint(size)) + 1 + len(tail)))
+            append(_field1(size))
         append(encoded)
         append(tail)
     return b"".join(parts)
