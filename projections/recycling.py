@@ -4,7 +4,6 @@ the checks from it, and every edge calls that, never re-implementing it."""
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
@@ -104,8 +103,7 @@ _LATER = {
 _NOT_CHANGED = Decision("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", True)
 _CHANGED = {held: Decision("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", held) for held in (False, True)}
 _CLEARANCES = {c.value: c for c in Clearance}
-# ``Decision(...)`` without namedtuple's Python-level ``__new__`` (a check's hot path builds one per number).
-_decision = functools.partial(tuple.__new__, Decision)
+_new = tuple.__new__  # ``_new(Decision, values)``: a Decision without namedtuple's Python-level __new__
 
 
 def twice_code(status: str, held_now: bool) -> int:
@@ -156,14 +154,15 @@ def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
                 for holder in holders:
                     if holder not in outstanding:
                         outstanding.append(holder)
-        return _decision(("CHANGED", last, worst, tuple(outstanding), ported, "", current is not None))
+        return _new(Decision, ("CHANGED", last, worst, tuple(outstanding), ported, "", current is not None))
     if ported is not None:
-        return _decision(("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT", False))
+        return _new(Decision, ("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT", False))
     if row.provisioned_us >= next_day:
         return _LATER[current is not None]
     held = current is not None and current < next_day  # held on the day asked, and since
     if last is None:
         return _NOT_CHANGED if held else _CHANGED[current is not None]
-    return _decision(
-        ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "", current is not None)
+    return _new(
+        Decision,
+        ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "", current is not None),
     )

@@ -77,14 +77,16 @@ def set_timestamp(field: Any, value_us: int | None) -> None:
 def encode_results(checks: Checks, head: int = 0) -> bytes:
     """A BatchCheckResponse's wire bytes for checks answered, built without a message per result.
 
-    A result is its number (field 1), then the fields before its last disconnection (4), the disconnection,
-    and the fields after it: those around the disconnection repeat across a batch, so each distinct
-    decision's are serialised by protobuf once (``check_result``, which names every field) and reused. A
-    result for a ported-out number (its ``ported_out_at`` set) is rare and serialised by protobuf whole.
-    Fields are written in number order, as protobuf writes them, so the bytes equal
+    A result is its number (field 1), its decision's fields before its last disconnection (4), the
+    disconnection, its decision's fields up to its position and head (7, 8), those two, and its decision's
+    fields after them. A decision's fields repeat across results and batches: they are serialised by
+    protobuf once (``check_result``, which names every field; see ``_parts``) and reused. A result for a
+    ported-out number (its ``ported_out_at`` set) is rare and serialised by protobuf whole. Fields are
+    written in number order, as protobuf writes them, so the bytes equal
     ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()`` (a property test holds it)."""
     position = checks.as_of_position
     head = max(head, position)
+    at = ledger_pb2.CheckResult(as_of_position=position, head_position=head).SerializeToString()
     tails: dict[Decision, bytes] = {}  # whole tails of the answers without a disconnection
     pieces: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # the parts around a disconnection time
     parts: list[bytes] = []
@@ -98,12 +100,14 @@ def encode_results(checks: Checks, head: int = 0) -> bytes:
         elif last is None:
             tail = tails.get(decision)
             if tail is None:
-                tail = tails[decision] = b"".join(_around_disconnection(decision, position, head))
+                early, middle, late = _parts(decision)
+                tail = tails[decision] = b"".join((early, middle, at, late))
         else:
             key = decision[:1] + decision[2:]  # every field but the disconnection time
             around = pieces.get(key)
             if around is None:
-                around = pieces[key] = _around_disconnection(decision, position, head)
+                early, middle, late = _parts(decision)
+                around = pieces[key] = (early, b"".join((middle, at, late)))
             seconds, micros = divmod(last, 1_000_000)
             moment = Timestamp(seconds=seconds, nanos=micros * 1000).SerializeToString()
             # A Timestamp is at most 18 bytes, so its length is one byte.
@@ -125,17 +129,38 @@ def encode_results(checks: Checks, head: int = 0) -> bytes:
     return b"".join(parts)
 
 
-def _around_disconnection(decision: Decision, position: int, head: int) -> tuple[bytes, bytes]:
-    """A result's bytes before and after its last disconnection time (field 4), without its number."""
-    message = check_result("", decision, position, head)
-    message.ClearField("last_disconnected_at")
-    before = ledger_pb2.CheckResult()
-    before.CopyFrom(message)
+# A decision's serialised fields (see ``_parts``), by the decision without its disconnection time; a few
+# dozen in practice, bounded all the same.
+_PARTS: dict[tuple[Any, ...], tuple[bytes, bytes, bytes]] = {}
+_MAX_PARTS = 4096
+
+
+def _parts(decision: Decision) -> tuple[bytes, bytes, bytes]:
+    """A decision's fields serialised, in three runs of field numbers: before the last disconnection (4),
+    between it and the position and head (7, 8), and after those (a field added later lands there)."""
+    key = decision[:1] + decision[2:]
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) >= _MAX_PARTS:
+            _PARTS.clear()
+        # Without a number, a disconnection time, a position and a head: those four are written per result.
+        message = check_result("", decision._replace(last_disconnected_us=None), 0, 0)
+        found = _PARTS[key] = (
+            _serialised(message, 0, _LAST_DISCONNECTED),
+            _serialised(message, _LAST_DISCONNECTED, _AS_OF),
+            _serialised(message, _HEAD, 1 << 29),
+        )
+    return found
+
+
+def _serialised(message: ledger_pb2.CheckResult, after: int, before: int) -> bytes:
+    """The bytes of the fields of ``message`` numbered strictly between ``after`` and ``before``."""
+    part = ledger_pb2.CheckResult()
+    part.CopyFrom(message)
     for field, _ in message.ListFields():
-        if field.number > _LAST_DISCONNECTED:
-            before.ClearField(field.name)
-    early = before.SerializeToString()
-    return early, message.SerializeToString()[len(early) :]
+        if not after < field.number < before:
+            part.ClearField(field.name)
+    return part.SerializeToString()
 
 
 def _varint(value: int) -> bytes:
@@ -151,6 +176,8 @@ def _varint(value: int) -> bytes:
 _LENGTH = [bytes((n,)) for n in range(128)]
 _SHORT_FIELD1 = [b"\n" + n for n in _LENGTH]
 _LAST_DISCONNECTED = ledger_pb2.CheckResult.LAST_DISCONNECTED_AT_FIELD_NUMBER
+# The two fields of a result that depend on the batch, not the decision (numbered next to each other).
+_AS_OF, _HEAD = ledger_pb2.CheckResult.AS_OF_POSITION_FIELD_NUMBER, ledger_pb2.CheckResult.HEAD_POSITION_FIELD_NUMBER
 _TIMESTAMP_TAG = bytes(((_LAST_DISCONNECTED << 3) | 2,))  # field 4, length-delimited
 
 
