@@ -97,6 +97,19 @@ def sim_swap_calls(stub: Any, numbers: list[str], rpc: str) -> list[Callable[[],
     return [functools.partial(stub.CheckSimSwap, r, timeout=60) for r in requests]
 
 
+def served_numbers(stub: Any, numbers: list[str]) -> list[str]:
+    """Those of ``numbers`` whose SIM swap is answered here (single calls refuse a number unknown here or
+    ported out: its SIM is another operator's), in order."""
+    requests = [
+        rpb.BatchCheckSimSwapRequest(
+            queries=[rpb.SimSwapQuery(number=n, max_age_hours=24) for n in numbers[i : i + 1000]]
+        )
+        for i in range(0, len(numbers), 1000)
+    ]
+    responses = stub.BatchCheckSimSwap(iter(requests), timeout=600)
+    return [r.number for response in responses for r in response.results if r.answer == rpb.SIM_SWAP_ANSWER_ANSWERED]
+
+
 def batch_sim_swap_rate(stub: Any, numbers: list[str], batch: int) -> float:
     """BatchCheckSimSwap numbers per second over ``numbers`` in batches of ``batch``."""
     requests = [

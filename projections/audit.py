@@ -25,7 +25,8 @@ from projections import generations as gens_
 from projections.projector import lock_views
 from projections.queries import ReadModels
 from projections.seal import RowSeal, seal_rows
-from projections.views import ComplianceView, NumbersView, SimSwapsView, View
+from projections.views import ALL_VIEWS, View
+from projections.views.base import NumberRows
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -34,16 +35,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDITED_VIEWS: tuple[type[View], ...] = (NumbersView, SimSwapsView, ComplianceView)
-# The rows of each number: (view, table, the column that names the number, by id or by text, the row key).
-ROWS: tuple[tuple[str, str, str, str, str], ...] = (
-    ("numbers", "rm_numbers", "number_id", "id", "number_id"),
-    ("numbers", "rm_tenures", "number_id", "id", "tenure_id"),
-    ("numbers", "rm_checks", "number", "text", "number"),
-    ("sim_swaps", "rm_swap_numbers", "number_id", "id", "number_id"),
-    ("sim_swaps", "rm_sim_swaps", "number", "text", "number"),
-    ("compliance", "rm_cmp_tenures", "number_id", "id", "tenure_id"),
-)
+
+def audited_views(views: Sequence[type[View]] = ALL_VIEWS) -> tuple[type[View], ...]:
+    """The views of the registry that hold rows of numbers (each says which tables, ``View.by_number``)."""
+    return tuple(cls for cls in views if cls.by_number)
+
+
+def number_rows(views: Sequence[type[View]] = ALL_VIEWS) -> tuple[tuple[type[View], NumberRows], ...]:
+    """Every table of the registry's views whose rows belong to a number, with its view."""
+    return tuple((cls, rows) for cls in views for rows in cls.by_number)
+
+
+# Taken from the registry once: a view added to ``ALL_VIEWS`` with rows of numbers is audited as it is.
+AUDITED_VIEWS = audited_views()
+ROWS = tuple(rows for _, rows in number_rows())
 CHUNK = 500
 MAX_REPORTED = 1000
 _PROVISIONED = get_topic(Number.Provisioned)
@@ -196,7 +201,7 @@ class Auditor:
                 chosen = {cls.name: gens_.serving(found, cls.name, cls.version) for cls in AUDITED_VIEWS}
                 named = gens_.RenamedCursor(cur, gens_.renamer((cls, chosen[cls.name]) for cls in AUDITED_VIEWS))
                 replayed = self._replay(ids, {name: g.position for name, g in chosen.items()})
-                for _, table, column, kind, _ in ROWS:
+                for table, column, kind, _ in ROWS:
                     keys = list(ids) if kind == "id" else list(ids.values())
                     marks = ",".join("?" * len(keys))
                     named.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", keys)
@@ -227,7 +232,7 @@ class Auditor:
 
 def _stored(cur: Any, ids: dict[str, str]) -> Rows:
     rows: Rows = {}
-    for _, table, column, kind, key in ROWS:
+    for table, column, kind, key in ROWS:
         keys = list(ids) if kind == "id" else list(ids.values())
         marks = ",".join("?" * len(keys))
         result = cur.execute(f"SELECT * FROM {table} WHERE {column} IN ({marks})", keys)

@@ -1,93 +1,25 @@
 """Questions about people and their SIMs answered from the read models: real-name compliance by
-channel and agent, the latest SIM swap of a number, subscribers due for erasure. Mixed into
-``ReadModels``, which gives ``_fetch`` (one statement over a view's serving generation)."""
+channel and agent, the latest SIM swap of a number, subscribers due for erasure."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from ledger.domain import errors
 from projections.reverification import OPEN_TENURES_SQL, VERIFICATIONS_SQL, OpenTenure, open_tenures
-from projections.simswap import UNTRUSTED, SimSwapRow
 from projections.views import from_us, us
-from projections.views.subscribers import SWAP_COLUMNS
 
-T = TypeVar("T")
-
-
-def refuse_damaged(cur: Any, numbers: Sequence[str]) -> None:
-    """Raise EventUndecodable when one of these numbers (at most a few hundred) has a stored event that does
-    not decode (``rm_damaged``, see projections.projector): its rows stop before it, so nothing is answered
-    from them."""
-    row = cur.execute(
-        "SELECT position, stream_id, version FROM rm_damaged "
-        f"WHERE number IN ({','.join('?' * len(numbers))}) ORDER BY position LIMIT 1",
-        list(numbers),
-    ).fetchone()
-    if row is not None:
-        raise errors.EventUndecodable(int(row[0]), str(row[1]), int(row[2]))
+if TYPE_CHECKING:
+    from projections.queries import ReadModels
 
 
 class PeopleQueries:
-    """Compliance, SIM swap and erasure questions."""
+    """Compliance, SIM swap history and erasure questions, read through ``ReadModels`` (one statement over
+    a view's serving generation each; reports, not answers, so no row is authenticated)."""
 
-    def _fetch(self, view: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def read(self, views: Sequence[str], work: Callable[[Any, dict[str, Any]], T]) -> T:
-        raise NotImplementedError
-
-    def _answering(self) -> tuple[Any, Any]:
-        raise NotImplementedError
-
-    def _recorded(self, numbers: Sequence[str], position: int) -> list[str]:
-        raise NotImplementedError
-
-    def _untrusted(self, view: str, table: str, numbers: Sequence[str], position: int, what: str) -> None:
-        raise NotImplementedError
-
-    def sim_swap_row(self, number: str) -> tuple[int, SimSwapRow | None]:
-        """The sim_swaps view's position and the number's row there (None when unknown), in one snapshot."""
-        position, rows = self.sim_swap_rows([number])
-        return position, rows.get(number)
-
-    def sim_swap_rows(self, numbers: Sequence[str]) -> tuple[int, dict[str, SimSwapRow]]:
-        """The sim_swaps view's position and the rows of those numbers it knows, in one snapshot. A row that
-        fails its keyed hash, and a missing row of a number the view should hold, is ``UNTRUSTED``."""
-        seal, _ = self._answering()
-
-        def work(cur: Any, chosen: dict[str, Any]) -> tuple[int, dict[str, SimSwapRow]]:
-            gen = chosen["sim_swaps"]
-            table = "rm_swap_numbers" + gen.suffix
-            key = seal.key("rm_swap_numbers")
-            found: dict[str, SimSwapRow] = {}
-            bad: list[str] = []
-            unique = list(dict.fromkeys(numbers))
-            for i in range(0, len(unique), 500):
-                chunk = unique[i : i + 500]
-                rows = cur.execute(
-                    f"SELECT {', '.join(SWAP_COLUMNS)}, mac FROM rm_swap_numbers "
-                    f"WHERE number IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-                for r in rows:
-                    if seal.holds(key, tuple(r[:-1]), r[-1]):
-                        found[r[1]] = SimSwapRow(r[2], r[3], r[4], r[5])
-                    else:
-                        bad.append(r[1])
-                        found[r[1]] = UNTRUSTED
-                refuse_damaged(cur, chunk)
-            if bad:
-                self._untrusted("sim_swaps", table, bad, gen.position, "fails its keyed hash")
-            missing = self._recorded([n for n in unique if n not in found], gen.position)
-            if missing:
-                self._untrusted("sim_swaps", table, missing, gen.position, "is missing")
-                found.update((n, UNTRUSTED) for n in missing)
-            return gen.position, found
-
-        return self.read(("sim_swaps",), work)
+    def __init__(self, read_models: ReadModels) -> None:
+        self.read_models = read_models
+        self._fetch = read_models.fetch
 
     def unverified_in_service(self) -> list[tuple[str, str]]:
         """(number_id, subscriber_id) of open tenures whose holder has no verification."""

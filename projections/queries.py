@@ -1,4 +1,6 @@
-"""Questions answered from the read models: recycling checks, clearance, compliance, erasure, release."""
+"""The read models read: one snapshot of the serving generations per read, and the rows the answers stand
+on (recycling checks, clearance, SIM swaps), each authenticated before anything is decided from it; also
+the numbers' release and summary counts. People and compliance questions are ``projections.people``."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -19,19 +20,13 @@ from ledger.domain.rules import tenure_clearance
 from projections import generations as gens_
 from projections.db import ViewsConnection, ViewsDatabase
 from projections.errors import ReadModelMismatch, ReadModelRebuilding
-from projections.people import PeopleQueries, refuse_damaged
-from projections.recycling import (
-    UNTRUSTED,
-    CheckAnswer,
-    CheckRow,
-    NumberRow,
-    TenureRow,
-    day_bounds,
-    decide,
-)
+from projections.recycling import UNTRUSTED, NumberRow, TenureRow
 from projections.seal import RowSeal
+from projections.simswap import UNTRUSTED as UNTRUSTED_SIM
+from projections.simswap import SimSwapRow
 from projections.views import ALL_VIEWS, us
-from projections.views.numbers import CHECK_COLUMNS, NUMBER_COLUMNS, TENURE_COLUMNS
+from projections.views.numbers import CHECK_COLUMNS, NUMBER_COLUMNS, TENURE_COLUMNS, CheckRow
+from projections.views.subscribers import SWAP_COLUMNS
 
 if TYPE_CHECKING:
     from ledger.adapters import EventLog
@@ -62,7 +57,7 @@ _CHECK_ROWS_PG = (
 )
 
 
-class ReadModels(PeopleQueries):
+class ReadModels:
     """Read-only access to the views database; one connection per thread.
 
     The answers (checks, clearance, SIM swaps) are read only with ``seal`` and ``log``: every row they read
@@ -276,6 +271,7 @@ class ReadModels(PeopleQueries):
         def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, list[CheckRow | None]]:
             gen = chosen["numbers"]
             copy = seal.key("rm_checks").copy
+            new = tuple.__new__  # a CheckRow of the values hashed, without namedtuple's length check
             rows: list[CheckRow | None] = []
             append = rows.append
             absent: list[int] = []
@@ -291,14 +287,15 @@ class ReadModels(PeopleQueries):
                     absent.append(len(rows))
                     append(None)
                     continue
-                row = r[:_SEALED]
+                values = r[:_SEALED]
                 h = copy()
-                h.update(dumps(row))
+                h.update(dumps(values))
                 mac = r[_SEALED]
                 if mac is None or not same(h.hexdigest(), mac):
                     bad.append(r[0])
-                    row = UNTRUSTED
-                append(row)
+                    append(UNTRUSTED)
+                else:
+                    append(new(CheckRow, values))
             if bad:
                 self._untrusted("numbers", "rm_checks" + gen.suffix, bad, gen.position, "fails its keyed hash")
             if absent:
@@ -312,24 +309,51 @@ class ReadModels(PeopleQueries):
 
         return self.read(("numbers",), work)
 
-    def check(self, queries: Sequence[tuple[str, date]], zone: ZoneInfo) -> list[CheckAnswer]:
-        """Answer recycling checks in the order asked."""
-        position, rows = self.check_rows([n for n, _ in queries])
-        bounds: dict[date, tuple[int, int]] = {}
-        answers = []
-        for (number, since), row in zip(queries, rows, strict=True):
-            day = bounds.get(since) or bounds.setdefault(since, day_bounds(since, zone))
-            answers.append(CheckAnswer(number, *decide(row, day), position))
-        return answers
+    def sim_swap_rows(self, numbers: Sequence[str]) -> tuple[int, dict[str, SimSwapRow]]:
+        """The sim_swaps view's position and the rows of those numbers it knows, in one snapshot. A row that
+        fails its keyed hash, and a missing row of a number the view should hold, is ``UNTRUSTED``."""
+        seal, _ = self._answering()
 
-    def _fetch(self, view: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one statement over one view's serving generation."""
+        def work(cur: Any, chosen: dict[str, gens_.Generation]) -> tuple[int, dict[str, SimSwapRow]]:
+            gen = chosen["sim_swaps"]
+            table = "rm_swap_numbers" + gen.suffix
+            key = seal.key("rm_swap_numbers")
+            found: dict[str, SimSwapRow] = {}
+            bad: list[str] = []
+            unique = list(dict.fromkeys(numbers))
+            for i in range(0, len(unique), CHUNK):
+                chunk = unique[i : i + CHUNK]
+                rows = cur.execute(
+                    f"SELECT {', '.join(SWAP_COLUMNS)}, mac FROM rm_swap_numbers "
+                    f"WHERE number IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for r in rows:
+                    if seal.holds(key, tuple(r[:-1]), r[-1]):
+                        found[r[1]] = SimSwapRow(r[2], r[3], r[4], r[5])
+                    else:
+                        bad.append(r[1])
+                        found[r[1]] = UNTRUSTED_SIM
+                refuse_damaged(cur, chunk)
+            if bad:
+                self._untrusted("sim_swaps", table, bad, gen.position, "fails its keyed hash")
+            missing = self._recorded([n for n in unique if n not in found], gen.position)
+            if missing:
+                self._untrusted("sim_swaps", table, missing, gen.position, "is missing")
+                found.update((n, UNTRUSTED_SIM) for n in missing)
+            return gen.position, found
+
+        return self.read(("sim_swaps",), work)
+
+    def fetch(self, view: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one statement over one view's serving generation (for reports and tools: nothing
+        read this way is authenticated)."""
         return self.read((view,), lambda cur, _: cur.execute(sql, params).fetchall())
 
     def due_for_release(self, now: datetime, limit: int = 10_000, after: str = "") -> list[tuple[str, str]]:
         """(number, tenure_id) of quarantined numbers whose quarantine ended and whose clearance is
         complete, ordered by number, after ``after`` (for paging)."""
-        rows = self._fetch(
+        rows = self.fetch(
             "numbers",
             "SELECT n.number, t.tenure_id FROM rm_numbers n JOIN rm_tenures t ON t.number_id = n.number_id "
             "AND t.ordinal = n.tenure_count WHERE n.status = 'QUARANTINED' AND t.quarantine_until_us <= ? "
@@ -340,7 +364,7 @@ class ReadModels(PeopleQueries):
 
     def quarantine_summary(self, now: datetime) -> dict[str, int]:
         """Quarantined numbers by what holds them back."""
-        rows = self._fetch(
+        rows = self.fetch(
             "numbers",
             "SELECT CASE WHEN t.quarantine_until_us > ? THEN 'in_quarantine' "
             "WHEN t.outstanding_holders != '[]' THEN 'clearance_pending' ELSE 'due_for_release' END, count(*) "
@@ -352,11 +376,11 @@ class ReadModels(PeopleQueries):
 
     def status_counts(self) -> dict[str, int]:
         """Numbers by lifecycle state."""
-        return dict(self._fetch("numbers", "SELECT status, count(*) FROM rm_numbers GROUP BY status"))
+        return dict(self.fetch("numbers", "SELECT status, count(*) FROM rm_numbers GROUP BY status"))
 
     def clearance_counts(self) -> dict[str, int]:
         """Closed tenures by clearance."""
-        rows = self._fetch(
+        rows = self.fetch(
             "numbers",
             "SELECT violation, CASE WHEN outstanding_holders = '[]' THEN 0 ELSE 1 END, count(*) FROM rm_tenures "
             "WHERE disconnected_us IS NOT NULL GROUP BY 1, 2",
@@ -372,6 +396,19 @@ class ReadModels(PeopleQueries):
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def refuse_damaged(cur: Any, numbers: Sequence[str]) -> None:
+    """Raise EventUndecodable when one of these numbers (at most a few hundred) has a stored event that does
+    not decode (``rm_damaged``, see projections.projector): its rows stop before it, so nothing is answered
+    from them."""
+    row = cur.execute(
+        "SELECT position, stream_id, version FROM rm_damaged "
+        f"WHERE number IN ({','.join('?' * len(numbers))}) ORDER BY position LIMIT 1",
+        list(numbers),
+    ).fetchone()
+    if row is not None:
+        raise EventUndecodable(int(row[0]), str(row[1]), int(row[2]))
 
 
 def _refuse_unnamed(cur: Any, unknown: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """The CAMARA Number Recycling decision, a pure function of a number's check row and a date, and the
-rows it reads (kept by the numbers view). Tested without a database; servicers call it, never
-re-implement it."""
+rows it reads (kept by the numbers view). Tested without a database; ``projections.answers`` composes
+the checks from it, and every edge calls that, never re-implementing it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import orjson
 
 from ledger.domain.rules import CLEARANCE_SEVERITY, Clearance, tenure_clearance
 from projections.views import from_us, us
+from projections.views.numbers import CheckRow
 
 
 @dataclass(frozen=True)
@@ -60,40 +61,23 @@ class NumberRow:
         last = max((end for end in ends if end is not None), default=None)
         closed = [[t.disconnected_us, t.clearance.value, t.outstanding_holders] for t in ended]
         ported = ended[-1].disconnected_us if self.status == "PORTED_OUT" and ended else None
-        return (self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode(), ported)
+        return CheckRow(self.number, self.provisioned_us, current, last, orjson.dumps(closed).decode(), ported)
 
 
-# What a recycling check reads of a number (the numbers view keeps it on the number's row): (number,
-# provisioned_us, current_activated_us, last_disconnected_us, closed JSON, ported_out_us). Rows read for a
-# check carry a seventh value after these (see projections.queries), which the decision does not read.
-CheckRow = tuple[str, int, int | None, int | None, str, int | None]
-# A check's answer for one number: (status, last_disconnected_us, clearance, outstanding holders,
-# ported_out_us, no_data_reason), with status NOT_CHANGED, CHANGED or NO_DATA and a reason only for
-# NO_DATA (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT, READ_MODEL_MISMATCH). The common answers are
-# shared constants.
-Decision = tuple[str, int | None, Clearance, tuple[str, ...], int | None, str]
-NO_DATA: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER")
-# The answer for a number whose row failed its keyed hash or was deleted (``UNTRUSTED``, see
-# ``projections.seal``): nothing can be told of it (CheckNumber: UNAVAILABLE READ_MODEL_MISMATCH).
-MISMATCH: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "READ_MODEL_MISMATCH")
-UNTRUSTED: CheckRow = ("", 0, None, None, "[]", None)
-_LATER: Decision = ("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER")
-_NOT_CHANGED: Decision = ("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
-_CHANGED: Decision = ("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "")
-_CLEARANCES = {c.value: c for c in Clearance}
+class Decision(NamedTuple):
+    """A recycling check's answer for one number (``decide``). The fields are those of the API's
+    CheckResult that depend on the number's row and the date; the encoder writes them by name."""
 
-
-class CheckAnswer(NamedTuple):
-    """The answer to one recycling check."""
-
-    number: str
-    status: str  # NOT_CHANGED, CHANGED, NO_DATA
-    last_disconnected_us: int | None
-    clearance: Clearance
-    outstanding_holders: tuple[str, ...]
-    ported_out_us: int | None
-    no_data_reason: str  # empty unless the status is NO_DATA
-    as_of_position: int
+    status: str  # NOT_CHANGED, CHANGED or NO_DATA
+    last_disconnected_us: int | None  # when the latest tenure ended (None when none ended)
+    clearance: Clearance  # the worst of the tenures closed on or after the date
+    outstanding_holders: tuple[str, ...]  # the holders yet to confirm for those tenures
+    ported_out_us: int | None  # when the number was ported out, while another operator serves it
+    # Why nothing can be told (UNKNOWN_NUMBER, RECORDS_BEGIN_LATER, PORTED_OUT, READ_MODEL_MISMATCH); empty
+    # unless the status is NO_DATA.
+    no_data_reason: str
+    # A subscriber holds the number now (a tenure is open, active or suspended), whatever the date asked.
+    held_now: bool
 
     @property
     def phone_number_changed(self) -> bool:
@@ -104,6 +88,33 @@ class CheckAnswer(NamedTuple):
     def last_disconnected_at(self) -> datetime | None:
         """When the latest tenure ended (None when none ended)."""
         return from_us(self.last_disconnected_us)
+
+
+# The common answers are shared constants.
+NO_DATA = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "UNKNOWN_NUMBER", False)
+# The answer for a number whose row failed its keyed hash or was deleted (``UNTRUSTED``, see
+# ``projections.seal``): nothing can be told of it (CheckNumber: UNAVAILABLE READ_MODEL_MISMATCH).
+MISMATCH = Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "READ_MODEL_MISMATCH", False)
+UNTRUSTED = CheckRow("", 0, None, None, "[]", None)
+_LATER = {
+    held: Decision("NO_DATA", None, Clearance.NOT_APPLICABLE, (), None, "RECORDS_BEGIN_LATER", held)
+    for held in (False, True)
+}
+_NOT_CHANGED = Decision("NOT_CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", True)
+_CHANGED = {held: Decision("CHANGED", None, Clearance.NOT_APPLICABLE, (), None, "", held) for held in (False, True)}
+_CLEARANCES = {c.value: c for c in Clearance}
+_new = tuple.__new__  # ``_new(Decision, values)``: a Decision without namedtuple's Python-level __new__
+
+
+def twice_code(status: str, held_now: bool) -> int:
+    """A check's answer in the recycled-number dialect of Chinese platforms: 0 cannot tell (NO_DATA), 1
+    recycled (CHANGED and held now: a new holder), 2 not recycled (NOT_CHANGED), 3 cancelled (CHANGED and
+    nobody holds it now)."""
+    if status == "NOT_CHANGED":
+        return 2
+    if status == "CHANGED":
+        return 1 if held_now else 3
+    return 0
 
 
 def day_bounds(since: date, zone: ZoneInfo) -> tuple[int, int]:
@@ -132,24 +143,26 @@ def decide(row: CheckRow | None, bounds: tuple[int, int]) -> Decision:
         return NO_DATA
     if row is UNTRUSTED:
         return MISMATCH
-    last, ported = row[3], row[5]
+    last, ported, current = row.last_disconnected_us, row.ported_out_us, row.current_activated_us
     if last is not None and last >= since_start:
         worst = Clearance.NOT_APPLICABLE
         outstanding: list[str] = []
-        for end, clearance, holders in orjson.loads(row[4]):
+        for end, clearance, holders in orjson.loads(row.closed):
             if end >= since_start:
                 if CLEARANCE_SEVERITY[clearance] > CLEARANCE_SEVERITY[worst]:
                     worst = _CLEARANCES[clearance]
                 for holder in holders:
                     if holder not in outstanding:
                         outstanding.append(holder)
-        return ("CHANGED", last, worst, tuple(outstanding), ported, "")
+        return _new(Decision, ("CHANGED", last, worst, tuple(outstanding), ported, "", current is not None))
     if ported is not None:
-        return ("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT")
-    if row[1] >= next_day:
-        return _LATER
-    current = row[2]
-    held = current is not None and current < next_day
+        return _new(Decision, ("NO_DATA", last, Clearance.NOT_APPLICABLE, (), ported, "PORTED_OUT", False))
+    if row.provisioned_us >= next_day:
+        return _LATER[current is not None]
+    held = current is not None and current < next_day  # held on the day asked, and since
     if last is None:
-        return _NOT_CHANGED if held else _CHANGED
-    return ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "")
+        return _NOT_CHANGED if held else _CHANGED[current is not None]
+    return _new(
+        Decision,
+        ("NOT_CHANGED" if held else "CHANGED", last, Clearance.NOT_APPLICABLE, (), None, "", current is not None),
+    )

@@ -40,3 +40,42 @@ def swapped_within(row: SimSwapRow, now_us: int, max_age_hours: int) -> bool:
     """Whether the SIM changed in the last ``max_age_hours`` before ``now_us``."""
     latest = latest_sim_change(row)
     return latest is not None and latest >= now_us - max_age_hours * HOUR_US
+
+
+# Whether a number's SIM swap question is answered, or why not (the API's SimSwapAnswer, by name).
+ANSWERED, UNKNOWN_NUMBER, PORTED_OUT, READ_MODEL_MISMATCH = (
+    "ANSWERED",
+    "UNKNOWN_NUMBER",
+    "PORTED_OUT",
+    "READ_MODEL_MISMATCH",
+)
+
+
+class SimSwapAnswer(NamedTuple):
+    """The SIM swap answers for one number (``answer``): when its SIM last changed and whether within the
+    hours asked; with ``answer`` other than ANSWERED (unknown, ported out, a row that does not authenticate)
+    nothing else is told."""
+
+    answer: str  # ANSWERED, UNKNOWN_NUMBER, PORTED_OUT or READ_MODEL_MISMATCH
+    swapped: bool  # the SIM changed within the hours asked
+    latest_sim_change_us: int | None  # when it last changed (None when no change is on record)
+    monitored_since_us: int | None  # when the records of it begin here (provisioned or ported in)
+
+
+_UNKNOWN = SimSwapAnswer(UNKNOWN_NUMBER, False, None, None)
+_MISMATCH = SimSwapAnswer(READ_MODEL_MISMATCH, False, None, None)
+_PORTED = SimSwapAnswer(PORTED_OUT, False, None, None)
+
+
+def answer(row: SimSwapRow | None, now_us: int, max_age_hours: int) -> SimSwapAnswer:
+    """The answers for a number's row (None: unknown) at ``now_us``, for a SIM change within
+    ``max_age_hours``. A ported-out number's SIM is the recipient operator's: nothing is told of it."""
+    if row is None:
+        return _UNKNOWN
+    if row is UNTRUSTED:
+        return _MISMATCH
+    if row.ported_out_us is not None:
+        return _PORTED
+    latest = latest_sim_change(row)
+    swapped = latest is not None and latest >= now_us - max_age_hours * HOUR_US
+    return SimSwapAnswer(ANSWERED, swapped, latest, row.monitored_since_us)

@@ -21,6 +21,7 @@ from ledger.config import Settings
 from ledger.policy import Policy
 from projections import reports, reverification
 from projections.db import ViewsDatabase
+from projections.people import PeopleQueries
 from projections.queries import ReadModels
 from projections.reverification import Rule
 from scripts.report_charts import COLOURS, bar_chart, line_chart, percent
@@ -81,11 +82,12 @@ def build(
 ) -> str:
     """The report's HTML; ``actors_of(violations)`` names who released each violating tenure; ``campaign``
     (a name and its rule) adds that re-verification campaign's progress by channel and agent."""
-    channels = read_models.channel_rates()
+    people = PeopleQueries(read_models)
+    channels = people.channel_rates()
     clearance = read_models.clearance_counts()
     quarantine = read_models.quarantine_summary(now)
     statuses = read_models.status_counts()
-    unverified = read_models.unverified_in_service()
+    unverified = people.unverified_in_service()
     violations = reports.clearance_violations(conn, LIMIT)
     violation_total = reports.count(conn, reports.VIOLATIONS_FROM)
     actors = actors_of(violations) if actors_of and violations else {}
@@ -97,7 +99,7 @@ def build(
     first, last = reports.period(conn)
     trend = reports.monthly_trend(conn)
     agents = sorted(
-        (a for a in read_models.agents() if a["activations"] >= 20),
+        (a for a in people.agents() if a["activations"] >= 20),
         key=lambda a: (a["violations"] / a["activations"], a["violations"]),
         reverse=True,
     )[:15]
@@ -274,7 +276,8 @@ def build(
 def campaign_sections(read_models: ReadModels, campaign: tuple[str, Rule] | None) -> list[str]:
     """Re-verification campaigns: the suspensions each made, and the named campaign's progress by channel
     and agent (found, re-verified since, suspended, still due)."""
-    tenures = read_models.open_tenures()
+    people = PeopleQueries(read_models)
+    tenures = people.open_tenures()
     seen = reverification.suspensions_by_campaign(tenures)
     parts = [
         "<h2>Re-verification campaigns (numbers in service)</h2>",
@@ -285,7 +288,7 @@ def campaign_sections(read_models: ReadModels, campaign: tuple[str, Rule] | None
     ]
     if campaign is not None:
         name, rule = campaign
-        rows = reverification.progress(name, rule, tenures, read_models.verifications())
+        rows = reverification.progress(name, rule, tenures, people.verifications())
         totals = {k: sum(r[k] for r in rows.values()) for k in ("found", "re-verified", "suspended", "due")}
         parts += [
             f"<h3>Campaign {html.escape(name)} by channel and sales point: {totals['found']:,} found, "

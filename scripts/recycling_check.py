@@ -4,7 +4,9 @@ Input rows have ``number`` and ``since_date`` (YYYY-MM-DD); CSV needs a header r
 reported on stderr with their line number and skipped. Output keeps the input order and adds
 ``status``, ``phone_number_changed``, ``clearance``, ``outstanding_holders``, ``last_disconnected_at``,
 ``no_data_reason`` and ``ported_out_at``. Rows dated after today in ``--timezone`` are skipped (the ledger
-refuses them).
+refuses them). ``--dialect twice`` adds ``held_now`` and ``twice_code``, the answer in the recycled-number
+dialect of Chinese platforms: 0 cannot tell (NO_DATA), 1 recycled (CHANGED and held now), 2 not recycled
+(NOT_CHANGED), 3 cancelled (CHANGED and nobody holds the number now).
 
     python -m scripts.recycling_check numbers.csv -o answers.csv --target 127.0.0.1:50051
 """
@@ -36,6 +38,7 @@ from ledger.connection import Connection, add_connection_arguments
 from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
 from ledger.v1 import ledger_pb2
 from ledger.v1 import recycling_service_pb2 as rpb
+from projections.recycling import twice_code
 
 OUTPUT_FIELDS = (
     "status",
@@ -46,6 +49,8 @@ OUTPUT_FIELDS = (
     "no_data_reason",
     "ported_out_at",
 )
+# The columns each dialect adds to those.
+DIALECTS: dict[str, tuple[str, ...]] = {"camara": (), "twice": ("held_now", "twice_code")}
 
 
 def _names(enum: Any, prefix: str) -> list[str]:
@@ -89,10 +94,11 @@ class Values(NamedTuple):
 
     flag: tuple[Any, Any]
     holders: Callable[[Iterable[str]], Any]
+    code: Callable[[int], Any]  # the twice dialect's code
 
 
-CSV_VALUES = Values(("false", "true"), ";".join)
-JSON_VALUES = Values((False, True), list)
+CSV_VALUES = Values(("false", "true"), ";".join, str)
+JSON_VALUES = Values((False, True), list, int)
 
 
 def answer(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
@@ -107,6 +113,19 @@ def answer(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
         NO_DATA_REASONS[result.no_data_reason],
         _time(result.ported_out_at) if result.HasField("ported_out_at") else "",
     )
+
+
+def answer_twice(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
+    """A result's output columns in the twice dialect: those of ``answer``, then ``held_now`` and
+    ``twice_code``."""
+    held = result.held_now
+    return (*answer(result, values), values.flag[held], values.code(twice_code(STATUS[result.status], held)))
+
+
+ANSWERS: dict[str, Callable[[ledger_pb2.CheckResult, Values], tuple[Any, ...]]] = {
+    "camara": answer,
+    "twice": answer_twice,
+}
 
 
 def _time(at: Timestamp) -> str:
@@ -349,9 +368,11 @@ class Feed:
 class Writer:
     """Writes answered rows as CSV or JSON lines, keeping the input's columns first."""
 
-    def __init__(self, out: IO[str], fmt: str, header: list[str]) -> None:
+    def __init__(self, out: IO[str], fmt: str, header: list[str], dialect: str = "camara") -> None:
         self.out = out
         self.fmt = fmt
+        self.fields = (*OUTPUT_FIELDS, *DIALECTS[dialect])  # the answer's columns
+        self.answer = ANSWERS[dialect]
         self.values = JSON_VALUES if fmt == "jsonl" else CSV_VALUES
         self.header = header
         self.fieldnames: list[Any] | None = None
@@ -361,14 +382,14 @@ class Writer:
 
     def write(self, rows: list[Row], results: Iterable[ledger_pb2.CheckResult]) -> list[tuple[Any, ...]]:
         """Write one batch's rows with their answers; returns the answers."""
-        values = self.values
+        values, answer = self.values, self.answer
         answers = [answer(result, values) for result in results]
         if len(answers) != len(rows):
             raise RuntimeError(f"the server answered {len(answers)} of {len(rows)} queries")
         if self.fmt == "jsonl":
             self.out.write(
                 "".join(
-                    orjson.dumps({**fields, **dict(zip(OUTPUT_FIELDS, a, strict=True))}).decode() + "\n"
+                    orjson.dumps({**fields, **dict(zip(self.fields, a, strict=True))}).decode() + "\n"
                     for (_, fields, _, _), a in zip(rows, answers, strict=True)
                 )
             )
@@ -397,15 +418,15 @@ class Writer:
         if self.plain and type(fields) is list:
             return [*fields, *answer]
         record = fields if type(fields) is dict else dict(zip(self.header, fields, strict=True))
-        merged = {**record, **dict(zip(OUTPUT_FIELDS, answer, strict=True))}
+        merged = {**record, **dict(zip(self.fields, answer, strict=True))}
         return [merged.get(name, "") for name in self.fieldnames or ()]
 
     def _start(self, first: Any) -> None:
         # The columns are the first row's (as csv.DictReader made it) and the answer's, as csv.DictWriter
         # wrote them; most files' rows are then their fields and the answer, no dict needed.
         record = first if type(first) is dict else dict(zip(self.header, first, strict=True))
-        self.fieldnames = [*record, *OUTPUT_FIELDS]
-        self.plain = self.fieldnames == [*self.header, *OUTPUT_FIELDS] and not set(self.header) & set(OUTPUT_FIELDS)
+        self.fieldnames = [*record, *self.fields]
+        self.plain = self.fieldnames == [*self.header, *self.fields] and not set(self.header) & set(self.fields)
         self.csv.writerow(["" if name is None else name for name in self.fieldnames])
         self.out.write(self.buffer.getvalue())
         self.buffer.seek(0)
@@ -451,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000, help="queries per BatchCheck request (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--dialect",
+        choices=tuple(DIALECTS),
+        default="camara",
+        help="camara (default): the CheckResult's columns; twice: also held_now and twice_code (0 cannot tell, "
+        "1 recycled, 2 not recycled, 3 cancelled)",
+    )
+    parser.add_argument(
         "--timezone",
         default="UTC",
         help="the ledger's business time zone (policy timezone, default UTC): rows dated after today there are "
@@ -478,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         if partial is None
         else partial.open("w", newline="", encoding="utf-8")
     )
-    writer = Writer(sink, fmt, source.header)
+    writer = Writer(sink, fmt, source.header, args.dialect)
     channel = Connection.from_args(args).channel([("grpc.max_receive_message_length", 64 << 20)])
     # BatchCheck with requests sent as the bytes Batch.request makes.
     batch_check = channel.stream_stream(

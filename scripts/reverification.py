@@ -39,6 +39,7 @@ from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import history_service_pb2_grpc, ledger_pb2, lifecycle_service_pb2_grpc
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from projections.db import ViewsDatabase
+from projections.people import PeopleQueries
 from projections.queries import ReadModels
 from projections.reverification import CAMPAIGN_NAME, OpenTenure, Rule, campaign_of, request_id
 
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         raise RunFailed(f"no read models at {views.sqlite_path}; is the server or `ledger project` running?")
     read_models = ReadModels(views)
     try:
-        tenures = read_models.open_tenures()
+        tenures = PeopleQueries(read_models).open_tenures()
     finally:
         read_models.close()
     out = args.output or Path(f"{args.campaign}.csv")

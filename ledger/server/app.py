@@ -168,7 +168,7 @@ async def _build(
         limits.max_waiting_checks_per_caller,
         "LEDGER_MAX_WAITING_CHECKS_PER_CALLER",
     )
-    checks = RecyclingServicer(read_models, settings.policy, progress, waits, blocking, turns, clock=app.clock.now)
+    checks = RecyclingServicer(read_models, settings.policy, progress, blocking, waits, turns, clock=app.clock.now)
     recycling.add_to_server(checks, server)  # type: ignore[arg-type]
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

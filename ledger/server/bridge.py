@@ -47,9 +47,9 @@ class Deferred(Exception):
 
 
 def defer(context: Any, wait: Callable[[], Awaitable[None]]) -> None:
-    """Wait on the loop instead of on this thread when the method runs under the bridge (then this raises
-    ``Deferred`` and the method runs again once ``wait()`` returns); elsewhere returns, and the caller
-    waits in its own way. A method defers before any side effect."""
+    """Wait on the loop, holding no thread: raises ``Deferred``, and the bridge runs the unary method again
+    once ``wait()`` returns; in that second run (and in a stream, which has begun answering by then) this
+    returns at once. A method defers before any side effect."""
     if getattr(context, "may_defer", False):
         raise Deferred(wait)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
     """The operator-facing command API."""
 
-    def __init__(self, app: LedgerApplication, blocking: Blocking | None = None) -> None:
+    def __init__(self, app: LedgerApplication, blocking: Blocking) -> None:
         self.app = app
         self.blocking = blocking
 
@@ -91,7 +91,6 @@ class LifecycleServicer(lifecycle_service_pb2_grpc.LifecycleServiceServicer):
     ) -> AsyncIterator[pb.ImportCommandsResponse]:
         """Apply streamed commands in order, committed in segments; one response per request. The next
         request is awaited on the loop (an import waiting for its client holds no thread)."""
-        assert self.blocking is not None
         importer = Importer(self.app, actor_of(context))
         # A request still running when its call is cancelled finishes before the importer is closed.
         turn = threading.Lock()

@@ -126,27 +126,10 @@ class Progress:
             first = self._seen[i][1] if i < len(self._seen) else time.monotonic()
         return max(0.0, time.monotonic() - first)
 
-    def wait(self, position: int, timeout: float, active: Callable[[], bool]) -> bool:
-        """Wait until the read model has applied ``position``; False after ``timeout``, when the caller
-        is gone (``active()`` false) or when the server is stopping."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            self._waiters += 1
-            try:
-                while self.views_position < position:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self.stopping.is_set() or not active():
-                        return False
-                    if self.wake_projector is not None:
-                        self.wake_projector()
-                    self._changed.wait(min(remaining, 0.05))
-            finally:
-                self._waiters -= 1
-        return True
-
     async def wait_async(self, position: int, timeout: float) -> bool:
-        """``wait`` for a coroutine: holds no thread; a cancelled call (client gone, deadline passed) stops
-        waiting at once, and so does a stopping server (False)."""
+        """Wait until the read model has applied ``position`` (False after ``timeout``), holding no thread; a
+        cancelled call (client gone, deadline passed) stops waiting at once, and so does a stopping server
+        (False)."""
         if self.views_position >= position:
             return True
         loop = asyncio.get_running_loop()

@@ -1,11 +1,13 @@
-"""RecyclingService: recycling checks and clearance, answered from the read models, and what every answer
-stands on (waits, the ledger's head, the policy's lag); the SIM swap RPCs are in ``simswap``."""
+"""RecyclingService: recycling checks, clearance and SIM swap answers. The servicer translates: it
+validates a request, calls the answer's composition in ``projections.answers`` (the one the HTTP routes
+call too), and writes the result on the wire (``wire``); it also decides what every answer stands on
+(a ``min_position`` wait, the ledger's head, the policy's lag)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,14 +15,13 @@ import grpc
 from ledger.domain import errors
 from ledger.server.bridge import defer
 from ledger.server.limits import Turns, caller_key
-from ledger.server.simswap import SimSwapRpcs
 from ledger.server.validation import MAX_QUERIES_PER_BATCH, Fields
-from ledger.server.wire import CLEARANCE, check_result, encode_results, set_timestamp
+from ledger.server.wire import CLEARANCE, SIM_SWAP_ANSWERS, check_result, encode_results, set_timestamp
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
-from projections.answers import Answers
+from projections import simswap
+from projections.answers import Answers, Checks, check_numbers
 from projections.errors import ReadModelBehind
-from projections.recycling import Decision, day_bounds, decide
 
 if TYPE_CHECKING:
     from ledger.policy import Policy
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 AHEAD = 2
 # How long a check may wait for the read model when the caller set no deadline.
 DEFAULT_WAIT_SECONDS = 5.0
-# A sync server reports a call without a deadline as this many seconds remaining (about 2**63 ns).
-NO_DEADLINE = 1e9
 
 
 def _serialize(response: bytes | Any) -> bytes:
@@ -67,16 +66,17 @@ def add_to_server(servicer: RecyclingServicer, server: grpc.aio.Server) -> None:
     server.add_registered_method_handlers(name, handlers)  # type: ignore[attr-defined]
 
 
-class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingServiceServicer):
-    """Answers "did this number change hands since this date, and was the old owner's data cleared"."""
+class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
+    """Answers "did this number change hands since this date, and was the old owner's data cleared", and
+    "when did this number's SIM last change" (CAMARA Number Recycling and SIM Swap)."""
 
     def __init__(
         self,
         read_models: ReadModels,
         policy: Policy,
         progress: Progress,
+        blocking: Blocking,
         waits: Budget | None = None,
-        blocking: Blocking | None = None,
         turns: Turns | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -97,13 +97,12 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         """Check one number."""
         f = Fields()
         number = f.msisdn("number", request.number)
-        since = f.past_date("since_date", request.since_date, self.answers.today())
+        since = f.past_day("since_date", request.since_date, self.answers.today())
         f.done()
-        assert since is not None
         if request.min_position:
             self._await(request.min_position, context)
-        head, answer = self.answers.check_one(number, since)
-        return pb.CheckNumberResponse(result=check_result(answer, head))
+        head, position, decision = self.answers.check_one(number, since)
+        return pb.CheckNumberResponse(result=check_result(number, decision, position, head))
 
     async def BatchCheck(
         self, request_iterator: AsyncIterator[pb.BatchCheckRequest], context: grpc.aio.ServicerContext
@@ -114,7 +113,6 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
         is checked or sent (so reading, checking and sending overlap), and no further. A client that
         stops reading stops the work done for it (a send waits for the transport's flow control), and a
         stream holds ``AHEAD`` requests and responses at most."""
-        assert self.blocking is not None
         blocking, key = self.blocking, caller_key(context)
         slots = asyncio.Semaphore(AHEAD)
         answers: asyncio.Queue[asyncio.Task[bytes] | BaseException | None] = asyncio.Queue()
@@ -161,44 +159,33 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                     left.cancel()
 
     def _answer(self, queries: Sequence[ledger_pb2.CheckQuery]) -> bytes:
-        position, decisions = self.answers.read(lambda: self._decide(queries))
-        self.answers.counted([decision[0] for _, decision in decisions])
-        return encode_results(decisions, position, self.answers.head_for(position))
+        checks = self.answers.read(lambda: self._check(queries))
+        self.answers.counted([d.status for d in checks.decisions])
+        return encode_results(checks, self.answers.head_for(checks.as_of_position))
 
-    def _decide(self, queries: Sequence[ledger_pb2.CheckQuery]) -> tuple[int, list[tuple[str, Decision]]]:
+    def _check(self, queries: Sequence[ledger_pb2.CheckQuery]) -> Checks:
         f = Fields()
         if len(queries) > MAX_QUERIES_PER_BATCH:
             f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
             f.done()
-        numbers = [q.number for q in queries]
-        # Numbers are looked up as given first: those the ledger knows were validated when provisioned, so
-        # only the others are parsed (and looked up again in canonical form when that differs).
-        position, rows = self.read_models.check_rows(numbers)
-        again: list[int] = []
-        for i, row in enumerate(rows):
-            if row is None:
-                parsed = f.msisdn(f"queries[{i}].number", numbers[i])
-                if parsed != numbers[i]:
-                    numbers[i] = parsed
-                    again.append(i)
-        if again:
-            _, more = self.read_models.check_rows([numbers[i] for i in again])
-            for i, row in zip(again, more, strict=True):
-                rows[i] = row
-        days: dict[str, tuple[int, int] | None] = {}
         sinces = [q.since_date for q in queries]
         today = self.answers.today()
-        for i, since in enumerate(sinces):
-            if since not in days:
-                day = f.past_date(f"queries[{i}].since_date", since, today)
-                days[since] = None if day is None else day_bounds(day, self.zone)
-            elif days[since] is None:
-                f.past_date(f"queries[{i}].since_date", since, today)
+        dates = _past_days(f, sinces, today)
+        if f.violations:  # nothing is read: the numbers' violations are reported with the dates', first
+            f = Fields()
+            for i, q in enumerate(queries):
+                f.msisdn(f"queries[{i}].number", q.number)
+            _past_days(f, sinces, today)
+            f.done()
+        checks = check_numbers(
+            self.read_models,
+            [q.number for q in queries],
+            dates,
+            self.zone,
+            canonical=lambda i, number: f.msisdn(f"queries[{i}].number", number),
+        )
         f.done()
-        return position, [
-            (n, decide(row, days[since]))  # type: ignore[arg-type]
-            for n, since, row in zip(numbers, sinces, rows, strict=True)
-        ]
+        return checks
 
     def GetClearance(self, request: pb.GetClearanceRequest, context: grpc.ServicerContext) -> pb.GetClearanceResponse:
         """Clearance of each closed tenure of a number."""
@@ -228,18 +215,81 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                 set_timestamp(confirmation.confirmed_at, at)
         return response
 
+    def GetSimSwap(self, request: pb.GetSimSwapRequest, context: grpc.ServicerContext) -> pb.GetSimSwapResponse:
+        """When the number's SIM last changed (CAMARA SIM Swap retrieve-date)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        f.done()
+        position, found = self._sim_swap(number, simswap.DEFAULT_AGE_HOURS, request.min_position, context)
+        response = pb.GetSimSwapResponse(as_of_position=position)
+        set_timestamp(response.latest_sim_change_at, found.latest_sim_change_us)
+        set_timestamp(response.monitored_since, found.monitored_since_us)
+        return response
+
+    def CheckSimSwap(self, request: pb.CheckSimSwapRequest, context: grpc.ServicerContext) -> pb.CheckSimSwapResponse:
+        """Whether the number's SIM changed within the last ``max_age_hours`` (CAMARA SIM Swap check)."""
+        f = Fields()
+        number = f.msisdn("number", request.number)
+        hours = f.max_age_hours("max_age_hours", request.max_age_hours)
+        f.done()
+        position, found = self._sim_swap(number, hours, request.min_position, context)
+        return pb.CheckSimSwapResponse(swapped=found.swapped, as_of_position=position)
+
+    async def BatchCheckSimSwap(
+        self, request_iterator: AsyncIterator[pb.BatchCheckSimSwapRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BatchCheckSimSwapResponse]:
+        """CheckSimSwap for many numbers; one response per request, results in the order asked. A number
+        that CheckSimSwap refuses (unknown, ported out) is answered as such, not failing the batch. The next
+        request is awaited on the loop and each is answered on the pool, one at a time: a client that stops
+        reading stops the work done for it."""
+        key = caller_key(context)
+        async for request in request_iterator:
+            async with self.turns.turn(key):
+                response = await self.blocking.run(self._sim_swap_batch, request)
+            yield response
+
+    def _sim_swap_batch(self, request: pb.BatchCheckSimSwapRequest) -> pb.BatchCheckSimSwapResponse:
+        f = Fields()
+        if len(request.queries) > MAX_QUERIES_PER_BATCH:
+            f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
+            f.done()
+        numbers = [f.msisdn(f"queries[{i}].number", q.number) for i, q in enumerate(request.queries)]
+        hours = [f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(request.queries)]
+        f.done()
+        answers = self.answers.sim_swaps(numbers, hours)
+        response = pb.BatchCheckSimSwapResponse(as_of_position=answers.as_of_position)
+        for number, found in zip(answers.numbers, answers.answers, strict=True):
+            result = response.results.add(number=number, answer=SIM_SWAP_ANSWERS[found.answer])
+            if found.answer == simswap.ANSWERED:
+                result.swapped = found.swapped
+                set_timestamp(result.latest_sim_change_at, found.latest_sim_change_us)
+        return response
+
+    def _sim_swap(
+        self, number: str, hours: int, min_position: int, context: grpc.ServicerContext
+    ) -> tuple[int, simswap.SimSwapAnswer]:
+        """One number's SIM swap answers; a number they cannot be given for is refused as the error it is."""
+        if min_position:
+            self._await(min_position, context)
+        return self.answers.sim_swap(number, hours, min_position)
+
     def _await(self, position: int, context: grpc.ServicerContext) -> None:
-        remaining = context.time_remaining()
-        if remaining is None or remaining > NO_DEADLINE:
-            timeout = DEFAULT_WAIT_SECONDS
-        else:  # answer a little before the deadline, so the caller reads why rather than DEADLINE_EXCEEDED
-            timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
+        """Return once the numbers view has applied ``position``; otherwise hand the wait to the loop (the
+        bridge awaits it, holding no thread, and runs the method again, which then returns here). Raises
+        ``ReadModelBehind`` when the wait ends first: a little before the caller's deadline (so that the
+        caller reads why rather than DEADLINE_EXCEEDED), after ``DEFAULT_WAIT_SECONDS`` without one, or when
+        the server stops."""
         if self.progress.views_position >= position:
             return
+        remaining = context.time_remaining()
+        if remaining is None:
+            timeout = DEFAULT_WAIT_SECONDS
+        else:
+            timeout = max(0.0, remaining - min(0.25, max(0.02, remaining * 0.1)))
         key = caller_key(context)
 
         async def wait() -> None:
-            # On the aio edge: the wait holds no thread, and ends at once when the call is cancelled.
+            # The call's cancellation (client gone, deadline passed) ends this wait at once.
             release = self.waits.take(key) if self.waits else None
             try:
                 if not await self.progress.wait_async(position, timeout):
@@ -249,13 +299,30 @@ class RecyclingServicer(SimSwapRpcs, recycling_service_pb2_grpc.RecyclingService
                     release()
 
         defer(context, wait)
-        release = self.waits.take(key) if self.waits else None
-        try:
-            if not self.progress.wait(position, timeout, context.is_active):
-                raise ReadModelBehind(position, self.progress.views_position)
-        finally:
-            if release:
-                release()
+        # Run again after the wait saw the position applied, yet it is not now (the view was rebuilt).
+        raise ReadModelBehind(position, self.progress.views_position)
+
+
+def _past_days(f: Fields, sinces: Sequence[str], today: date) -> list[date]:
+    """Each query's since_date, validated once per distinct value (a bad value once per query)."""
+    if sinces and sinces.count(sinces[0]) == len(sinces):  # the common batch: one date for every number
+        before = len(f.violations)
+        one = f.past_day("queries[0].since_date", sinces[0], today)
+        if len(f.violations) > before:
+            for i in range(1, len(sinces)):
+                f.past_day(f"queries[{i}].since_date", sinces[i], today)
+        return [one] * len(sinces)
+    valid: dict[str, date] = {}
+    days: list[date] = []
+    for i, since in enumerate(sinces):
+        day = valid.get(since)
+        if day is None:
+            before = len(f.violations)
+            day = f.past_day(f"queries[{i}].since_date", since, today)
+            if len(f.violations) == before:
+                valid[since] = day
+        days.append(day)
+    return days
 
 
 def _uuid(hex_id: str) -> str:

@@ -12,6 +12,7 @@ from uuid import UUID
 from ledger.domain import identifiers
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.rules import HOLDER_PATTERN
+from projections.simswap import DEFAULT_AGE_HOURS, MAX_AGE_HOURS, MIN_AGE_HOURS
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -95,6 +96,18 @@ class Fields:
             self.out_of_range[field] = "OUT_OF_RANGE"
             return None
         return day
+
+    def past_day(self, field: str, value: str, today: _Date) -> _Date:
+        """``past_date`` for a single date: ``today`` stands in for an invalid one (``done()`` then raises)."""
+        return self.past_date(field, value, today) or today
+
+    def max_age_hours(self, field: str, value: int) -> int:
+        """CAMARA SIM Swap maxAge in hours: 1 to 2400, 240 when unset (proto3 cannot tell 0 from unset)."""
+        hours = value or DEFAULT_AGE_HOURS
+        if not MIN_AGE_HOURS <= hours <= MAX_AGE_HOURS:
+            self.add(field, f"must be {MIN_AGE_HOURS} to {MAX_AGE_HOURS} hours")
+            self.out_of_range[field] = "OUT_OF_RANGE"
+        return hours
 
     def uuid(self, field: str, value: str) -> UUID:
         """A UUID such as a subscriber_id or tenure_id."""

@@ -4,14 +4,15 @@ holds it to that)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.domain.rules import Clearance
-from ledger.v1 import ledger_pb2
-from projections.recycling import CheckAnswer, Decision
+from ledger.v1 import ledger_pb2, recycling_service_pb2
+from projections import simswap
+from projections.answers import Checks
+from projections.recycling import Decision
 from projections.views import from_us
 
 STATUS = {
@@ -26,6 +27,12 @@ NO_DATA_REASONS: dict[str, Any] = {
     "PORTED_OUT": ledger_pb2.NO_DATA_REASON_PORTED_OUT,
     "READ_MODEL_MISMATCH": ledger_pb2.NO_DATA_REASON_READ_MODEL_MISMATCH,
 }
+SIM_SWAP_ANSWERS: dict[str, Any] = {
+    simswap.ANSWERED: recycling_service_pb2.SIM_SWAP_ANSWER_ANSWERED,
+    simswap.UNKNOWN_NUMBER: recycling_service_pb2.SIM_SWAP_ANSWER_UNKNOWN_NUMBER,
+    simswap.PORTED_OUT: recycling_service_pb2.SIM_SWAP_ANSWER_PORTED_OUT,
+    simswap.READ_MODEL_MISMATCH: recycling_service_pb2.SIM_SWAP_ANSWER_READ_MODEL_MISMATCH,
+}
 CLEARANCE: dict[Clearance, Any] = {
     Clearance.NOT_APPLICABLE: ledger_pb2.CLEARANCE_NOT_APPLICABLE,
     Clearance.CLEARED: ledger_pb2.CLEARANCE_CLEARED,
@@ -34,20 +41,22 @@ CLEARANCE: dict[Clearance, Any] = {
 }
 
 
-def check_result(answer: CheckAnswer, head: int = 0) -> ledger_pb2.CheckResult:
-    """A check answer as the API's CheckResult (``head``: the ledger head the server knew)."""
+def check_result(number: str, decision: Decision, position: int, head: int = 0) -> ledger_pb2.CheckResult:
+    """One number's decision as the API's CheckResult, at ``position`` (``head``: the ledger head the server
+    knew). The one place a Decision field becomes a CheckResult field: ``encode_results`` writes its bytes."""
     result = ledger_pb2.CheckResult(
-        number=answer.number,
-        status=STATUS[answer.status],  # type: ignore[arg-type]
-        phone_number_changed=answer.status == "CHANGED",
-        clearance=CLEARANCE[answer.clearance],
-        outstanding_holders=answer.outstanding_holders,
-        as_of_position=answer.as_of_position,
-        head_position=max(head, answer.as_of_position),
-        no_data_reason=NO_DATA_REASONS[answer.no_data_reason],
+        number=number,
+        status=STATUS[decision.status],  # type: ignore[arg-type]
+        phone_number_changed=decision.phone_number_changed,
+        clearance=CLEARANCE[decision.clearance],
+        outstanding_holders=decision.outstanding_holders,
+        as_of_position=position,
+        head_position=max(head, position),
+        no_data_reason=NO_DATA_REASONS[decision.no_data_reason],
+        held_now=decision.held_now,
     )
-    _set_us(result.last_disconnected_at, answer.last_disconnected_us)
-    _set_us(result.ported_out_at, answer.ported_out_us)
+    _set_us(result.last_disconnected_at, decision.last_disconnected_us)
+    _set_us(result.ported_out_at, decision.ported_out_us)
     return result
 
 
@@ -65,35 +74,41 @@ def set_timestamp(field: Any, value_us: int | None) -> None:
         field.FromDatetime(moment)
 
 
-def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, head: int = 0) -> bytes:
-    """A BatchCheckResponse's wire bytes for (number, decision) pairs, built without a message per result.
+def encode_results(checks: Checks, head: int = 0) -> bytes:
+    """A BatchCheckResponse's wire bytes for checks answered, built without a message per result.
 
-    A result is its number (field 1), its status (2, 3), its last disconnection (4) and the rest (5-8, 10).
-    A result for a ported-out number (field 9 set) is rare and serialised by protobuf whole.
-    The status and the rest repeat across a batch: they are serialised by protobuf once per distinct
-    value and reused. Fields are written in number order, as protobuf writes them, so the bytes equal
-    ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()``."""
+    A result is its number (field 1), its decision's fields before its last disconnection (4), the
+    disconnection, its decision's fields up to its position and head (7, 8), those two, and its decision's
+    fields after them. A decision's fields repeat across results and batches: they are serialised by
+    protobuf once (``check_result``, which names every field; see ``_parts``) and reused. A result for a
+    ported-out number (its ``ported_out_at`` set) is rare and serialised by protobuf whole. Fields are
+    written in number order, as protobuf writes them, so the bytes equal
+    ``BatchCheckResponse(results=[check_result(...) ...]).SerializeToString()`` (a property test holds it)."""
+    position = checks.as_of_position
     head = max(head, position)
+    at = ledger_pb2.CheckResult(as_of_position=position, head_position=head).SerializeToString()
     tails: dict[Decision, bytes] = {}  # whole tails of the answers without a disconnection
     pieces: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}  # the parts around a disconnection time
     parts: list[bytes] = []
     append = parts.append
-    for number, decision in decisions:
+    for number, decision in zip(checks.numbers, checks.decisions, strict=True):
         encoded = number.encode()
-        if decision[4] is not None:
-            whole = check_result(CheckAnswer(number, *decision, position), head).SerializeToString()
+        last = decision.last_disconnected_us
+        if decision.ported_out_us is not None:
+            whole = check_result(number, decision, position, head).SerializeToString()
             tail = whole[len(_field1(len(encoded))) + len(encoded) :] if encoded else whole
-        elif decision[1] is None:
+        elif last is None:
             tail = tails.get(decision)
             if tail is None:
-                tail = tails[decision] = b"".join(_tail_pieces(decision, position, head))
+                early, middle, late = _parts(decision)
+                tail = tails[decision] = b"".join((early, middle, at, late))
         else:
-            status, last, clearance, holders, _, reason = decision
-            key = (status, clearance, reason, *holders)
+            key = decision[:1] + decision[2:]  # every field but the disconnection time
             around = pieces.get(key)
             if around is None:
-                around = pieces[key] = _tail_pieces(decision, position, head)
-            seconds, micros = divmod(last, 1_000_000)  # type: ignore[operator]
+                early, middle, late = _parts(decision)
+                around = pieces[key] = (early, b"".join((middle, at, late)))
+            seconds, micros = divmod(last, 1_000_000)
             moment = Timestamp(seconds=seconds, nanos=micros * 1000).SerializeToString()
             # A Timestamp is at most 18 bytes, so its length is one byte.
             tail = b"".join((around[0], _TIMESTAMP_TAG, _LENGTH[len(moment)], moment, around[1]))
@@ -102,29 +117,50 @@ def encode_results(decisions: Sequence[tuple[str, Decision]], position: int, hea
             append(_field1(len(tail)))
             append(tail)
             continue
-        body = size + 2 + len(tail) if size < 128 else size + len(_varint(size)) + 1 + len(tail)
-        append(_field1(body))
-        append(_field1(size))
+        if size < 128:  # a number and its result are short: their prefixes are looked up, not computed
+            body = size + 2 + len(tail)
+            append(_SHORT_FIELD1[body] if body < 128 else _field1(body))
+            append(_SHORT_FIELD1[size])
+        else:
+            append(_field1(size + len(_varint(size)) + 1 + len(tail)))
+            append(_field1(size))
         append(encoded)
         append(tail)
     return b"".join(parts)
 
 
-def _tail_pieces(decision: Decision, position: int, head: int) -> tuple[bytes, bytes]:
-    status, _, clearance, holders, _, reason = decision
-    return (
-        ledger_pb2.CheckResult(
-            status=STATUS[status],  # type: ignore[arg-type]
-            phone_number_changed=status == "CHANGED",
-        ).SerializeToString(),
-        ledger_pb2.CheckResult(
-            clearance=CLEARANCE[clearance],
-            outstanding_holders=holders,
-            as_of_position=position,
-            head_position=head,
-            no_data_reason=NO_DATA_REASONS[reason],
-        ).SerializeToString(),
-    )
+# A decision's serialised fields (see ``_parts``), by the decision without its disconnection time; a few
+# dozen in practice, bounded all the same.
+_PARTS: dict[tuple[Any, ...], tuple[bytes, bytes, bytes]] = {}
+_MAX_PARTS = 4096
+
+
+def _parts(decision: Decision) -> tuple[bytes, bytes, bytes]:
+    """A decision's fields serialised, in three runs of field numbers: before the last disconnection (4),
+    between it and the position and head (7, 8), and after those (a field added later lands there)."""
+    key = decision[:1] + decision[2:]
+    found = _PARTS.get(key)
+    if found is None:
+        if len(_PARTS) >= _MAX_PARTS:
+            _PARTS.clear()
+        # Without a number, a disconnection time, a position and a head: those four are written per result.
+        message = check_result("", decision._replace(last_disconnected_us=None), 0, 0)
+        found = _PARTS[key] = (
+            _serialised(message, 0, _LAST_DISCONNECTED),
+            _serialised(message, _LAST_DISCONNECTED, _AS_OF),
+            _serialised(message, _HEAD, 1 << 29),
+        )
+    return found
+
+
+def _serialised(message: ledger_pb2.CheckResult, after: int, before: int) -> bytes:
+    """The bytes of the fields of ``message`` numbered strictly between ``after`` and ``before``."""
+    part = ledger_pb2.CheckResult()
+    part.CopyFrom(message)
+    for field, _ in message.ListFields():
+        if not after < field.number < before:
+            part.ClearField(field.name)
+    return part.SerializeToString()
 
 
 def _varint(value: int) -> bytes:
@@ -139,7 +175,10 @@ def _varint(value: int) -> bytes:
 # Field 1, length-delimited (tag byte 0x0a), and its length: the prefix of a number and of a result.
 _LENGTH = [bytes((n,)) for n in range(128)]
 _SHORT_FIELD1 = [b"\n" + n for n in _LENGTH]
-_TIMESTAMP_TAG = b"\x22"  # field 4, length-delimited
+_LAST_DISCONNECTED = ledger_pb2.CheckResult.LAST_DISCONNECTED_AT_FIELD_NUMBER
+# The two fields of a result that depend on the batch, not the decision (numbered next to each other).
+_AS_OF, _HEAD = ledger_pb2.CheckResult.AS_OF_POSITION_FIELD_NUMBER, ledger_pb2.CheckResult.HEAD_POSITION_FIELD_NUMBER
+_TIMESTAMP_TAG = bytes(((_LAST_DISCONNECTED << 3) | 2,))  # field 4, length-delimited
 
 
 def _field1(size: int) -> bytes:

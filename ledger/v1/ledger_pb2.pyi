@@ -289,7 +289,7 @@ class TenureClearance(_message.Message):
     def __init__(self, tenure_id: _Optional[str] = ..., subscriber_id: _Optional[str] = ..., disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quarantine_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., required_holders: _Optional[_Iterable[str]] = ..., confirmations: _Optional[_Iterable[_Union[HolderConfirmation, _Mapping]]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., released_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., override_reason: _Optional[str] = ...) -> None: ...
 
 class CheckResult(_message.Message):
-    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position", "head_position", "ported_out_at", "no_data_reason")
+    __slots__ = ("number", "status", "phone_number_changed", "last_disconnected_at", "clearance", "outstanding_holders", "as_of_position", "head_position", "ported_out_at", "no_data_reason", "held_now")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PHONE_NUMBER_CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +300,7 @@ class CheckResult(_message.Message):
     HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
     PORTED_OUT_AT_FIELD_NUMBER: _ClassVar[int]
     NO_DATA_REASON_FIELD_NUMBER: _ClassVar[int]
+    HELD_NOW_FIELD_NUMBER: _ClassVar[int]
     number: str
     status: CheckStatus
     phone_number_changed: bool
@@ -310,7 +311,8 @@ class CheckResult(_message.Message):
     head_position: int
     ported_out_at: _timestamp_pb2.Timestamp
     no_data_reason: NoDataReason
-    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ..., head_position: _Optional[int] = ..., ported_out_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., no_data_reason: _Optional[_Union[NoDataReason, str]] = ...) -> None: ...
+    held_now: bool
+    def __init__(self, number: _Optional[str] = ..., status: _Optional[_Union[CheckStatus, str]] = ..., phone_number_changed: _Optional[bool] = ..., last_disconnected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., clearance: _Optional[_Union[Clearance, str]] = ..., outstanding_holders: _Optional[_Iterable[str]] = ..., as_of_position: _Optional[int] = ..., head_position: _Optional[int] = ..., ported_out_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., no_data_reason: _Optional[_Union[NoDataReason, str]] = ..., held_now: _Optional[bool] = ...) -> None: ...
 
 class CheckQuery(_message.Message):
     __slots__ = ("number", "since_date")

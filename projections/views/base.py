@@ -8,7 +8,7 @@ Times are stored as integer microseconds since the epoch (UTC), so they compare 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
@@ -27,6 +27,16 @@ def from_us(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1_000_000, UTC)
 
 
+class NumberRows(NamedTuple):
+    """A table of a view whose rows belong to a number: the column naming it (``number_id``, by ``id``, or
+    ``number``, by ``text``) and the row's own key. The audit compares, and repairs, exactly these rows."""
+
+    table: str
+    column: str
+    kind: Literal["id", "text"]
+    key: str
+
+
 class View:
     """Base of the read models: a name, a schema version, a schema, and a dispatching ``apply``.
 
@@ -40,6 +50,9 @@ class View:
     event_classes: ClassVar[tuple[type, ...]]
     # Tables whose rows answers are read from: each row carries a keyed hash (see ``projections.seal``).
     sealed: ClassVar[tuple[Sealed, ...]] = ()
+    # Tables whose rows belong to a number: every one is audited against the log (``projections.audit``); a
+    # table with a ``number`` or ``number_id`` column must be named here (a unit test holds it to that).
+    by_number: ClassVar[tuple[NumberRows, ...]] = ()
 
     @classmethod
     def topics(cls) -> set[str]:

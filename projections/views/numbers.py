@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 from eventsourcing.dispatch import singledispatchmethod
@@ -11,10 +11,23 @@ from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
 from projections.db import Cursor
 from projections.seal import Sealed
-from projections.views.base import View, us
+from projections.views.base import NumberRows, View, us
+
+
+class CheckRow(NamedTuple):
+    """What a recycling check reads of a number: its ``rm_checks`` row, the columns in this order (the
+    statement that reads them and the keyed hash over them follow the fields; see ``NumbersView``)."""
+
+    number: str
+    provisioned_us: int
+    current_activated_us: int | None
+    last_disconnected_us: int | None
+    closed: str
+    ported_out_us: int | None
+
 
 # The sealed columns of each table, in the order readers read them (the hash follows them).
-CHECK_COLUMNS = ("number", "provisioned_us", "current_activated_us", "last_disconnected_us", "closed", "ported_out_us")
+CHECK_COLUMNS: tuple[str, ...] = CheckRow._fields
 NUMBER_COLUMNS = (
     "number_id", "number", "status", "provisioned_us", "subscriber_id", "tenure_id", "suspension_reason",
     "tenure_count", "last_position",
@@ -68,6 +81,11 @@ class NumbersView(View):
         ),
         Sealed("rm_numbers", "number_id", NUMBER_COLUMNS, "number_id IN ({ids})"),
         Sealed("rm_tenures", "tenure_id", TENURE_COLUMNS, "number_id IN ({ids})"),
+    )
+    by_number = (
+        NumberRows("rm_numbers", "number_id", "id", "number_id"),
+        NumberRows("rm_tenures", "number_id", "id", "tenure_id"),
+        NumberRows("rm_checks", "number", "text", "number"),
     )
     event_classes = (
         Number.Provisioned,

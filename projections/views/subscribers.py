@@ -12,7 +12,7 @@ from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS,
 from ledger.domain.subscriber import Subscriber
 from projections.db import Cursor
 from projections.seal import Sealed
-from projections.views.base import View, us
+from projections.views.base import NumberRows, View, us
 
 # The sealed columns of a number's SIM row, in the order readers read them (the hash follows them).
 SWAP_COLUMNS = ("number_id", "number", "monitored_since_us", "activated_us", "ported_out_us", "swapped_us")
@@ -37,6 +37,10 @@ class SimSwapsView(View):
     )
     # The answers read one row per number (the latest swap is kept on it too), which carries a keyed hash.
     sealed = (Sealed("rm_swap_numbers", "number_id", SWAP_COLUMNS, "number_id IN ({ids})"),)
+    by_number = (
+        NumberRows("rm_swap_numbers", "number_id", "id", "number_id"),
+        NumberRows("rm_sim_swaps", "number", "text", "number"),
+    )
     event_classes = (
         Number.Provisioned,
         Number.SimSwapped,
@@ -134,6 +138,10 @@ class ComplianceView(View):
             position BIGINT PRIMARY KEY, subscriber_id TEXT NOT NULL, verified_us BIGINT NOT NULL,
             method TEXT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS rm_cmp_verifications_by ON rm_cmp_verifications (subscriber_id)",
+    )
+    by_number = (
+        NumberRows("rm_cmp_tenures", "number_id", "id", "tenure_id"),
+        NumberRows("rm_cmp_numbers", "number_id", "id", "number_id"),
     )
     event_classes = (
         Subscriber.Registered,

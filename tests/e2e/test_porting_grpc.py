@@ -17,6 +17,7 @@ from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
 from projections.db import ViewsDatabase
+from projections.people import PeopleQueries
 from projections.queries import ReadModels
 from tests.conftest import FakeClock, imsi_for, new_iccid, number, resident_id
 from tests.e2e.test_lifecycle_grpc import details
@@ -430,8 +431,8 @@ def test_self_service_needs_no_agent_and_the_store_does(server, settings) -> Non
     assert stubs.projector.wait_for(activated.position, 10)
     read_models = ReadModels(ViewsDatabase.for_store(settings.store))
     try:
-        assert [a for a in read_models.agents() if a["channel"] == "app"] == []  # no agent to rank
-        (app_channel,) = [c for c in read_models.channel_rates() if c["channel"] == "app"]
+        assert [a for a in PeopleQueries(read_models).agents() if a["channel"] == "app"] == []  # no agent to rank
+        (app_channel,) = [c for c in PeopleQueries(read_models).channel_rates() if c["channel"] == "app"]
         assert (app_channel["verifications"], app_channel["activations"], app_channel["in_service"]) == (1, 1, 1)
     finally:
         read_models.close()

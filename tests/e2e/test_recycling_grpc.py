@@ -125,6 +125,31 @@ def test_camara_scenarios(recycled) -> None:
     assert check(stubs, number(999), "2026-01-01").status == NO_DATA
 
 
+def test_held_now_follows_the_tenure_whatever_the_date(recycled) -> None:
+    stubs, msisdn, last = recycled
+    # Held by the second holder: recycled for a date before them, not recycled since their contract.
+    for since, status in (("2026-02-01", CHANGED), ("2026-07-01", NOT_CHANGED), ("2025-12-31", CHANGED)):
+        r = check(stubs, msisdn, since, min_position=last)
+        assert (r.status, r.held_now) == (status, True)
+    h = History(stubs)
+    h.call("SuspendNumber", number=msisdn, reason=2, occurred_at=at("2026-12-01T00:00:00"))
+    assert check(stubs, msisdn, "2026-07-01", min_position=h.last).held_now  # a suspended tenure is still open
+    h.call("DisconnectNumber", number=msisdn, reason=1, occurred_at=at("2026-12-02T00:00:00"))
+    r = check(stubs, msisdn, "2026-07-01", min_position=h.last)
+    assert (r.status, r.held_now) == (CHANGED, False)  # cancelled: changed, and nobody holds it now
+    assert not check(stubs, number(999), "2026-01-01").held_now  # unknown: nobody holds it here
+    queries = [ledger_pb2.CheckQuery(number=n, since_date="2026-07-01") for n in (msisdn, number(999))]
+    (response,) = stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]), timeout=10)
+    assert [(x.status, x.held_now) for x in response.results] == [(CHANGED, False), (NO_DATA, False)]
+    held = number(3)
+    h.call("ProvisionNumbers", numbers=[held], occurred_at=at("2026-01-01T08:00:00"))
+    h.holder(held, 3, "2026-01-03T10:00:00")
+    assert check(stubs, held, "2026-01-03", min_position=h.last).held_now
+    queries = [ledger_pb2.CheckQuery(number=held, since_date="2026-01-01")]
+    (response,) = stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]), timeout=10)
+    assert response.results[0].held_now
+
+
 def test_clearance_pending_then_cleared_then_violation(server) -> None:
     stubs, _ = server
     msisdn = number(2)

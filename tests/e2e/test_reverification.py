@@ -79,11 +79,11 @@ def test_a_campaign_from_dry_run_to_suspension_and_a_rerun(
     # Re-verified after the views were read but before the suspension: left alone (read from the ledger).
     assert stubs.projector.wait_for(after_notice, 20)
     read_models = reverification.ReadModels(reverification.ViewsDatabase.for_store(settings.store))
-    tenures = read_models.open_tenures()
+    tenures = reverification.PeopleQueries(read_models).open_tenures()
     read_models.close()
     reverify(stubs, holders[4])
     with monkeypatch.context() as m:
-        m.setattr(reverification.ReadModels, "open_tenures", lambda self: tenures)  # the views as they were read
+        m.setattr(reverification.PeopleQueries, "open_tenures", lambda self: tenures)  # the views as they were read
         assert reverification.main([*campaign, "-o", str(out), "--deadline", PASSED, "--suspend-overdue"]) == 0
     done = rows(out)
     assert done[number(1)]["action"] == done[number(3)]["action"] == "suspended"

@@ -35,6 +35,7 @@ from scripts import (
 from scripts.dataset import identifiers as synthetic
 from tests import views as vt
 from tests.conftest import number
+from tests.e2e.test_recycling_grpc import History, at
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,36 @@ def test_recycling_check_csv_with_malformed_rows(server, tmp_path, capsys) -> No
     assert [r["status"] for r in rows] == ["NOT_CHANGED", "CHANGED", "NO_DATA", "NO_DATA"]
     assert rows[0]["phone_number_changed"] == "false" and rows[1]["phone_number_changed"] == "true"
     assert "checked 4 numbers" in err
+
+
+def test_recycling_check_twice_dialect_writes_the_code(server, tmp_path) -> None:
+    stubs, _ = server
+    h = History(stubs)
+    h.call("ProvisionNumbers", numbers=[number(1), number(2)], occurred_at=at("2026-01-01T08:00:00"))
+    h.holder(number(1), 1, "2026-01-03T10:00:00")
+    stubs.recycling.CheckNumber(
+        rpb.CheckNumberRequest(number=number(1), since_date="2026-01-03", min_position=h.last), timeout=10
+    )
+    source = tmp_path / "in.csv"
+    source.write_text(
+        "number,since_date\n"
+        f"{number(1)},2026-01-02\n"  # a gap that day, held now: recycled
+        f"{number(1)},2026-01-03\n"  # held since: not recycled
+        f"{number(2)},2026-01-02\n"  # nobody holds it now: cancelled
+        f"{number(3)},2026-01-02\n"  # unknown: cannot tell
+    )
+    out = tmp_path / "out.csv"
+    args = [str(source), "-o", str(out), "--target", stubs.target, "--no-progress", "--dialect", "twice"]
+    assert recycling_check.main(args) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["status"], r["held_now"], r["twice_code"]) for r in rows] == [
+        ("CHANGED", "true", "1"),
+        ("NOT_CHANGED", "true", "2"),
+        ("CHANGED", "false", "3"),
+        ("NO_DATA", "false", "0"),
+    ]
+    assert recycling_check.main([str(source), "-o", str(out), "--target", stubs.target, "--no-progress"]) == 0
+    assert "twice_code" not in out.read_text().splitlines()[0]  # the CAMARA columns alone by default
 
 
 def test_recycling_check_json_lines(server, tmp_path, capsys) -> None:

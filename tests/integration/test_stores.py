@@ -126,14 +126,15 @@ def test_two_projectors_on_the_same_views_apply_every_event_once(store_settings,
         t.start()
     for t in threads:
         t.join(60)
+    from projections.people import PeopleQueries
     from projections.queries import ReadModels
 
     read = ReadModels(projectors[0].views_db)
-    before = (read.agents(), read.clearance_counts(), read.status_counts(), read.position())
+    before = (PeopleQueries(read).agents(), read.clearance_counts(), read.status_counts(), read.position())
     assert before[3] == app.reader.max_position()
     assert sum(a["violations"] for a in before[0]) == 8 and sum(a["activations"] for a in before[0]) == 8
     projectors[0].rebuild()
-    assert (read.agents(), read.clearance_counts(), read.status_counts(), read.position()) == before
+    assert (PeopleQueries(read).agents(), read.clearance_counts(), read.status_counts(), read.position()) == before
     read.close()
     for p in projectors:
         p.close()

@@ -205,14 +205,6 @@ def test_each_backend_says_what_it_is() -> None:
     assert snapshot_ids(recorder, MemoryFactory(env={}).aggregate_recorder("snapshots")) == set()
 
 
-# The sync edge's leftovers (an optional ``blocking`` and the fields it covers) go with that edge.
-ASSERTS_OF_THE_SYNC_EDGE = {
-    "ledger/server/recycling.py": 2,
-    "ledger/server/simswap.py": 1,
-    "ledger/server/lifecycle.py": 1,
-}
-
-
 def test_no_assert_outside_tests() -> None:
     """Code refuses with real errors (an ``assert`` vanishes under ``python -O``) or is typed so that it
     need not check."""
@@ -222,7 +214,7 @@ def test_no_assert_outside_tests() -> None:
             count = sum(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(path.read_text())))
             if count and "v1" not in path.parts:
                 found[path.relative_to(ROOT).as_posix()] = count
-    assert {p: n for p, n in found.items() if ASSERTS_OF_THE_SYNC_EDGE.get(p) != n} == {}
+    assert found == {}
 
 
 def test_the_commands_for_people_are_clients_of_a_server() -> None:

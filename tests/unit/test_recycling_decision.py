@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from ledger.domain.rules import Clearance
-from projections.recycling import CheckAnswer, NumberRow, TenureRow, day_bounds, decide
+from projections.recycling import UNTRUSTED, Decision, NumberRow, TenureRow, day_bounds, decide, twice_code
 from projections.views import us
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -39,9 +39,9 @@ HISTORY = row(
 )
 
 
-def answer(r: NumberRow | None, since: date, zone: ZoneInfo = UTC_ZONE, position: int = 9) -> CheckAnswer:
+def answer(r: NumberRow | None, since: date, zone: ZoneInfo = UTC_ZONE) -> Decision:
     row = None if r is None else r.check_row()
-    return CheckAnswer("+8613800000001", *decide(row, day_bounds(since, zone)), position)
+    return decide(row, day_bounds(since, zone))
 
 
 def status(r: NumberRow | None, since: str, zone: ZoneInfo = UTC_ZONE) -> str:
@@ -93,7 +93,7 @@ def test_clearance_of_tenures_closed_since_the_date() -> None:
     found = answer(HISTORY, date(2025, 3, 1))
     assert found.clearance == Clearance.PENDING and found.outstanding_holders == ("crm",)
     assert found.last_disconnected_at == datetime(2025, 6, 1, 10, tzinfo=UTC)
-    assert found.phone_number_changed and found.as_of_position == 9
+    assert found.phone_number_changed
     assert answer(HISTORY, date(2025, 9, 1)).clearance == Clearance.NOT_APPLICABLE
     worst = row(
         tenure("2025-02-01T10:00:00+00:00", "2025-03-01T10:00:00+00:00", violation=True),
@@ -181,3 +181,59 @@ def test_the_last_and_first_dates_a_date_can_name_have_bounds() -> None:
         first = day_bounds(date.min, zone)
         assert first[1] - first[0] == 86_400_000_000
         assert decide(HISTORY.check_row(), (start, end))[0] == "NOT_CHANGED"  # still held by the second holder
+
+
+# -- held_now and the recycled-number dialect ("twice"), for every row of the tables above -----------------
+
+SUSPENDED = numbered("SUSPENDED", tenure("2024-03-01T10:00:00+00:00"))
+RETURNED = numbered(
+    "QUARANTINED", ported("2023-01-10T09:00:00+00:00", "2024-05-01T09:00:00+00:00", "2024-09-01T00:00:00+00:00")
+)
+CASES = [
+    # (the case, the number's row, the date asked, status, held now, twice code)
+    ("held since the contract date", HISTORY, "2025-09-01", "NOT_CHANGED", True, 2),
+    ("a new holder since the date", HISTORY, "2025-03-01", "CHANGED", True, 1),
+    ("a gap on the date, held now", HISTORY, "2025-07-15", "CHANGED", True, 1),
+    ("never held", row(), "2025-03-01", "CHANGED", False, 3),
+    ("disconnected, nobody since", row(tenure("2025-02-01T10:00:00+00:00", "2025-06-01T10:00:00+00:00")), "2025-05-01",
+     "CHANGED", False, 3),
+    ("records begin later", row(tenure("2025-02-01T10:00:00+00:00")), "2024-12-31", "NO_DATA", True, 0),
+    ("unknown number", None, "2025-03-01", "NO_DATA", False, 0),
+    ("suspended: still held", SUSPENDED, "2024-06-01", "NOT_CHANGED", True, 2),
+    ("row 1: ported out", PORTED, "2023-06-01", "NO_DATA", False, 0),
+    ("row 2: disconnected, then ported out", numbered(
+        "PORTED_OUT",
+        tenure("2023-01-10T09:00:00+00:00", "2023-03-01T09:00:00+00:00"),
+        ported("2023-06-01T09:00:00+00:00", "2024-05-01T09:00:00+00:00"),
+    ), "2023-02-01", "CHANGED", False, 3),
+    ("row 3: returned by the recipient", RETURNED, "2023-06-01", "CHANGED", False, 3),
+    ("row 4: ported in", numbered(
+        "ACTIVE", tenure("2024-03-01T10:00:00+00:00"), provisioned="2024-03-01T09:00:00+00:00"
+    ), "2024-03-01", "NOT_CHANGED", True, 2),
+    ("row 5: ported back in, before", numbered(
+        "ACTIVE",
+        ported("2023-01-10T09:00:00+00:00", "2024-05-01T09:00:00+00:00"),
+        tenure("2024-07-01T10:00:00+00:00"),
+        provisioned="2024-07-01T09:00:00+00:00",
+    ), "2023-06-01", "NO_DATA", True, 0),
+    ("row 6: disconnected after the date, held again", row(
+        tenure("2023-03-01T09:00:00+00:00", "2024-05-10T09:00:00+00:00"),
+        tenure("2024-08-01T09:00:00+00:00"),
+        provisioned="2023-03-01T08:00:00+00:00",
+    ), "2023-01-01", "CHANGED", True, 1),
+]  # fmt: skip
+
+
+def test_held_now_and_the_twice_code_of_every_case() -> None:
+    for case, number_row, since, expected_status, held, code in CASES:
+        found = answer(number_row, date.fromisoformat(since))
+        assert (found.status, found.held_now, twice_code(found.status, found.held_now)) == (
+            expected_status,
+            held,
+            code,
+        ), case
+
+
+def test_an_untrusted_row_is_not_held_and_cannot_tell() -> None:
+    found = decide(UNTRUSTED, day_bounds(date(2025, 1, 1), UTC_ZONE))
+    assert (found.held_now, twice_code(found.status, found.held_now)) == (False, 0)

@@ -201,7 +201,7 @@ def check_number_recycling(answers: Answers, body: dict[str, Any]) -> dict[str, 
     if since is None:  # f.done() refused every bad date already; this keeps the type honest
         raise errors.InvalidArgument([("specifiedDate", "must be a date, YYYY-MM-DD")])
     number = phone_number(body)  # after the body's other fields: a body with bad fields is 400, not 422
-    _, answer = answers.check_one(number, since)
+    _, _, answer = answers.check_one(number, since)
     if answer.status == "NO_DATA":
         if answer.no_data_reason == "RECORDS_BEGIN_LATER":
             raise errors.InvalidArgument(
@@ -213,10 +213,10 @@ def check_number_recycling(answers: Answers, body: dict[str, Any]) -> dict[str, 
 
 def retrieve_sim_swap_date(answers: Answers, body: dict[str, Any]) -> dict[str, Any]:
     """SIM Swap: when the line's SIM last changed (null when no change is on record since monitoring began)."""
-    _, row = answers.sim_swap(phone_number(body))
-    moment = from_us(simswap.latest_sim_change(row))
+    _, found = answers.sim_swap(phone_number(body))
+    moment = from_us(found.latest_sim_change_us)
     if moment is None:
-        days = max(0, (us(answers.now()) - row.monitored_since_us) // DAY_US)
+        days = max(0, (us(answers.now()) - (found.monitored_since_us or 0)) // DAY_US)
         return {"latestSimChange": None, "monitoredPeriod": days}
     return {"latestSimChange": moment.astimezone(UTC).isoformat().replace("+00:00", "Z")}
 
@@ -228,8 +228,8 @@ def check_sim_swap(answers: Answers, body: dict[str, Any]) -> dict[str, Any]:
         raise errors.InvalidArgument(
             [("maxAge", f"must be {simswap.MIN_AGE_HOURS} to {simswap.MAX_AGE_HOURS} hours")], "OUT_OF_RANGE"
         )
-    _, row = answers.sim_swap(phone_number(body))
-    return {"swapped": simswap.swapped_within(row, us(answers.now()), hours)}
+    _, found = answers.sim_swap(phone_number(body), hours)
+    return {"swapped": found.swapped}
 
 
 # KYC Match r1.2's request fields besides phoneNumber. The ledger holds the ID document (type and number, as
