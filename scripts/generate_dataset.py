@@ -228,28 +228,28 @@ def main(argv: list[str] | None = None) -> int:
     numbers = [synthetic.msisdn(i) for i in range(args.numbers) if not ported_in(i, args.seed)]
     ts = Timestamp()
     ts.FromDatetime(start)
-    for chunk in range(0, len(numbers), 10_000):
-        try:
-            _call(
-                stub.ProvisionNumbers,
-                lpb.ProvisionNumbersRequest(
-                    request_id=f"gen{args.seed}-provision-{chunk}",
-                    numbers=numbers[chunk : chunk + 10_000],
-                    occurred_at=ts,
-                ),
-            )
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise
-            raise RunFailed(
-                f"this ledger holds seed {args.seed}'s dataset with other --numbers, --years or --end; "
-                "give the first run's values, another --seed, or a fresh ledger"
-            ) from None
     sender = Sender(stub, args.seed)
     totals: Counter[str] = Counter({"ProvisionNumbers (numbers)": len(numbers)})
     pool = ThreadPoolExecutor(args.concurrency)
     bar = tqdm(total=args.numbers, unit="numbers", disable=args.no_progress, file=sys.stderr)
     try:
+        for chunk in range(0, len(numbers), 10_000):
+            try:
+                _call(
+                    stub.ProvisionNumbers,
+                    lpb.ProvisionNumbersRequest(
+                        request_id=f"gen{args.seed}-provision-{chunk}",
+                        numbers=numbers[chunk : chunk + 10_000],
+                        occurred_at=ts,
+                    ),
+                )
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise
+                raise RunFailed(
+                    f"this ledger holds seed {args.seed}'s dataset with other --numbers, --years or --end; "
+                    "give the first run's values, another --seed, or a fresh ledger"
+                ) from None
         if not args.unary:
             totals.update(run_import(stub, args.numbers, args.seed, start, end, args.quarantine_days, args.batch, bar))
         futures = [
