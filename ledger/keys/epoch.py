@@ -12,7 +12,7 @@ current epoch number and a check value, and a host behind it ratchets its file f
 The file is one line of fixed length, ``ledger-epoch-v1 <epoch> <base64 secret>``, so that the new
 value is written over the very bytes of the old one. On copy-on-write file systems (btrfs, ZFS, some
 overlay and snapshot setups) and on flash storage that remaps writes, the old bytes may survive on the
-device; see the README for what that means for the bound.
+device; see docs/privacy.md for what that means for the bound.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ ID numbers with the master key. While any record of the person lives, the salt s
 counting across their records.
 
 An identity first registered before salts (its holdings stream exists under the master-derived key)
-keeps that key, so that the cap still counts its open tenures; its erasure cannot unlink it (README).
+keeps that key, so that the cap still counts its open tenures; its erasure cannot unlink it (docs/privacy.md).
 """
 
 from __future__ import annotations

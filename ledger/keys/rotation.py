@@ -2,7 +2,7 @@
 
 Work: the surviving keys of the buckets that had an erasure (data keys and identity salts), plus one
 small row per bucket re-wrapped under the next epoch's key. Afterwards the old bucket keys of marked
-buckets exist nowhere, and the old epoch secret only in files the operator must destroy (README).
+buckets exist nowhere, and the old epoch secret only in files the operator must destroy (docs/privacy.md).
 """
 
 from __future__ import annotations

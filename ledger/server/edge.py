@@ -31,8 +31,8 @@ T = TypeVar("T")
 
 def new_loop() -> asyncio.AbstractEventLoop:
     """The loop the edge runs on: uvloop's, measured faster here than asyncio's for unary calls (ActivateSim
-    at 64 callers +5-15%) and no slower for BatchCheck (README, Performance); asyncio's where uvloop is
-    not installed."""
+    at 64 callers +5-15%) and no slower for BatchCheck (docs/performance.md, "The serving edge"); asyncio's
+    where uvloop is not installed."""
     try:
         import uvloop
     except ImportError:
