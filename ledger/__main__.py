@@ -169,11 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     from ledger.console.commands import COMMANDS
 
     args = build_parser().parse_args(argv)
-    configure(str(getattr(args, "log_level", "INFO")), log_format(getattr(args, "log_format", None)))
-    if args.command in COMMANDS:
+    if args.command in COMMANDS:  # a client: it prints what it answers and installs no log handler
         from ledger.console.commands import run
 
         return run(args)
+    configure(str(getattr(args, "log_level", "INFO")), log_format(getattr(args, "log_format", None)))
     if args.command == "serve" and args.workers > 1:
         from ledger.workers import run_workers
 

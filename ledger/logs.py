@@ -88,9 +88,22 @@ def _quiet_grpc() -> None:
     os.environ["GRPC_TRACE"] = ""
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to ``sys.stderr`` as it is when a record is written, not as it was when the handler
+    was made (a process that swaps stderr, as a test runner does, never has lines written to a closed one)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(level: str, fmt: str) -> None:
     """Log at ``level`` to stderr in ``fmt`` (text or json), this process and the workers it starts."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
     root = logging.getLogger()
     for old in list(root.handlers):
