@@ -189,7 +189,7 @@ class Stubs:
                 )
             )
         iccid = new_iccid()
-        tenure = self.lifecycle.ActivateSim(
+        activated = self.lifecycle.ActivateSim(
             lpb.ActivateSimRequest(
                 request_id=self.rid(),
                 number=msisdn,
@@ -199,8 +199,12 @@ class Stubs:
                 channel="retail",
                 agent_id="a1",
             )
-        ).tenure_id
-        return sid, tenure, iccid
+        )
+        # Checks that follow read the read models: they see this activation (read-your-writes, as a client
+        # that passes min_position would), however loaded the machine.
+        if self.projector is not None and not self.projector.wait_for(activated.position, 30):
+            raise TimeoutError(f"the read models did not reach position {activated.position} in 30 s")
+        return sid, activated.tenure_id, iccid
 
 
 @pytest.fixture

@@ -239,7 +239,10 @@ class LimitInterceptor(MethodInterceptor):
             except asyncio.CancelledError:
                 if not self.stopping:
                     raise
-                await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+                try:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, STOPPING)
+                except grpc.aio.UsageError:
+                    return  # the call ended with its own status just before the stop cancelled it
             finally:
                 self._client_paced.discard(task)  # type: ignore[arg-type]
                 self._at_work.discard(task)  # type: ignore[arg-type]
