@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,6 +103,22 @@ def onboard_app(app, msisdn: str, seq: int):
         actor="t",
     )
     return sid
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """A command run in process (``ledger.__main__.main``) sets up the root logger as ``ledger serve`` does;
+    put it back after each test, so a later test's output holds no log line of an earlier one's setup."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
