@@ -346,7 +346,10 @@ def serve(settings: Settings) -> int:
     # Beside the serving server: the scan reads every registration, which takes a while on a large ledger.
     threading.Thread(target=_log_keyless, args=(app,), name="key-check", daemon=True).start()
     try:
-        stop.wait()
+        # Woken twice a second: a signal the kernel delivers to another of the process's threads runs its
+        # Python handler only when the main thread runs, and an untimed wait would never let it.
+        while not stop.wait(0.5):
+            pass
     finally:
         server.enter_graceful_shutdown()
         server.stop(settings.grace_seconds).wait()
