@@ -130,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     if connection.token is None:
         channel = _named(channel)
     try:
-        return plan(Session(args, channel))
+        code = plan(Session(args, channel))
+        sys.stdout.flush()  # inside the try: a reader gone by now is met here, not at the interpreter's exit
+        return code
     except BrokenPipeError:
         # The reader stopped reading (`ledger trace ID | head`): nothing more to say, and no one to say it to.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
