@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from ledger.application.reads import keyless_registrations
 from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
-from ledger.server import metrics, recycling
+from ledger.server import metrics, recycling, scrape
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge
 from ledger.server.edge import EdgeLoop, LedgerServer
@@ -31,7 +31,7 @@ from ledger.server.http.gate import Gate
 from ledger.server.identity import IdentityServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
-from ledger.server.metrics import Observer
+from ledger.server.observer import Observer
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.server.status import StatusReport
@@ -187,13 +187,13 @@ async def _build(
         if app.committer is not None:
             app.committer.committed = metrics.COMMIT_BATCH.observe
         checks.answers.counted = metrics.checked
-        gauges = metrics.LedgerCollector(status, publisher, feeds)
+        gauges = scrape.LedgerCollector(status, publisher, feeds)
         if metrics_socket is not None:
-            registry = metrics.scrape_registry(gauges)
-            app_ = metrics.metrics_app(registry, blocking)
+            registry = scrape.scrape_registry(gauges)
+            app_ = scrape.metrics_app(registry, blocking)
             scrapes = HttpServer(app_, metrics_socket, settings, tls_from_settings=False)
         else:  # a worker: the parent serves the sum of the workers' files
-            shared = metrics.SharedGauges(gauges, settings.metrics_interval_seconds)
+            shared = scrape.SharedGauges(gauges, settings.metrics_interval_seconds)
     if settings.tls_cert and settings.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],

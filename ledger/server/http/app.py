@@ -26,7 +26,7 @@ from ledger.server.errors import Malformed
 from ledger.server.http import camara, connect
 from ledger.server.http.gate import Failure, Gate, HttpContext, peer_of
 from ledger.server.http.openapi import document
-from ledger.server.metrics import HttpObserver
+from ledger.server.observer import HttpObserver
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
