@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ledger.application.reads import keyless_registrations
+from ledger.application.verification import keyless_registrations
 from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
 from ledger.server import metrics, recycling, scrape
