@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_workers(args.workers, argv if argv is not None else sys.argv[1:])
     if args.command == "serve":
-        from ledger.server.app import serve
+        from ledger.server.serve import serve
 
         settings = Settings.build(
             listen=args.listen,

@@ -66,7 +66,7 @@ def run_workers(count: int, argv: list[str]) -> int:
     stop_metrics: Callable[[], None] | None = None
     try:
         if listen and shared:
-            from ledger.server.metrics import serve_shared
+            from ledger.server.scrape import serve_shared
 
             stop_metrics = serve_shared(listen, shared)
         return _supervise(count, args, env, shared)

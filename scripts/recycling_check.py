@@ -16,256 +16,31 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import re
 import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime
-from functools import lru_cache
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
-import orjson
-from google.protobuf.timestamp_pb2 import Timestamp
 from tqdm import tqdm
 
 from ledger.cli import EXIT_INTERRUPTED, UsageError, one_line_errors, partial_name
 from ledger.connection import Connection, add_connection_arguments
-from ledger.domain.identifiers import InvalidValue, parse_date, parse_msisdn
-from ledger.v1 import ledger_pb2
 from ledger.v1 import recycling_service_pb2 as rpb
-from projections.recycling import twice_code
-
-OUTPUT_FIELDS = (
-    "status",
-    "phone_number_changed",
-    "clearance",
-    "outstanding_holders",
-    "last_disconnected_at",
-    "no_data_reason",
-    "ported_out_at",
-)
-# The columns each dialect adds to those.
-DIALECTS: dict[str, tuple[str, ...]] = {"camara": (), "twice": ("held_now", "twice_code")}
-
-
-def _names(enum: Any, prefix: str) -> list[str]:
-    """An enum's value names without their prefix, indexed by value (a list is the cheapest lookup)."""
-    names = [""] * (max(v.number for v in enum.DESCRIPTOR.values) + 1)
-    for v in enum.DESCRIPTOR.values:
-        names[v.number] = v.name.removeprefix(prefix)
-    return names
-
-
-STATUS = _names(ledger_pb2.CheckStatus, "CHECK_STATUS_")
-CLEARANCE = _names(ledger_pb2.Clearance, "CLEARANCE_")
-NO_DATA_REASONS = ["", *_names(ledger_pb2.NoDataReason, "NO_DATA_REASON_")[1:]]  # unset: not NO_DATA
-# Holders are outstanding only for a PENDING or VIOLATION clearance (none for CLEARED, and no tenure to
-# clear for NOT_APPLICABLE); reading the repeated field costs more than all the other columns together.
-WITH_HOLDERS = frozenset((ledger_pb2.CLEARANCE_PENDING, ledger_pb2.CLEARANCE_VIOLATION))
+from scripts.recycling.columns import DIALECTS, Writer
+from scripts.recycling.rows import Batch, Row, Source, count_rows, full_check
 
 # The method called with requests already encoded (see Batch.request).
 _SERVICE = rpb.DESCRIPTOR.services_by_name["RecyclingService"]
 BATCH_CHECK = f"/{_SERVICE.full_name}/{_SERVICE.methods_by_name['BatchCheck'].name}"
-# A CSV field the csv module would quote (the delimiter is counted apart).
-_NEEDS_QUOTES = re.compile('["\r\n]').search
-# What a row must look like to be sent as it is; anything else is checked in full here first. The server
-# checks every number and date in full again, and a request it refuses is checked here row by row (see Feed).
-NUMBER_SHAPE = re.compile(r"\+[1-9][0-9]{4,14}")
-DATE_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Dates of that shape seen (and not after today) are kept, so a date is matched once, not on every row;
-# a file of more distinct dates than this checks the others on every row.
-MAX_DATES_KEPT = 10_000
 # After this many refused requests, every row is checked in full before it is sent (a file full of such
 # numbers would otherwise cost a new stream per batch).
 REFUSALS_BEFORE_FULL_CHECKS = 3
-
-# A row to check: its line, its fields (a list as long as the CSV header, else a dict as csv.DictReader
-# makes it, or a JSON object), and the number and date sent.
-Row = tuple[int, Any, str, str]
-
-
-class Values(NamedTuple):
-    """How the answer's columns that are not text are written: for CSV or for JSON."""
-
-    flag: tuple[Any, Any]
-    holders: Callable[[Iterable[str]], Any]
-    code: Callable[[int], Any]  # the twice dialect's code
-
-
-CSV_VALUES = Values(("false", "true"), ";".join, str)
-JSON_VALUES = Values((False, True), list, int)
-
-
-def answer(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
-    """A result's output columns, in the order of ``OUTPUT_FIELDS``."""
-    clearance = result.clearance
-    return (
-        STATUS[result.status],
-        values.flag[result.phone_number_changed],
-        CLEARANCE[clearance],
-        values.holders(result.outstanding_holders if clearance in WITH_HOLDERS else ()),
-        _time(result.last_disconnected_at) if result.HasField("last_disconnected_at") else "",
-        NO_DATA_REASONS[result.no_data_reason],
-        _time(result.ported_out_at) if result.HasField("ported_out_at") else "",
-    )
-
-
-def answer_twice(result: ledger_pb2.CheckResult, values: Values) -> tuple[Any, ...]:
-    """A result's output columns in the twice dialect: those of ``answer``, then ``held_now`` and
-    ``twice_code``."""
-    held = result.held_now
-    return (*answer(result, values), values.flag[held], values.code(twice_code(STATUS[result.status], held)))
-
-
-ANSWERS: dict[str, Callable[[ledger_pb2.CheckResult, Values], tuple[Any, ...]]] = {
-    "camara": answer,
-    "twice": answer_twice,
-}
-
-
-def _time(at: Timestamp) -> str:
-    return _iso(at.seconds, at.nanos)
-
-
-@lru_cache(maxsize=1 << 14)
-def _iso(seconds: int, nanos: int) -> str:
-    return Timestamp(seconds=seconds, nanos=nanos).ToDatetime(tzinfo=UTC).isoformat()
-
-
-def full_check(number: Any, since: Any, today: date) -> tuple[str, str] | str:
-    """The number (E.164) and date to send for a row, or why the row is skipped."""
-    try:
-        e164 = parse_msisdn(str(number or ""))
-        day = parse_date(str(since or ""))
-    except InvalidValue as e:
-        return str(e)
-    if day > today:  # the ledger refuses the whole request (OUT_OF_RANGE)
-        return f"since_date {day.isoformat()} is after today ({today.isoformat()})"
-    return e164, day.isoformat()
-
-
-class Batch:
-    """Rows for one BatchCheck request, and the rows skipped since the previous batch: those are reported
-    when this batch is written, so that stderr keeps the input's order."""
-
-    __slots__ = ("rows", "skipped")
-
-    def __init__(self, rows: list[Row], skipped: list[tuple[int, str]]) -> None:
-        self.rows = rows
-        self.skipped = skipped
-
-    def request(self) -> bytes:
-        """The BatchCheck request for these rows, as wire bytes (see ``encode_queries``)."""
-        return encode_queries(self.rows)
-
-
-def encode_queries(rows: list[Row]) -> bytes:
-    """``BatchCheckRequest(queries=[CheckQuery(number=n, since_date=d), ...]).SerializeToString()``, built
-    as text: each number and date sent is ASCII and shorter than 128 characters (E.164 or the shape
-    checked, YYYY-MM-DD), so every length is one byte."""
-    return "".join([f"\n{chr(len(n) + 14)}\n{chr(len(n))}{n}\x12\n{d}" for _, _, n, d in rows]).encode("ascii")
-
-
-class Source:
-    """The input's rows, read as CSV or JSON lines, in batches; malformed rows are kept as skipped.
-
-    A CSV header without ``number`` and ``since_date`` is refused when the source is made, at once, by the
-    caller's thread."""
-
-    def __init__(self, stream: IO[str], fmt: str, today: date, size: int) -> None:
-        self.today = today
-        self.size = size
-        self.skipped: list[tuple[int, str]] = []
-        self.full_checks = False  # every row checked in full, not only by shape
-        self.header: list[str] = []
-        self.records: Iterator[tuple[int, Any, Any, Any]]
-        if fmt == "csv":
-            reader = csv.reader(stream)
-            self.header = next(reader, [])
-            missing = {"number", "since_date"} - set(self.header)
-            if missing:
-                raise UsageError(
-                    f"the CSV header {','.join(self.header) or '(empty file)'!r} lacks "
-                    f"{', '.join(sorted(missing))}; the first line must name the columns, e.g. number,since_date"
-                )
-            self.records = self._csv(reader)
-        else:
-            self.records = self._json_lines(stream)
-
-    def _csv(self, reader: Any) -> Iterator[tuple[int, Any, Any, Any]]:
-        header = self.header
-        width = len(header)
-        # As csv.DictReader: the last column of a name wins.
-        at_number = width - 1 - header[::-1].index("number")
-        at_since = width - 1 - header[::-1].index("since_date")
-        for fields in reader:
-            if len(fields) == width:
-                yield reader.line_num, fields, fields[at_number], fields[at_since]
-            elif fields:  # blank lines are skipped, as csv.DictReader does
-                record = _as_dict(header, fields)
-                yield reader.line_num, record, record.get("number"), record.get("since_date")
-
-    def _json_lines(self, stream: IO[str]) -> Iterator[tuple[int, Any, Any, Any]]:
-        for line, text in enumerate(stream, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = orjson.loads(text)
-            except orjson.JSONDecodeError as e:
-                self.skipped.append((line, f"not JSON ({e})"))
-                continue
-            if not isinstance(record, dict):
-                self.skipped.append((line, "row is not an object"))
-                continue
-            yield line, record, record.get("number"), record.get("since_date")
-
-    def __iter__(self) -> Iterator[Batch]:
-        """The batches, in order; the last may have skipped rows only."""
-        today, iso_today, size = self.today, self.today.isoformat(), self.size
-        number_shape, date_shape = NUMBER_SHAPE.fullmatch, DATE_SHAPE.fullmatch
-        dates: set[str] = set()  # dates of that shape, not after today, seen (a file holds few)
-        rows: list[Row] = []
-        full = self.full_checks
-        for record in self.records:
-            line, fields, number, since = record
-            if (
-                not full
-                and type(number) is str
-                and type(since) is str
-                and number_shape(number)
-                and (since in dates or (since <= iso_today and date_shape(since)))
-            ):
-                if len(dates) < MAX_DATES_KEPT:
-                    dates.add(since)
-                rows.append(record)
-            else:
-                checked = full_check(number, since, today)
-                if isinstance(checked, str):
-                    self.skipped.append((line, checked))
-                    continue
-                rows.append((line, fields, *checked))
-            if len(rows) == size:
-                yield Batch(rows, self.skipped)
-                rows, self.skipped, full = [], [], self.full_checks
-        if rows or self.skipped:
-            yield Batch(rows, self.skipped)
-            self.skipped = []
-
-
-def _as_dict(header: list[str], fields: list[str]) -> dict[Any, Any]:
-    """A row of another length than the header, as csv.DictReader makes it."""
-    record: dict[Any, Any] = dict(zip(header, fields, strict=False))
-    if len(header) < len(fields):
-        record[None] = fields[len(header) :]
-    else:
-        for name in header[len(fields) :]:
-            record[name] = None
-    return record
 
 
 class Feed:
@@ -363,81 +138,6 @@ class Feed:
             if self.refusals >= REFUSALS_BEFORE_FULL_CHECKS:
                 self.source.full_checks = True
             return fixed
-
-
-class Writer:
-    """Writes answered rows as CSV or JSON lines, keeping the input's columns first."""
-
-    def __init__(self, out: IO[str], fmt: str, header: list[str], dialect: str = "camara") -> None:
-        self.out = out
-        self.fmt = fmt
-        self.fields = (*OUTPUT_FIELDS, *DIALECTS[dialect])  # the answer's columns
-        self.answer = ANSWERS[dialect]
-        self.values = JSON_VALUES if fmt == "jsonl" else CSV_VALUES
-        self.header = header
-        self.fieldnames: list[Any] | None = None
-        self.plain = False  # a row as long as the header is written as its fields and the answer
-        self.buffer = io.StringIO()
-        self.csv = csv.writer(self.buffer)
-
-    def write(self, rows: list[Row], results: Iterable[ledger_pb2.CheckResult]) -> list[tuple[Any, ...]]:
-        """Write one batch's rows with their answers; returns the answers."""
-        values, answer = self.values, self.answer
-        answers = [answer(result, values) for result in results]
-        if len(answers) != len(rows):
-            raise RuntimeError(f"the server answered {len(answers)} of {len(rows)} queries")
-        if self.fmt == "jsonl":
-            self.out.write(
-                "".join(
-                    orjson.dumps({**fields, **dict(zip(self.fields, a, strict=True))}).decode() + "\n"
-                    for (_, fields, _, _), a in zip(rows, answers, strict=True)
-                )
-            )
-            return answers
-        if self.fieldnames is None and rows:
-            self._start(rows[0][1])
-        if self.plain and all(type(row[1]) is list for row in rows):
-            # Text with no comma, quote or line break inside a field is written as it is, as the csv module
-            # would write it; the batch is checked at once, and a batch with any such field is written row
-            # by row.
-            lines = [",".join([*fields, *a]) for (_, fields, _, _), a in zip(rows, answers, strict=True)]
-            flat = ",".join(lines)
-            if flat.count(",") == len(self.fieldnames or ()) * len(lines) - 1 and not _NEEDS_QUOTES(flat):
-                lines.append("")
-                self.out.write("\r\n".join(lines))
-                return answers
-        for (_, fields, _, _), a in zip(rows, answers, strict=True):
-            self.csv.writerow(self._cells(fields, a))
-        self.out.write(self.buffer.getvalue())
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return answers
-
-    def _cells(self, fields: Any, answer: tuple[Any, ...]) -> list[Any]:
-        # As csv.DictWriter wrote the input row merged with the answer.
-        if self.plain and type(fields) is list:
-            return [*fields, *answer]
-        record = fields if type(fields) is dict else dict(zip(self.header, fields, strict=True))
-        merged = {**record, **dict(zip(self.fields, answer, strict=True))}
-        return [merged.get(name, "") for name in self.fieldnames or ()]
-
-    def _start(self, first: Any) -> None:
-        # The columns are the first row's (as csv.DictReader made it) and the answer's, as csv.DictWriter
-        # wrote them; most files' rows are then their fields and the answer, no dict needed.
-        record = first if type(first) is dict else dict(zip(self.header, first, strict=True))
-        self.fieldnames = [*record, *self.fields]
-        self.plain = self.fieldnames == [*self.header, *self.fields] and not set(self.header) & set(self.fields)
-        self.csv.writerow(["" if name is None else name for name in self.fieldnames])
-        self.out.write(self.buffer.getvalue())
-        self.buffer.seek(0)
-        self.buffer.truncate()
-
-
-def count_rows(path: Path, fmt: str) -> int:
-    """Data rows in a file (for the progress bar): lines with more than white space, less the CSV header."""
-    with path.open("rb") as f:  # counted as bytes, without decoding, each line's test in C
-        lines = Counter(map(bytes.isspace, f))[False]
-    return max(0, lines - 1) if fmt == "csv" else lines
 
 
 class Report:

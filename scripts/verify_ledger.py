@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from ledger.adapters import open_read_only
-from ledger.application.reads import keyless_registrations, with_keyless
+from ledger.application.verification import keyless_registrations, with_keyless
 from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.domain.access import AccessLog
 from ledger.domain.identifiers import InvalidValue, parse_msisdn

@@ -1,37 +1,24 @@
-"""Compliance reads: a number's history (with or without personal data), its state at a moment, the
-verification of the hash chains, the snapshots and the registrations' data keys, and what the regulator
-files are drawn from (the reports a jurisdiction was issued, the permanent disconnections in a range)."""
+"""Compliance reads: a number's history (with or without personal data, each disclosure recorded) and its
+state at a moment, replayed from its events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import get_topic
-
-from ledger.adapters.log import holders_in
 from ledger.domain import errors
 from ledger.domain.access import AccessLog
-from ledger.domain.indexes import DisconnectionReports, IssuedReport
 from ledger.domain.number import Number
-from ledger.domain.rules import DisconnectReason
-from ledger.domain.subscriber import PERSONAL_DATA_TOPICS, Subscriber, sealed_personal_data
+from ledger.domain.subscriber import Subscriber, sealed_personal_data
 from ledger.domain.tenure import Tenure
-from ledger.integrity import IntegrityReport, verify_chain, verify_streams
-from ledger.proofs.batches import UNAUTHENTICATED
-from ledger.proofs.verify import check_batches, check_ledger, check_streams
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from eventsourcing.domain import DomainEventProtocol
 
-    from ledger.adapters import EventLog
     from ledger.application.app import LedgerApplication
-    from ledger.keys.tables import KeyTables
 
 # Fields every event has; they get their own slots in the API, not the event's data.
 BASE_FIELDS = frozenset(
@@ -222,150 +209,7 @@ def number_state(app: LedgerApplication, number: str, as_of: datetime | None) ->
     )
 
 
-def keyless_registrations(reader: EventLog, keys: KeyTables, chunk: int = 2000) -> list[tuple[int, str]]:
-    """(position, subscriber id) of every registration whose data key is lost: neither stored in the key
-    store nor destroyed by an erasure (a tombstone), so its personal data can no longer be opened; in
-    position order. Only which rows exist is read, never a key."""
-    found: list[tuple[int, str]] = []
-    batch: list[tuple[int, UUID]] = []
-
-    def flush() -> None:
-        missing = set(keys.keyless([sid for _, sid in batch]))
-        found.extend((position, str(sid)) for position, sid in batch if sid in missing)
-        batch.clear()
-
-    # A stream whose first event carries personal data is a registration: its key was made with it.
-    for topic in sorted(PERSONAL_DATA_TOPICS):
-        for item in reader.first_events(topic):
-            batch.append(item)
-            if len(batch) >= chunk:
-                flush()
-    if batch:
-        flush()
-    found.sort()
-    return found
-
-
-def with_keyless(report: IntegrityReport, keyless: list[tuple[int, str]]) -> IntegrityReport:
-    """A whole-ledger verification's report with its keyless registrations: not ok when there is any, the
-    first one's position the first bad position unless the report names a problem already."""
-    if not keyless:
-        return report
-    report = replace(report, keyless_registrations=tuple(keyless))
-    if not report.ok:
-        return report
-    position, sid = keyless[0]
-    problem = (
-        f"{len(keyless)} registration(s) have neither a stored data key nor a tombstone: their personal data "
-        f"can no longer be opened (the first at position {position}, subscriber {sid})"
-    )
-    return replace(report, ok=False, first_bad_position=position, stream=UUID(sid).hex, problem=problem)
-
-
 def type_name(ev: object) -> str:
     """The API's name of an event type."""
     # "Number.Activated" -> "NumberActivated"
     return type(ev).__qualname__.replace(".", "")
-
-
-def verify_integrity(
-    app: LedgerApplication, number: str | None, up_to: int = 0, public: Ed25519PublicKey | None = None
-) -> IntegrityReport:
-    """Recompute the hash chains and check the Merkle tree and signed heads (verified with ``public``):
-    the whole ledger, or the streams of one number, its holders and their access logs, proven complete
-    as of the latest signed head. Snapshots (of the whole ledger, or of the number) must match a replay of
-    their streams' events. Damaged events are reported, never raised."""
-    if not number:
-        chain = report = verify_chain(app.reader.chained(), up_to)
-        if report.ok and app.proofs is not None:
-            report = check_ledger(report, app.proofs, app.reader, public, up_to)
-        if chain.ok:
-            report = check_batches(report, app.batch_key, app.batches, app.reader, up_to=up_to)
-        snapshot_ids = None
-    else:
-        number_id = Number.create_id(number)
-        number_events = app.reader.stream_events([number_id]).get(number_id)
-        if not number_events:
-            raise errors.NumberNotFound(number)
-        holders = holders_in(number_events)
-        streams = [number_id, *holders, *(AccessLog.create_id(h) for h in holders)]
-        chained = app.reader.chained_streams(streams)
-        chain = report = verify_streams(iter(chained))
-        if report.ok and app.proofs is not None:
-            report = check_streams(report, app.proofs, app.reader, streams, chained, public)
-        if chain.ok:
-            report = check_batches(report, app.batch_key, app.batches, app.reader, events=chained)
-        snapshot_ids = [number_id]
-    if not report.ok and UNAUTHENTICATED in report.problem:
-        app.refuse_writes(report.problem)
-    if not report.ok or (up_to and not number):
-        return report
-    try:
-        bad = app.verify_snapshots(snapshot_ids)
-    except Exception as e:  # a stream that verified but does not replay: report it, never fail the call
-        return replace(report, ok=False, problem=f"the events do not replay: {e}")
-    if bad:
-        stream_id, version = bad[0]
-        problem = (
-            f"the snapshot of stream {stream_id} at version {version} does not match its events "
-            f"({len(bad)} snapshot(s) differ; snapshots are a cache and may be deleted)"
-        )
-        return replace(report, ok=False, problem=problem)
-    return report
-
-
-# The regulator's files.
-#
-# What the regulator files are drawn from: the reports a jurisdiction was issued and the permanent
-# disconnections recorded in a range of positions.
-#
-# A permanent disconnection is a tenure closed by DisconnectNumber: a port-out (``PortOutNumber``, or a
-# disconnection with reason PORTED_OUT), a return (``ReturnNumber``: the recipient operator disconnected a
-# number ported out from here, which is theirs to report) and a suspension are not. A number ported in and
-# disconnected here is one: the Reassigned Numbers Database order has each provider report "the date of the
-# most recent permanent disconnection for each number allocated to or ported to that provider" (FCC 18-177,
-# 33 FCC Rcd 12024 para. 35, as quoted in DA 21-67), monthly, "data for numbers permanently disconnected that
-# were not submitted in the service provider's prior reports" (DA 21-134; 47 CFR 64.1200(l)(2)).
-
-MAX_PAGE = 100_000
-_DISCONNECTED = get_topic(Number.Disconnected)
-
-
-@dataclass(frozen=True, slots=True)
-class PermanentDisconnection:
-    """One permanent disconnection: the number, where it was recorded, when it happened and why."""
-
-    number: str
-    position: int
-    occurred_at: datetime
-    reason: str
-
-
-def issued_reports(app: LedgerApplication, jurisdiction: str) -> list[IssuedReport]:
-    """The reports issued for the jurisdiction, oldest first (none yet: empty)."""
-    try:
-        record: Any = app.repository.get(DisconnectionReports.create_id(jurisdiction))
-    except AggregateNotFoundError:
-        return []
-    return list(record.reports)
-
-
-def permanent_disconnections(
-    app: LedgerApplication, jurisdiction: str, from_position: int, to_position: int, page_size: int = MAX_PAGE
-) -> tuple[list[PermanentDisconnection], int]:
-    """The permanent disconnections of the jurisdiction's numbers recorded from ``from_position`` on, reading
-    at most ``page_size`` positions and none after ``to_position``; and the last position read."""
-    stop = min(to_position, from_position + page_size - 1)
-    found = []
-    numbers: dict[Any, str] = {}
-    for n in app.recorder.select_notifications(start=from_position, limit=page_size, stop=stop, topics=[_DISCONNECTED]):
-        event: Any = app.mapper.to_domain_event(n)
-        if event.reason == DisconnectReason.PORTED_OUT:
-            continue
-        number = numbers.get(event.originator_id)
-        if number is None:
-            number = numbers[event.originator_id] = app.repository.get(event.originator_id, version=1).number
-        # Calling codes are a prefix code (ITU-T E.164), so the number's own code is the one it starts with.
-        if number.startswith(jurisdiction):
-            found.append(PermanentDisconnection(number, n.id, event.occurred_at, str(event.reason)))
-    return found, stop

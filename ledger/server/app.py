@@ -1,13 +1,8 @@
-"""Server wiring: services, health, reflection on the aio edge, and a graceful foreground ``serve``."""
+"""Server wiring: services, interceptors, health, reflection, the HTTP and metrics ports, on the aio edge."""
 
 from __future__ import annotations
 
-import errno
-import gc
 import logging
-import signal
-import socket
-import threading
 from concurrent import futures
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -17,10 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ledger.application.reads import keyless_registrations
-from ledger.bootstrap import key_jobs, load_head_signer, open_ledger, open_projector, row_seal, start_projections
-from ledger.policy import ConfigError
-from ledger.server import metrics, recycling
+from ledger.bootstrap import load_head_signer, row_seal
+from ledger.server import metrics, recycling, scrape
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge
 from ledger.server.edge import EdgeLoop, LedgerServer
@@ -32,7 +25,7 @@ from ledger.server.http.gate import Gate
 from ledger.server.identity import IdentityServicer
 from ledger.server.lifecycle import LifecycleServicer
 from ledger.server.limits import Budget, LimitInterceptor, Turns
-from ledger.server.metrics import Observer
+from ledger.server.observer import Observer
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.server.status import StatusReport
@@ -188,13 +181,13 @@ async def _build(
         if app.committer is not None:
             app.committer.committed = metrics.COMMIT_BATCH.observe
         checks.answers.counted = metrics.checked
-        gauges = metrics.LedgerCollector(status, publisher, feeds)
+        gauges = scrape.LedgerCollector(status, publisher, feeds)
         if metrics_socket is not None:
-            registry = metrics.scrape_registry(gauges)
-            app_ = metrics.metrics_app(registry, blocking)
+            registry = scrape.scrape_registry(gauges)
+            app_ = scrape.metrics_app(registry, blocking)
             scrapes = HttpServer(app_, metrics_socket, settings, tls_from_settings=False)
         else:  # a worker: the parent serves the sum of the workers' files
-            shared = metrics.SharedGauges(gauges, settings.metrics_interval_seconds)
+            shared = scrape.SharedGauges(gauges, settings.metrics_interval_seconds)
     if settings.tls_cert and settings.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
@@ -220,28 +213,6 @@ async def _build(
         shared_gauges=shared,
     )
     return ledger_server, port
-
-
-def _log_keyless(app: LedgerApplication, named: int = 100) -> None:
-    """Log, once at start, the registrations whose data key is lost: position and subscriber id, the first
-    ``named`` one by one, then how many (never personal data)."""
-    try:
-        keyless = keyless_registrations(app.reader, app.vault.store)
-    except Exception:
-        log.warning("could not look for registrations without a data key", exc_info=True)
-        return
-    for position, sid in keyless[:named]:
-        log.error(
-            "the registration at position %d (subscriber %s) has neither a stored data key nor a tombstone: "
-            "its personal data can no longer be opened",
-            position,
-            sid,
-        )
-    if keyless:
-        log.error(
-            "%d registration(s) without a data key; VerifyIntegrity and scripts.verify_ledger list them all",
-            len(keyless),
-        )
 
 
 class Registered:
@@ -277,93 +248,3 @@ def connection_options(limits: Limits) -> list[tuple[str, int]]:
         ("grpc.http2.min_ping_interval_without_data_ms", 5000),
         ("grpc.max_connection_idle_ms", int(limits.connection_idle_seconds * 1000)),
     ]
-
-
-def check_listen_address(listen: str) -> None:
-    """Refuse, in one line, an address this host cannot listen on (in use, or not an address of it).
-
-    gRPC reports a failed bind only as a log line of its own, so the address is tried first.
-    """
-    host, _, port_text = listen.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    if not port_text.isdigit():
-        raise ConfigError(f"--listen must be HOST:PORT (for example 127.0.0.1:50051), got {listen!r}")
-    if int(port_text) == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(infos[0][4])
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            hint = "the port is in use (stop the other server or pass another --listen HOST:PORT)"
-        else:
-            hint = f"{e.strerror or e} (pass --listen with an address of this host, for example 127.0.0.1:50051)"
-        raise OSError(f"cannot listen on {listen}: {hint}") from e
-
-
-def serve(settings: Settings) -> int:
-    """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
-    if not settings.reuse_port:
-        check_listen_address(settings.listen)
-    app = open_ledger(settings)
-    try:
-        projector = open_projector(settings, app)
-        server, port = create_server(settings, app, projector if settings.run_projections else None)
-    except BaseException:
-        app.close()
-        app.vault.store.close()
-        raise
-    stop = threading.Event()
-    projection_threads = (
-        start_projections(settings, projector, key_jobs(settings, app), stop) if settings.run_projections else []
-    )
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    server.start()
-    # What start-up made (modules, descriptors, caches) lives as long as the process: the collector's full
-    # passes need not walk it again and again while calls allocate their rows and messages.
-    gc.collect()
-    gc.freeze()
-    host = settings.listen.rsplit(":", 1)[0]
-    security = (
-        f"tokens from {settings.auth_file}"
-        if settings.auth_file
-        else "no credentials configured: accepting loopback callers only"
-    )
-    transport = ("mutual TLS" if settings.tls_client_ca else "TLS") if settings.tls_cert else "plaintext"
-    http = ""
-    if server.http is not None and settings.http_listen:
-        http = f", HTTP API on {settings.http_listen.rsplit(':', 1)[0]}:{server.http.port}"
-    if server.metrics is not None and settings.metrics_listen:
-        http += f", metrics on {settings.metrics_listen.rsplit(':', 1)[0]}:{server.metrics.port}/metrics"
-    log.info(
-        "ledger ready on %s:%d%s (%s, %s; store %s; projections %s; quarantine %d days)",
-        host,
-        port,
-        http,
-        transport,
-        security,
-        settings.store.sqlite_path or settings.store.kind,
-        "in this process" if settings.run_projections else "in a separate process",
-        settings.policy.quarantine_days,
-    )
-    # Beside the serving server: the scan reads every registration, which takes a while on a large ledger.
-    threading.Thread(target=_log_keyless, args=(app,), name="key-check", daemon=True).start()
-    try:
-        # Woken twice a second: a signal the kernel delivers to another of the process's threads runs its
-        # Python handler only when the main thread runs, and an untimed wait would never let it.
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.enter_graceful_shutdown()
-        server.stop(settings.grace_seconds).wait()
-        for thread in projection_threads:
-            thread.join(timeout=settings.grace_seconds)
-        projector.close()
-        app.close()
-        app.vault.store.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.info("ledger stopped")
-    return 0

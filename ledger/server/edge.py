@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from grpc_health.v1._async import HealthServicer
 
     from ledger.server.heads import HeadPublisher
-    from ledger.server.metrics import SharedGauges
     from ledger.server.progress import Progress
+    from ledger.server.scrape import SharedGauges
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

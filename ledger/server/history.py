@@ -7,17 +7,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ledger.application.reads import (
-    MAX_PAGE,
-    issued_reports,
-    keyless_registrations,
-    number_history,
-    number_state,
-    permanent_disconnections,
-    verify_integrity,
-    with_keyless,
-)
+from ledger.application.disconnections import MAX_PAGE, issued_reports, permanent_disconnections
+from ledger.application.reads import number_history, number_state
 from ledger.application.trace import request_events
+from ledger.application.verification import keyless_registrations, verify_integrity, with_keyless
 from ledger.domain import errors
 from ledger.server.auth import actor_of
 from ledger.server.convert import DISCONNECT_VALUES, ledger_event, number_state_message

@@ -191,6 +191,7 @@ def test_sim_swap_scenarios(http, clock) -> None:
 def test_a_route_answered_by_a_grpc_method_is_one_entry(settings, clock, monkeypatch) -> None:
     """As KYC Match is (over IdentityService.MatchIdentity): here retrieve-date over GetSimSwap."""
     from ledger.server.http import camara
+    from ledger.server.http.bodies import phone_number
     from ledger.v1 import recycling_service_pb2 as rpb
 
     by_rpc = dataclasses.replace(
@@ -199,7 +200,7 @@ def test_a_route_answered_by_a_grpc_method_is_one_entry(settings, clock, monkeyp
         operation_id="retrieveSimSwapDateByRpc",
         answer=camara.ByRpc(
             "/ledger.v1.RecyclingService/GetSimSwap",
-            lambda body: rpb.GetSimSwapRequest(number=camara.phone_number(body)),
+            lambda body: rpb.GetSimSwapRequest(number=phone_number(body)),
             lambda _body, response: {
                 "latestSimChange": response.latest_sim_change_at.ToJsonString()
                 if response.HasField("latest_sim_change_at")

@@ -10,7 +10,7 @@ import pytest
 
 from ledger.application.commands import DisconnectNumber, SuspendNumber
 from ledger.application.pipeline import execute
-from ledger.application.reads import verify_integrity
+from ledger.application.verification import verify_integrity
 from ledger.config import StoreConfig
 from scripts import export_history, verify_export, verify_ledger
 from tests.conftest import number

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledger.adapters import snapshot_ids
 from ledger.application.commands import DisconnectNumber, PortOutNumber, ResumeNumber, ReturnNumber, SuspendNumber
 from ledger.application.pipeline import execute
-from ledger.application.reads import verify_integrity
+from ledger.application.verification import verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.domain.access import AccessLog
 from ledger.domain.number import Number

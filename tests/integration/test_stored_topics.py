@@ -17,7 +17,8 @@ from eventsourcing.utils import resolve_topic
 
 from ledger.application.commands import ProvisionNumbers
 from ledger.application.pipeline import execute
-from ledger.application.reads import number_history, verify_integrity
+from ledger.application.reads import number_history
+from ledger.application.verification import verify_integrity
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from ledger.domain.access import AccessLog

@@ -18,7 +18,8 @@ from ledger.application.commands import (
     VerifyIdentity,
 )
 from ledger.application.pipeline import execute
-from ledger.application.reads import number_history, number_state, verify_integrity
+from ledger.application.reads import number_history, number_state
+from ledger.application.verification import verify_integrity
 from ledger.domain import errors
 from tests.conftest import imsi_for, new_iccid, number
 from tests.conftest import onboard_app as onboard

@@ -24,7 +24,8 @@ from ledger.application.commands import (
     VerifyIdentity,
 )
 from ledger.application.pipeline import execute
-from ledger.application.reads import number_history, verify_integrity
+from ledger.application.reads import number_history
+from ledger.application.verification import verify_integrity
 from ledger.domain import errors
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
 from ledger.domain.number import Number

@@ -13,7 +13,7 @@ from ledger.adapters.memory import ChainedMemoryRecorder, memory_env
 from ledger.application import LedgerApplication
 from ledger.application.commands import ProvisionNumbers, ResumeNumber, SuspendNumber
 from ledger.application.pipeline import execute
-from ledger.application.reads import verify_integrity
+from ledger.application.verification import verify_integrity
 from ledger.domain.number import Number
 from ledger.integrity import GENESIS, chain_rows
 from ledger.keys.crypto import MasterKey

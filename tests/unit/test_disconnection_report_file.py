@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ledger.v1 import history_service_pb2 as hpb
-from scripts.disconnection_report import Drawn, month_bounds, render
+from scripts.disconnections.report import Drawn, month_bounds, render
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

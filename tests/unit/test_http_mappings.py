@@ -9,7 +9,7 @@ import pytest
 from ledger.domain import errors
 from ledger.server import errors as edge_errors
 from ledger.server.errors import to_status
-from ledger.server.http.camara import camara_error
+from ledger.server.http.camara_errors import camara_error
 from ledger.server.http.connect import connect_error
 from ledger.server.http.gate import Failure
 from projections import errors as view_errors

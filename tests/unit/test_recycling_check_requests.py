@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger.v1 import ledger_pb2
 from ledger.v1 import recycling_service_pb2 as rpb
-from scripts.recycling_check import DATE_SHAPE, NUMBER_SHAPE, encode_queries
+from scripts.recycling.rows import DATE_SHAPE, NUMBER_SHAPE, encode_queries
 
 
 def test_requests_are_the_bytes_protobuf_writes() -> None:

@@ -23,10 +23,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ledger.server.errors import Malformed
-from ledger.server.http import camara, connect
+from ledger.server.http import camara, camara_errors, connect
 from ledger.server.http.gate import Failure, Gate, HttpContext, peer_of
 from ledger.server.http.openapi import document
-from ledger.server.metrics import HttpObserver
+from ledger.server.observer import HttpObserver
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -109,7 +109,7 @@ def _camara_endpoint(route: camara.CamaraRoute, gate: Gate) -> Callable[[Request
         )
         outcome = await gate.call(route.method, call, HttpContext(peer_of(request.client), _metadata(request)))
         if isinstance(outcome, Failure):
-            status, error, headers = camara.camara_error(outcome)
+            status, error, headers = camara_errors.camara_error(outcome)
             return Response(orjson.dumps(error), status, headers, media_type=JSON)
         return Response(orjson.dumps(route.answer_body(sent, outcome)), media_type=JSON)
 
@@ -135,7 +135,9 @@ def _connect_endpoint(method: connect.ConnectMethod, gate: Gate) -> Callable[[Re
         outcome = await gate.call(method.path, method.parse(body, codec), context)
         if isinstance(outcome, Failure):
             status, error = connect.connect_error(outcome)
-            headers = {"retry-after": str(camara.RETRY_AFTER.get(outcome.reason, 1))} if status in (429, 503) else {}
+            headers = (
+                {"retry-after": str(camara_errors.RETRY_AFTER.get(outcome.reason, 1))} if status in (429, 503) else {}
+            )
             return Response(orjson.dumps(error), status, headers, JSON)
         return Response(method.encode(outcome, codec), media_type=codec)
 
