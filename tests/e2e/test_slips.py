@@ -10,9 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from scripts import compliance_report, export_history, release_due_numbers, verify_ledger
 from tests.conftest import TEST_MASTER_KEY
 from tests.e2e.test_cli_reflection import free_port
 
@@ -92,33 +89,6 @@ def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
         assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
 
 
-def test_offline_tools_on_a_postgres_refusing_connections_say_so_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
-    assert verify_ledger.main(["--db", url]) == 1
-    assert export_history.main(["--db", url, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
-    assert all("cannot use the PostgreSQL store" in line and "--db" in line for line in lines), lines
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_scripts_given_a_mistyped_db_say_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    typo = "sqlite:///typo.db"
-    assert verify_ledger.main(["--db", typo]) == 1
-    assert compliance_report.main(["--db", typo, "-o", str(tmp_path / "r.html")]) == 1
-    assert release_due_numbers.main(["--db", typo, "--dry-run"]) == 1
-    assert export_history.main(["--db", typo, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 4 and all("no ledger at typo.db" in line and "--db" in line for line in lines), err
-    assert not (tmp_path / "typo.db").exists()
-
-
 def test_scripts_read_ledger_db_and_ledger_target(tmp_path: Path) -> None:
     typo = f"sqlite:///{tmp_path}/elsewhere.db"
     result = run(["scripts.verify_ledger"], tmp_path, LEDGER_DB=typo)
@@ -132,18 +102,6 @@ def test_scripts_read_ledger_db_and_ledger_target(tmp_path: Path) -> None:
     assert checked.returncode == 1
     line = one_line(checked.stderr)
     assert "no ledger server answers" in line and str(port) in line and "--target" in line, line
-
-
-def test_policy_typo_given_to_a_script_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "ledger.db"
-    assert run(["ledger", "migrate", "--db", f"sqlite:///{db}"], tmp_path).returncode == 0
-    policy = tmp_path / "policy.toml"
-    policy.write_text("quarantine_dayz = 3\n")
-    code = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", str(policy), "-o", str(tmp_path / "r.html")])
-    assert code == 2
-    assert capsys.readouterr().err.strip() == "compliance_report: unknown policy keys: quarantine_dayz"
-    missing = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", "nope.toml"])
-    assert missing == 2 and "cannot read policy file nope.toml" in capsys.readouterr().err
 
 
 def test_missing_input_file_is_one_line(tmp_path: Path) -> None:

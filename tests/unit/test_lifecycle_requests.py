@@ -6,14 +6,14 @@ each family goes over a real server in ``tests/e2e/test_lifecycle_grpc.py``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
-from ledger.application.reads import number_history, number_state
+from ledger.application.reads import number_history, number_state, permanent_disconnections
 from ledger.domain import errors
 from ledger.domain.indexes import ReportOutOfOrder
 from ledger.keys.crypto import MasterKey
@@ -478,3 +478,52 @@ def test_a_disconnection_report_must_follow_the_last_one(ledger) -> None:
     with pytest.raises(errors.InvalidArgument) as invalid:
         run_command(ledger, "RecordDisconnectionReport", report, actor="reports")
     assert [field for field, _ in invalid.value.violations] == ["digest"]
+
+
+def test_a_held_erasure_answers_when_it_is_due(clock) -> None:
+    """Moved from tests/e2e/test_erasure_holds_and_epochs.py: EraseSubscriberDataResponse.erasure_due_at."""
+    vault = PersonalDataVault(MasterKey(bytes(range(32))), MemoryKeyStore())
+    app = LedgerApplication(
+        env=memory_env(), vault=vault, policy=Policy(identity_retention_days=300), clock=clock, group_commit=False
+    )
+    try:
+        call(app, "ProvisionNumbers", request_id="p", numbers=[number(71)])
+        sid = person(app, "r", 71)
+        call(app, "ActivateSim", **activation("a", number(71), sid))
+        call(app, "DisconnectNumber", request_id="d", number=number(71), reason=1)
+        ended = clock.now()
+        clock.advance(days=3)
+        answer = call(app, "EraseSubscriberData", request_id="e", subscriber_id=sid, legal_basis="PIPL art. 47")
+        assert answer.erasure_due_at.ToDatetime(tzinfo=UTC) == ended + timedelta(days=300)
+    finally:
+        app.close()
+
+
+def test_a_report_counts_permanent_disconnections_of_its_jurisdiction_only(ledger, clock) -> None:
+    """Moved from tests/e2e/test_disconnection_report.py (test_two_months_with_a_back_dated_...): port-outs,
+    returns and suspensions are not permanent disconnections; a number ported in is reported; each
+    jurisdiction reports its own numbers."""
+    us_number = "+12015550123"
+    call(ledger, "ProvisionNumbers", request_id="p", numbers=[number(1), number(2), number(3), us_number])
+    call(ledger, "PortInNumber", request_id="pi", number=number(7), donor_operator="d")
+    for i, msisdn in enumerate((number(1), number(2), number(3), number(7), us_number)):
+        call(ledger, "ActivateSim", **activation(f"a{i}", msisdn, person(ledger, f"r{i}", 10 + i)))
+    clock.advance(days=5)
+    start = ledger.reader.max_position() + 1
+    for msisdn in (number(1), number(7), us_number):
+        call(ledger, "DisconnectNumber", request_id=f"d{msisdn}", number=msisdn, reason=1)
+    call(ledger, "PortOutNumber", request_id="po", number=number(2), recipient_operator="r")
+    call(ledger, "SuspendNumber", request_id="s", number=number(3), reason=1)
+    clock.advance(days=2)
+    call(
+        ledger, "ReturnNumber", request_id="ret", number=number(2), disconnected_at=ts(clock.now() - timedelta(days=1))
+    )
+    head = ledger.reader.max_position()
+    found, read_to = permanent_disconnections(ledger, "+86", start, head)
+    assert [(d.number, d.reason) for d in found] == [
+        (number(1), "SUBSCRIBER_REQUEST"),
+        (number(7), "SUBSCRIBER_REQUEST"),
+    ]
+    assert read_to == head and all(d.occurred_at == datetime(2026, 1, 10, 9, tzinfo=UTC) for d in found)
+    assert [d.number for d in permanent_disconnections(ledger, "+1", 1, head)[0]] == [us_number]
+    assert permanent_disconnections(ledger, "+86", 1, start - 1)[0] == []  # nothing before
