@@ -12,7 +12,6 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
@@ -78,15 +77,7 @@ def test_row1_ported_out_number_answers_no_data_with_the_port_time(server) -> No
         iter([rpb.BatchCheckRequest(queries=[ledger_pb2.CheckQuery(number=msisdn, since_date="2023-06-01")])])
     )
     assert list(next(batch).results) == [r]
-    state = stubs.history.GetNumberState(hpb.GetNumberStateRequest(number=msisdn)).number_state
-    assert state.state == ledger_pb2.NUMBER_STATUS_PORTED_OUT
-    history = stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn), timeout=10)
-    ported = [r.event for r in history if r.event.type == "NumberPortedOut"]
-    assert [(e.data["recipient_operator"], e.subscriber_id != "") for e in ported] == [("other-mno", True)]
-    feed = stubs.history.StreamEvents(hpb.StreamEventsRequest(from_position=1), timeout=3)
-    found = next(item.event for item in feed if item.event.type == "NumberPortedOut")
-    feed.cancel()
-    assert found.number == msisdn
+    # What the history, the state and the feed say of a port: tests/unit/test_lifecycle_requests.py.
 
 
 def test_return_and_port_in_over_the_wire(server) -> None:

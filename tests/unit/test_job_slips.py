@@ -1,6 +1,7 @@
-"""A person's slips with the batch jobs, refused in one line before any store or server is touched: a
-mistyped store, a PostgreSQL that refuses connections, a campaign that cannot run. The slips that need
-a process boundary (``ledger serve``, ``python -m``) are tests/e2e/test_slips.py."""
+"""A person's slips with ``ledger`` and the batch jobs, called in process: refused in one line (never a
+traceback) before any store is made or server is called: a mistyped store, a bad master key, a PostgreSQL
+that refuses connections, a server that does not answer, a campaign that cannot run. The slips of a
+process (``ledger serve``, ``python -m``) are tests/e2e/test_slips.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from scripts import compliance_report, export_history, release_due_numbers, reverification, verify_ledger
+from ledger.__main__ import main as ledger_main
+from scripts import (
+    compliance_report,
+    export_history,
+    recycling_check,
+    release_due_numbers,
+    reverification,
+    verify_ledger,
+)
+from tests.conftest import TEST_MASTER_KEY
 
 
 def free_port() -> int:
@@ -60,3 +70,65 @@ def test_the_campaign_refuses_what_it_cannot_run(tmp_path: Path, capsys: pytest.
     assert reverification.main(["--campaign", "c1", "--verified-before", "2026-13-01", *base]) == 2
     assert "--verified-before '2026-13-01' is not a date" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def said(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line a slip printed on stderr, never a traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_a_bad_master_key_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved from tests/e2e/test_slips.py (test_a_bad_listen_address_or_master_key_is_one_line: ``migrate``)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LEDGER_MASTER_KEY", raising=False)
+    (tmp_path / "k.key").write_text("junk\n")
+    assert ledger_main(["migrate", "--master-key-file", "k.key"]) == 2
+    assert said(capsys).startswith("ledger: master key file k.key: master key must be 32 bytes")
+    monkeypatch.setenv("LEDGER_MASTER_KEY", "bad")
+    assert ledger_main(["migrate"]) == 2
+    assert said(capsys).startswith("ledger: LEDGER_MASTER_KEY: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.key"]
+
+
+def test_ledger_project_does_not_start_a_new_ledger_on_a_typo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved from tests/e2e/test_slips.py."""
+    monkeypatch.chdir(tmp_path)
+    assert ledger_main(["project", "--db", "sqlite:///typo.db", "--once"]) == 1
+    assert (
+        said(capsys) == "ledger: no ledger at typo.db (check --db or LEDGER_DB; the server creates it on first start)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_on_a_postgres_refusing_connections_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved from tests/e2e/test_slips.py (test_postgres_refusing_connections_is_one_line: ``migrate``)."""
+    monkeypatch.setenv("LEDGER_MASTER_KEY", TEST_MASTER_KEY)
+    assert ledger_main(["migrate", "--db", f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"]) == 1
+    line = said(capsys)
+    assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
+
+
+def test_scripts_read_ledger_db_and_ledger_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Moved from tests/e2e/test_slips.py."""
+    monkeypatch.setenv("LEDGER_DB", f"sqlite:///{tmp_path}/elsewhere.db")
+    assert verify_ledger.main([]) == 1
+    assert "elsewhere.db" in said(capsys)
+    port = free_port()
+    monkeypatch.setenv("LEDGER_TARGET", f"127.0.0.1:{port}")
+    source = tmp_path / "q.csv"
+    source.write_text("number,since_date\n+8613800138000,2026-01-05\n")
+    assert recycling_check.main([str(source), "-o", str(tmp_path / "out.csv"), "--no-progress"]) == 1
+    line = said(capsys)
+    assert "no ledger server answers" in line and str(port) in line and "--target" in line, line

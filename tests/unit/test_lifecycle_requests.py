@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
+from ledger.application.feed import Feed
 from ledger.application.reads import number_history, number_state, permanent_disconnections
 from ledger.domain import errors
 from ledger.domain.indexes import ReportOutOfOrder
@@ -527,3 +528,18 @@ def test_a_report_counts_permanent_disconnections_of_its_jurisdiction_only(ledge
     assert read_to == head and all(d.occurred_at == datetime(2026, 1, 10, 9, tzinfo=UTC) for d in found)
     assert [d.number for d in permanent_disconnections(ledger, "+1", 1, head)[0]] == [us_number]
     assert permanent_disconnections(ledger, "+86", 1, start - 1)[0] == []  # nothing before
+
+
+def test_a_port_out_is_read_as_the_history_state_and_feed_answer_it(ledger) -> None:
+    """Moved from tests/e2e/test_porting_grpc.py (row 1): GetNumberState, GetNumberHistory and StreamEvents."""
+    msisdn = number(1)
+    call(ledger, "ProvisionNumbers", request_id="p", numbers=[msisdn])
+    sid = person(ledger, "r", 1)
+    call(ledger, "ActivateSim", **activation("a", msisdn, sid))
+    call(ledger, "PortOutNumber", request_id="po", number=msisdn, recipient_operator="other-mno")
+    assert state(ledger, msisdn).state == ledger_pb2.NUMBER_STATUS_PORTED_OUT
+    ported = [e for e in history(ledger, msisdn) if e.type == "NumberPortedOut"]
+    assert [(e.data["recipient_operator"], e.subscriber_id) for e in ported] == [("other-mno", sid)]
+    _, items = Feed(ledger).batch(0)
+    (fed,) = [ledger_event(i) for i in items if i.type_name == "NumberPortedOut"]
+    assert fed.number == msisdn and fed.position == ported[0].position
