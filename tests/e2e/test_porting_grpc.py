@@ -12,6 +12,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
@@ -88,28 +89,12 @@ def test_return_and_port_in_over_the_wire(server) -> None:
         "ReturnNumber", number=msisdn, disconnected_at=at("2024-09-01T00:00:00"), occurred_at=at("2024-09-10T00:00:00")
     )
     assert r.quarantine_until.ToDatetime(tzinfo=UTC) == datetime(2024, 11, 30, tzinfo=UTC)  # 90 days
-    found = check(stubs, msisdn, "2023-06-01", min_position=h.last)
-    assert found.status == CHANGED and found.last_disconnected_at.ToDatetime(tzinfo=UTC) == datetime(
-        2024, 9, 1, tzinfo=UTC
-    )
-    assert found.clearance == ledger_pb2.CLEARANCE_PENDING and not found.HasField("ported_out_at")
-    h.call("PortInNumber", number=number(4), donor_operator="donor-mno", occurred_at=at("2024-03-01T09:00:00"))
-    h.holder(number(4), 4, "2024-03-01T10:00:00")
-    assert check(stubs, number(4), "2024-03-01", min_position=h.last).status == NOT_CHANGED
-    before = check(stubs, number(4), "2024-02-01")
-    assert (before.status, before.no_data_reason) == (NO_DATA, ledger_pb2.NO_DATA_REASON_RECORDS_BEGIN_LATER)
-
-
-def test_ported_out_number_is_never_released(server) -> None:
-    stubs, _ = server
-    msisdn = number(7)
-    ported_history(stubs, msisdn)
-    reason, _ = refused(
-        stubs.lifecycle.ReleaseNumber,
-        lpb.ReleaseNumberRequest(request_id=stubs.rid(), number=msisdn, override_reason="ops"),
-        grpc.StatusCode.FAILED_PRECONDITION,
-    )
-    assert reason == "NUMBER_PORTED_OUT"
+    assert r.position == h.last
+    ported_in = h.call("PortInNumber", number=number(4), donor_operator="d", occurred_at=at("2024-03-01T09:00:00"))
+    assert ported_in.position == h.last > r.position
+    state = stubs.history.GetNumberState(hpb.GetNumberStateRequest(number=number(4))).number_state
+    assert state.state == ledger_pb2.NUMBER_STATUS_AVAILABLE
+    # What checks answer of returned and ported-in numbers: tests/integration/test_answers.py (rows 3 to 5).
 
 
 # -- dates ----------------------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ def test_bad_input_names_every_field_and_records_nothing(ledger, rpc: str, field
         assert invalid.violations == [("disconnected_at", "is required")]
 
 
-def test_a_port_out_by_disconnection_is_refused_naming_port_out(ledger) -> None:
+def test_row8_a_port_out_by_disconnection_is_refused_naming_port_out(ledger) -> None:
     """Moved from tests/e2e/test_porting_grpc.py (row 8): the wire's DISCONNECT_REASON_PORTED_OUT."""
     call(ledger, "ProvisionNumbers", request_id="p", numbers=[number(8)])
     call(ledger, "ActivateSim", **activation("a", number(8), person(ledger, "r", 8)))
@@ -343,9 +343,16 @@ def test_port_commands_refuse_the_wrong_states_and_unknown_numbers(ledger) -> No
     port_in = {"request_id": "pi", "number": number(10), "donor_operator": "d"}
     assert refused(ledger, errors.NumberNotPortedOut, "PortInNumber", **port_in).reason == "NUMBER_NOT_PORTED_OUT"
     refused(ledger, errors.NumberNotFound, "PortOutNumber", request_id="po", number=number(11), recipient_operator="x")
-    call(ledger, "PortOutNumber", request_id="po-10", number=number(10), recipient_operator="other-mno")
-    for override in ("", "ops"):  # row 7: a ported-out number is never released here
-        release = {"request_id": f"rel-{override}", "number": number(10), "override_reason": override}
+
+
+def test_row7_a_ported_out_number_is_never_released(ledger, clock) -> None:
+    """Moved from tests/e2e/test_porting_grpc.py (row 7), with or without an override."""
+    call(ledger, "ProvisionNumbers", request_id="p", numbers=[number(7)])
+    call(ledger, "ActivateSim", **activation("a", number(7), person(ledger, "r", 7)))
+    call(ledger, "PortOutNumber", request_id="po", number=number(7), recipient_operator="other-mno")
+    clock.advance(days=400)
+    for override in ("", "ops"):
+        release = {"request_id": f"rel-{override}", "number": number(7), "override_reason": override}
         assert refused(ledger, errors.NumberPortedOut, "ReleaseNumber", **release).reason == "NUMBER_PORTED_OUT"
 
 
