@@ -13,6 +13,9 @@ from google.rpc import error_details_pb2
 from ledger.domain.errors import InvalidArgument
 from ledger.server.errors import to_status
 from ledger.server.validation import Fields
+from ledger.server.wire import SIM_SWAP_ANSWERS
+from ledger.v1 import recycling_service_pb2 as rpb
+from projections import simswap
 
 TODAY = date(2026, 1, 5)
 
@@ -81,3 +84,15 @@ def test_a_number_that_is_none_is_named() -> None:
     """Moved from tests/e2e/test_porting_grpc.py (test_sim_swap_refusals: GetSimSwap of "12")."""
     invalid = refusal(lambda f: f.msisdn("number", "12"))
     assert invalid.reason == "INVALID_ARGUMENT" and [field for field, _ in invalid.violations] == ["number"]
+
+
+def test_each_sim_swap_answer_has_its_own_value_on_the_wire() -> None:
+    """Moved from tests/e2e/test_porting_grpc.py (test_batch_check_sim_swap_answers_each_number_in_order): what
+    BatchCheckSimSwap writes for each answer its composition gives (tests/integration/test_answers.py)."""
+    assert SIM_SWAP_ANSWERS == {
+        simswap.ANSWERED: rpb.SIM_SWAP_ANSWER_ANSWERED,
+        simswap.UNKNOWN_NUMBER: rpb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER,
+        simswap.PORTED_OUT: rpb.SIM_SWAP_ANSWER_PORTED_OUT,
+        simswap.READ_MODEL_MISMATCH: rpb.SIM_SWAP_ANSWER_READ_MODEL_MISMATCH,
+    }
+    assert len(set(SIM_SWAP_ANSWERS.values())) == len(rpb.SimSwapAnswer.values()) - 1  # all but UNSPECIFIED
