@@ -1,5 +1,5 @@
 """disconnection_report against a live server: two consecutive months with a back-dated disconnection
-recorded between them, port-outs, returns and suspensions left out, numbers ported in reported, each file
+recorded between them, numbers ported in reported, each jurisdiction in its own file, each file
 verified against the ledger by inclusion proofs, a tampered file refused, and a month redrawn byte for
 byte."""
 
@@ -9,7 +9,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ledger.v1 import history_service_pb2 as hpb
@@ -62,15 +61,8 @@ def test_two_months_with_a_back_dated_disconnection_between_them(server, clock, 
     disconnect(stubs, number(1))
     disconnect(stubs, number(7))
     disconnect(stubs, US)
-    # Not permanent disconnections: a port-out, a suspension, and a ported-out number's return.
-    stubs.lifecycle.PortOutNumber(
-        lpb.PortOutNumberRequest(request_id=stubs.rid(), number=number(2), recipient_operator="r")
-    )
-    stubs.lifecycle.SuspendNumber(lpb.SuspendNumberRequest(request_id=stubs.rid(), number=number(3), reason=1))
-    returned = lpb.ReturnNumberRequest(request_id=stubs.rid(), number=number(2))
-    returned.disconnected_at.FromDatetime(at("2026-01-11T00:00:00"))
+    # Port-outs, returns and suspensions are no permanent disconnections: tests/unit/test_lifecycle_requests.py.
     clock.advance(days=2)
-    stubs.lifecycle.ReturnNumber(returned)
     # Disconnected in February but recorded before January's report is drawn: February's.
     clock.advance(days=23)  # 2026-02-04
     disconnect(stubs, number(4), at("2026-02-02T10:00:00"))
@@ -170,20 +162,3 @@ def test_months_are_issued_in_order_and_not_before_they_begin(server, clock, tmp
     assert disconnection_report.main([*args, "--month", "2026-13"]) == 2
     assert disconnection_report.main(["--jurisdiction", "86", "--month", "2026-01", "--target", stubs.target]) == 2
     assert not (tmp_path / "x.csv").exists()
-
-
-def test_the_server_refuses_a_report_that_does_not_follow_the_last(server) -> None:
-    stubs, _ = server
-    request = lpb.RecordDisconnectionReportRequest(
-        request_id="r1", jurisdiction="+86", month="2026-01", from_position=1, to_position=5, rows=0, digest="0" * 64
-    )
-    request.period_end.FromDatetime(at("2026-01-05T00:00:00"))
-    stubs.lifecycle.RecordDisconnectionReport(request)
-    request.request_id, request.month, request.from_position = "r2", "2026-02", 3
-    with pytest.raises(grpc.RpcError) as e:
-        stubs.lifecycle.RecordDisconnectionReport(request)
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    request.month, request.digest = "2026-02", "nothex"
-    with pytest.raises(grpc.RpcError) as e:
-        stubs.lifecycle.RecordDisconnectionReport(request)
-    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,33 +1,25 @@
-"""Held erasures and erasure epochs over real servers on loopback, on both stores.
-
-A held erasure answers ``erasure_due_at``, withholds the data from every read but a legal hold (which is
-recorded), and ``scripts.erase_due`` completes it once the period has ended. Two server processes (two
-"hosts", each with its own epoch key file) share one store: the epochs they end on schedule, and one
-ended by ``ledger keys rotate``, are followed by both, and each reads what the other sealed.
+"""Erasure epochs over real server processes, on both stores: two servers (two "hosts", each with its own
+epoch key file) share one store; the epochs they end on schedule, and one ended by ``ledger keys rotate``,
+are followed by both, and each reads what the other sealed. A held erasure completed by
+``scripts.erase_due`` is tests/integration/test_erase_due.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import shutil
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from ledger.config import Settings
 from ledger.keys.epoch import EpochFile
-from ledger.policy import Policy
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
-from scripts import erase_due
-from tests.conftest import TEST_MASTER_KEY, FakeClock, Stubs, number, running_server
+from tests.conftest import Stubs, number
 from tests.procs import ENV, Serve
 
 STORES = ("sqlite", "postgres")
@@ -42,53 +34,6 @@ def history(stubs: Stubs, msisdn: str, legal_hold: bool = False) -> list:
 
 def registered_state(events: list) -> int:
     return next(e.personal_data_state for e in events if e.type == "SubscriberRegistered")
-
-
-def test_a_held_erasure_answers_its_due_time_restricts_reads_and_erase_due_completes_it(
-    settings: Settings, clock: FakeClock, store_kind: str, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
-    # 300 days: held in the server's (fake) January 2026, due by the real clock that erase_due reads.
-    settings = dataclasses.replace(settings, policy=Policy(identity_retention_days=300))
-    url = f"sqlite:///{settings.store.sqlite_path}" if store_kind == "sqlite" else db_url(settings)
-    monkeypatch.setenv("LEDGER_MASTER_KEY", TEST_MASTER_KEY if store_kind == "postgres" else "")
-    for stubs, _app in running_server(settings, clock):
-        msisdn = number(71)
-        sid, _tenure, _iccid = stubs.onboard(msisdn, 71)
-        stubs.lifecycle.DisconnectNumber(
-            lpb.DisconnectNumberRequest(
-                request_id="d", number=msisdn, reason=ledger_pb2.DISCONNECT_REASON_SUBSCRIBER_REQUEST
-            )
-        )
-        ended = clock.now()
-        clock.advance(days=3)
-        answer = stubs.lifecycle.EraseSubscriberData(
-            lpb.EraseSubscriberDataRequest(request_id="e", subscriber_id=sid, legal_basis="PIPL art. 47")
-        )
-        assert answer.HasField("erasure_due_at")
-        assert answer.erasure_due_at.ToDatetime(tzinfo=ended.tzinfo) == ended + timedelta(days=300)
-
-        withheld = history(stubs, msisdn)
-        assert registered_state(withheld) == 2  # PERSONAL_DATA_STATE_WITHHELD
-        assert not [e for e in withheld if e.type == "AccessLogPersonalDataRead"]
-        held = history(stubs, msisdn, legal_hold=True)
-        assert registered_state(held) == 3  # DISCLOSED, for the legal hold only
-        reads = [e for e in history(stubs, msisdn) if e.type == "AccessLogPersonalDataRead"]
-        assert len(reads) == 1 and "legal hold: court order 7" in str(reads[0])
-
-        assert erase_due.main(["--db", url, "--dry-run", "--no-progress"]) == 0
-        assert f"due {sid}" in capsys.readouterr().out
-        assert registered_state(history(stubs, msisdn, legal_hold=True)) == 3  # a dry run erases nothing
-
-        assert erase_due.main(["--db", url, "--no-progress"]) == 0
-        out = capsys.readouterr()
-        assert f"erased {sid}" in out.out and "1 erased" in out.err
-        events = history(stubs, msisdn, legal_hold=True)
-        assert registered_state(events) == 4  # ERASED
-        assert [e.actor for e in events if e.type == "SubscriberPersonalDataErased"] == ["erase_due"]
-
-        assert erase_due.main(["--db", url, "--no-progress"]) == 0
-        assert "0 erased" in capsys.readouterr().err
-        assert len([e for e in history(stubs, msisdn) if e.type == "SubscriberPersonalDataErased"]) == 1
 
 
 def db_url(settings: Settings) -> str:

@@ -1,4 +1,6 @@
-"""RecyclingService over a real server: CAMARA scenarios, clearance, min_position and BatchCheck."""
+"""RecyclingService over a real server, on both stores: CheckNumber, BatchCheck and GetClearance on the
+wire, min_position, bad input and a BatchCheck of 100,000 queries. The answers' scenarios (CAMARA, held now,
+clearance, porting) are tests/integration/test_answers.py."""
 
 from __future__ import annotations
 
@@ -101,56 +103,28 @@ def recycled(server, clock):
     return stubs, msisdn, h.last
 
 
-def test_camara_scenarios(recycled) -> None:
+def test_check_number_and_batch_check_answer_on_the_wire(recycled) -> None:
     stubs, msisdn, last = recycled
-    # The current holder's contract date: not changed, and any later date too.
     r = check(stubs, msisdn, "2026-07-01", min_position=last)
-    assert (r.status, r.phone_number_changed) == (NOT_CHANGED, False)
-    assert r.as_of_position >= last
-    assert check(stubs, msisdn, "2026-11-30").status == NOT_CHANGED  # (a later date, not after today)
-    # A day in the gap between two holders: changed.
-    r = check(stubs, msisdn, "2026-06-15")
-    assert (r.status, r.phone_number_changed) == (CHANGED, True)
-    # The gap began with the release; the previous holder's tenure ended before that day.
-    assert r.clearance == ledger_pb2.CLEARANCE_NOT_APPLICABLE
-    # During the first tenure: changed, and that tenure's clearance is reported.
+    assert (r.status, r.phone_number_changed, r.held_now) == (NOT_CHANGED, False, True)
+    assert r.number == msisdn and r.as_of_position >= last and r.head_position >= r.as_of_position
     r = check(stubs, msisdn, "2026-02-01")
-    assert r.status == CHANGED and r.clearance == ledger_pb2.CLEARANCE_CLEARED
+    assert (r.status, r.phone_number_changed, r.held_now) == (CHANGED, True, True)
+    assert r.clearance == ledger_pb2.CLEARANCE_CLEARED and not r.outstanding_holders
     assert r.last_disconnected_at.ToDatetime(tzinfo=UTC) == datetime(2026, 3, 1, 12, tzinfo=UTC)
-    # The day the tenure ended counts as changed.
-    assert check(stubs, msisdn, "2026-03-01").status == CHANGED
-    # Before the ledger's records of the number: a disconnection on record after the date says it changed.
-    assert check(stubs, msisdn, "2025-12-31").status == CHANGED
-    # An unknown number: no data.
-    assert check(stubs, number(999), "2026-01-01").status == NO_DATA
-
-
-def test_held_now_follows_the_tenure_whatever_the_date(recycled) -> None:
-    stubs, msisdn, last = recycled
-    # Held by the second holder: recycled for a date before them, not recycled since their contract.
-    for since, status in (("2026-02-01", CHANGED), ("2026-07-01", NOT_CHANGED), ("2025-12-31", CHANGED)):
-        r = check(stubs, msisdn, since, min_position=last)
-        assert (r.status, r.held_now) == (status, True)
-    h = History(stubs)
-    h.call("SuspendNumber", number=msisdn, reason=2, occurred_at=at("2026-12-01T00:00:00"))
-    assert check(stubs, msisdn, "2026-07-01", min_position=h.last).held_now  # a suspended tenure is still open
-    h.call("DisconnectNumber", number=msisdn, reason=1, occurred_at=at("2026-12-02T00:00:00"))
-    r = check(stubs, msisdn, "2026-07-01", min_position=h.last)
-    assert (r.status, r.held_now) == (CHANGED, False)  # cancelled: changed, and nobody holds it now
-    assert not check(stubs, number(999), "2026-01-01").held_now  # unknown: nobody holds it here
-    queries = [ledger_pb2.CheckQuery(number=n, since_date="2026-07-01") for n in (msisdn, number(999))]
+    unknown = check(stubs, number(999), "2026-01-01")
+    assert (unknown.status, unknown.no_data_reason) == (NO_DATA, ledger_pb2.NO_DATA_REASON_UNKNOWN_NUMBER)
+    # BatchCheck answers as CheckNumber does, in the order asked.
+    queries = [ledger_pb2.CheckQuery(number=n, since_date="2026-02-01") for n in (number(999), msisdn)]
     (response,) = stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]), timeout=10)
-    assert [(x.status, x.held_now) for x in response.results] == [(CHANGED, False), (NO_DATA, False)]
-    held = number(3)
-    h.call("ProvisionNumbers", numbers=[held], occurred_at=at("2026-01-01T08:00:00"))
-    h.holder(held, 3, "2026-01-03T10:00:00")
-    assert check(stubs, held, "2026-01-03", min_position=h.last).held_now
-    queries = [ledger_pb2.CheckQuery(number=held, since_date="2026-01-01")]
-    (response,) = stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]), timeout=10)
-    assert response.results[0].held_now
+    assert [x.number for x in response.results] == [number(999), msisdn]
+    answered = [check(stubs, q.number, q.since_date) for q in queries]
+    for batch, single in zip(response.results, answered, strict=True):
+        batch.head_position = single.head_position  # the head each stood beside may have moved on
+    assert list(response.results) == answered
 
 
-def test_clearance_pending_then_cleared_then_violation(server) -> None:
+def test_clearance_pending_and_violation_on_the_wire(server) -> None:
     stubs, _ = server
     msisdn = number(2)
     _, tenure, _ = stubs.onboard(msisdn, seq=2)
@@ -159,35 +133,24 @@ def test_clearance_pending_then_cleared_then_violation(server) -> None:
     r = check(stubs, msisdn, since, min_position=disc.position)
     assert r.status == CHANGED and r.clearance == ledger_pb2.CLEARANCE_PENDING
     assert list(r.outstanding_holders) == ["crm", "billing", "voicemail"]
-    position = 0
-    for holder in ("crm", "billing"):
-        position = stubs.lifecycle.ConfirmDataCleared(
-            lpb.ConfirmDataClearedRequest(
-                request_id=f"c-{holder}", number=msisdn, tenure_id=tenure, holder=holder, evidence_ref="t"
-            )
-        ).position
-    r = check(stubs, msisdn, since, min_position=position)
-    assert r.clearance == ledger_pb2.CLEARANCE_PENDING and list(r.outstanding_holders) == ["voicemail"]
-    # Released early by override while voicemail is outstanding: a violation.
+    stubs.lifecycle.ConfirmDataCleared(
+        lpb.ConfirmDataClearedRequest(
+            request_id="c-crm", number=msisdn, tenure_id=tenure, holder="crm", evidence_ref="t"
+        )
+    )
+    # Released early by override while billing and voicemail are outstanding: a violation.
     position = stubs.lifecycle.ReleaseNumber(
         lpb.ReleaseNumberRequest(request_id="rel", number=msisdn, override_reason="court order")
     ).position
     r = check(stubs, msisdn, since, min_position=position)
-    assert r.clearance == ledger_pb2.CLEARANCE_VIOLATION
+    assert r.clearance == ledger_pb2.CLEARANCE_VIOLATION and list(r.outstanding_holders) == ["billing", "voicemail"]
     clearance = stubs.recycling.GetClearance(rpb.GetClearanceRequest(number=msisdn))
     (t,) = clearance.tenures
-    assert t.tenure_id == tenure and t.clearance == ledger_pb2.CLEARANCE_VIOLATION
-    assert [c.holder for c in t.confirmations] == ["crm", "billing"]
-    assert list(t.outstanding_holders) == ["voicemail"] and t.override_reason == "court order"
+    assert t.tenure_id == tenure and t.clearance == ledger_pb2.CLEARANCE_VIOLATION and t.subscriber_id
+    assert [(c.holder, c.evidence_ref, c.confirmed_at.seconds > 0) for c in t.confirmations] == [("crm", "t", True)]
+    assert list(t.required_holders) == ["crm", "billing", "voicemail"]
+    assert list(t.outstanding_holders) == ["billing", "voicemail"] and t.override_reason == "court order"
     assert t.released_at.seconds > 0 and t.quarantine_until.seconds > t.disconnected_at.seconds
-    # The last holder confirming does not undo the violation.
-    position = stubs.lifecycle.ConfirmDataCleared(
-        lpb.ConfirmDataClearedRequest(
-            request_id="c-vm", number=msisdn, tenure_id=tenure, holder="voicemail", evidence_ref="t"
-        )
-    ).position
-    r = check(stubs, msisdn, since, min_position=position)
-    assert r.clearance == ledger_pb2.CLEARANCE_VIOLATION and not r.outstanding_holders
 
 
 def test_get_clearance_of_unknown_number_is_not_found(server) -> None:

@@ -117,18 +117,6 @@ def test_a_campaign_from_dry_run_to_suspension_and_a_rerun(
     assert "<td>spring-thunder</td><td>2</td><td>2</td><td>1</td>" in text
 
 
-def test_the_campaign_refuses_what_it_cannot_run(server, settings, tmp_path: Path, capsys) -> None:
-    stubs, _ = server
-    db = f"sqlite:///{settings.store.sqlite_path}"
-    base = ["--db", db, "--target", stubs.target, "--deadline", PASSED, "-o", str(tmp_path / "x.csv")]
-    assert reverification.main(["--campaign", "c1", *base]) == 2
-    assert "--verified-before DATE, --methods LIST, or both" in capsys.readouterr().err
-    assert reverification.main(["--campaign", "c1", "--methods", "RETINA_SCAN", *base]) == 2
-    assert reverification.main(["--campaign", "bad name", "--methods", "PASSPORT_CHECK", *base]) == 2
-    assert reverification.main(["--campaign", "c1", "--verified-before", "2026-13-01", *base]) == 2
-    assert not (tmp_path / "x.csv").exists()
-
-
 def test_a_method_no_longer_accepted_is_due(server, settings, clock, tmp_path: Path) -> None:
     stubs, app = server
     sid, _, _ = stubs.onboard(number(1), seq=1)  # ID_CARD_READER

@@ -1,5 +1,6 @@
 """A person's slips end with one line that says what is wrong and what to do (exit 2 for usage, 1 for a
-failed run), never a traceback: in ``ledger`` and in every batch job."""
+failed run), never a traceback: ``ledger serve`` and ``python -m`` processes here; the slips of ``ledger``
+and the batch jobs called in process are tests/unit/test_job_slips.py."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from scripts import compliance_report, export_history, release_due_numbers, verify_ledger
 from tests.conftest import TEST_MASTER_KEY
 from tests.e2e.test_cli_reflection import free_port
 
@@ -49,17 +47,11 @@ def test_port_in_use_is_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "ledger.db").exists()
 
 
-def test_a_bad_listen_address_or_master_key_is_one_line(tmp_path: Path) -> None:
+def test_a_bad_listen_address_is_one_line(tmp_path: Path) -> None:
     result = run(["ledger", "serve", "--listen", "nonsense"], tmp_path)
     assert result.returncode == 2 and "--listen must be HOST:PORT" in one_line(result.stderr)
     result = run(["ledger", "serve", "--listen", "192.0.2.1:50051"], tmp_path)
     assert result.returncode == 1 and "address of this host" in one_line(result.stderr)
-    (tmp_path / "k.key").write_text("junk\n")
-    result = run(["ledger", "migrate", "--master-key-file", "k.key"], tmp_path)
-    assert result.returncode == 2
-    assert one_line(result.stderr).startswith("ledger: master key file k.key: master key must be 32 bytes")
-    result = run(["ledger", "migrate"], tmp_path, LEDGER_MASTER_KEY="bad")
-    assert result.returncode == 2 and one_line(result.stderr).startswith("ledger: LEDGER_MASTER_KEY: ")
 
 
 def test_a_db_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None:
@@ -74,76 +66,14 @@ def test_a_db_in_a_folder_that_does_not_exist_is_refused(tmp_path: Path) -> None
     assert (tmp_path / "data" / "ledger.db").is_file()
 
 
-def test_ledger_project_does_not_start_a_new_ledger_on_a_typo(tmp_path: Path) -> None:
-    result = run(["ledger", "project", "--db", "sqlite:///typo.db", "--once"], tmp_path)
-    assert result.returncode == 1
-    assert one_line(result.stderr) == (
-        "ledger: no ledger at typo.db (check --db or LEDGER_DB; the server creates it on first start)"
-    )
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_postgres_refusing_connections_is_one_line(tmp_path: Path) -> None:
     url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
-    for args in (["ledger", "migrate", "--db", url], ["ledger", "serve", "--db", url, "--listen", "127.0.0.1:0"]):
-        result = run(args, tmp_path, LEDGER_MASTER_KEY=TEST_MASTER_KEY)
-        assert result.returncode == 1, result.stderr
-        line = one_line(result.stderr)
-        assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
-
-
-def test_offline_tools_on_a_postgres_refusing_connections_say_so_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"postgresql://ledger:secret@127.0.0.1:{free_port()}/ledger"
-    assert verify_ledger.main(["--db", url]) == 1
-    assert export_history.main(["--db", url, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
-    assert all("cannot use the PostgreSQL store" in line and "--db" in line for line in lines), lines
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_scripts_given_a_mistyped_db_say_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    typo = "sqlite:///typo.db"
-    assert verify_ledger.main(["--db", typo]) == 1
-    assert compliance_report.main(["--db", typo, "-o", str(tmp_path / "r.html")]) == 1
-    assert release_due_numbers.main(["--db", typo, "--dry-run"]) == 1
-    assert export_history.main(["--db", typo, "--number", "+8613800138000", "-o", str(tmp_path / "e.jsonl")]) == 1
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 4 and all("no ledger at typo.db" in line and "--db" in line for line in lines), err
-    assert not (tmp_path / "typo.db").exists()
-
-
-def test_scripts_read_ledger_db_and_ledger_target(tmp_path: Path) -> None:
-    typo = f"sqlite:///{tmp_path}/elsewhere.db"
-    result = run(["scripts.verify_ledger"], tmp_path, LEDGER_DB=typo)
-    assert result.returncode == 1 and "elsewhere.db" in one_line(result.stderr)
-    port = free_port()
-    source = tmp_path / "q.csv"
-    source.write_text("number,since_date\n+8613800138000,2026-01-05\n")
-    checked = run(
-        ["scripts.recycling_check", str(source), "--no-progress"], tmp_path, LEDGER_TARGET=f"127.0.0.1:{port}"
+    result = run(
+        ["ledger", "serve", "--db", url, "--listen", "127.0.0.1:0"], tmp_path, LEDGER_MASTER_KEY=TEST_MASTER_KEY
     )
-    assert checked.returncode == 1
-    line = one_line(checked.stderr)
-    assert "no ledger server answers" in line and str(port) in line and "--target" in line, line
-
-
-def test_policy_typo_given_to_a_script_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = tmp_path / "ledger.db"
-    assert run(["ledger", "migrate", "--db", f"sqlite:///{db}"], tmp_path).returncode == 0
-    policy = tmp_path / "policy.toml"
-    policy.write_text("quarantine_dayz = 3\n")
-    code = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", str(policy), "-o", str(tmp_path / "r.html")])
-    assert code == 2
-    assert capsys.readouterr().err.strip() == "compliance_report: unknown policy keys: quarantine_dayz"
-    missing = compliance_report.main(["--db", f"sqlite:///{db}", "--policy", "nope.toml"])
-    assert missing == 2 and "cannot read policy file nope.toml" in capsys.readouterr().err
+    assert result.returncode == 1, result.stderr
+    line = one_line(result.stderr)
+    assert line.startswith("ledger: cannot use the PostgreSQL store") and "refused" in line, line
 
 
 def test_missing_input_file_is_one_line(tmp_path: Path) -> None:

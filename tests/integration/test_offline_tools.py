@@ -69,3 +69,20 @@ def test_offline_tools_on_a_database_without_a_ledger_say_so_in_one_line(
     assert [line.split(":")[0] for line in lines] == ["verify_ledger", "export_history"], lines
     assert all("--db" in line for line in lines), lines
     assert not out.exists() and not out.with_name("e.jsonl.partial").exists()
+
+
+def test_a_policy_typo_given_to_a_script_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Moved from tests/e2e/test_slips.py: the store exists, the policy file is refused before it is read."""
+    from ledger.__main__ import main as ledger_main
+    from scripts import compliance_report
+
+    db = f"sqlite:///{tmp_path}/ledger.db"
+    assert ledger_main(["migrate", "--db", db]) == 0
+    capsys.readouterr()
+    policy = tmp_path / "policy.toml"
+    policy.write_text("quarantine_dayz = 3\n")
+    assert compliance_report.main(["--db", db, "--policy", str(policy), "-o", str(tmp_path / "r.html")]) == 2
+    assert capsys.readouterr().err.strip() == "compliance_report: unknown policy keys: quarantine_dayz"
+    assert compliance_report.main(["--db", db, "--policy", "nope.toml"]) == 2
+    assert "cannot read policy file nope.toml" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
