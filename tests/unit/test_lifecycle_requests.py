@@ -13,8 +13,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from ledger.adapters.memory import memory_env
 from ledger.application import LedgerApplication
+from ledger.application.disconnections import permanent_disconnections
 from ledger.application.feed import Feed
-from ledger.application.reads import number_history, number_state, permanent_disconnections
+from ledger.application.reads import number_history, number_state
 from ledger.domain import errors
 from ledger.domain.indexes import ReportOutOfOrder
 from ledger.keys.crypto import MasterKey
