@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from datetime import date
 from pathlib import Path
 
 import grpc
@@ -126,7 +127,7 @@ def test_cancelled_waits_leave_the_server_answering_and_sigterm_exits_within_the
 # -- views bound to their ledger -----------------------------------------------------------------------------
 
 
-def test_a_restored_older_ledger_beside_newer_views_is_refused_and_not_serving(tmp_path: Path) -> None:
+def test_a_restored_older_ledger_beside_newer_views_is_refused_until_rebuilt(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/ledger.db"
     server = Serve(db, log=tmp_path / "server.log")
     server.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p", numbers=[number(1), number(2)]))
@@ -159,6 +160,10 @@ def test_a_restored_older_ledger_beside_newer_views_is_refused_and_not_serving(t
         assert time.monotonic() < deadline, "the recycling service stayed SERVING beside mismatched views"
         time.sleep(0.05)
     assert health.Check(health_pb2.HealthCheckRequest(service="")).status == health_pb2.HealthCheckResponse.SERVING
+    project(db, "--rebuild", "--once")  # in another process: the server answers from its generation
+    today = date.today().isoformat()
+    result = _check(server.recycling, number(1), today, min_position=ledger_head(db))
+    assert result.status != ledger_pb2.CHECK_STATUS_NO_DATA and result.as_of_position == ledger_head(db)
     assert server.stop() == 0
 
 

@@ -149,6 +149,20 @@ def _positions(db: str) -> dict[str, int]:
     return {str(v): int(p) for v, p in views_query(db, "SELECT view, position FROM rm_generations WHERE state='ready'")}
 
 
+def _commit_version_change(db: str) -> None:
+    rows = views_query(db, "SELECT version FROM rm_generations WHERE view='numbers' AND state='ready'")
+    from projections.views import NumbersView
+
+    assert rows and all(int(v) == NumbersView.version - 1 for (v,) in rows), rows
+
+
+def _serving_version(db: str) -> bool:
+    from projections.views import NumbersView
+
+    rows = views_query(db, "SELECT version FROM rm_generations WHERE view='numbers' AND state='ready'")
+    return any(int(v) == NumbersView.version for (v,) in rows)
+
+
 def _building_position(db: str) -> int:
     rows = views_query(db, "SELECT max(position) FROM rm_generations WHERE state='building'")
     return int(rows[0][0] or 0) if rows else 0

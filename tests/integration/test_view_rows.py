@@ -3,7 +3,7 @@ the answers' composition: a status, a clearance and a SIM row edited and rows de
 from (each affected number alone is refused, logged without the number); the audit names exactly the
 changed numbers, ``ledger audit-views --repair`` heals them, and the projector that wrote them goes on
 applying right; the audit runs beside steady writes. The wire (UNAVAILABLE READ_MODEL_MISMATCH, a batch's
-entry, VerifyReadModels) is in tests/e2e/test_view_row_tampering.py and test_read_model_answers.py."""
+entry, VerifyReadModels) is in tests/e2e/test_view_row_tampering.py."""
 
 from __future__ import annotations
 
