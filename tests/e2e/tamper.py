@@ -70,6 +70,17 @@ class Store:
         self.q(f"UPDATE {self.events} SET state = ?, topic = ? WHERE {self.pos} = ?", (sb, tb, a))
         self.q(f"UPDATE {self.events} SET state = ?, topic = ? WHERE {self.pos} = ?", (sa, ta, b))
 
+    def exchange(self, a: int, b: int) -> None:
+        """Two events (of any streams) trade places: stream, version, topic and state."""
+        ra, rb = self.row(a), self.row(b)
+        set_row = (
+            f"UPDATE {self.events} SET originator_id = ?, originator_version = ?, topic = ?, state = ? "
+            f"WHERE {self.pos} = ?"
+        )
+        self.q(f"UPDATE {self.events} SET originator_version = ? WHERE {self.pos} = ?", (-1, a))  # (unique key)
+        self.q(set_row, (*ra, b))
+        self.q(set_row, (*rb, a))
+
     def rehash_stream(self, stream_id: UUID) -> None:
         """Recompute one stream's hashes (only those) to match its stored events."""
         previous = GENESIS

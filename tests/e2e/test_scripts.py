@@ -1,5 +1,7 @@
-"""Batch scripts against a real server: recycling_check, release_due_numbers, generate_dataset,
-rebuild_projections, compliance_report; and a projection process killed mid-catch-up."""
+"""Batch scripts against a real server: recycling_check, release_due_numbers, generate_dataset; a projection
+process killed mid-catch-up; the quick benchmark. The offline jobs over the views (rebuild_projections,
+compliance_report), views of older releases and the check answers against the tenure rows are in
+tests/integration/test_projector_views.py."""
 
 from __future__ import annotations
 
@@ -10,29 +12,22 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from ledger.application.commands import ProvisionNumbers
 from ledger.application.pipeline import execute
-from ledger.bootstrap import open_ledger, open_projector, row_seal
+from ledger.bootstrap import open_ledger
 from ledger.v1 import history_service_pb2 as hpb
-from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
-from projections.db import ViewsDatabase
-from projections.queries import ReadModels
-from projections.views.numbers import NumbersView
 from scripts import (
-    compliance_report,
     generate_dataset,
-    rebuild_projections,
     recycling_check,
     release_due_numbers,
 )
-from scripts.dataset import identifiers as synthetic
 from tests import views as vt
 from tests.conftest import number
 from tests.e2e.test_recycling_grpc import History, at
@@ -193,36 +188,11 @@ def test_generate_dataset_is_deterministic_and_rerunnable(server, capsys) -> Non
     # Running again with the same seed records nothing: every request id was already used.
     assert generate_dataset.main(args) == 0
     assert app.reader.max_position() == first
-    # The same seed gives the same commands.
-    start = datetime(2023, 1, 2, tzinfo=UTC)
-    end = start + timedelta(days=1000)
-    a = [(c.at, c.rpc, c.fields) for c in generate_dataset.number_history(3, 5, start, end, 90)]
-    b = [(c.at, c.rpc, c.fields) for c in generate_dataset.number_history(3, 5, start, end, 90)]
-    assert a == b and a
+    # (The same seed gives the same commands: tests/unit/test_dataset_shares.py.)
 
 
 def _history(stubs, msisdn: str) -> list:
     return [r.event for r in stubs.history.GetNumberHistory(hpb.GetNumberHistoryRequest(number=msisdn))]
-
-
-def test_rebuild_and_report(server, settings, tmp_path, capsys) -> None:
-    stubs, app = server
-    generate_dataset.main(
-        ["--target", stubs.target, "--numbers", "20", "--seed", "2", "--end", "2026-01-01", "--no-progress"]
-    )
-    assert stubs.projector.wait_for(app.reader.max_position(), 20)
-    db = f"sqlite:///{settings.store.sqlite_path}"
-    before = _dump(settings.store.views_path())
-    assert rebuild_projections.main(["--db", db]) == 0
-    out = capsys.readouterr().out
-    # Beside a running server the rebuild does all its own work and says so (it once counted one batch).
-    assert f"this process applied {app.reader.max_position()} events" in out and "events/s" in out
-    assert "view numbers: generation 1 serves" in out
-    assert _dump(settings.store.views_path()) == before
-    report = tmp_path / "report.html"
-    assert compliance_report.main(["--db", db, "-o", str(report)]) == 0
-    text = report.read_text()
-    assert "<svg" in text and "retail_store" in text and "due for release" in text
 
 
 def _dump(path: Path) -> dict:
@@ -280,19 +250,6 @@ def _tracked(views: Path) -> int:
         conn.close()
 
 
-def test_open_projector_catch_up_counts(settings, clock) -> None:
-    app = open_ledger(settings, clock)
-    try:
-        execute(app, ProvisionNumbers(numbers=[number(i) for i in range(10)]), request_id="p", actor="t")
-        projector = open_projector(settings, app)
-        assert projector.catch_up() == app.reader.max_position()
-        assert projector.run_once() == 0
-        projector.close()
-    finally:
-        app.close()
-        app.vault.store.close()
-
-
 def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
     """The quick suite runs end to end and writes rows a regression script can read (figures not judged)."""
     from bench import bench
@@ -318,144 +275,3 @@ def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
         assert row["value"] > 0
         assert row["ceiling"] is None or row["ratio"] > 0
     assert sum(1 for row in rows if row["target"] == "= 0") == 2
-
-
-def _reference_status(tenures: list, provisioned_us: int, since: date) -> tuple[str, str, list[str], int | None]:
-    """CAMARA semantics read straight off the tenure rows, written independently of ``projections.queries``."""
-    start = datetime.combine(since, datetime.min.time(), tzinfo=UTC)
-    closed = [t for t in tenures if t.disconnected_us is not None and t.disconnected_us >= start.timestamp() * 1e6]
-    if datetime.fromtimestamp(provisioned_us / 1e6, UTC).date() > since and not closed:
-        return "NO_DATA", "NOT_APPLICABLE", [], None  # (a disconnection on record after the date is a change)
-    current = tenures[-1] if tenures and tenures[-1].disconnected_us is None else None
-    held = current is not None and datetime.fromtimestamp(current.activated_us / 1e6, UTC).date() <= since
-    status = "NOT_CHANGED" if held and not closed else "CHANGED"
-    order = ["NOT_APPLICABLE", "CLEARED", "PENDING", "VIOLATION"]
-    worst = max((t.clearance.value for t in closed), key=order.index, default="NOT_APPLICABLE")
-    outstanding: list[str] = []
-    for t in closed:
-        outstanding += [h for h in t.outstanding_holders if h not in outstanding]
-    ends = [t.disconnected_us for t in tenures if t.disconnected_us is not None]
-    return status, worst, outstanding, max(ends, default=None)
-
-
-def test_batch_check_answers_match_the_tenures_on_every_date(server, settings) -> None:
-    """The check summary kept on each number row and the encoded BatchCheck answers agree, number by
-    number and date by date, with CAMARA semantics applied to the full tenure rows."""
-    stubs, app = server
-    generate_dataset.main(
-        ["--target", stubs.target, "--numbers", "40", "--seed", "5", "--end", "2026-01-01", "--no-progress"]
-    )
-    assert stubs.projector.wait_for(app.reader.max_position(), 20)
-    read_models = ReadModels(ViewsDatabase.for_store(settings.store), row_seal(app), app.reader)
-    # The reference below knows no porting (tests/e2e/test_porting_grpc.py checks that): numbers whose
-    # history ports are left out, and so are those ported in (not provisioned in this range: unknown here).
-    end = datetime(2026, 1, 1, tzinfo=UTC)
-    ported = {"PortOutNumber", "PortInNumber"}
-    numbers = [
-        synthetic.msisdn(i)
-        for i in range(40)
-        if not ported & {c.rpc for c in generate_dataset.number_history(i, 5, end - timedelta(days=3 * 365), end, 90)}
-    ]
-    numbers.append(number(999_999))
-    rows = read_models.numbers(numbers)
-    _, check_rows = read_models.check_rows(numbers)
-    assert [None if n not in rows else rows[n].check_row() for n in numbers] == [
-        None if r is None else tuple(r)[:6] for r in check_rows
-    ]
-    # Every 9th day up to the ledger's today (its clock reads 2026-01-05): later dates are refused.
-    dates = [date(2022, 12, 1) + timedelta(days=9 * k) for k in range(126)]
-    queries = [ledger_pb2.CheckQuery(number=n, since_date=d.isoformat()) for n in numbers for d in dates]
-    results = [
-        r
-        for response in stubs.recycling.BatchCheck(iter([rpb.BatchCheckRequest(queries=queries)]))
-        for r in response.results
-    ]
-    assert len(results) == len(queries)
-    statuses = set()
-    for query, result in zip(queries, results, strict=True):
-        row = rows.get(query.number)
-        since = date.fromisoformat(query.since_date)
-        if row is None:
-            expected = ("NO_DATA", "NOT_APPLICABLE", [], None)
-        else:
-            expected = _reference_status(row.tenures, row.provisioned_us, since)
-        last = result.last_disconnected_at.ToMicroseconds() if result.HasField("last_disconnected_at") else None
-        got = (
-            ledger_pb2.CheckStatus.Name(result.status).removeprefix("CHECK_STATUS_"),
-            ledger_pb2.Clearance.Name(result.clearance).removeprefix("CLEARANCE_"),
-            list(result.outstanding_holders),
-            last,
-        )
-        assert got == expected, (query, row)
-        assert result.phone_number_changed == (got[0] == "CHANGED") and result.number == query.number
-        statuses.add((got[0], got[1]))
-    assert {("NO_DATA", "NOT_APPLICABLE"), ("NOT_CHANGED", "NOT_APPLICABLE"), ("CHANGED", "PENDING")} <= statuses
-    assert {("CHANGED", "CLEARED"), ("CHANGED", "NOT_APPLICABLE")} <= statuses
-
-
-def test_views_built_with_an_older_schema_are_rebuilt_on_start(server, settings, caplog) -> None:
-    stubs, app = server
-    generate_dataset.main(
-        ["--target", stubs.target, "--numbers", "10", "--seed", "3", "--end", "2026-01-01", "--no-progress"]
-    )
-    assert stubs.projector.wait_for(app.reader.max_position(), 20)
-    views = settings.store.views_path()
-    before = _dump(views)
-    # As a views database from before the check rows (and before generations): positions in rm_tracking,
-    # no versions kept, no rm_checks.
-    _as_a_release_before_generations(views, versions=False)
-    sqlite3.connect(views).execute("DROP TABLE rm_checks").connection.close()
-    projector = open_projector(settings, app)
-    try:
-        assert f"view numbers was built with schema version 1, this release has {NumbersView.version}" in caplog.text
-        projector.catch_up()
-    finally:
-        projector.close()
-    assert _dump(views) == before
-
-
-def test_views_of_a_release_before_generations_serve_without_a_rebuild(server, settings, caplog) -> None:
-    stubs, app = server
-    generate_dataset.main(
-        ["--target", stubs.target, "--numbers", "10", "--seed", "3", "--end", "2026-01-01", "--no-progress"]
-    )
-    assert stubs.projector.wait_for(app.reader.max_position(), 20)
-    views = settings.store.views_path()
-    before = _dump(views)
-    _as_a_release_before_generations(views, versions=True)
-    projector = open_projector(settings, app)
-    try:
-        assert projector.catch_up() == 0  # nothing rebuilt: the old tables are generation 0
-        assert {g.generation for g in projector.targets.values()} == {0}
-    finally:
-        projector.close()
-    assert _dump(views) == before
-    assert "schema version" not in caplog.text
-
-
-def _as_a_release_before_generations(views: Path, versions: bool) -> None:
-    """Turn a views database into what a release before generations left: rm_tracking (and rm_versions)."""
-    conn = sqlite3.connect(views, timeout=30, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    rows = conn.execute("SELECT view, position, version FROM rm_generations WHERE state = 'ready'").fetchall()
-    conn.execute("CREATE TABLE rm_tracking (view TEXT PRIMARY KEY, position BIGINT NOT NULL)")
-    conn.executemany("INSERT INTO rm_tracking VALUES (?, ?)", [(v, p) for v, p, _ in rows])
-    if versions:
-        conn.execute("CREATE TABLE rm_versions (view TEXT PRIMARY KEY, version BIGINT NOT NULL)")
-        conn.executemany("INSERT INTO rm_versions VALUES (?, ?)", [(v, n) for v, _, n in rows])
-    conn.execute("DROP TABLE rm_generations")
-    conn.execute("COMMIT")
-    conn.close()
-
-
-def test_profile_summary_counts_busy_stacks_only(tmp_path) -> None:
-    from bench.profile import top_frames
-
-    raw = tmp_path / "p.txt"
-    raw.write_text(
-        "_bootstrap (threading.py:1);Thread.run (threading.py:9);execute (ledger/server/x.py:5);"
-        "decide (projections/queries.py:120) 6\n"
-        "_bootstrap (threading.py:1);Thread.run (threading.py:9);execute (ledger/server/x.py:7) 2\n"
-        "_bootstrap (threading.py:1);_worker (concurrent/futures/thread.py:3);Condition.wait (threading.py:320) 50\n"
-    )
-    assert top_frames(raw, 5) == [(100.0, "execute (x.py)"), (75.0, "decide (queries.py)")]

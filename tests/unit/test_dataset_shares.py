@@ -44,3 +44,11 @@ def test_ported_in_numbers_come_from_another_range_and_number_zero_is_never_one(
     assert ins and all(number_of(i, 11).startswith("+86135") for i in ins)
     first = next(iter(number_history(ins[0], 11, START, END, 90)))
     assert first.rpc == "PortInNumber" and first.fields["number"] == number_of(ins[0], 11)
+
+
+def test_the_same_seed_gives_the_same_commands() -> None:
+    end = START + timedelta(days=1000)
+    a = [(c.at, c.rpc, c.fields) for c in number_history(3, 5, START, end, 90)]
+    b = [(c.at, c.rpc, c.fields) for c in number_history(3, 5, START, end, 90)]
+    assert a == b and a
+    assert a != [(c.at, c.rpc, c.fields) for c in number_history(3, 6, START, end, 90)]  # another seed, another
