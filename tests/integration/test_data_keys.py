@@ -30,7 +30,8 @@ from ledger.application.commands import (
     VerifyIdentity,
 )
 from ledger.application.pipeline import execute
-from ledger.application.reads import keyless_registrations, number_history, verify_integrity, with_keyless
+from ledger.application.reads import number_history
+from ledger.application.verification import keyless_registrations, verify_integrity, with_keyless
 from ledger.bootstrap import open_ledger
 from ledger.config import Settings
 from scripts import verify_ledger

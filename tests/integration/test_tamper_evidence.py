@@ -30,7 +30,7 @@ from ledger.application.commands import (
     SuspendNumber,
 )
 from ledger.application.pipeline import execute
-from ledger.application.reads import verify_integrity
+from ledger.application.verification import verify_integrity
 from ledger.bootstrap import load_head_signer
 from ledger.domain.number import Number
 from ledger.proofs import stream_map

@@ -16,7 +16,8 @@ import pytest
 from ledger.application.commands import SuspendNumber
 from ledger.application.feed import Feed
 from ledger.application.pipeline import execute
-from ledger.application.reads import number_history, number_state, verify_integrity
+from ledger.application.reads import number_history, number_state
+from ledger.application.verification import verify_integrity
 from ledger.bootstrap import open_ledger, open_projector, row_seal
 from ledger.config import Settings
 from ledger.domain.errors import EventUndecodable
