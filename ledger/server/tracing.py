@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ledger.server.observer import CORRELATOR, CORRELATOR_KEY
@@ -139,8 +139,8 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
             return handler._replace(stream_stream=self._stream(names, handler.stream_stream))
         return handler
 
-    @contextmanager
-    def _span(self, names: tuple[str, dict[str, str]], context: grpc.aio.ServicerContext) -> Iterator[Span]:
+    def _start(self, names: tuple[str, dict[str, str]], context: grpc.aio.ServicerContext) -> Span:
+        """The call's span, begun (not yet current), a child of the caller's when its metadata has one."""
         carrier: dict[str, str] = {}
         for key, value in context.invocation_metadata() or ():
             if isinstance(value, str):
@@ -150,20 +150,14 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
         if correlator is not None and CORRELATOR.fullmatch(correlator):
             attributes["x_correlator"] = correlator
         parent = propagate.extract(carrier) if carrier else None
-        with self.tracer.start_as_current_span(
-            names[0],
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-            record_exception=False,  # an exception's text is not the span's to keep; its code is
-            set_status_on_exception=False,
-        ) as span:
-            yield span
+        return self.tracer.start_span(names[0], context=parent, kind=SpanKind.SERVER, attributes=attributes)
 
     def _unary(self, names: tuple[str, dict[str, str]], behaviour: Callable[..., Awaitable[Any]]) -> Any:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            with self._span(names, context) as span:
-                code = "UNKNOWN"
+            span = self._start(names, context)
+            code = "UNKNOWN"
+            # A coroutine ends in the task it began in: the span is current for all of it.
+            with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
                 try:
                     response = await behaviour(request, context)
                     code = _code(context)
@@ -181,20 +175,32 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
 
     def _stream(self, names: tuple[str, dict[str, str]], behaviour: Callable[..., AsyncIterator[Any]]) -> Any:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            with self._span(names, context) as span:
-                code = "UNKNOWN"
-                try:
-                    async for response in behaviour(request, context):
-                        yield response
-                    code = _code(context)
-                except grpc.aio.AbortError:
-                    code = _code(context)
-                    raise
-                except (asyncio.CancelledError, GeneratorExit):
-                    code = "CANCELLED"
-                    raise
-                finally:
-                    _end(span, code)
+            span = self._start(names, context)
+            current = trace.set_span_in_context(span)
+            responses = behaviour(request, context).__aiter__()
+            code = "UNKNOWN"
+            try:
+                while True:
+                    # Current only while the handler runs, never across a ``yield``: a cancelled stream is
+                    # closed from another context, where the span's token could not be reset.
+                    token = otel_context.attach(current)
+                    try:
+                        response = await responses.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        otel_context.detach(token)
+                    yield response
+                code = _code(context)
+            except grpc.aio.AbortError:
+                code = _code(context)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                code = "CANCELLED"
+                raise
+            finally:
+                _end(span, code)
+                span.end()
 
         return wrapper
 

@@ -152,6 +152,9 @@ def test_calls_and_commands_are_traced_with_the_callers_trace_and_no_personal_da
                 hpb.GetNumberHistoryRequest(number=number(1), include_personal_data=True, purpose=PURPOSE)
             )
         )
+        feed = serve.history.StreamEvents(hpb.StreamEventsRequest())  # a stream the client cancels
+        next(feed)
+        feed.cancel()
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=30) as client:
             answer = client.post(
                 f"/{LIFECYCLE}/ProvisionNumbers",
@@ -169,6 +172,7 @@ def test_calls_and_commands_are_traced_with_the_callers_trace_and_no_personal_da
             "ledger.v1.HistoryService/GetNumberHistory",
             f"POST /{LIFECYCLE}/ProvisionNumbers",
             "POST /number-recycling/v0.2/check",
+            "ledger.v1.HistoryService/StreamEvents",
         }
         spans = receiver.wait_for(
             lambda spans: (
@@ -214,6 +218,10 @@ def test_calls_and_commands_are_traced_with_the_callers_trace_and_no_personal_da
         "x_correlator": "web-1",
     }
     assert attributes(child_of(spans, connect, "ProvisionNumbers").attributes)["ledger.request_id"] == "http-p3"
+    feed_span = one(spans, "ledger.v1.HistoryService/StreamEvents")
+    assert attributes(feed_span.attributes)["rpc.grpc.status_code"] == grpc.StatusCode.CANCELLED.value[0]
+    # Spans end in the context they began in: no error of the tracing (a context detached elsewhere).
+    assert "ERROR" not in log.read_text(encoding="utf-8")
     camara = one(spans, "POST /number-recycling/v0.2/check")
     assert attributes(camara.attributes)["http.response.status_code"] == 200
     # No personal data anywhere: names, events, attribute values, resource.
