@@ -62,8 +62,12 @@ def start(env: Mapping[str, str] = os.environ) -> TracerProvider | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
-    provider = TracerProvider(resource=resource)
+    # process.pid tells the processes of ``serve --workers N`` apart.
+    resource = Resource.create(
+        {"service.name": env.get("OTEL_SERVICE_NAME") or SERVICE_NAME, "process.pid": os.getpid()}
+    )
+    # Flushed by ``stop`` when the server has stopped (not by the SDK's exit hook, at an unknown moment).
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     tracer = provider.get_tracer("ledger.server")
     log.info("tracing: spans exported to %s", endpoint)

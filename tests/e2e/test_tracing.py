@@ -21,6 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from ledger.v1 import history_service_pb2 as hpb
 from ledger.v1 import lifecycle_service_pb2 as lpb
+from ledger.v1 import lifecycle_service_pb2_grpc
 from tests.conftest import imsi_for, new_iccid, number, resident_id
 from tests.procs import ENV, Serve, free_port
 
@@ -246,6 +247,25 @@ def test_the_spans_still_batched_are_exported_at_shutdown(tmp_path: Path, receiv
         assert serve.stop() == 0
     names = [s.name for _, s in receiver.spans]
     assert f"{LIFECYCLE}/ProvisionNumbers" in names and "ProvisionNumbers" in names
+
+
+def test_with_workers_each_process_exports_its_spans_and_flushes_them_at_shutdown(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    serve = Serve(f"sqlite:///{tmp_path}/ledger.db", ("--workers", "2"), env=tracing_env(receiver, delay_ms=600_000))
+    calls = 12
+    try:
+        # Each call on a connection of its own: the kernel spreads them over the two workers.
+        for i in range(calls):
+            with grpc.insecure_channel(serve.target) as channel:
+                stub = lifecycle_service_pb2_grpc.LifecycleServiceStub(channel)
+                stub.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id=f"p{i}", numbers=[number(i)]))
+    finally:
+        assert serve.stop() == 0
+    served = [(r, s) for r, s in receiver.spans if s.name == f"{LIFECYCLE}/ProvisionNumbers"]
+    assert len(served) == calls
+    # Exported by the workers themselves (the supervising process has no provider).
+    assert serve.proc.pid not in {r["process.pid"] for r, _ in served}
 
 
 def test_without_the_endpoint_nothing_is_set_up_or_exported(tmp_path: Path) -> None:
