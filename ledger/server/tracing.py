@@ -82,7 +82,7 @@ def stop(provider: TracerProvider | None) -> None:
     tracer = None
     try:
         provider.shutdown()
-    except Exception:  # the collector gone: the spans are lost, the shutdown goes on
+    except Exception:  # a failing exporter loses its spans, never the rest of the shutdown
         log.warning("tracing: the last spans could not be exported", exc_info=True)
 
 
