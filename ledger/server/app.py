@@ -13,7 +13,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ledger.bootstrap import load_head_signer, row_seal
-from ledger.server import metrics, recycling, scrape
+from ledger.server import metrics, recycling, scrape, tracing
 from ledger.server.auth import AuthConfig, AuthInterceptor
 from ledger.server.bridge import Blocking, SyncBridge
 from ledger.server.edge import EdgeLoop, LedgerServer
@@ -29,6 +29,7 @@ from ledger.server.observer import Observer
 from ledger.server.progress import Progress
 from ledger.server.recycling import RecyclingServicer
 from ledger.server.status import StatusReport
+from ledger.server.tracing import TracingInterceptor
 from ledger.v1 import (
     history_service_pb2,
     history_service_pb2_grpc,
@@ -96,7 +97,10 @@ async def _build(
     # calls pass the gate without it: its own observer counts them once, as HTTP).
     measured = settings.metrics_listen is not None or settings.metrics_shared
     observer = Observer(metrics=measured, access_log=settings.access_log)
-    interceptors = [observer, AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
+    inner = [AuthInterceptor(auth), budgets, ErrorInterceptor(), SyncBridge(blocking)]
+    # With tracing on (``tracing.start``), a span around all of it, refused calls too.
+    outer = [observer] if tracing.tracer is None else [TracingInterceptor(tracing.tracer), observer]
+    interceptors: list[grpc.aio.ServerInterceptor] = [*outer, *inner]
     # Bound first (before anything starts), so a port in use is a clear error at once.
     http_socket = bind(settings.http_listen, settings.reuse_port) if settings.http_listen else None
     metrics_socket = bind(settings.metrics_listen, False) if settings.metrics_listen else None
@@ -170,8 +174,10 @@ async def _build(
     )
     http = None
     if http_socket is not None:
-        gate = Gate(interceptors[1:], server.handlers)
-        http = HttpServer(build_app(gate, checks.answers, measured, settings.access_log), http_socket, settings)
+        gate = Gate(inner, server.handlers)
+        http = HttpServer(
+            build_app(gate, checks.answers, measured, settings.access_log, tracing.tracer), http_socket, settings
+        )
     scrapes, shared = None, None
     if measured:
         # Counted where it happens (hooks of the application, the committer, the answers); the rest is read

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.application.handlers import COMMANDS
 from ledger.application.pipeline import execute
+from ledger.server import tracing
 from ledger.server.convert import (
     CLEARANCE_VALUES,
     DISCONNECT_REASONS,
@@ -321,6 +322,19 @@ def run(
     fields = RPCS[rpc].parse(request)
     request_id, occurred_at = fields.pop("request_id"), fields.pop("occurred_at")
     command: Command = COMMANDS[rpc].command(**fields)
+    if tracing.tracer is not None:  # tracing on: the command in a child span of the call's
+        return tracing.command(
+            tracing.tracer,
+            rpc,
+            request_id,
+            execute,
+            app,
+            command,
+            request_id=request_id,
+            actor=actor,
+            occurred_at=occurred_at,
+            unit=unit,
+        )
     return execute(app, command, request_id=request_id, actor=actor, occurred_at=occurred_at, unit=unit)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ledger.application.verification import keyless_registrations
 from ledger.bootstrap import key_jobs, open_ledger, open_projector, start_projections
 from ledger.policy import ConfigError
+from ledger.server import tracing
 from ledger.server.app import create_server
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ def serve(settings: Settings) -> int:
     """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
     if not settings.reuse_port:
         check_listen_address(settings.listen)
+    # Before the server is built (its interceptors depend on it); in this process, so each of the
+    # ``--workers`` processes has its own provider and exporter.
+    spans = tracing.start()
     app = open_ledger(settings)
     try:
         projector = open_projector(settings, app)
@@ -80,6 +84,7 @@ def serve(settings: Settings) -> int:
     except BaseException:
         app.close()
         app.vault.store.close()
+        tracing.stop(spans)
         raise
     stop = threading.Event()
     projection_threads = (
@@ -131,5 +136,6 @@ def serve(settings: Settings) -> int:
         app.vault.store.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        tracing.stop(spans)  # after the last call ended: its spans are exported too
         log.info("ledger stopped")
     return 0

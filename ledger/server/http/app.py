@@ -27,8 +27,10 @@ from ledger.server.http import camara, camara_errors, connect
 from ledger.server.http.gate import Failure, Gate, HttpContext, peer_of
 from ledger.server.http.openapi import document
 from ledger.server.observer import HttpObserver
+from ledger.server.tracing import HttpTracing
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from ledger.config import Settings
@@ -41,10 +43,12 @@ MAX_CAMARA_BODY = 64 * 1024
 MAX_CONNECT_BODY = 4 * 1024 * 1024  # as gRPC's message limit (app.MAX_MESSAGE_BYTES)
 
 
-def build_app(gate: Gate, answers: Answers, metrics: bool = False, access_log: bool = False) -> ASGIApp:
+def build_app(
+    gate: Gate, answers: Answers, metrics: bool = False, access_log: bool = False, tracer: Tracer | None = None
+) -> ASGIApp:
     """The HTTP app: the CAMARA routes and the Connect routes of every unary RPC registered with ``gate``,
     and the OpenAPI document of them all; each call's ``x-correlator`` checked and echoed, and the call
-    timed and logged (``metrics``, ``access_log``)."""
+    timed and logged (``metrics``, ``access_log``), and traced in a span of its own (``tracer``)."""
     routes: list[Route] = []
     for route in camara.ROUTES:
         if not isinstance(route.answer, camara.ByRpc):
@@ -59,7 +63,9 @@ def build_app(gate: Gate, answers: Answers, metrics: bool = False, access_log: b
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={404: _unrouted, 405: _unrouted})
-    return HttpObserver(Correlator(app), (r.path for r in routes), metrics, access_log)
+    paths = frozenset(r.path for r in routes)
+    observed = HttpObserver(Correlator(app), paths, metrics, access_log)
+    return observed if tracer is None else HttpTracing(observed, paths, tracer)
 
 
 async def _unrouted(request: Request, exc: Exception) -> Response:
