@@ -6,7 +6,9 @@ server (the faster of a sync and a grpc.aio one, measured alongside).
 
 Each server runs on a fresh SQLite database of its own, with the same numbers and subscribers; the
 phases alternate between the two servers (best of ``--runs``), so a burst of other work on the machine
-weighs on both alike.
+weighs on both alike. ActivateSim rows also give each server's CPU time per command (user and system, every
+thread of its process: robust to other work on the machine, unlike the rates) and the p50 latency, the
+least of the runs; ``--checks 0`` leaves BatchCheck out.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from typing import Any
 import grpc
 
 from bench.bare import KINDS, start_bare
-from bench.bench_commands import ROOT, free_port, run_phase, start_server
+from bench.bench_commands import ROOT, free_port, pct, run_phase, start_server
+from bench.http import cpu_seconds
 from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers
 from ledger.cli import one_line_errors
 from ledger.v1 import lifecycle_service_pb2_grpc, recycling_service_pb2_grpc
 
-LEVELS = (1, 8, 64)
 BATCHES = (100, 1000, 10_000)
 
 
@@ -79,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="main", help="the commit whose edge is the baseline (default main)")
     parser.add_argument("--calls", type=int, default=1000, help="ActivateSim calls per level (default 1000)")
-    parser.add_argument("--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000)")
+    parser.add_argument(
+        "--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000; 0: no BatchCheck)"
+    )
+    parser.add_argument("--levels", default="1,8,64", help="ActivateSim caller counts (default 1,8,64)")
     parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
@@ -103,26 +108,40 @@ def main(argv: list[str] | None = None) -> int:
         bare_stubs = [_stubs(address) for _, address in bares]
         try:
             rows: list[tuple[str, list[float], list[float]]] = []
-            for level in LEVELS:
+            costs: list[tuple[str, list[float], list[float]]] = []
+            for level in [int(n) for n in args.levels.split(",")]:
                 first = 1_000_000 * level
                 prepared = [prepare_subscribers(e.lifecycle, f"a{level}", args.calls * args.runs, first) for e in edges]
                 rates = [0.0] * len(edges)
+                cpu = [float("inf")] * len(edges)
+                p50 = [float("inf")] * len(edges)
                 ceilings = [0.0] * len(KINDS)
+                bare_cpu = [float("inf")] * len(KINDS)
                 for run in range(args.runs):
                     part = slice(run * args.calls, (run + 1) * args.calls)
                     for i, edge in enumerate(edges):
                         numbers, sids = prepared[i]
                         sims = first + run * args.calls  # each activation with a SIM of its own
                         calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
-                        rates[i] = max(rates[i], args.calls / run_phase(calls, level)[0])
+                        used = cpu_seconds(edge.proc.pid)
+                        elapsed, latencies = run_phase(calls, level)
+                        used = cpu_seconds(edge.proc.pid) - used
+                        rates[i] = max(rates[i], args.calls / elapsed)
+                        cpu[i] = min(cpu[i], 1000 * used / args.calls)
+                        p50[i] = min(p50[i], pct(latencies, 50))
                     numbers, sids = prepared[0]
                     for k, (lifecycle, _, _) in enumerate(bare_stubs):
                         calls = activate_calls(lifecycle, "bare", numbers[part], sids[part], first)
-                        ceilings[k] = max(ceilings[k], args.calls / run_phase(calls, level)[0])
+                        used = cpu_seconds(bares[k][0].pid)
+                        elapsed = run_phase(calls, level)[0]
+                        bare_cpu[k] = min(bare_cpu[k], 1000 * (cpu_seconds(bares[k][0].pid) - used) / args.calls)
+                        ceilings[k] = max(ceilings[k], args.calls / elapsed)
                 rows.append((f"ActivateSim, {level} callers (cmd/s)", rates, ceilings))
+                costs.append((f"ActivateSim, {level} callers: server CPU ms/cmd", cpu, bare_cpu))
+                costs.append((f"ActivateSim, {level} callers: p50 ms", p50, []))
             numbers = prepared[0][0]
             checks = [numbers[i % len(numbers)] for i in range(args.checks)]
-            for batch in BATCHES:
+            for batch in BATCHES if args.checks else ():
                 rates = [0.0] * len(edges)
                 ceilings = [0.0] * len(KINDS)
                 for _ in range(args.runs):
@@ -145,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         best = max(ceilings)
         cells = [f"{r:9.0f} ({r / best:.2f})" for r in rates]
         print(f"{name:42} {cells[0]:>22} {cells[1]:>22}   {' / '.join(f'{c:.0f}' for c in ceilings)}")
+    for name, values, bare_values in costs:
+        bare_cells = " / ".join(f"{v:.2f}" for v in bare_values)
+        print(f"{name:42} {values[0]:>22.2f} {values[1]:>22.2f}   {bare_cells}")
     print("reproduce: python -m bench.edges " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
 
