@@ -19,7 +19,7 @@ from ledger.adapters.log import LedgerMapper
 from ledger.application.commands import CompleteErasure
 from ledger.application.handlers import shred
 from ledger.application.pipeline import execute, retrying
-from ledger.application.unit_of_work import Clock, StagedUnitOfWork, UnitOfWork
+from ledger.application.unit_of_work import Clock, Companions, StagedUnitOfWork, UnitOfWork
 from ledger.domain import errors
 from ledger.domain.context import Context
 from ledger.proofs.batches import BatchKey, LedgerTampered, prepare
@@ -68,6 +68,7 @@ class LedgerApplication(Application):
         self.vault = vault
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
+        self.companions = Companions()
         self.reader: EventLog = log_reader(self.recorder)
         if isinstance(self.mapper, LedgerMapper):
             self.mapper.locate = self.reader.position_of
