@@ -167,6 +167,20 @@ def test_group_commit_shares_transactions_and_keeps_every_command_separate(store
     assert verify_integrity(app, None).ok
 
 
+def test_group_commit_saves_a_lone_callers_command_on_its_own_thread(store_app) -> None:
+    import threading
+
+    # With no commit under way there is no one to wait for: handing the save to another thread and back
+    # would only cost two thread switches.
+    app = store_app
+    saved_on: list[threading.Thread] = []
+    app.appended = lambda _count: saved_on.append(threading.current_thread())
+    execute(app, ProvisionNumbers(numbers=[number(500)]), request_id="lone-1", actor="t")
+    execute(app, ProvisionNumbers(numbers=[number(501)]), request_id="lone-2", actor="t")
+    assert app.committer is not None
+    assert saved_on == [threading.current_thread()] * 2
+
+
 def test_group_commit_conflicting_writes_fail_alone(store_app) -> None:
     import threading
 
