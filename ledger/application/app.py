@@ -15,7 +15,7 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, batch_store, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
-from ledger.adapters.log import LedgerMapper
+from ledger.adapters.log import LedgerMapper, LedgerTranscoder
 from ledger.application.commands import CompleteErasure
 from ledger.application.handlers import shred
 from ledger.application.pipeline import execute, retrying
@@ -179,6 +179,12 @@ class LedgerApplication(Application):
         if self.committer is not None:
             self.committer.close()
         super().close()
+
+    def construct_transcoder(self) -> Any:
+        """The library's JSON transcoder with orjson on the common path (the same bytes)."""
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Any:
         """The library's mapper, reporting an event that does not decode as ``EventUndecodable``."""
