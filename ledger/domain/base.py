@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -20,6 +21,9 @@ class LedgerEvent(Aggregate.Event):
     request_id: str
 
 
+# A command derives each of its ids several times (its streams, each load, each new aggregate): the ids of
+# recent keys are kept (a UUID is immutable, so sharing one is safe).
+@lru_cache(maxsize=8192)
 def stable_id(path: str) -> UUID:
     """Derive a stream id from a natural key, so that the same key always names the same stream."""
     return uuid5(NAMESPACE_URL, path)
