@@ -4,17 +4,19 @@ server (the faster of a sync and a grpc.aio one, measured alongside).
 
     python -m bench.edges --before f79b657 --calls 1000 --checks 20000
 
-Each server runs on a fresh SQLite database of its own, with the same numbers and subscribers; the
-phases alternate between the two servers (best of ``--runs``), so a burst of other work on the machine
-weighs on both alike. ActivateSim rows also give each server's CPU time per command (user and system, every
-thread of its process: robust to other work on the machine, unlike the rates) and the p50 latency, the
-least of the runs; ``--checks 0`` leaves BatchCheck out.
+Each server runs on a fresh SQLite database of its own (``--postgres ADMIN_URL``: a fresh PostgreSQL
+database), with the same numbers and subscribers; the phases alternate between the two servers (best of
+``--runs``), so a burst of other work on the machine weighs on both alike. ActivateSim rows also give each
+server's CPU time per command (user and system, every thread of its process, and on PostgreSQL its
+database's backends: robust to other work on the machine, unlike the rates) and the p50 latency, the least
+of the runs; ``--checks 0`` leaves BatchCheck out.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import platform
 import signal
@@ -47,18 +49,55 @@ def checkout(ref: str, into: Path) -> Path:
 
 
 class Edge:
-    """One server under measurement and its stubs."""
+    """One server under measurement and its stubs, on a fresh SQLite file, or on a fresh database of the
+    PostgreSQL server at ``postgres`` (an admin URL)."""
 
     def __init__(
-        self, name: str, root: Path, workdir: Path, master_key: str, env: dict[str, str] | None = None
+        self,
+        name: str,
+        root: Path,
+        workdir: Path,
+        master_key: str,
+        env: dict[str, str] | None = None,
+        postgres: str | None = None,
     ) -> None:
         self.name = name
         workdir.mkdir()
         port = free_port()
-        self.proc = start_server(workdir, port, f"sqlite:///{workdir}/ledger.db", master_key, root, env)
+        self.postgres, self.database = postgres, f"edge_{os.getpid()}_{workdir.name}"
+        db = f"sqlite:///{workdir}/ledger.db"
+        if postgres:
+            import psycopg
+
+            with psycopg.connect(postgres, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {self.database}")
+            db = postgres.rsplit("/", 1)[0] + f"/{self.database}"
+            subprocess.run(
+                [sys.executable, "-m", "ledger", "migrate", "--db", db],
+                check=True,
+                capture_output=True,
+                cwd=workdir,
+                env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
+            )
+        self.proc = start_server(workdir, port, db, master_key, root, env)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
+
+    def cpu(self) -> float:
+        """CPU seconds the server has used so far, with its database's backends on PostgreSQL."""
+        used = cpu_seconds(self.proc.pid)
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                pids = [
+                    r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
+                ]
+            for pid in pids:
+                with contextlib.suppress(OSError):  # the backend ended meanwhile
+                    used += cpu_seconds(pid)
+        return used
 
     def close(self) -> None:
         self.channel.close()
@@ -85,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         "--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000; 0: no BatchCheck)"
     )
     parser.add_argument("--levels", default="1,8,64", help="ActivateSim caller counts (default 1,8,64)")
+    parser.add_argument(
+        "--postgres", metavar="ADMIN_URL", help="each server on a fresh database there (CPU: server and backends)"
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
@@ -96,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ledger-edges-") as tmp:
         before_root = checkout(args.before, Path(tmp))
         edges = [
-            Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key),
+            Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key, postgres=args.postgres),
             Edge(
                 "after (this tree)",
                 ROOT,
                 Path(tmp) / "after",
                 master_key,
                 dict(e.split("=", 1) for e in args.after_env),
+                args.postgres,
             ),
         ]
         bare_stubs = [_stubs(address) for _, address in bares]
@@ -123,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                         numbers, sids = prepared[i]
                         sims = first + run * args.calls  # each activation with a SIM of its own
                         calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
-                        used = cpu_seconds(edge.proc.pid)
+                        used = edge.cpu()
                         elapsed, latencies = run_phase(calls, level)
-                        used = cpu_seconds(edge.proc.pid) - used
+                        used = edge.cpu() - used
                         rates[i] = max(rates[i], args.calls / elapsed)
                         cpu[i] = min(cpu[i], 1000 * used / args.calls)
                         p50[i] = min(p50[i], pct(latencies, 50))
