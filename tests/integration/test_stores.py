@@ -181,6 +181,24 @@ def test_group_commit_saves_a_lone_callers_command_on_its_own_thread(store_app) 
     assert saved_on == [threading.current_thread()] * 2
 
 
+def test_writers_taking_turns_keep_one_whole_chain(store_app, store_settings, clock) -> None:
+    # Each recorder remembers the end of the chain it last wrote and reads the chain's head only when
+    # another writer has written since: the turns below make every insert of each one follow the other's.
+    from ledger.bootstrap import open_ledger
+
+    other = open_ledger(store_settings, clock)
+    try:
+        for i in range(6):
+            writer = store_app if i % 2 else other
+            execute(writer, ProvisionNumbers(numbers=[number(600 + i)]), request_id=f"turn-{i}", actor="t")
+            execute(writer, ProvisionNumbers(numbers=[number(700 + i)]), request_id=f"again-{i}", actor="t")
+        assert verify_integrity(store_app, None).ok
+        assert verify_integrity(other, None).ok
+    finally:
+        other.close()
+        other.vault.store.close()
+
+
 def test_group_commit_conflicting_writes_fail_alone(store_app) -> None:
     import threading
 
