@@ -1,19 +1,22 @@
 """The serving edge before and after a change, in one run: ActivateSim and BatchCheck against a server
 built from another commit (the edge as it was) and against this tree, each beside the fastest bare
-server (the faster of a sync and a grpc.aio one, measured alongside), and the server CPU each call costs
-(on a machine shared with other work, the steadier figure).
+server (the faster of a sync and a grpc.aio one, measured alongside).
 
     python -m bench.edges --before f79b657 --calls 1000 --checks 20000
 
-Each server runs on a fresh SQLite database of its own, with the same numbers and subscribers; the
-phases alternate between the two servers (best of ``--runs``), so a burst of other work on the machine
-weighs on both alike.
+Each server runs on a fresh SQLite database of its own (``--postgres ADMIN_URL``: a fresh PostgreSQL
+database), with the same numbers and subscribers; the phases alternate between the two servers (best of
+``--runs``), so a burst of other work on the machine weighs on both alike. ActivateSim rows also give each
+server's CPU time per command (user and system, every thread of its process, and on PostgreSQL its
+database's backends: robust to other work on the machine, unlike the rates) and the p50 latency, the least
+of the runs; ``--checks 0`` leaves BatchCheck out.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import platform
 import signal
@@ -27,13 +30,12 @@ from typing import Any
 import grpc
 
 from bench.bare import KINDS, start_bare
-from bench.bench_commands import ROOT, free_port, run_phase, start_server
+from bench.bench_commands import ROOT, free_port, pct, run_phase, start_server
 from bench.http import cpu_seconds
 from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers
 from ledger.cli import one_line_errors
 from ledger.v1 import lifecycle_service_pb2_grpc, recycling_service_pb2_grpc
 
-LEVELS = (1, 8, 64)
 BATCHES = (100, 1000, 10_000)
 
 
@@ -47,22 +49,55 @@ def checkout(ref: str, into: Path) -> Path:
 
 
 class Edge:
-    """One server under measurement and its stubs."""
+    """One server under measurement and its stubs, on a fresh SQLite file, or on a fresh database of the
+    PostgreSQL server at ``postgres`` (an admin URL)."""
 
     def __init__(
-        self, name: str, root: Path, workdir: Path, master_key: str, env: dict[str, str] | None = None
+        self,
+        name: str,
+        root: Path,
+        workdir: Path,
+        master_key: str,
+        env: dict[str, str] | None = None,
+        postgres: str | None = None,
     ) -> None:
         self.name = name
         workdir.mkdir()
         port = free_port()
-        self.proc = start_server(workdir, port, f"sqlite:///{workdir}/ledger.db", master_key, root, env)
+        self.postgres, self.database = postgres, f"edge_{os.getpid()}_{workdir.name}"
+        db = f"sqlite:///{workdir}/ledger.db"
+        if postgres:
+            import psycopg
+
+            with psycopg.connect(postgres, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {self.database}")
+            db = postgres.rsplit("/", 1)[0] + f"/{self.database}"
+            subprocess.run(
+                [sys.executable, "-m", "ledger", "migrate", "--db", db],
+                check=True,
+                capture_output=True,
+                cwd=workdir,
+                env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
+            )
+        self.proc = start_server(workdir, port, db, master_key, root, env)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
 
     def cpu(self) -> float:
-        """The server process's CPU seconds so far (user and system)."""
-        return cpu_seconds(self.proc.pid)
+        """CPU seconds the server has used so far, with its database's backends on PostgreSQL."""
+        used = cpu_seconds(self.proc.pid)
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                pids = [
+                    r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
+                ]
+            for pid in pids:
+                with contextlib.suppress(OSError):  # the backend ended meanwhile
+                    used += cpu_seconds(pid)
+        return used
 
     def close(self) -> None:
         self.channel.close()
@@ -85,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default="main", help="the commit whose edge is the baseline (default main)")
     parser.add_argument("--calls", type=int, default=1000, help="ActivateSim calls per level (default 1000)")
-    parser.add_argument("--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000)")
+    parser.add_argument(
+        "--checks", type=int, default=20_000, help="numbers checked per batch size (default 20000; 0: no BatchCheck)"
+    )
+    parser.add_argument("--levels", default="1,8,64", help="ActivateSim caller counts (default 1,8,64)")
+    parser.add_argument(
+        "--postgres", metavar="ADMIN_URL", help="each server on a fresh database there (CPU: server and backends)"
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
@@ -97,58 +138,66 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ledger-edges-") as tmp:
         before_root = checkout(args.before, Path(tmp))
         edges = [
-            Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key),
+            Edge(f"before ({args.before})", before_root, Path(tmp) / "before", master_key, postgres=args.postgres),
             Edge(
                 "after (this tree)",
                 ROOT,
                 Path(tmp) / "after",
                 master_key,
                 dict(e.split("=", 1) for e in args.after_env),
+                args.postgres,
             ),
         ]
         bare_stubs = [_stubs(address) for _, address in bares]
         try:
             rows: list[tuple[str, list[float], list[float]]] = []
-            # Server CPU per call (or per thousand numbers checked): robust where the machine is shared,
-            # unlike rates; the least of the runs counts.
-            costs: list[tuple[str, list[float]]] = []
-            for level in LEVELS:
+            costs: list[tuple[str, list[float], list[float]]] = []
+            for level in [int(n) for n in args.levels.split(",")]:
                 first = 1_000_000 * level
                 prepared = [prepare_subscribers(e.lifecycle, f"a{level}", args.calls * args.runs, first) for e in edges]
                 rates = [0.0] * len(edges)
-                cpus = [float("inf")] * len(edges)
+                cpu = [float("inf")] * len(edges)
+                p50 = [float("inf")] * len(edges)
                 ceilings = [0.0] * len(KINDS)
+                bare_cpu = [float("inf")] * len(KINDS)
                 for run in range(args.runs):
                     part = slice(run * args.calls, (run + 1) * args.calls)
                     for i, edge in enumerate(edges):
                         numbers, sids = prepared[i]
                         sims = first + run * args.calls  # each activation with a SIM of its own
                         calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
-                        cpu = edge.cpu()
-                        rates[i] = max(rates[i], args.calls / run_phase(calls, level)[0])
-                        cpus[i] = min(cpus[i], (edge.cpu() - cpu) * 1000 / args.calls)
+                        used = edge.cpu()
+                        elapsed, latencies = run_phase(calls, level)
+                        used = edge.cpu() - used
+                        rates[i] = max(rates[i], args.calls / elapsed)
+                        cpu[i] = min(cpu[i], 1000 * used / args.calls)
+                        p50[i] = min(p50[i], pct(latencies, 50))
                     numbers, sids = prepared[0]
                     for k, (lifecycle, _, _) in enumerate(bare_stubs):
                         calls = activate_calls(lifecycle, "bare", numbers[part], sids[part], first)
-                        ceilings[k] = max(ceilings[k], args.calls / run_phase(calls, level)[0])
+                        used = cpu_seconds(bares[k][0].pid)
+                        elapsed = run_phase(calls, level)[0]
+                        bare_cpu[k] = min(bare_cpu[k], 1000 * (cpu_seconds(bares[k][0].pid) - used) / args.calls)
+                        ceilings[k] = max(ceilings[k], args.calls / elapsed)
                 rows.append((f"ActivateSim, {level} callers (cmd/s)", rates, ceilings))
-                costs.append((f"ActivateSim, {level} callers (server CPU ms/cmd)", cpus))
+                costs.append((f"ActivateSim, {level} callers: server CPU ms/cmd", cpu, bare_cpu))
+                costs.append((f"ActivateSim, {level} callers: p50 ms", p50, []))
             numbers = prepared[0][0]
             # One number in ten unknown here (a national sweep asks of numbers other operators serve).
             checks = [numbers[i % len(numbers)] if i % 10 else f"+86139{i:08d}" for i in range(args.checks)]
-            for batch in BATCHES:
+            for batch in BATCHES if args.checks else ():
                 rates = [0.0] * len(edges)
-                cpus = [float("inf")] * len(edges)
+                cpu = [float("inf")] * len(edges)
                 ceilings = [0.0] * len(KINDS)
                 for _ in range(args.runs):
                     for i, edge in enumerate(edges):
-                        cpu = edge.cpu()
+                        used = edge.cpu()
                         rates[i] = max(rates[i], batch_check_rate(edge.recycling, checks, batch))
-                        cpus[i] = min(cpus[i], (edge.cpu() - cpu) * 1000 * 1000 / len(checks))
+                        cpu[i] = min(cpu[i], 1_000_000 * (edge.cpu() - used) / len(checks))
                     for k, (_, recycling, _) in enumerate(bare_stubs):
                         ceilings[k] = max(ceilings[k], batch_check_rate(recycling, checks, batch))
                 rows.append((f"BatchCheck, {batch} per batch (numbers/s)", rates, ceilings))
-                costs.append((f"BatchCheck, {batch} per batch (server CPU ms/1000)", cpus))
+                costs.append((f"BatchCheck, {batch} per batch: server CPU ms/1000", cpu, []))
         finally:
             for edge in edges:
                 edge.close()
@@ -163,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         best = max(ceilings)
         cells = [f"{r:9.0f} ({r / best:.2f})" for r in rates]
         print(f"{name:42} {cells[0]:>22} {cells[1]:>22}   {' / '.join(f'{c:.0f}' for c in ceilings)}")
-    for name, cpus in costs:
-        cells = [f"{c:9.2f}" for c in cpus]
-        print(f"{name:42} {cells[0]:>22} {cells[1]:>22}   (after/before {cpus[1] / cpus[0]:.2f})")
+    for name, values, bare_values in costs:
+        bare_cells = " / ".join(f"{v:.2f}" for v in bare_values)
+        print(f"{name:42} {values[0]:>22.2f} {values[1]:>22.2f}   {bare_cells}")
     print("reproduce: python -m bench.edges " + " ".join(argv if argv is not None else sys.argv[1:]))
     return 0
 

@@ -78,6 +78,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             key=zlib.crc32(f"ledger-writers:{datastore.schema}.{events_table_name}".encode()) >> 1
         )
         self._lock_timeout = SQL("SET LOCAL lock_timeout = '{0}s'").format(datastore.lock_timeout)
+        # The insert's preamble in one round trip (no parameters: the simple protocol runs them in order, in
+        # the transaction): the lock's timeout, the writers' lock, the commit notification, the last position.
+        self._preamble = SQL("{timeout}; {lock}; NOTIFY {channel}; {max_position}").format(
+            timeout=self._lock_timeout,
+            lock=self._writer_lock,
+            channel=Identifier(self.channel_name),
+            max_position=self._max_position,
+        )
+        # (position, chain hash) of the last event this recorder committed: while it is still the last one,
+        # the next insert needs no read of the chain's head (a committed row never changes).
+        self._chain_end: tuple[int, bytes] | None = None
         self._insert_chain = SQL("INSERT INTO {schema}.{chain} VALUES (%s, %s, %s)").format(schema=schema, chain=chain)
 
     # The library retries every read 10 times; while the database is down that holds a call for tens of
@@ -115,10 +126,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self._lock_timeout)
-            curs.execute(self._writer_lock, prepare=True)
-            self._notify_channel(curs)
-            curs.execute(self._max_position, prepare=True)
+            curs.execute(self._preamble)
+            while curs.nextset():  # to the last statement's result
+                pass
             base = int(curs.fetchone()["m"])  # type: ignore[index]
             positions = list(range(base + 1, base + 1 + len(stored_events)))
             curs.executemany(
@@ -131,9 +141,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             frontier = None
             if self.merkle_tree:  # first: over events removed from the log it refuses, rather than conflicts
                 frontier = self._tree(curs).append(stored_events, positions, self._frontier)
-            curs.execute(self._chain_head, prepare=True)
-            row = curs.fetchone()
-            previous_chain = bytes(row["chain_hash"]) if row else GENESIS
+            chain_end = self._chain_end
+            if chain_end is not None and chain_end[0] == base:
+                previous_chain = chain_end[1]
+            else:
+                curs.execute(self._chain_head, prepare=True)
+                row = curs.fetchone()
+                previous_chain = bytes(row["chain_hash"]) if row else GENESIS
 
             def stream_head(stream_id: Any, version: int) -> bytes:
                 curs.execute(self._stream_head, (stream_id, version), prepare=True)
@@ -144,6 +158,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             curs.executemany(self._insert_chain, rows)
             curs.execute(self.batch_writer.insert_sql(), self.batch_writer.seal(_query(curs), stored_events, positions))
         self._frontier = frontier  # committed: the next insert may start from it (one read less)
+        self._chain_end = (rows[-1][0], rows[-1][2])
         self.batch_writer.end = positions[-1]
         return positions
 

@@ -15,11 +15,11 @@ from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters import EventLog, batch_store, log_reader, proof_store, snapshot_ids
 from ledger.adapters.group_commit import GroupCommitter
-from ledger.adapters.log import LedgerMapper
+from ledger.adapters.log import LedgerMapper, LedgerTranscoder
 from ledger.application.commands import CompleteErasure
 from ledger.application.handlers import shred
 from ledger.application.pipeline import execute, retrying
-from ledger.application.unit_of_work import Clock, StagedUnitOfWork, UnitOfWork
+from ledger.application.unit_of_work import Clock, Companions, StagedUnitOfWork, UnitOfWork
 from ledger.domain import errors
 from ledger.domain.context import Context
 from ledger.proofs.batches import BatchKey, LedgerTampered, prepare
@@ -68,6 +68,7 @@ class LedgerApplication(Application):
         self.vault = vault
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
+        self.companions = Companions()
         self.reader: EventLog = log_reader(self.recorder)
         if isinstance(self.mapper, LedgerMapper):
             self.mapper.locate = self.reader.position_of
@@ -178,6 +179,12 @@ class LedgerApplication(Application):
         if self.committer is not None:
             self.committer.close()
         super().close()
+
+    def construct_transcoder(self) -> Any:
+        """The library's JSON transcoder with orjson on the common path (the same bytes)."""
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Any:
         """The library's mapper, reporting an event that does not decode as ``EventUndecodable``."""

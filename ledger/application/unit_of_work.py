@@ -50,6 +50,34 @@ class Clock(Protocol):
         ...
 
 
+class Companions:
+    """Streams a command loads after the ones it names, learnt from earlier loads, so the next command
+    reads them in its one query: a subscriber's identity holdings (the identity key is fixed when the
+    subscriber is registered, so the pairing never goes stale, whichever process or writer changes the
+    streams; only ids are kept, the streams' events are read fresh each time). Bounded: forgotten all
+    at once when full."""
+
+    LIMIT = 32_768
+
+    def __init__(self) -> None:
+        self._of: dict[UUID, UUID] = {}
+
+    def learn(self, stream_id: UUID, companion: UUID) -> None:
+        """``companion`` is loaded whenever ``stream_id`` is."""
+        if len(self._of) >= self.LIMIT:
+            self._of.clear()
+        self._of[stream_id] = companion
+
+    def knows(self, stream_id: UUID) -> bool:
+        """Whether the stream's companion is known."""
+        return stream_id in self._of
+
+    def of(self, stream_ids: list[UUID]) -> list[UUID]:
+        """The known companions of these streams."""
+        of = self._of
+        return [c for c in (of.get(s) for s in stream_ids) if c is not None]
+
+
 class Ledger(Protocol):
     """What units of work, the pipeline and the handlers need of the ledger (``LedgerApplication`` is one):
     loading streams, saving events, the clock, the operator's policy and the personal-data vault."""
@@ -57,6 +85,7 @@ class Ledger(Protocol):
     vault: PersonalDataVault
     policy: Policy
     clock: Clock
+    companions: Companions
 
     def load(self, aggregate_id: UUID) -> Any:
         """A stream's aggregate as stored; AggregateNotFoundError when it has no events."""
@@ -167,6 +196,8 @@ class UnitOfWork:
             raise errors.SubscriberNotFound(str(subscriber_id)) from None
         if not isinstance(subscriber, Subscriber):
             raise errors.SubscriberNotFound(str(subscriber_id))
+        if not self.app.companions.knows(subscriber_id):
+            self.app.companions.learn(subscriber_id, IdentityHoldings.create_id(subscriber.identity_key))
         return subscriber
 
     def holdings(self, identity_key: str, ctx: Context) -> IdentityHoldings:
@@ -226,8 +257,9 @@ class ImmediateUnitOfWork(UnitOfWork):
         self._prefetched: dict[UUID, Any] = {}
 
     def begin(self, stream_ids: list[UUID]) -> None:
-        """Read the streams in one query; ``load`` then takes each from here once."""
-        self._prefetched = self.app.prefetch(stream_ids)
+        """Read the streams, and the ones known to be loaded with them, in one query; ``load`` then takes
+        each from here once."""
+        self._prefetched = self.app.prefetch([*stream_ids, *self.app.companions.of(stream_ids)])
 
     def end(self) -> None:
         """Drop what was read and not loaded."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, SafeUUID
 
 from eventsourcing.domain import Aggregate
@@ -21,6 +22,9 @@ class LedgerEvent(Aggregate.Event):
     request_id: str
 
 
+# A command derives each of its ids several times (its streams, each load, each new aggregate): the ids of
+# recent keys are kept (a UUID is immutable, so sharing one is safe).
+@lru_cache(maxsize=8192)
 def stable_id(path: str) -> UUID:
     """Derive a stream id from a natural key, so that the same key always names the same stream: the
     name-based UUID (version 5) of ``path`` in the URL namespace, equal to ``uuid5(NAMESPACE_URL, path)``.

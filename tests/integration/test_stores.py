@@ -168,6 +168,38 @@ def test_group_commit_shares_transactions_and_keeps_every_command_separate(store
     assert verify_integrity(app, None).ok
 
 
+def test_group_commit_saves_a_lone_callers_command_on_its_own_thread(store_app) -> None:
+    import threading
+
+    # With no commit under way there is no one to wait for: handing the save to another thread and back
+    # would only cost two thread switches.
+    app = store_app
+    saved_on: list[threading.Thread] = []
+    app.appended = lambda _count: saved_on.append(threading.current_thread())
+    execute(app, ProvisionNumbers(numbers=[number(500)]), request_id="lone-1", actor="t")
+    execute(app, ProvisionNumbers(numbers=[number(501)]), request_id="lone-2", actor="t")
+    assert app.committer is not None
+    assert saved_on == [threading.current_thread()] * 2
+
+
+def test_writers_taking_turns_keep_one_whole_chain(store_app, store_settings, clock) -> None:
+    # Each recorder remembers the end of the chain it last wrote and reads the chain's head only when
+    # another writer has written since: the turns below make every insert of each one follow the other's.
+    from ledger.bootstrap import open_ledger
+
+    other = open_ledger(store_settings, clock)
+    try:
+        for i in range(6):
+            writer = store_app if i % 2 else other
+            execute(writer, ProvisionNumbers(numbers=[number(600 + i)]), request_id=f"turn-{i}", actor="t")
+            execute(writer, ProvisionNumbers(numbers=[number(700 + i)]), request_id=f"again-{i}", actor="t")
+        assert verify_integrity(store_app, None).ok
+        assert verify_integrity(other, None).ok
+    finally:
+        other.close()
+        other.vault.store.close()
+
+
 def test_group_commit_conflicting_writes_fail_alone(store_app) -> None:
     import threading
 

@@ -25,6 +25,7 @@ from ledger.application.commands import (
 )
 from ledger.application.pipeline import execute
 from ledger.application.reads import number_history
+from ledger.application.unit_of_work import ImmediateUnitOfWork
 from ledger.application.verification import verify_integrity
 from ledger.domain import errors
 from ledger.domain.indexes import IdentityHoldings, RequestRecord, SimCard
@@ -436,3 +437,29 @@ def test_a_trace_gives_the_events_of_one_request_and_nothing_around_them(ledger:
     execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="crm")
     assert request_events(ledger, "p-1") == provisioned
     assert request_events(ledger, "never-sent") is None  # the server answers errors.RequestNotFound
+
+
+class _PrefetchMisses(ImmediateUnitOfWork):
+    """A unit of work that notes each stream its command loaded outside the one query read before it."""
+
+    def __init__(self, app: LedgerApplication) -> None:
+        super().__init__(app)
+        self.misses: list[UUID] = []
+
+    def load(self, aggregate_id: UUID):
+        if aggregate_id not in self._prefetched:
+            self.misses.append(aggregate_id)
+        return super().load(aggregate_id)
+
+
+def test_an_activation_reads_the_identitys_holdings_in_its_one_query(ledger) -> None:
+    execute(ledger, ProvisionNumbers(numbers=[NUMBER, OTHER]), request_id="p-1", actor="ops")
+    sid = verified(ledger)
+    unit = _PrefetchMisses(ledger)
+    command = ActivateSim(NUMBER, sid, new_iccid(), "460001234567890", "retail", "agent-7")
+    execute(ledger, command, request_id="a-1", actor="shop", unit=unit)
+    assert unit.misses == []
+    # The holdings were read fresh in that query: the cap still counts the tenure just opened.
+    ledger.policy = Policy(max_numbers_per_identity=1, identity_retention_days=0)
+    with pytest.raises(errors.IdentityNumberCap):
+        activate(ledger, sid, number=OTHER, request_id="a-2")

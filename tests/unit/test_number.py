@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import pytest
 
@@ -177,3 +177,12 @@ def test_sim_serves_one_open_tenure() -> None:
         sim.assign("+8613800000002", uuid4(), ctx())
     sim.unassign(ctx())
     sim.assign("+8613800000002", uuid4(), ctx())
+
+
+def test_a_stream_id_is_derived_once_per_key_while_commands_reuse_it() -> None:
+    # A command derives the same ids several times (its streams, then each load and each new aggregate):
+    # the SHA-1 and UUID of a key are computed once and the id shared (UUIDs are immutable).
+    first = Number.create_id("+8613800138000")
+    assert Number.create_id("+8613800138000") is first
+    assert first == uuid5(NAMESPACE_URL, "/numbers/+8613800138000")
+    assert SimCard.create_id("89860012345678901234") == uuid5(NAMESPACE_URL, "/iccids/89860012345678901234")
