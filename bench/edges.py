@@ -44,8 +44,16 @@ def checkout(ref: str, into: Path) -> Path:
     archive = into / "before.tar"
     subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), ref], check=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
+        tar.extractall(into / "tree", filter=_tree_member)
     return into / "tree"
+
+
+def _tree_member(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """A member of a commit's tree as tarfile's data filter passes it; a link to an absolute path (a few
+    commits hold a stray virtualenv link) is left out rather than failing the whole checkout."""
+    if member.issym() and member.linkname.startswith("/"):
+        return None
+    return tarfile.data_filter(member, path)
 
 
 class Edge:
