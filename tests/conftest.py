@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,6 +120,17 @@ def _logging_as_it_was():
         if handler not in root.handlers:
             root.addHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _ledger_environment_as_it_was():
+    """A job run in process may set ``LEDGER_*`` variables for the processes it starts (the benchmark sets its
+    master key); put them back after each test, so a later test's ledger reads no key an earlier one chose."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("LEDGER_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("LEDGER_") and k not in before]:
+        del os.environ[key]
+    os.environ.update(before)
 
 
 @pytest.fixture

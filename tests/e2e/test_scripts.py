@@ -5,6 +5,7 @@ tests/integration/test_projector_views.py."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import os
 import signal
@@ -250,10 +251,14 @@ def _tracked(views: Path) -> int:
         conn.close()
 
 
-def test_bench_quick_writes_one_row_per_figure(tmp_path) -> None:
+def test_bench_quick_writes_one_row_per_figure(tmp_path, monkeypatch) -> None:
     """The quick suite runs end to end and writes rows a regression script can read (figures not judged)."""
     from bench import bench
 
+    # The suite sets its master key in its own environment for the servers it starts; in this process that
+    # must end with the test (the tests after it open ledgers whose keys come from elsewhere): the variable
+    # is set here so that monkeypatch puts back what was there before, absence included.
+    monkeypatch.setenv("LEDGER_MASTER_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--json", str(out)]) == 0
     rows = orjson.loads(out.read_bytes())["rows"]
