@@ -75,11 +75,18 @@ class _PgCursor:
     """Writes are held back and sent together, bound on this side into one text of many statements
     that the server runs in order in one round trip (psycopg's pipeline mode cost about 60 us of Python
     per statement; sending from a background thread while the next ones were bound gained nothing).
+    Each distinct write is prepared once per connection (``PREPARE``, sent in the same text before its
+    first ``EXECUTE``), so the server parses and plans it once instead of on every event.
     Anything else (a read, COMMIT, a lock) first sends what is held, in order, and then runs alone, so
     every read sees every earlier write of its transaction. A held write returns None: its error, if
-    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held."""
+    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held, and the
+    prepared statements with it (``PREPARE`` is not undone by a rollback, and the text that failed may
+    have prepared some of its statements and not others)."""
 
     _WRITES = ("INSERT", "UPDATE", "DELETE")
+    # Distinct statements prepared on one connection before they are all dropped (each generation of a
+    # view writes its own texts; bounded so a long-lived projector does not collect them without end).
+    PREPARED_LIMIT = 2000
 
     def __init__(self, cursor: Any) -> None:
         import psycopg
@@ -87,6 +94,8 @@ class _PgCursor:
         self.cur = cursor
         self.literal = psycopg.ClientCursor(cursor.connection)
         self.held: list[tuple[str, Any]] = []
+        # Statement text (with ``%s``) -> its ``EXECUTE`` with ``%s`` for the parameters, once prepared.
+        self.prepared: dict[str, str] = {}
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         sql = sql.replace("?", "%s")
@@ -96,21 +105,39 @@ class _PgCursor:
             return None
         if head.startswith("ROLLBACK"):
             self.held.clear()
-        else:
-            self.flush()
+            result = self.cur.execute(sql, params)
+            self._forget_prepared()
+            return result
+        self.flush()
         return self.cur.execute(sql, params)
 
     def flush(self) -> None:
-        """Send the held writes: bound on this side into one text of several statements, which the
-        server runs in order in one round trip."""
+        """Send the held writes: bound on this side into one text of several statements (each an
+        ``EXECUTE`` of a statement prepared once), which the server runs in order in one round trip."""
         if not self.held:
             return
         held, self.held = self.held, []
-        if len(held) == 1:
-            self.cur.execute(*held[0])
-            return
+        if len(self.prepared) + len(held) > self.PREPARED_LIMIT:
+            self._forget_prepared()
+        prepared = self.prepared
         mogrify = self.literal.mogrify
-        self.cur.execute(";".join([mogrify(sql, params) for sql, params in held]))
+        parts = []
+        for sql, params in held:
+            call = prepared.get(sql)
+            if call is None:
+                name = f"rm_w{len(prepared)}"
+                count = sql.count("%s")
+                numbered = sql.split("%s")
+                text = numbered[0] + "".join(f"${k}{rest}" for k, rest in enumerate(numbered[1:], 1))
+                parts.append(f"PREPARE {name} AS {text}")
+                call = prepared[sql] = f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+            parts.append(mogrify(call, params) if params else call)
+        self.cur.execute(";".join(parts))
+
+    def _forget_prepared(self) -> None:
+        if self.prepared:
+            self.prepared = {}
+            self.cur.execute("DEALLOCATE ALL")
 
 
 class PostgresViewsConnection(ViewsConnection):
@@ -124,6 +151,9 @@ class PostgresViewsConnection(ViewsConnection):
         self.conn = psycopg.connect(conninfo, autocommit=True)
         if not readonly:  # readers write nothing: they may be on a hot standby
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # The writes prepare themselves (``_PgCursor``); psycopg's own statement cache would send
+            # DEALLOCATE ALL after any DROP or ROLLBACK, dropping theirs too.
+            self.conn.prepare_threshold = None
         self.conn.execute(f'SET search_path TO "{schema}"')
         self._cursor = _PgCursor(self.conn.cursor())
 
