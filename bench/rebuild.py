@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,18 +28,25 @@ from bench.bench_commands import ROOT
 from bench.ceilings import open_store, raw_select_decode_rate
 from bench.edges import checkout
 from ledger.cli import one_line_errors
+from ledger.config import StoreConfig
+from ledger.keys.epoch import default_path
 
 _APPLIED = re.compile(r"applied (\d+) events in ([0-9.]+)s")
 
 
-def copy_database(admin: str, template: str, name: str) -> str:
-    """A copy of ``template`` named ``name``; returns its URL."""
+def copy_database(admin: str, template: str, name: str, workdir: Path) -> str:
+    """A copy of ``template`` named ``name``, with a copy of the template's epoch key file that
+    ``LEDGER_EPOCH_KEY_FILE`` then names (the template's own is never touched); returns its URL."""
     import psycopg
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
-    return admin.rsplit("/", 1)[0] + f"/{name}"
+    base = admin.rsplit("/", 1)[0]
+    key_file = workdir / f"{name}.epoch.key"
+    shutil.copyfile(default_path(StoreConfig.from_url(f"{base}/{template}")), key_file)
+    os.environ["LEDGER_EPOCH_KEY_FILE"] = str(key_file)
+    return f"{base}/{name}"
 
 
 def drop_database(admin: str, name: str) -> None:
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in range(args.runs):
             for k, (name, root) in enumerate(trees):
                 copy = f"rebuild_{os.getpid()}_{k}"
-                db = copy_database(args.postgres, args.template, copy)
+                db = copy_database(args.postgres, args.template, copy, Path(tmp))
                 try:
                     app = open_store(db)
                     try:

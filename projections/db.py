@@ -74,19 +74,15 @@ class SQLiteViewsConnection(ViewsConnection):
 class _PgCursor:
     """Writes are held back and sent together, bound on this side into one text of many statements
     that the server runs in order in one round trip (psycopg's pipeline mode cost about 60 us of Python
-    per statement; sending from a background thread while the next ones were bound gained nothing).
-    Each distinct write is prepared once per connection (``PREPARE``, sent in the same text before its
-    first ``EXECUTE``), so the server parses and plans it once instead of on every event.
+    per statement; sending from a background thread while the next ones were bound gained nothing;
+    preparing each write once and sending ``EXECUTE`` was slower on the server than planning it again).
+    The views' parameters are text, integers and NULL, which are written as literals here (psycopg's
+    ``mogrify`` cost about a fifth of a rebuild); any other value goes through psycopg.
     Anything else (a read, COMMIT, a lock) first sends what is held, in order, and then runs alone, so
     every read sees every earlier write of its transaction. A held write returns None: its error, if
-    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held, and the
-    prepared statements with it (``PREPARE`` is not undone by a rollback, and the text that failed may
-    have prepared some of its statements and not others)."""
+    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held."""
 
     _WRITES = ("INSERT", "UPDATE", "DELETE")
-    # Distinct statements prepared on one connection before they are all dropped (each generation of a
-    # view writes its own texts; bounded so a long-lived projector does not collect them without end).
-    PREPARED_LIMIT = 2000
 
     def __init__(self, cursor: Any) -> None:
         import psycopg
@@ -94,8 +90,11 @@ class _PgCursor:
         self.cur = cursor
         self.literal = psycopg.ClientCursor(cursor.connection)
         self.held: list[tuple[str, Any]] = []
-        # Statement text (with ``%s``) -> its ``EXECUTE`` with ``%s`` for the parameters, once prepared.
-        self.prepared: dict[str, str] = {}
+        # A statement's text split at its placeholders (statements are constant texts: split once).
+        self._parts: dict[str, list[str]] = {}
+        # Quotes are doubled and nothing else: backslashes are plain characters only with standard
+        # conforming strings (PostgreSQL's default); otherwise every value goes through psycopg.
+        self._plain = cursor.connection.info.parameter_status("standard_conforming_strings") == b"on"
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         sql = sql.replace("?", "%s")
@@ -105,39 +104,43 @@ class _PgCursor:
             return None
         if head.startswith("ROLLBACK"):
             self.held.clear()
-            result = self.cur.execute(sql, params)
-            self._forget_prepared()
-            return result
-        self.flush()
+        else:
+            self.flush()
         return self.cur.execute(sql, params)
 
     def flush(self) -> None:
-        """Send the held writes: bound on this side into one text of several statements (each an
-        ``EXECUTE`` of a statement prepared once), which the server runs in order in one round trip."""
+        """Send the held writes: bound on this side into one text of several statements, which the
+        server runs in order in one round trip."""
         if not self.held:
             return
         held, self.held = self.held, []
-        if len(self.prepared) + len(held) > self.PREPARED_LIMIT:
-            self._forget_prepared()
-        prepared = self.prepared
-        mogrify = self.literal.mogrify
-        parts = []
-        for sql, params in held:
-            call = prepared.get(sql)
-            if call is None:
-                name = f"rm_w{len(prepared)}"
-                count = sql.count("%s")
-                numbered = sql.split("%s")
-                text = numbered[0] + "".join(f"${k}{rest}" for k, rest in enumerate(numbered[1:], 1))
-                parts.append(f"PREPARE {name} AS {text}")
-                call = prepared[sql] = f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
-            parts.append(mogrify(call, params) if params else call)
-        self.cur.execute(";".join(parts))
+        if len(held) == 1:
+            self.cur.execute(*held[0])
+            return
+        self.cur.execute(";".join([self._bind(sql, params) for sql, params in held]))
 
-    def _forget_prepared(self) -> None:
-        if self.prepared:
-            self.prepared = {}
-            self.cur.execute("DEALLOCATE ALL")
+    def _bind(self, sql: str, params: Any) -> str:
+        """One statement with its parameters written in as literals."""
+        parts = self._parts.get(sql)
+        if parts is None:
+            parts = self._parts[sql] = sql.split("%s")
+        if len(parts) != len(params) + 1 or not self._plain:
+            return str(self.literal.mogrify(sql, params))
+        out = [parts[0]]
+        for value, part in zip(params, parts[1:], strict=True):
+            kind = type(value)
+            if kind is str:
+                if "\0" in value:
+                    return str(self.literal.mogrify(sql, params))  # psycopg refuses it, as the server would
+                out.append("'" + value.replace("'", "''") + "'")
+            elif kind is int:
+                out.append(f" {value}")  # a leading space, so a negative number never follows a '-'
+            elif value is None:
+                out.append("NULL")
+            else:
+                out.append(str(self.literal.mogrify("%s", (value,))))
+            out.append(part)
+        return "".join(out)
 
 
 class PostgresViewsConnection(ViewsConnection):
@@ -151,9 +154,6 @@ class PostgresViewsConnection(ViewsConnection):
         self.conn = psycopg.connect(conninfo, autocommit=True)
         if not readonly:  # readers write nothing: they may be on a hot standby
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            # The writes prepare themselves (``_PgCursor``); psycopg's own statement cache would send
-            # DEALLOCATE ALL after any DROP or ROLLBACK, dropping theirs too.
-            self.conn.prepare_threshold = None
         self.conn.execute(f'SET search_path TO "{schema}"')
         self._cursor = _PgCursor(self.conn.cursor())
 
