@@ -94,7 +94,7 @@ class _PgCursor:
         self._parts: dict[str, list[str]] = {}
         # Quotes are doubled and nothing else: backslashes are plain characters only with standard
         # conforming strings (PostgreSQL's default); otherwise every value goes through psycopg.
-        self._plain = cursor.connection.info.parameter_status("standard_conforming_strings") == b"on"
+        self._plain = cursor.connection.info.parameter_status("standard_conforming_strings") == "on"
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         sql = sql.replace("?", "%s")

@@ -798,6 +798,7 @@ def test_postgres_held_writes_keep_every_value(pg_admin_url) -> None:
             (4, "Zoë 张伟 \U0001f600", 0),
         ]
         cur = conn.cursor()
+        assert cur._plain  # type: ignore[attr-defined]  # bound here, not by psycopg
         cur.execute("BEGIN")
         for k, t, n in values:
             assert cur.execute("INSERT INTO rm_values (k, t, n) VALUES (?, ?, ?)", (k, t, n)) is None  # held
