@@ -89,8 +89,7 @@ def view_digests(db: str) -> dict[str, tuple[int, str]]:
             row = conn.execute(
                 f"SELECT count(*), md5(COALESCE(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {stored} t"
             ).fetchone()
-            assert row is not None
-            digests[plain] = (int(row[0]), str(row[1]))
+            digests[plain] = (int(row[0]), str(row[1])) if row else (0, "")
         return digests
 
 
