@@ -87,7 +87,7 @@ class _PgCursor:
     drops what is held."""
 
     _WRITES = ("INSERT", "UPDATE", "DELETE")
-    CHUNK = 500
+    CHUNK = 200  # measured: 200 beat 500 by 1.2x in one run (the last chunk of a batch runs alone)
 
     def __init__(self, cursor: Any) -> None:
         import psycopg
