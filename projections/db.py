@@ -6,6 +6,7 @@ wrapper, so the views and queries are written once.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -74,43 +75,100 @@ class SQLiteViewsConnection(ViewsConnection):
 class _PgCursor:
     """Writes are held back and sent together, bound on this side into one text of many statements
     that the server runs in order in one round trip (psycopg's pipeline mode cost about 60 us of Python
-    per statement; sending from a background thread while the next ones were bound gained nothing).
-    Anything else (a read, COMMIT, a lock) first sends what is held, in order, and then runs alone, so
-    every read sees every earlier write of its transaction. A held write returns None: its error, if
-    any, is raised when it is sent (at the latest at COMMIT). ROLLBACK drops what is held."""
+    per statement; preparing each write once and sending ``EXECUTE`` was slower on the server than
+    planning it again). Every ``CHUNK`` writes the text is sent without waiting for the server: it runs
+    them on the other core while the next ones are bound here, and its answer is collected before
+    anything else is sent (libpq's own calls, not psycopg's: a background thread polling in Python gained
+    nothing). The views' parameters are text, integers and NULL, which are written as literals here
+    (psycopg's ``mogrify`` cost about a fifth of a rebuild); any other value goes through psycopg.
+    Anything else (a read, COMMIT, a lock) first sends what is held and collects every answer, in order,
+    and then runs alone, so every read sees every earlier write of its transaction. A held write returns
+    None: its error, if any, is raised when its answer is collected (at the latest at COMMIT). ROLLBACK
+    drops what is held."""
 
     _WRITES = ("INSERT", "UPDATE", "DELETE")
+    CHUNK = 200  # measured: 200 beat 500 by 1.2x in one run (the last chunk of a batch runs alone)
 
     def __init__(self, cursor: Any) -> None:
         import psycopg
 
         self.cur = cursor
         self.literal = psycopg.ClientCursor(cursor.connection)
+        self.pgconn = cursor.connection.pgconn
+        self.encoding = cursor.connection.info.encoding
         self.held: list[tuple[str, Any]] = []
+        self.sent = False  # a text was sent whose answer is not collected yet
+        # A statement's text split at its placeholders (statements are constant texts: split once).
+        self._parts: dict[str, list[str]] = {}
+        # Quotes are doubled and nothing else: backslashes are plain characters only with standard
+        # conforming strings (PostgreSQL's default); otherwise every value goes through psycopg.
+        self._plain = cursor.connection.info.parameter_status("standard_conforming_strings") == "on"
 
     def execute(self, sql: str, params: Any = ()) -> Any:
         sql = sql.replace("?", "%s")
         head = sql.lstrip()[:8].upper()
         if head.startswith(self._WRITES):
             self.held.append((sql, params))
+            if len(self.held) >= self.CHUNK:
+                self.flush(wait=False)
             return None
         if head.startswith("ROLLBACK"):
             self.held.clear()
+            with contextlib.suppress(Exception):  # rolled back, whatever its writes did
+                self.collect()
         else:
             self.flush()
         return self.cur.execute(sql, params)
 
-    def flush(self) -> None:
-        """Send the held writes: bound on this side into one text of several statements, which the
-        server runs in order in one round trip."""
-        if not self.held:
+    def flush(self, wait: bool = True) -> None:
+        """Send the held writes, bound on this side into one text of several statements, which the
+        server runs in order in one round trip; with ``wait``, collect every answer."""
+        if self.held:
+            held, self.held = self.held, []
+            text = ";".join([self._bind(sql, params) for sql, params in held])
+            self.collect()
+            self.pgconn.send_query(text.encode(self.encoding))
+            self.sent = True
+        if wait:
+            self.collect()
+
+    def collect(self) -> None:
+        """Wait for the answer to the text sent last; raise the first error in it."""
+        if not self.sent:
             return
-        held, self.held = self.held, []
-        if len(held) == 1:
-            self.cur.execute(*held[0])
-            return
-        mogrify = self.literal.mogrify
-        self.cur.execute(";".join([mogrify(sql, params) for sql, params in held]))
+        self.sent = False
+        import psycopg
+        from psycopg.pq import ExecStatus
+
+        error = None
+        while (result := self.pgconn.get_result()) is not None:
+            if error is None and result.status == ExecStatus.FATAL_ERROR:
+                error = psycopg.errors.error_from_result(result, encoding=self.encoding)
+        if error is not None:
+            raise error
+
+    def _bind(self, sql: str, params: Any) -> str:
+        """One statement with its parameters written in as literals."""
+        parts = self._parts.get(sql)
+        if parts is None:
+            parts = self._parts[sql] = sql.split("%s")
+        if len(parts) != len(params) + 1 or not self._plain:
+            return str(self.literal.mogrify(sql, params))
+        out = [parts[0]]
+        for value, part in zip(params, parts[1:], strict=True):
+            kind = type(value)
+            if kind is str:
+                if "\0" in value:
+                    return str(self.literal.mogrify(sql, params))  # psycopg refuses it, as the server would
+                out.append("'" + value.replace("'", "''") + "'")
+            elif kind is int:
+                out.append(f" {value}")  # a leading space, so a negative number never follows a '-'
+            elif value is None:
+                out.append("NULL")
+            else:
+                out.append(str(self.literal.mogrify("%s", (value,))))
+            out.append(part)
+        return "".join(out)
 
 
 class PostgresViewsConnection(ViewsConnection):

@@ -268,7 +268,19 @@ class Projector(Following, Switching):
             targets[view.name] = gen
         self._promote(cur, found, targets, len(notifications) < self.batch_size)
         self._drop_retired(cur, found)
+        if self.views_db.is_postgres and self._only_building(found, targets):
+            # Nothing reads what this batch wrote: a crash may lose its commit, and the rebuild then resumes
+            # from the position the last durable commit recorded (rows and position commit together). The
+            # commit that makes a generation serve is durable, and with it everything written before it.
+            cur.execute("SET LOCAL synchronous_commit TO OFF")
         return notifications
+
+    @staticmethod
+    def _only_building(found: list[Generation], targets: dict[str, Generation]) -> bool:
+        """Whether every generation this batch moved is still being built (none serves, none was promoted)."""
+        before = {g.key: g for g in found}
+        moved = [g for g in targets.values() if before.get(g.key) != g]
+        return bool(moved) and all(g.state == BUILDING for g in moved)
 
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
