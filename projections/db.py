@@ -7,6 +7,7 @@ wrapper, so the views and queries are written once.
 from __future__ import annotations
 
 import contextlib
+import select
 import sqlite3
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -129,19 +130,36 @@ class _PgCursor:
             self.collect()
             self.pgconn.send_query(text.encode(self.encoding))
             self.sent = True
+            self.pgconn.flush()  # the connection does not block: what the socket takes now, the rest in collect
         if wait:
             self.collect()
 
     def collect(self) -> None:
-        """Wait for the answer to the text sent last; raise the first error in it."""
+        """Wait for the answer to the text sent last; raise the first error in it.
+
+        The waits are ``select`` on the connection's socket, which lets go of the interpreter lock: libpq's
+        ``PQgetResult`` blocks while holding it (measured: a thread of the same process stopped for as long
+        as the server ran the statements), and the server's other threads (its RPCs) must keep running."""
         if not self.sent:
             return
         self.sent = False
         import psycopg
         from psycopg.pq import ExecStatus
 
+        pg = self.pgconn
+        fd = pg.socket
+        while pg.flush():  # 1 while the text is not all sent
+            readable, _, _ = select.select([fd], [fd], [])
+            if readable:
+                pg.consume_input()  # the server may answer before it has read everything
         error = None
-        while (result := self.pgconn.get_result()) is not None:
+        while True:
+            while pg.is_busy():
+                select.select([fd], [], [])
+                pg.consume_input()
+            result = pg.get_result()
+            if result is None:
+                break
             if error is None and result.status == ExecStatus.FATAL_ERROR:
                 error = psycopg.errors.error_from_result(result, encoding=self.encoding)
         if error is not None:

@@ -7,6 +7,8 @@ import contextlib
 import random
 import sqlite3
 import tempfile
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -807,4 +809,43 @@ def test_postgres_held_writes_keep_every_value(pg_admin_url) -> None:
         found = conn.execute("SELECT k, t, n FROM rm_values ORDER BY k").fetchall()
         assert found == [(1, values[0][1], -4), *values[1:]]
     finally:
+        conn.close()
+
+
+def test_postgres_held_writes_run_without_holding_the_other_threads(pg_admin_url) -> None:
+    """While the server runs the held writes, the projector's thread waits for its answer without the
+    interpreter lock: the server's other threads (its RPCs) keep running."""
+    from projections.db import PostgresViewsConnection
+    from tests.pgserver import new_database
+
+    conn = PostgresViewsConnection(new_database(pg_admin_url), "ledger_views")
+    gaps: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    try:
+        conn.execute("CREATE TABLE rm_slow (k BIGINT)")
+        cur = conn.cursor()
+        cur.execute("BEGIN")
+        assert cur.execute("INSERT INTO rm_slow SELECT 1 FROM pg_sleep(0.8)") is None  # held
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        time.sleep(0.05)
+        started = time.perf_counter()
+        cur.execute("COMMIT")  # sends the held write, waits for its answer, commits
+        waited = time.perf_counter() - started
+        done.set()
+        ticker.join()
+        assert waited >= 0.8
+        assert max(gaps) < 0.4, max(gaps)  # held the lock, the ticker would have stopped for 0.8 s
+        assert conn.execute("SELECT count(*) FROM rm_slow").fetchall() == [(1,)]
+    finally:
+        done.set()
         conn.close()
