@@ -24,6 +24,7 @@ from ledger.server.auth import current_caller
 from ledger.server.errors import to_status
 from ledger.server.http.gate import peer_of
 from ledger.server.metrics import API, GRPC_HANDLED, GRPC_SECONDS, GRPC_STARTED, HTTP_SECONDS
+from ledger.server.wrapping import WrappingInterceptor, wrap_behaviour
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,7 +90,7 @@ async def _refuse_correlator(context: grpc.aio.ServicerContext) -> None:
         await context.abort_with_status(rpc_status.to_status(status))
 
 
-class Observer(grpc.aio.ServerInterceptor):
+class Observer(WrappingInterceptor):
     """Counts, times and logs every gRPC call, and takes and returns its ``x-correlator``.
 
     It runs outside authentication (so refused calls count too), and the handlers it is given for a
@@ -97,41 +98,16 @@ class Observer(grpc.aio.ServerInterceptor):
     wrapped once; a refusal's handler, made per call, is wrapped per call."""
 
     def __init__(self, metrics: bool, access_log: bool) -> None:
+        super().__init__()
         self.metrics, self.access_log = metrics, access_log
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
         self._methods: dict[str, _Method] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The method's handler, observed."""
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        known = self._wrapped.get(method)
-        if known is not None and known[0] is handler:
-            return known[1]
         m = self._methods.get(method)
         if m is None:
             m = self._methods[method] = _Method(method, handler)
-        wrapped = self._wrap(m, handler)
-        if known is None:
-            self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, m: _Method, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        if handler.unary_unary:
-            return handler._replace(unary_unary=self._unary(m, handler.unary_unary))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=self._unary(m, handler.stream_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=self._stream(m, handler.unary_stream))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=self._stream(m, handler.stream_stream))
-        return handler
+        return wrap_behaviour(handler, lambda one: self._unary(m, one), lambda many: self._stream(m, many))
 
     async def _correlate(self, context: grpc.aio.ServicerContext) -> str | None:
         """The call's ``x-correlator``, returned in the initial metadata; a bad one ends the call."""

@@ -24,6 +24,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ledger.server.observer import CORRELATOR, CORRELATOR_KEY
+from ledger.server.wrapping import WrappingInterceptor, wrap_behaviour
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -102,46 +103,21 @@ def _end(span: Span, code: str) -> None:
         span.set_status(Status(StatusCode.ERROR, code))
 
 
-class TracingInterceptor(grpc.aio.ServerInterceptor):
+class TracingInterceptor(WrappingInterceptor):
     """The outermost gRPC interceptor with tracing on: one server span per call (``rpc.system``,
     ``rpc.service``, ``rpc.method``, ``rpc.grpc.status_code``, ``x_correlator``), continuing the caller's
     trace from its ``traceparent`` metadata; refused calls have theirs too. The handler a method resolves
     to is the same object call after call, so each is wrapped once."""
 
     def __init__(self, tracer: Tracer) -> None:
+        super().__init__()
         self.tracer = tracer
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The method's handler, traced."""
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        known = self._wrapped.get(method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        wrapped = self._wrap(method, handler)
-        if known is None:
-            self._wrapped[method] = (handler, wrapped)
-        return wrapped
-
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         service, _, name = method.lstrip("/").partition("/")
         names = (f"{service}/{name}", {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
-        if handler.unary_unary:
-            return handler._replace(unary_unary=self._unary(names, handler.unary_unary))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=self._unary(names, handler.stream_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=self._stream(names, handler.unary_stream))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=self._stream(names, handler.stream_stream))
-        return handler
+        return wrap_behaviour(handler, lambda one: self._unary(names, one), lambda many: self._stream(names, many))
 
     def _start(self, names: tuple[str, dict[str, str]], context: grpc.aio.ServicerContext) -> Span:
         """The call's span, begun (not yet current), a child of the caller's when its metadata has one."""
