@@ -24,7 +24,7 @@ from ledger.server.auth import current_caller
 from ledger.server.errors import to_status
 from ledger.server.http.gate import peer_of
 from ledger.server.metrics import API, GRPC_HANDLED, GRPC_SECONDS, GRPC_STARTED, HTTP_SECONDS
-from ledger.server.wrapping import WrappingInterceptor, wrap_behaviour
+from ledger.server.wrapping import WrappingInterceptor, status_name, wrap_behaviour
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -67,21 +67,6 @@ class _Method:
         if child is None:
             child = self._handled[code] = GRPC_HANDLED.labels(*self.labels, code)
         return child
-
-
-def _code(context: grpc.aio.ServicerContext) -> str:
-    code = context.code()
-    if code is None:
-        return "OK"
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    try:
-        return grpc.StatusCode(code).name if not isinstance(code, int) else _BY_NUMBER.get(code, "UNKNOWN")
-    except ValueError:
-        return "UNKNOWN"
-
-
-_BY_NUMBER = {c.value[0]: c.name for c in grpc.StatusCode}
 
 
 async def _refuse_correlator(context: grpc.aio.ServicerContext) -> None:
@@ -171,10 +156,10 @@ class Observer(WrappingInterceptor):
             try:
                 correlator = await self._correlate(context)
                 response = await behaviour(request, context)
-                code = _code(context)
+                code = status_name(context)
                 return response
             except grpc.aio.AbortError:
-                code = _code(context)
+                code = status_name(context)
                 raise
             except asyncio.CancelledError:
                 code = "CANCELLED"
@@ -201,9 +186,9 @@ class Observer(WrappingInterceptor):
                 correlator = await self._correlate(context)
                 async for response in behaviour(request, context):
                     yield response
-                code = _code(context)
+                code = status_name(context)
             except grpc.aio.AbortError:
-                code = _code(context)
+                code = status_name(context)
                 raise
             except (asyncio.CancelledError, GeneratorExit):
                 code = "CANCELLED"

@@ -24,7 +24,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ledger.server.observer import CORRELATOR, CORRELATOR_KEY
-from ledger.server.wrapping import WrappingInterceptor, wrap_behaviour
+from ledger.server.wrapping import WrappingInterceptor, status_name, wrap_behaviour
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -43,7 +43,6 @@ tracer: Tracer | None = None
 # caller's (a refusal, a bad argument) and leave the span's status unset.
 SERVER_FAILURES = frozenset({"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"})
 _CODES = {c.name: c.value[0] for c in grpc.StatusCode}
-_NAMES = {number: name for name, number in _CODES.items()}
 _HTTP_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
@@ -85,16 +84,6 @@ def stop(provider: TracerProvider | None) -> None:
         provider.shutdown()
     except Exception:  # a failing exporter loses its spans, never the rest of the shutdown
         log.warning("tracing: the last spans could not be exported", exc_info=True)
-
-
-def _code(context: grpc.aio.ServicerContext) -> str:
-    """The name of the status the call ended with (``OK`` when none was set)."""
-    code = context.code()
-    if code is None:
-        return "OK"
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    return _NAMES.get(code, "UNKNOWN") if isinstance(code, int) else "UNKNOWN"
 
 
 def _end(span: Span, code: str) -> None:
@@ -140,10 +129,10 @@ class TracingInterceptor(WrappingInterceptor):
             with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
                 try:
                     response = await behaviour(request, context)
-                    code = _code(context)
+                    code = status_name(context)
                     return response
                 except grpc.aio.AbortError:
-                    code = _code(context)
+                    code = status_name(context)
                     raise
                 except asyncio.CancelledError:
                     code = "CANCELLED"
@@ -171,9 +160,9 @@ class TracingInterceptor(WrappingInterceptor):
                     finally:
                         otel_context.detach(token)
                     yield response
-                code = _code(context)
+                code = status_name(context)
             except grpc.aio.AbortError:
-                code = _code(context)
+                code = status_name(context)
                 raise
             except (asyncio.CancelledError, GeneratorExit):
                 code = "CANCELLED"

@@ -58,3 +58,19 @@ def wrap_behaviour(
     if handler.stream_stream:
         return handler._replace(stream_stream=many(handler.stream_stream))
     return handler
+
+
+def status_name(context: grpc.aio.ServicerContext) -> str:
+    """The name of the status a call ended with (``OK`` when none was set), as the interceptors report it."""
+    code = context.code()
+    if code is None:
+        return "OK"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    try:
+        return grpc.StatusCode(code).name if not isinstance(code, int) else _BY_NUMBER.get(code, "UNKNOWN")
+    except ValueError:
+        return "UNKNOWN"
+
+
+_BY_NUMBER = {c.value[0]: c.name for c in grpc.StatusCode}
