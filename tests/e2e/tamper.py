@@ -166,3 +166,19 @@ class Store:
     def head_sizes(self) -> list[int]:
         """The sizes of every signed head stored."""
         return [int(r[0]) for r in self.q("SELECT size FROM signed_heads ORDER BY size")]
+
+
+def garble(settings: Settings, damaged_id: UUID, unnamed_id: UUID) -> tuple[int, int, int]:
+    """Make two stored events undecodable (the ledger closed): the second event of ``damaged_id`` (its
+    Activated, after Provisioned) becomes text that is not JSON, the first of ``unnamed_id`` bytes that are not
+    text. Returns (the first's position, the second's, the head)."""
+    store = Store(settings)
+    try:
+        position = store.positions(damaged_id)[1]
+        assert store.row(position)[2].endswith("Number.Activated")
+        store.set_state(position, b"{not json")
+        unnamed = store.positions(unnamed_id)[0]
+        store.set_state(unnamed, b"\x00\xff")
+        return position, unnamed, store.max_position()
+    finally:
+        store.close()

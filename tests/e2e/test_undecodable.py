@@ -16,7 +16,7 @@ from ledger.v1 import ledger_pb2
 from ledger.v1 import lifecycle_service_pb2 as lpb
 from ledger.v1 import recycling_service_pb2 as rpb
 from tests.conftest import number, onboard_app, running_server
-from tests.e2e.tamper import Store
+from tests.e2e.tamper import garble
 
 DAMAGED, HEALTHY, UNNAMED = number(1), number(2), number(3)
 
@@ -52,17 +52,7 @@ def garbled(settings, clock, app):
     onboard_app(app, UNNAMED, 3)
     app.close()
     app.vault.store.close()
-    store = Store(settings)
-    try:
-        stream = store.positions(Number.create_id(DAMAGED))
-        position = stream[1]  # Provisioned, then Activated
-        assert store.row(position)[2].endswith("Number.Activated")
-        store.set_state(position, b"{not json")
-        unnamed = store.positions(Number.create_id(UNNAMED))[0]
-        store.set_state(unnamed, b"\x00\xff")
-        head = store.max_position()
-    finally:
-        store.close()
+    position, unnamed, head = garble(settings, Number.create_id(DAMAGED), Number.create_id(UNNAMED))
     running = running_server(settings, clock)
     stubs, stubs.app = next(running)
     stubs.unnamed = unnamed

@@ -27,7 +27,7 @@ from projections.db import ViewsDatabase
 from projections.queries import ReadModels
 from scripts import export_history
 from tests.conftest import FakeClock, number, onboard_app
-from tests.e2e.tamper import Store
+from tests.e2e.tamper import garble
 from tests.integration.test_offline_tools import url_of
 
 DAMAGED, HEALTHY, UNNAMED = number(1), number(2), number(3)
@@ -70,17 +70,7 @@ def garbled(store_settings: Settings, clock: FakeClock) -> Iterator[Garbled]:
     finally:
         app.close()
         app.vault.store.close()
-    store = Store(store_settings)
-    try:
-        stream = store.positions(Number.create_id(DAMAGED))
-        position = stream[1]  # Provisioned, then Activated
-        assert store.row(position)[2].endswith("Number.Activated")
-        store.set_state(position, b"{not json")
-        unnamed = store.positions(Number.create_id(UNNAMED))[0]
-        store.set_state(unnamed, b"\x00\xff")
-        head = store.max_position()
-    finally:
-        store.close()
+    position, unnamed, head = garble(store_settings, Number.create_id(DAMAGED), Number.create_id(UNNAMED))
     ledger = Garbled(store_settings, clock, position, unnamed, head)
     try:
         yield ledger
