@@ -39,7 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_recycling_check_csv_with_malformed_rows(server, tmp_path, capsys) -> None:
     stubs, _ = server
     stubs.onboard(number(1), seq=1)
-    stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p2", numbers=[number(2)]))
+    provisioned = stubs.lifecycle.ProvisionNumbers(lpb.ProvisionNumbersRequest(request_id="p2", numbers=[number(2)]))
+    # The job checks through the read models: they see the provisioning first (as onboarding waits).
+    assert stubs.projector.wait_for(provisioned.position, 30)
     source = tmp_path / "in.csv"
     source.write_text(
         "number,since_date,customer\n"
