@@ -174,12 +174,17 @@ def _request(rpc: str, request_id: str, at: datetime, f: dict[str, Any]) -> Any:
     return getattr(lpb, f"{rpc}Request")(request_id=request_id, occurred_at=ts, **values)
 
 
+RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
 def _call(method: Any, request: Any) -> Any:
     for attempt in range(8):
         try:
             return method(request, timeout=30, metadata=ACTOR)
         except grpc.RpcError as e:
-            if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED) or attempt == 7:
+            # A request past its deadline may still have been recorded: its retry, under the same request
+            # ids, returns the first results and records nothing new.
+            if e.code() not in RETRIED or attempt == 7:
                 raise
             time.sleep(0.1 * 2**attempt)
     raise RuntimeError("unreachable")
