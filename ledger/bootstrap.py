@@ -122,7 +122,7 @@ def row_seal(app: LedgerApplication) -> RowSeal:
 def open_projector(settings: Settings, app: LedgerApplication, views: list[View] | None = None) -> Projector:
     """The projector that feeds the read models (all, or ``views``) from this ledger (creates their tables)."""
     projector = Projector(app.recorder, app.mapper, ViewsDatabase.for_store(settings.store), row_seal(app), views)
-    app.commit_listeners.append(lambda _position: projector.wake.set())
+    app.commit_listeners.append(projector.committed)
     return projector
 
 

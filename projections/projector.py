@@ -102,7 +102,19 @@ class Projector(Following, Switching):
         # Views being rebuilt beside the serving generation: the key of the generation being filled.
         self._rebuilding: dict[str, str] = {}
         self._renamers: dict[str, gens_.Renamer] = {}
+        # The highest position this process's ledger reported committed (``committed``): while the views
+        # are behind it, a wake-up skips the idle check and goes straight to the batch.
+        self._committed = 0
+        # The log's undecodable events (stream -> first position), as of this projector's last batch; read
+        # again whenever another writer moved a generation (it may have met one) or a batch rolled back.
+        self._damaged_streams: dict[str, int] | None = None
         self.setup()
+
+    def committed(self, position: int) -> None:
+        """The ledger in this process committed up to ``position``: wake the loop."""
+        if position > self._committed:
+            self._committed = position
+        self.wake.set()
 
     # -- generations ---------------------------------------------------------------------------
 
@@ -164,10 +176,14 @@ class Projector(Following, Switching):
             rename = self._renamers[gen.key] = gens_.renamer([(view, gen)])
         return RenamedCursor(cur, rename)
 
-    def _check_log(self, targets: dict[str, Generation]) -> tuple[list[tuple[Generation, str]], dict[int, bytes]]:
+    def _check_log(
+        self, targets: dict[str, Generation], last: int
+    ) -> tuple[list[tuple[Generation, str]], dict[int, bytes]]:
         """Generations whose position and digest do not match this ledger's chain, and the chain's
-        digests at the generations' positions."""
+        digests at the generations' positions and at ``last`` (the batch's last event), read at once."""
         at = {g.position for g in targets.values() if g.position > 0}
+        if last > 0:
+            at.add(last)
         hashes = self.log.chain_hashes(sorted(at)) if at else {}
         bad = []
         for gen in targets.values():
@@ -206,13 +222,18 @@ class Projector(Following, Switching):
             self._lock_views(cur)
             found = gens_.read_generations(cur)
             targets = self._select(cur, found)
-            mismatched, hashes = self._check_log(targets)
+            start = min(g.position for g in targets.values()) + 1
+            notifications: Sequence[Notification] = self.recorder.select_notifications(
+                start=start, limit=self.batch_size
+            )
+            last = notifications[-1].id if notifications else 0
+            mismatched, hashes = self._check_log(targets, last)
             if mismatched:
                 for gen, _ in mismatched:
                     gens_.set_state(cur, gen.key, MISMATCH, _now_us())
-                notifications: Sequence[Notification] = ()
+                notifications = ()
             else:
-                notifications = self._batch(cur, found, targets, hashes)
+                self._batch(cur, found, targets, hashes, notifications)
         # Only now, after the commit: a waiter woken by the new position must find the rows in the views.
         self.targets = targets
         self._seen = {name: g.signature for name, g in targets.items()}
@@ -231,29 +252,33 @@ class Projector(Following, Switching):
         return len(notifications)
 
     def _batch(
-        self, cur: Cursor, found: list[Generation], targets: dict[str, Generation], hashes: dict[int, bytes]
-    ) -> Sequence[Notification]:
+        self,
+        cur: Cursor,
+        found: list[Generation],
+        targets: dict[str, Generation],
+        hashes: dict[int, bytes],
+        notifications: Sequence[Notification],
+    ) -> None:
+        moved = False
         for view in self.views:
             gen = targets[view.name]
             if self._seen.get(view.name) != gen.signature:
+                moved = True
                 view.forget()  # another projector (or a repair) changed its rows since this one did
                 if gen.position == 0:
                     view.start_empty()
-        start = min(g.position for g in targets.values()) + 1
-        notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
-        last = notifications[-1].id if notifications else start - 1
+        last = notifications[-1].id if notifications else min(g.position for g in targets.values())
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
-        damaged = {
-            str(r[0]): int(r[1])
-            for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
-        }
-        touched = self._apply(notifications, targets, cursors, damaged)
+        if moved or self._damaged_streams is None:
+            self._damaged_streams = {
+                str(r[0]): int(r[1])
+                for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
+            }
+        touched = self._apply(notifications, targets, cursors, self._damaged_streams)
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
                 seal_rows(cursors[view.name], view.sealed, ids, self.seal, self.views_db.is_postgres)
-        if last > 0 and last not in hashes and any(g.position < last for g in targets.values()):
-            hashes.update(self.log.chain_hashes([last]))
         for view in self.views:
             gen = targets[view.name]
             # Each generation records the chain digest at its position (one first recorded by a release
@@ -273,7 +298,6 @@ class Projector(Following, Switching):
             # from the position the last durable commit recorded (rows and position commit together). The
             # commit that makes a generation serve is durable, and with it everything written before it.
             cur.execute("SET LOCAL synchronous_commit TO OFF")
-        return notifications
 
     @staticmethod
     def _only_building(found: list[Generation], targets: dict[str, Generation]) -> bool:
@@ -346,7 +370,7 @@ class Projector(Following, Switching):
 
     def _caught_up_cheaply(self) -> bool:
         # Avoid taking the write lock when there is nothing new (the common case when idle).
-        if self._rebuilding or not self.targets:
+        if self._rebuilding or not self.targets or self._committed > self.position:
             return False
         head = self.recorder.max_notification_id() or 0
         if self.position != head:
@@ -371,6 +395,7 @@ class Projector(Following, Switching):
             for view in self.views:
                 view.forget()  # it may remember changes that are being rolled back
             self._seen = {}
+            self._damaged_streams = None
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")

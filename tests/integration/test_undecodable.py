@@ -145,3 +145,45 @@ def test_a_rebuild_of_the_views_meets_it_again(garbled: Garbled) -> None:
     assert [d.status for d in g.check(HEALTHY, since=g.clock.now().date())] == ["NOT_CHANGED"]
     position, rows = g.read_models.sim_swap_rows([HEALTHY])
     assert position >= g.head and HEALTHY in rows
+
+
+def test_projectors_taking_turns_pass_the_event_another_one_met(store_settings: Settings, clock: FakeClock) -> None:
+    """Two projectors on the same views (two server processes): the one that applied the batches before the
+    undecodable event and the one after it still applies nothing of its stream past it, though the other
+    projector met it (each projector remembers the damaged streams between its own batches)."""
+    app = open_ledger(store_settings, clock)
+    try:
+        onboard_app(app, DAMAGED, 1)
+        onboard_app(app, HEALTHY, 2)
+        onboard_app(app, UNNAMED, 3)
+        execute(app, SuspendNumber(number=DAMAGED, reason="FRAUD", note=""), request_id="s1", actor="t")
+    finally:
+        app.close()
+        app.vault.store.close()
+    position, _, head = garble(store_settings, Number.create_id(DAMAGED), Number.create_id(UNNAMED))
+    app = open_ledger(store_settings, clock)
+    first, second = open_projector(store_settings, app), open_projector(store_settings, app)
+    try:
+        first.batch_size = position - 1
+        assert first.run_once() == position - 1  # everything before the damaged event
+        second.batch_size = 1
+        assert second.run_once() == 1  # the damaged event: recorded in rm_damaged
+        first.batch_size = 2000
+        first.catch_up()  # the suspension of the damaged number, after its undecodable activation
+        assert first.position >= head
+        row = first.conn.execute("SELECT last_position FROM rm_numbers WHERE number = ?", (DAMAGED,)).fetchone()
+        assert row is not None and int(row[0]) < position  # nothing of its stream applied past the damage
+        undecodable(
+            lambda: check_numbers(
+                ReadModels(ViewsDatabase.for_store(store_settings.store), row_seal(app), app.reader),
+                [DAMAGED],
+                [LONG_AGO],
+                app.policy.zone,
+            ),
+            position,
+        )
+    finally:
+        first.close()
+        second.close()
+        app.close()
+        app.vault.store.close()
