@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import os
 import platform
 import signal
@@ -31,7 +30,7 @@ import grpc
 
 from bench.bare import KINDS, start_bare
 from bench.bench_commands import ROOT, free_port, pct, run_phase, start_server
-from bench.http import cpu_seconds
+from bench.http import cpu_seconds, server_cpu
 from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers
 from ledger.cli import one_line_errors
 from ledger.v1 import lifecycle_service_pb2_grpc, recycling_service_pb2_grpc
@@ -87,6 +86,7 @@ class Edge:
                 cwd=workdir,
                 env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
             )
+        self.db = db
         self.proc = start_server(workdir, port, db, master_key, root, env)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
@@ -94,18 +94,7 @@ class Edge:
 
     def cpu(self) -> float:
         """CPU seconds the server has used so far, with its database's backends on PostgreSQL."""
-        used = cpu_seconds(self.proc.pid)
-        if self.postgres:
-            import psycopg
-
-            with psycopg.connect(self.postgres, autocommit=True) as conn:
-                pids = [
-                    r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database])
-                ]
-            for pid in pids:
-                with contextlib.suppress(OSError):  # the backend ended meanwhile
-                    used += cpu_seconds(pid)
-        return used
+        return server_cpu(self.proc.pid, self.db)
 
     def close(self) -> None:
         self.channel.close()

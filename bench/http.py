@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import platform
 import random
@@ -110,6 +111,22 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user and system, every thread) a process has used so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int, db: str) -> float:
+    """CPU seconds a server process has used so far, with its database's backends when ``db`` is a
+    PostgreSQL URL (each backend's time while it lives: a connection closed meanwhile is not counted)."""
+    used = cpu_seconds(pid)
+    if db.startswith("postgresql"):
+        import psycopg
+
+        admin, database = db.rsplit("/", 1)
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [database])]
+        for backend in pids:
+            with contextlib.suppress(OSError):  # the backend ended meanwhile
+                used += cpu_seconds(backend)
+    return used
 
 
 def check_rate(url: str, bodies: list[bytes], level: int, pid: int) -> tuple[float, float, float, float]:
