@@ -28,6 +28,9 @@ class Following:
     _applied: threading.Condition
     _rebuilding: dict[str, str]
     targets: dict[str, Generation]
+    batch_size: int
+    # The highest position this process's ledger reported committed.
+    _committed: int
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read."""
@@ -53,7 +56,11 @@ class Following:
         mismatch_logged = False
         while not stop.is_set():
             try:
-                if self.run_once() == 0:
+                read = self.run_once()
+                # A batch shorter than a full one read the log to its end: unless this process has committed
+                # since, wait for the next wake-up (a commit here, NOTIFY, a waiter) or poll, rather than
+                # read the head again at once.
+                if read == 0 or (read < self.batch_size and self._committed <= self.position):
                     self.wake.wait(poll_interval)
                     self.wake.clear()
                 backoff = poll_interval
