@@ -35,6 +35,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,6 +68,7 @@ from bench.workloads import (
     served_numbers,
     settle,
     sim_swap_calls,
+    wait_idle,
 )
 from ledger.cli import one_line_errors
 from ledger.v1 import (
@@ -135,6 +137,9 @@ def bench_store(
         settle(lifecycle, recycling)
         if args.load_only:
             return
+        waited = wait_idle(server.pid)
+        if waited > 5:
+            print(f"  waited {waited:.0f}s for the server's start-up work (the scan for keyless registrations)")
         # Import against one call per command, on the same kind of commands (register + verify).
         n = args.calls
         t0 = time.perf_counter()
@@ -282,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --postgres: measure a copy of this database (made by --load-only with the same --numbers "
         "and --years, which ends with VACUUM (FREEZE, ANALYZE)) instead of loading the dataset again",
     )
+    parser.add_argument(
+        "--sqlite-template",
+        metavar="DIR",
+        type=Path,
+        help="measure a copy of this folder's SQLite ledger (ledger.db and the files beside it, loaded by "
+        "scripts.generate_dataset with the same --numbers, --years and LEDGER_MASTER_KEY) instead of loading it",
+    )
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bare-kind", choices=KINDS, default="sync", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -306,7 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
             if not (args.no_sqlite and args.postgres):
                 db = f"sqlite:///{tmp}/ledger.db"
-                bench_store("SQLite", db, Path(tmp), args, rows, bare_address, bare_http=http_ceiling)
+                if args.sqlite_template:
+                    t0 = time.perf_counter()
+                    shutil.copytree(args.sqlite_template, tmp, dirs_exist_ok=True)
+                    print(f"  copied {args.sqlite_template} in {time.perf_counter() - t0:.0f}s")
+                loaded = args.sqlite_template is not None
+                bench_store("SQLite", db, Path(tmp), args, rows, bare_address, loaded, http_ceiling)
             if args.postgres:
                 import psycopg
 

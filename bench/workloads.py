@@ -224,6 +224,20 @@ def settle(lifecycle: Any, recycling: Any) -> None:
                 raise
 
 
+def wait_idle(pid: int, limit: float = 600.0) -> float:
+    """Wait until a server process stays idle for a second (its start-up work done: on a large ledger, the
+    scan for registrations without a data key takes a while); returns the seconds waited."""
+    from bench.http import cpu_seconds
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < limit:
+        used = cpu_seconds(pid)
+        time.sleep(1.0)
+        if cpu_seconds(pid) - used < 0.05:
+            break
+    return time.perf_counter() - t0
+
+
 def command_latency(stub: Any, msisdn: str, pairs: int) -> float:
     """Median latency of SuspendNumber and ResumeNumber calls on one number (in service before and after)."""
     latencies = []
