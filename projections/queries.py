@@ -323,10 +323,12 @@ class ReadModels:
             unique = list(dict.fromkeys(numbers))
             for i in range(0, len(unique), CHUNK):
                 chunk = unique[i : i + CHUNK]
+                # By the rows' key, the stream id each number's own (the number column has no index: read
+                # by it, every answer scanned the whole table).
                 rows = cur.execute(
                     f"SELECT {', '.join(SWAP_COLUMNS)}, mac FROM rm_swap_numbers "
-                    f"WHERE number IN ({','.join('?' * len(chunk))})",
-                    chunk,
+                    f"WHERE number_id IN ({','.join('?' * len(chunk))})",
+                    [Number.create_id(n).hex for n in chunk],
                 ).fetchall()
                 for r in rows:
                     if seal.holds(key, tuple(r[:-1]), r[-1]):
