@@ -6,7 +6,9 @@ previous head are checked (gap-free positions, each one's leaf against the store
 chain continuing from the version the previous head's map holds), the stored tree must extend the
 previous head (a consistency proof), and the map's stored nodes must give the previous head's map root.
 Only then are the changed streams' map entries written and the new head signed. The work is
-proportional to the events since the previous head, not to the ledger.
+proportional to the events since the previous head, not to the ledger, and what it holds in memory is
+bounded: a log far ahead of its last head is signed in steps, and the map's buckets are rehashed a slice at
+a time.
 """
 
 from __future__ import annotations
@@ -37,10 +39,32 @@ class HeadRefused(errors.RuleViolation):
         self.position, self.stream = position, stream
 
 
-def publish(store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey) -> SignedHead:
+# The most events one head adds: a log far ahead of its last head (a bulk import, heads switched off for a
+# while) is signed in steps, each checking and holding this many events' streams at most.
+MAX_EVENTS_PER_HEAD = 200_000
+# The map's buckets read and rehashed at a time (each bucket lists its streams; all of them together are
+# every stream of the ledger).
+BUCKETS_AT_ONCE = 1024
+
+
+def publish(
+    store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey, step: int = MAX_EVENTS_PER_HEAD
+) -> SignedHead:
     """Sign a head at the tree's current size (the latest head when the log has not grown since); every
-    event it adds must lie in a batch a ledger server authenticated (under ``key``)."""
-    previous = store.head()
+    event it adds must lie in a batch a ledger server authenticated (under ``key``). A log more than
+    ``step`` events past the previous head gets a head every ``step`` events on the way, so what one head
+    checks and holds in memory stays bounded however far behind the heads are."""
+    target = store.tree_size()  # the steps stop there, however the log grows meanwhile
+    while True:
+        previous = store.head()
+        head = _publish(store, reader, signer, key, previous, step)
+        if (previous is not None and head.size <= previous.size) or head.size >= target:
+            return head
+
+
+def _publish(
+    store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey, previous: SignedHead | None, step: int
+) -> SignedHead:
     size = store.tree_size()  # first: the log read after it can only have grown (tree and events commit together)
     events = reader.max_position()
     if size > events:
@@ -53,6 +77,10 @@ def publish(store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey) -
         raise HeadRefused(f"the log ({size} events) is shorter than the head signed at size {previous.size}")
     if previous is not None and previous.size == size:
         return previous
+    if size > old + step:
+        # A step ends where a committed batch ends: a head inside one would read as a batch that lost events.
+        batch = store.batch_at(old + step)
+        size = min(size, batch.last if batch is not None else old + step)
     try:
         feed = BatchFeed(key, macs_from(key, store.marks(), bool(store.batches(0, 1))), batch_reader(store))
     except LedgerTampered as t:
@@ -63,21 +91,27 @@ def publish(store: ProofStore, reader: Any, signer: HeadSigner, key: BatchKey) -
         proof = store.consistency(old, size)
         if not verify_consistency(old, previous.root_hash, size, root, proof):
             raise HeadRefused(f"the stored Merkle tree does not extend the head signed at size {old}")
-    buckets = sorted({stream_map.bucket_of(e.stream_id) for e in changed})
-    before = store.map_entries(buckets, old)
+    changes: dict[int, list[stream_map.Entry]] = {}
+    for e in changed:
+        changes.setdefault(stream_map.bucket_of(e.stream_id), []).append(e)
+    buckets = sorted(changes)
+    # Each changed bucket's hash before and after, a slice of buckets at a time: only the hashes are kept.
+    hashes_before: dict[int, bytes] = {}
+    hashes_after: dict[int, bytes] = {}
+    for start in range(0, len(buckets), BUCKETS_AT_ONCE):
+        chunk = buckets[start : start + BUCKETS_AT_ONCE]
+        before = store.map_entries(chunk, old)
+        for b in chunk:
+            hashes_before[b] = stream_map.bucket_hash(before[b])
+            after: dict[UUID, stream_map.Entry] = {e.stream_id: e for e in before[b]}
+            after.update((e.stream_id, e) for e in changes[b])
+            hashes_after[b] = stream_map.bucket_hash(after.values())
     current = store.map_nodes(stream_map.siblings_needed(buckets), old)
     if previous is not None and buckets:
-        again = stream_map.update({b: stream_map.bucket_hash(before[b]) for b in buckets}, current)
+        again = stream_map.update(hashes_before, current)
         if again[(0, 0)] != previous.map_root:
             raise HeadRefused(f"the stored stream map no longer gives the map root signed at size {old}")
-    after: dict[int, dict[UUID, stream_map.Entry]] = {b: {e.stream_id: e for e in before[b]} for b in buckets}
-    for e in changed:
-        after[stream_map.bucket_of(e.stream_id)][e.stream_id] = e
-    nodes = (
-        stream_map.update({b: stream_map.bucket_hash(es.values()) for b, es in after.items()}, current)
-        if buckets
-        else {}
-    )
+    nodes = stream_map.update(hashes_after, current) if buckets else {}
     map_root = nodes[(0, 0)] if nodes else (previous.map_root if previous else stream_map.EMPTY_MAP_ROOT)
     head = signer.sign(size, root, map_root)
     try:
@@ -102,11 +136,13 @@ def check_since(
 
     def flush() -> None:
         leaves = store.leaf_hashes([e.position for e in batch])
-        unknown = sorted({UUID(e.stream_id) for e in batch if e.stream_id not in heads})
-        by_bucket = store.map_entries(sorted({stream_map.bucket_of(s) for s in unknown}), old) if unknown else {}
+        unknown = {e.stream_id for e in batch if e.stream_id not in heads}
+        ids = [UUID(s) for s in unknown]
+        by_bucket = store.map_entries(sorted({stream_map.bucket_of(s) for s in ids}), old) if ids else {}
         for entries in by_bucket.values():
             for entry in entries:
-                heads.setdefault(entry.stream_id.hex, entry)
+                if entry.stream_id.hex in unknown:  # a bucket's other streams are not this batch's concern
+                    heads.setdefault(entry.stream_id.hex, entry)
         for e in batch:
             leaf = event_leaf_hash(e.position, e.stream_id, e.version, e.topic, e.state)
             if leaves.get(e.position) != leaf:

@@ -306,6 +306,40 @@ def test_proofs_verify_with_a_verifier_of_our_own(ledger: Ledger) -> None:
     assert verify_ledger.main(["--db", ledger.db, "--number", number(1), *key]) == 0
 
 
+def test_a_log_far_past_its_last_head_is_signed_in_steps(ledger: Ledger) -> None:
+    """What one head checks and holds is bounded: a log more than a step past its last head gets a head
+    every step on the way, each a head of the log (its map gives each stream's version as of it), and the
+    last one at the log's end, with the same roots a single head there has."""
+    app, proofs = ledger.app, ledger.app.proofs
+    build(app, 0, 1)
+    first = ledger.head()
+    build(app, 1, 3)
+    size = app.reader.max_position()
+    step = 7
+    last = publish(proofs, app.reader, ledger.signer, app.batch_key, step=step)
+    assert last.size == size
+    heads = proofs.heads(above=first.size)
+    assert heads[-1] == last and len(heads) > 2
+    for earlier, later in zip([first, *heads[:-1]], heads, strict=True):
+        # Each step ends at a committed batch's end at most a batch past the step.
+        batch = proofs.batch_at(later.size)
+        assert later.size - earlier.size >= step or later == last
+        assert batch is not None and batch.last == later.size
+    for earlier, later in zip([first, *heads[:-1]], heads, strict=True):
+        proof = proofs.consistency(earlier.size, later.size)
+        assert roots_from_consistency(earlier.size, later.size, proof, earlier.root_hash) == (
+            earlier.root_hash,
+            later.root_hash,
+        )
+    for sid in [Number.create_id(number(i)) for i in range(4)]:
+        for head in heads:
+            entries, siblings = proofs.map_proof(sid, head.size)
+            entry, problem = stream_map.verify(sid, entries, siblings, head.map_root)
+            versions = [e.version for e in app.reader.chained_streams([sid]) if e.position <= head.size]
+            assert problem == "" and (entry.version if entry else 0) == max(versions, default=0)
+    assert ledger.verify().ok
+
+
 @pytest.mark.parametrize("kind", ["missing", "swapped", "invalid_json", "rehashed", "deleted_last"])
 def test_tampering_with_a_numbers_history_is_reported(ledger: Ledger, kind: str, capsys) -> None:
     build(ledger.app)
