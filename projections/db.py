@@ -121,6 +121,12 @@ class _PgCursor:
             self.flush()
         return self.cur.execute(sql, params)
 
+    def copy(self, sql: str, data: bytes) -> None:
+        """Run ``COPY ... FROM STDIN`` with ``data`` (COPY's text format), after every held write."""
+        self.flush()
+        with self.cur.copy(sql) as copy:
+            copy.write(data)
+
     def flush(self, wait: bool = True) -> None:
         """Send the held writes, bound on this side into one text of several statements, which the
         server runs in order in one round trip; with ``wait``, collect every answer."""

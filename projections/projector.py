@@ -20,12 +20,14 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.adapters import log_reader
 from ledger.domain.errors import EventUndecodable
 from projections import generations as gens_
+from projections.building import build_batch
 from projections.db import Cursor, ViewsDatabase
 from projections.errors import ReadModelMismatch
 from projections.following import Following
@@ -247,7 +249,7 @@ class Projector(Following, Switching):
             str(r[0]): int(r[1])
             for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
         }
-        touched = self._apply(notifications, targets, cursors, damaged)
+        touched = self._apply(notifications, targets, cursors, damaged, self._in_memory(cur, targets))
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
@@ -282,6 +284,23 @@ class Projector(Following, Switching):
         moved = [g for g in targets.values() if before.get(g.key) != g]
         return bool(moved) and all(g.state == BUILDING for g in moved)
 
+    def _in_memory(self, cur: Any, targets: dict[str, Generation]) -> dict[str, Callable[[Any], None]]:
+        """The views this batch builds in memory (``projections.building``): on PostgreSQL, those whose
+        generation is being built (nothing reads it) and that name their stored tables; for each, what
+        applies its events of the batch and writes its rows."""
+        if not self.views_db.is_postgres:
+            return {}
+        chosen: dict[str, Callable[[Any], None]] = {}
+        for view in self.views:
+            gen = targets[view.name]
+            if gen.state == BUILDING and view.stored:
+                chosen[view.name] = partial(self._build, view, gen, cur)
+        return chosen
+
+    def _build(self, view: View, gen: Generation, cur: Any, events: Sequence[tuple[Any, int]]) -> None:
+        view.forget()  # what it remembers for ``apply`` does not follow rows written here
+        build_batch(view, events, self._cursor(cur, view, gen), cur, lambda table: table + gen.suffix, self.seal)
+
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
@@ -292,10 +311,15 @@ class Projector(Following, Switching):
         targets: dict[str, Generation],
         cursors: dict[str, Any],
         damaged: dict[str, int],
+        in_memory: dict[str, Callable[[Any], None]] | None = None,
     ) -> dict[str, set[UUID | str]]:
         """Apply the events, each stream up to its first event that does not decode (``damaged``: stream ->
-        position); returns, for each view with sealed rows, the streams (numbers) it wrote."""
+        position); returns, for each view with sealed rows, the streams (numbers) it wrote. The views in
+        ``in_memory`` get their events after the others, together (they seal their own rows); an event that
+        does not decode is then recorded after them, so its number is found among the rows they wrote."""
         positions = {name: g.position for name, g in targets.items()}
+        held: dict[str, list[tuple[Any, int]]] = {name: [] for name in in_memory or ()}
+        undecodable: list[EventUndecodable] = []
         touched: dict[str, set[UUID | str]] = {view.name: set() for view in self.views if view.sealed}
         for n in notifications:
             interested = self._topics.get(n.topic)
@@ -311,12 +335,24 @@ class Projector(Following, Switching):
                     try:
                         event = self.mapper.to_domain_event(n)
                     except EventUndecodable as e:
-                        self._damaged(e, cursors)
+                        if held:
+                            undecodable.append(e)
+                        else:
+                            self._damaged(e, cursors)
                         damaged.setdefault(str(n.originator_id), n.id)
                         break
+                pending = held.get(view.name)
+                if pending is not None:
+                    pending.append((event, n.id))
+                    continue
                 view.apply(event, n.id, cursors[view.name])
                 if view.sealed:
                     touched[view.name].add(n.originator_id)
+        for name, events in held.items():
+            if events and in_memory:
+                in_memory[name](events)
+        for error in undecodable:
+            self._damaged(error, cursors)
         return touched
 
     def _damaged(self, e: EventUndecodable, cursors: dict[str, Any]) -> None:
