@@ -156,11 +156,8 @@ def build_batch(
     ``stored_name`` gives a table's name in the generation."""
     specs = view.stored
     rows = Rows(specs)
-    # The batch's reads and writes find rows by their keys in the indexes: a plan that reads a whole table
-    # (what the planner chose for a few hundred keys in a table it had seen small, or joining a temporary
-    # table it has no statistics of) costs the more the further the rebuild has come.
-    cur.execute(_BY_KEYS)
-    keys = batch_keys(events)._asdict()
+    # Arrays as text ('{a,b}': the keys are hex), which psycopg would otherwise write value by value.
+    keys = {name: "{" + ",".join(values) + "}" for name, values in batch_keys(events)._asdict().items()}
     for spec in specs:
         if spec.where is not None:
             select = f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {spec.where}"
@@ -173,10 +170,14 @@ def build_batch(
         _write(raw, table, stored_name(spec.table), sealed.get(spec.table), seal)
 
 
-_BY_KEYS = (
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
-    "set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)"
-)
+def by_keys(cur: Any) -> None:
+    """Make the transaction's reads and writes find rows by their keys in the indexes: a plan that reads a
+    whole table (what the planner chose for a few hundred keys in a table it had seen small, or joining a
+    temporary table it has no statistics of) costs the more the further a rebuild has come."""
+    cur.execute(
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
+        "set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)"
+    )
 
 
 def _write(raw: Any, table: Table, name: str, sealed: Sealed | None, seal: RowSeal) -> None:
@@ -209,9 +210,12 @@ def _write(raw: Any, table: Table, name: str, sealed: Sealed | None, seal: RowSe
 
 
 def _stage(raw: Any, name: str) -> str:
-    """A temporary table shaped as ``name`` (no index, emptied at each commit) to copy changed rows into."""
+    """A temporary table shaped as ``name`` (no index, emptied at each commit) to copy changed rows into,
+    made once per connection (the cursor forgets what it made at a rollback, which may have undone it)."""
     stage = f"build_{name}"
-    raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {name}) ON COMMIT DELETE ROWS")
+    if stage not in raw.temporary:
+        raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {name}) ON COMMIT DELETE ROWS")
+        raw.temporary.add(stage)
     return stage
 
 

@@ -99,6 +99,8 @@ class _PgCursor:
         self.encoding = cursor.connection.info.encoding
         self.held: list[tuple[str, Any]] = []
         self.sent = False  # a text was sent whose answer is not collected yet
+        # Temporary tables made on this connection (``projections.building``); a rollback may undo them.
+        self.temporary: set[str] = set()
         # A statement's text split at its placeholders (statements are constant texts: split once).
         self._parts: dict[str, list[str]] = {}
         # Quotes are doubled and nothing else: backslashes are plain characters only with standard
@@ -115,6 +117,7 @@ class _PgCursor:
             return None
         if head.startswith("ROLLBACK"):
             self.held.clear()
+            self.temporary.clear()
             with contextlib.suppress(Exception):  # rolled back, whatever its writes did
                 self.collect()
         else:

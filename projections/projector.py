@@ -27,7 +27,7 @@ from uuid import UUID
 from ledger.adapters import log_reader
 from ledger.domain.errors import EventUndecodable
 from projections import generations as gens_
-from projections.building import build_batch
+from projections.building import build_batch, by_keys
 from projections.db import Cursor, ViewsDatabase
 from projections.errors import ReadModelMismatch
 from projections.following import Following
@@ -80,6 +80,7 @@ class Projector(Following, Switching):
         seal: RowSeal,
         views: Sequence[View] | None = None,
         batch_size: int = 2000,
+        build_batch_size: int = 10_000,
     ) -> None:
         self.recorder = recorder
         # Writes the keyed hash of every row answers read (see ``projections.seal``).
@@ -89,6 +90,9 @@ class Projector(Following, Switching):
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
+        # Events per batch while every view is built in memory (``projections.building``): a row changed by
+        # many events of a batch is written once, and each table costs a few statements per batch.
+        self.build_batch_size = build_batch_size
         self.conn = views_db.connect()
         self._topics: dict[str, list[View]] = {}
         for view in self.views:
@@ -242,14 +246,16 @@ class Projector(Following, Switching):
                 if gen.position == 0:
                     view.start_empty()
         start = min(g.position for g in targets.values()) + 1
-        notifications = self.recorder.select_notifications(start=start, limit=self.batch_size)
+        in_memory = self._in_memory(cur, targets)
+        limit = self.build_batch_size if len(in_memory) == len(self.views) else self.batch_size
+        notifications = self.recorder.select_notifications(start=start, limit=limit)
         last = notifications[-1].id if notifications else start - 1
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}
         damaged = {
             str(r[0]): int(r[1])
             for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
         }
-        touched = self._apply(notifications, targets, cursors, damaged, self._in_memory(cur, targets))
+        touched = self._apply(notifications, targets, cursors, damaged, in_memory)
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
@@ -268,7 +274,7 @@ class Projector(Following, Switching):
                 continue
             gens_.set_position(cur, gen.key, gen.position, gen.digest)
             targets[view.name] = gen
-        self._promote(cur, found, targets, len(notifications) < self.batch_size)
+        self._promote(cur, found, targets, len(notifications) < limit)
         self._drop_retired(cur, found)
         if self.views_db.is_postgres and self._only_building(found, targets):
             # Nothing reads what this batch wrote: a crash may lose its commit, and the rebuild then resumes
@@ -295,6 +301,8 @@ class Projector(Following, Switching):
             gen = targets[view.name]
             if gen.state == BUILDING and view.stored:
                 chosen[view.name] = partial(self._build, view, gen, cur)
+        if chosen:
+            by_keys(cur)
         return chosen
 
     def _build(self, view: View, gen: Generation, cur: Any, events: Sequence[tuple[Any, int]]) -> None:
