@@ -122,14 +122,14 @@ class Rows:
         return self.tables[table]
 
 
-def batch_keys(events: Iterable[tuple[Any, int]]) -> Keys:
+def batch_keys(events: Iterable[Any]) -> Keys:
     """The numbers, subscribers and tenures a batch's events name."""
     from ledger.domain.number import Number
 
     numbers: set[str] = set()
     subscribers: set[str] = set()
     tenures: set[str] = set()
-    for event, _ in events:
+    for event in events:
         if isinstance(event, Number.Event):
             numbers.add(event.originator_id.hex)
         else:
@@ -146,24 +146,30 @@ def batch_keys(events: Iterable[tuple[Any, int]]) -> Keys:
 def build_batch(
     view: View,
     events: Sequence[tuple[Any, int]],
+    keys: Keys,
     cur: Any,
     raw: Any,
     stored_name: Callable[[str], str],
     seal: RowSeal,
 ) -> None:
-    """Apply a view's events of one batch in memory and write the rows they changed: ``cur`` names tables
-    as the generation does (a renaming cursor) and reads; ``raw`` is the connection's cursor, which copies;
-    ``stored_name`` gives a table's name in the generation."""
+    """Apply a view's events of one batch in memory and write the rows they changed: ``keys`` are what the
+    batch's events name, ``cur`` names tables as the generation does (a renaming cursor) and reads; ``raw``
+    is the connection's cursor, which copies; ``stored_name`` gives a table's name in the generation."""
     specs = view.stored
     rows = Rows(specs)
     # Arrays as text ('{a,b}': the keys are hex), which psycopg would otherwise write value by value.
-    keys = {name: "{" + ",".join(values) + "}" for name, values in batch_keys(events)._asdict().items()}
+    arrays = {name: "{" + ",".join(values) + "}" for name, values in keys._asdict().items()}
     for spec in specs:
         if spec.where is not None:
             select = f"SELECT {', '.join(spec.columns)} FROM {spec.table} WHERE {spec.where}"
-            rows[spec.table].loaded(cur.execute(select, keys).fetchall())
+            rows[spec.table].loaded(cur.execute(select, arrays).fetchall())
+    handlers: dict[type, Callable[..., None]] = {}
     for event, position in events:
-        view.build(event, position, rows)
+        kind = type(event)
+        handler = handlers.get(kind)
+        if handler is None:
+            handler = handlers[kind] = _handler(view, kind)
+        handler(view, event, position, rows)
     sealed = {s.table: s for s in view.sealed}
     for spec in specs:
         table = rows[spec.table]
@@ -178,6 +184,21 @@ def by_keys(cur: Any) -> None:
         "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true), "
         "set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)"
     )
+
+
+_HANDLERS: dict[tuple[type, type], Callable[..., None]] = {}
+
+
+def _handler(view: View, kind: type) -> Callable[..., None]:
+    """The view's ``build`` handler of an event class, as a plain function (``singledispatchmethod`` makes
+    a new bound dispatcher at every call)."""
+    key = (type(view), kind)
+    found = _HANDLERS.get(key)
+    if found is None:
+        _ = view.build  # registers the handlers whose annotations name classes defined after them
+        method = next(c.__dict__["build"] for c in type(view).__mro__ if "build" in c.__dict__)
+        found = _HANDLERS[key] = method.dispatcher.dispatch(kind)
+    return found
 
 
 def _write(raw: Any, table: Table, name: str, sealed: Sealed | None, seal: RowSeal) -> None:

@@ -27,7 +27,7 @@ from uuid import UUID
 from ledger.adapters import log_reader
 from ledger.domain.errors import EventUndecodable
 from projections import generations as gens_
-from projections.building import build_batch, by_keys
+from projections.building import Keys, batch_keys, build_batch, by_keys
 from projections.db import Cursor, ViewsDatabase
 from projections.errors import ReadModelMismatch
 from projections.following import Following
@@ -290,13 +290,13 @@ class Projector(Following, Switching):
         moved = [g for g in targets.values() if before.get(g.key) != g]
         return bool(moved) and all(g.state == BUILDING for g in moved)
 
-    def _in_memory(self, cur: Any, targets: dict[str, Generation]) -> dict[str, Callable[[Any], None]]:
+    def _in_memory(self, cur: Any, targets: dict[str, Generation]) -> dict[str, Callable[..., None]]:
         """The views this batch builds in memory (``projections.building``): on PostgreSQL, those whose
         generation is being built (nothing reads it) and that name their stored tables; for each, what
         applies its events of the batch and writes its rows."""
         if not self.views_db.is_postgres:
             return {}
-        chosen: dict[str, Callable[[Any], None]] = {}
+        chosen: dict[str, Callable[..., None]] = {}
         for view in self.views:
             gen = targets[view.name]
             if gen.state == BUILDING and view.stored:
@@ -305,9 +305,10 @@ class Projector(Following, Switching):
             by_keys(cur)
         return chosen
 
-    def _build(self, view: View, gen: Generation, cur: Any, events: Sequence[tuple[Any, int]]) -> None:
+    def _build(self, view: View, gen: Generation, cur: Any, events: Sequence[tuple[Any, int]], keys: Keys) -> None:
         view.forget()  # what it remembers for ``apply`` does not follow rows written here
-        build_batch(view, events, self._cursor(cur, view, gen), cur, lambda table: table + gen.suffix, self.seal)
+        named = self._cursor(cur, view, gen)
+        build_batch(view, events, keys, named, cur, lambda table: table + gen.suffix, self.seal)
 
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
@@ -319,7 +320,7 @@ class Projector(Following, Switching):
         targets: dict[str, Generation],
         cursors: dict[str, Any],
         damaged: dict[str, int],
-        in_memory: dict[str, Callable[[Any], None]] | None = None,
+        in_memory: dict[str, Callable[..., None]] | None = None,
     ) -> dict[str, set[UUID | str]]:
         """Apply the events, each stream up to its first event that does not decode (``damaged``: stream ->
         position); returns, for each view with sealed rows, the streams (numbers) it wrote. The views in
@@ -327,6 +328,7 @@ class Projector(Following, Switching):
         does not decode is then recorded after them, so its number is found among the rows they wrote."""
         positions = {name: g.position for name, g in targets.items()}
         held: dict[str, list[tuple[Any, int]]] = {name: [] for name in in_memory or ()}
+        decoded: list[Any] = []  # the events held, each once
         undecodable: list[EventUndecodable] = []
         touched: dict[str, set[UUID | str]] = {view.name: set() for view in self.views if view.sealed}
         for n in notifications:
@@ -352,13 +354,17 @@ class Projector(Following, Switching):
                 pending = held.get(view.name)
                 if pending is not None:
                     pending.append((event, n.id))
+                    if not decoded or decoded[-1] is not event:
+                        decoded.append(event)
                     continue
                 view.apply(event, n.id, cursors[view.name])
                 if view.sealed:
                     touched[view.name].add(n.originator_id)
-        for name, events in held.items():
-            if events and in_memory:
-                in_memory[name](events)
+        if decoded and in_memory:
+            keys = batch_keys(decoded)
+            for name, events in held.items():
+                if events:
+                    in_memory[name](events, keys)
         for error in undecodable:
             self._damaged(error, cursors)
         return touched
