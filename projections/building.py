@@ -25,7 +25,6 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from projections.seal import RowSeal, Sealed
-    from projections.views.base import View
 
 
 class Stored(NamedTuple):
@@ -144,7 +143,7 @@ def batch_keys(events: Iterable[Any]) -> Keys:
 
 
 def build_batch(
-    view: View,
+    view: Any,
     events: Sequence[tuple[Any, int]],
     keys: Keys,
     cur: Any,
@@ -152,8 +151,9 @@ def build_batch(
     stored_name: Callable[[str], str],
     seal: RowSeal,
 ) -> None:
-    """Apply a view's events of one batch in memory and write the rows they changed: ``keys`` are what the
-    batch's events name, ``cur`` names tables as the generation does (a renaming cursor) and reads; ``raw``
+    """Apply a view's events of one batch in memory and write the rows they changed. ``view`` is a ``View``
+    that names its ``stored`` tables (typed loosely: the views import this module); ``keys`` are what the
+    batch's events name; ``cur`` names tables as the generation does (a renaming cursor) and reads; ``raw``
     is the connection's cursor, which copies; ``stored_name`` gives a table's name in the generation."""
     specs = view.stored
     rows = Rows(specs)
@@ -189,7 +189,7 @@ def by_keys(cur: Any) -> None:
 _HANDLERS: dict[tuple[type, type], Callable[..., None]] = {}
 
 
-def _handler(view: View, kind: type) -> Callable[..., None]:
+def _handler(view: Any, kind: type) -> Callable[..., None]:
     """The view's ``build`` handler of an event class, as a plain function (``singledispatchmethod`` makes
     a new bound dispatcher at every call)."""
     key = (type(view), kind)
