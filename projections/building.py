@@ -19,7 +19,9 @@ equal to those the live projector writes).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
@@ -241,18 +243,25 @@ def _stage(raw: Any, name: str) -> str:
 
 
 def _text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> bytes:
-    """Rows in COPY's text format."""
-    lines = ["\t".join([_field(row[c]) for c in columns]) for row in rows]
+    """Rows in COPY's text format (NULL as ``\\N``; backslash, tab, newline and carriage return escaped)."""
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+    lines = []
+    for row in rows:
+        fields = []
+        for value in values(row):
+            if value is None:
+                fields.append("\\N")
+            elif type(value) is int:
+                fields.append(str(value))
+            else:
+                text = str(value)
+                if _SPECIAL.search(text) is not None:
+                    text = text.translate(_ESCAPES)
+                fields.append(text)
+        lines.append("\t".join(fields))
     lines.append("")
     return "\n".join(lines).encode()
 
 
-def _field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if type(value) is int:
-        return str(value)
-    text = str(value)
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -918,6 +918,31 @@ def test_postgres_held_writes_keep_every_value(pg_admin_url) -> None:
         conn.close()
 
 
+def test_postgres_rows_built_in_memory_keep_every_value(pg_admin_url) -> None:
+    """Rows written with COPY's text format arrive as they were: backslashes, tabs, newlines, carriage
+    returns, quotes, a semicolon, non-ASCII text, negative and large integers and NULL."""
+    from projections.building import _text
+    from projections.db import PostgresViewsConnection
+    from tests.pgserver import new_database
+
+    conn = PostgresViewsConnection(new_database(pg_admin_url), "ledger_views")
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE rm_values (k TEXT PRIMARY KEY, t TEXT, n BIGINT)")
+        rows = [
+            {"k": "a", "t": "back\\slash \\N \\t", "n": -(2**62)},
+            {"k": "b", "t": "tab\tnew\nline\rreturn", "n": 2**62},
+            {"k": "c", "t": 'it\'s; "q" ünï €', "n": 0},
+            {"k": "d", "t": None, "n": None},
+            {"k": "e", "t": "", "n": 7},
+        ]
+        cur.copy("COPY rm_values (k, t, n) FROM STDIN", _text(("k", "t", "n"), rows))  # type: ignore[attr-defined]
+        found = cur.execute("SELECT k, t, n FROM rm_values ORDER BY k").fetchall()
+        assert found == [(r["k"], r["t"], r["n"]) for r in rows]
+    finally:
+        conn.close()
+
+
 def test_postgres_held_writes_run_without_holding_the_other_threads(pg_admin_url) -> None:
     """While the server runs the held writes, the projector's thread waits for its answer without the
     interpreter lock: the server's other threads (its RPCs) keep running."""
