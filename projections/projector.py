@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Events per batch the rebuild tools ask for while every view is built in memory (measured: 21,522 against
+# 13,239 events/s with 2,000, rebuilding 356,367 events).
+BUILD_BATCH = 10_000
+
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
 
@@ -80,7 +84,7 @@ class Projector(Following, Switching):
         seal: RowSeal,
         views: Sequence[View] | None = None,
         batch_size: int = 2000,
-        build_batch_size: int = 10_000,
+        build_batch_size: int | None = None,
     ) -> None:
         self.recorder = recorder
         # Writes the keyed hash of every row answers read (see ``projections.seal``).
@@ -90,8 +94,9 @@ class Projector(Following, Switching):
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
-        # Events per batch while every view is built in memory (``projections.building``): a row changed by
-        # many events of a batch is written once, and each table costs a few statements per batch.
+        # Events per batch while every view is built in memory (``projections.building``; None: ``batch_size``):
+        # a row changed by many events of a batch is written once, and each table costs a few statements a
+        # batch. The rebuild tools ask for ``BUILD_BATCH``.
         self.build_batch_size = build_batch_size
         self.conn = views_db.connect()
         self._topics: dict[str, list[View]] = {}
@@ -247,7 +252,9 @@ class Projector(Following, Switching):
                     view.start_empty()
         start = min(g.position for g in targets.values()) + 1
         in_memory = self._in_memory(cur, targets)
-        limit = self.build_batch_size if len(in_memory) == len(self.views) else self.batch_size
+        limit = self.batch_size
+        if self.build_batch_size and len(in_memory) == len(self.views):
+            limit = self.build_batch_size
         notifications = self.recorder.select_notifications(start=start, limit=limit)
         last = notifications[-1].id if notifications else start - 1
         cursors = {view.name: self._cursor(cur, view, targets[view.name]) for view in self.views}

@@ -17,6 +17,7 @@ import time
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.config import Settings
+from projections.projector import BUILD_BATCH
 from projections.views import ALL_VIEWS
 
 
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.build(db=args.db)
     app = open_ledger(settings)
     projector = open_projector(settings, app)
+    projector.build_batch_size = args.batch_size or BUILD_BATCH
     if args.batch_size:
-        projector.batch_size = projector.build_batch_size = args.batch_size
+        projector.batch_size = args.batch_size
     try:
         started = time.perf_counter()
         events = projector.rebuild(names)

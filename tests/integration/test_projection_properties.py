@@ -629,8 +629,7 @@ def test_read_models_equal_a_replay_in_one_batch_small_batches_and_two_projector
     try:
         projector = open_projector(settings, app)
         other = open_projector(settings, app)
-        size = 13 if mode != "one batch" else 1_000_000
-        projector.batch_size = other.batch_size = projector.build_batch_size = other.build_batch_size = size
+        projector.batch_size = other.batch_size = 13 if mode != "one batch" else 1_000_000
         if mode == "two projectors":
             while projector.run_once() + other.run_once() + projector.run_once():  # uneven turns
                 pass
@@ -791,7 +790,7 @@ def test_postgres_rebuild_commits_asynchronously_until_the_switch(pg_admin_url) 
     try:
         projector = open_projector(settings, app)
         projector.catch_up()
-        projector.batch_size = projector.build_batch_size = 40
+        projector.batch_size = 40
         views_db._PgCursor.execute = recording  # type: ignore[method-assign]
         try:
             projector.rebuild()
@@ -860,7 +859,7 @@ def test_postgres_rebuild_interrupted_while_writing_a_batch_resumes(pg_admin_url
         live = _dump_pg(settings)
         projector.close()
         dying = open_projector(settings, app)
-        dying.batch_size = dying.build_batch_size = 60
+        dying.batch_size = 60
         original = building._write
         calls = [0]
 
@@ -878,7 +877,7 @@ def test_postgres_rebuild_interrupted_while_writing_a_batch_resumes(pg_admin_url
             building._write = original  # type: ignore[assignment]
         dying.close()
         resumed = open_projector(settings, app)
-        resumed.batch_size = resumed.build_batch_size = 60
+        resumed.batch_size = 60
         assert resumed.rebuild() < app.reader.max_position()  # resumed, not started again
         assert _dump_pg(settings) == live
         resumed.close()

@@ -121,7 +121,7 @@ def test_two_projectors_on_the_same_views_apply_every_event_once(store_settings,
         execute(app, DisconnectNumber(number=number(100 + i), reason="FRAUD"), request_id=f"d{i}", actor="t")
     projectors = [open_projector(store_settings, app) for _ in range(2)]
     for p in projectors:
-        p.batch_size = p.build_batch_size = 7
+        p.batch_size = 7
     threads = [threading.Thread(target=p.catch_up) for p in projectors]
     for t in threads:
         t.start()
