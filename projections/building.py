@@ -20,6 +20,7 @@ equal to those the live projector writes).
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -214,7 +215,7 @@ def _write(raw: Any, table: Table, name: str, sealed: Sealed | None, seal: RowSe
     listed = ", ".join(spec.columns)
     if spec.counts:
         if table.new:
-            stage = _stage(raw, name)
+            stage = _stage(raw, name, spec.columns)
             raw.copy(f"COPY {stage} ({listed}) FROM STDIN", _text(spec.columns, table.new.values()))
             counters = [c for c in spec.columns if c not in spec.key]
             raw.execute(
@@ -225,17 +226,18 @@ def _write(raw: Any, table: Table, name: str, sealed: Sealed | None, seal: RowSe
     if table.new:
         raw.copy(f"COPY {name} ({listed}) FROM STDIN", _text(spec.columns, table.new.values()))
     if table.changed:
-        stage = _stage(raw, name)
+        stage = _stage(raw, name, spec.columns)
         raw.copy(f"COPY {stage} ({listed}) FROM STDIN", _text(spec.columns, [table.rows[k] for k in table.changed]))
         others = [c for c in spec.columns if c not in spec.key]
         match = " AND ".join(f"{name}.{k}=s.{k}" for k in spec.key)
         raw.execute(f"UPDATE {name} SET {', '.join(f'{c}=s.{c}' for c in others)} FROM {stage} s WHERE {match}")
 
 
-def _stage(raw: Any, name: str) -> str:
+def _stage(raw: Any, name: str, columns: Sequence[str]) -> str:
     """A temporary table shaped as ``name`` (no index, emptied at each commit) to copy changed rows into,
-    made once per connection (the cursor forgets what it made at a rollback, which may have undone it)."""
-    stage = f"build_{name}"
+    made once per connection (the cursor forgets what it made at a rollback, which may have undone it); its
+    name carries the columns' digest, so a table of the same name with other columns gets its own."""
+    stage = f"build_{name}_{zlib.crc32(','.join(columns).encode()):08x}"
     if stage not in raw.temporary:
         raw.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {name}) ON COMMIT DELETE ROWS")
         raw.temporary.add(stage)
