@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class Stored(NamedTuple):
-    """A table a view builds in memory: its key column, every column in order, the values of a new row's
+    """A table a view builds in memory: its key columns, every column in order, the values of a new row's
     columns a handler does not give (the schema's defaults), what selects the rows of a batch (``where``,
     over the batch's ``Keys`` as ``%(numbers)s``, ``%(subscribers)s``, ``%(tenures)s``; None: rows are
     only inserted, never read), the column grouping rows by number (``group``), and whether its
