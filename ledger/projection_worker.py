@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ledger.bootstrap import key_jobs, open_ledger, open_projector, row_seal, start_projections
 from ledger.policy import ConfigError
+from projections.projector import BUILD_BATCH
 from projections.views import ALL_VIEWS
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def run_projections(
         raise ConfigError(f"unknown read models: {', '.join(unknown)} (known: {', '.join(known)})")
     app = open_ledger(settings)
     projector = open_projector(settings, app, [known[name]() for name in views] if views else None)
+    projector.build_batch_size = BUILD_BATCH  # larger batches while PostgreSQL builds a generation in memory
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

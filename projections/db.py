@@ -99,6 +99,8 @@ class _PgCursor:
         self.encoding = cursor.connection.info.encoding
         self.held: list[tuple[str, Any]] = []
         self.sent = False  # a text was sent whose answer is not collected yet
+        # Temporary tables made on this connection (``projections.building``); a rollback may undo them.
+        self.temporary: set[str] = set()
         # A statement's text split at its placeholders (statements are constant texts: split once).
         self._parts: dict[str, list[str]] = {}
         # Quotes are doubled and nothing else: backslashes are plain characters only with standard
@@ -115,11 +117,18 @@ class _PgCursor:
             return None
         if head.startswith("ROLLBACK"):
             self.held.clear()
+            self.temporary.clear()
             with contextlib.suppress(Exception):  # rolled back, whatever its writes did
                 self.collect()
         else:
             self.flush()
         return self.cur.execute(sql, params)
+
+    def copy(self, sql: str, data: bytes) -> None:
+        """Run ``COPY ... FROM STDIN`` with ``data`` (COPY's text format), after every held write."""
+        self.flush()
+        with self.cur.copy(sql) as copy:
+            copy.write(data)
 
     def flush(self, wait: bool = True) -> None:
         """Send the held writes, bound on this side into one text of several statements, which the

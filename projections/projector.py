@@ -20,12 +20,14 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from ledger.adapters import log_reader
 from ledger.domain.errors import EventUndecodable
 from projections import generations as gens_
+from projections.building import Keys, batch_keys, build_batch, by_keys
 from projections.db import Cursor, ViewsDatabase
 from projections.errors import ReadModelMismatch
 from projections.following import Following
@@ -39,6 +41,10 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 log = logging.getLogger(__name__)
+
+# Events per batch the rebuild tools ask for while every view is built in memory (measured: 21,522 against
+# 13,239 events/s with 2,000, rebuilding 356,367 events).
+BUILD_BATCH = 10_000
 
 # Advisory lock key that serialises projection batches across processes on PostgreSQL.
 PROJECTION_LOCK = 0x1ED6E0
@@ -78,6 +84,7 @@ class Projector(Following, Switching):
         seal: RowSeal,
         views: Sequence[View] | None = None,
         batch_size: int = 2000,
+        build_batch_size: int | None = None,
     ) -> None:
         self.recorder = recorder
         # Writes the keyed hash of every row answers read (see ``projections.seal``).
@@ -87,6 +94,10 @@ class Projector(Following, Switching):
         self.views_db = views_db
         self.views: list[View] = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
+        # Events per batch while every view is built in memory (``projections.building``; None: ``batch_size``):
+        # a row changed by many events of a batch is written once, and each table costs a few statements a
+        # batch. The rebuild tools ask for ``BUILD_BATCH``.
+        self.build_batch_size = build_batch_size
         self.conn = views_db.connect()
         self._topics: dict[str, list[View]] = {}
         for view in self.views:
@@ -222,10 +233,12 @@ class Projector(Following, Switching):
             self._lock_views(cur)
             found = gens_.read_generations(cur)
             targets = self._select(cur, found)
+            in_memory = self._in_memory(cur, targets)
+            limit = self.batch_size
+            if self.build_batch_size and len(in_memory) == len(self.views):
+                limit = self.build_batch_size
             start = min(g.position for g in targets.values()) + 1
-            notifications: Sequence[Notification] = self.recorder.select_notifications(
-                start=start, limit=self.batch_size
-            )
+            notifications: Sequence[Notification] = self.recorder.select_notifications(start=start, limit=limit)
             last = notifications[-1].id if notifications else 0
             mismatched, hashes = self._check_log(targets, last)
             if mismatched:
@@ -233,7 +246,7 @@ class Projector(Following, Switching):
                     gens_.set_state(cur, gen.key, MISMATCH, _now_us())
                 notifications = ()
             else:
-                self._batch(cur, found, targets, hashes, notifications)
+                self._batch(cur, found, targets, hashes, notifications, in_memory, limit)
         # Only now, after the commit: a waiter woken by the new position must find the rows in the views.
         self.targets = targets
         self._seen = {name: g.signature for name, g in targets.items()}
@@ -258,6 +271,8 @@ class Projector(Following, Switching):
         targets: dict[str, Generation],
         hashes: dict[int, bytes],
         notifications: Sequence[Notification],
+        in_memory: dict[str, Callable[..., None]],
+        limit: int,
     ) -> None:
         moved = False
         for view in self.views:
@@ -274,7 +289,7 @@ class Projector(Following, Switching):
                 str(r[0]): int(r[1])
                 for r in cur.execute("SELECT stream_id, MIN(position) FROM rm_damaged GROUP BY stream_id").fetchall()
             }
-        touched = self._apply(notifications, targets, cursors, self._damaged_streams)
+        touched = self._apply(notifications, targets, cursors, self._damaged_streams, in_memory)
         for view in self.views:
             if touched.get(view.name):  # the hashes of the rows this batch wrote, in its transaction
                 ids = [i.hex if isinstance(i, UUID) else UUID(i).hex for i in touched[view.name]]
@@ -291,7 +306,7 @@ class Projector(Following, Switching):
                 continue
             gens_.set_position(cur, gen.key, gen.position, gen.digest)
             targets[view.name] = gen
-        self._promote(cur, found, targets, len(notifications) < self.batch_size)
+        self._promote(cur, found, targets, len(notifications) < limit)
         self._drop_retired(cur, found)
         if self.views_db.is_postgres and self._only_building(found, targets):
             # Nothing reads what this batch wrote: a crash may lose its commit, and the rebuild then resumes
@@ -306,6 +321,26 @@ class Projector(Following, Switching):
         moved = [g for g in targets.values() if before.get(g.key) != g]
         return bool(moved) and all(g.state == BUILDING for g in moved)
 
+    def _in_memory(self, cur: Any, targets: dict[str, Generation]) -> dict[str, Callable[..., None]]:
+        """The views this batch builds in memory (``projections.building``): on PostgreSQL, those whose
+        generation is being built (nothing reads it) and that name their stored tables; for each, what
+        applies its events of the batch and writes its rows."""
+        if not self.views_db.is_postgres:
+            return {}
+        chosen: dict[str, Callable[..., None]] = {}
+        for view in self.views:
+            gen = targets[view.name]
+            if gen.state == BUILDING and view.stored:
+                chosen[view.name] = partial(self._build, view, gen, cur)
+        if chosen:
+            by_keys(cur)
+        return chosen
+
+    def _build(self, view: View, gen: Generation, cur: Any, events: Sequence[tuple[Any, int]], keys: Keys) -> None:
+        view.forget()  # what it remembers for ``apply`` does not follow rows written here
+        named = self._cursor(cur, view, gen)
+        build_batch(view, events, keys, named, cur, lambda table: table + gen.suffix, self.seal)
+
     def _dialect(self, statement: str) -> str:
         # Views write SQLite's DDL; PostgreSQL tables have no rowid to leave out.
         return statement.replace(" WITHOUT ROWID", "") if self.views_db.is_postgres else statement
@@ -316,10 +351,16 @@ class Projector(Following, Switching):
         targets: dict[str, Generation],
         cursors: dict[str, Any],
         damaged: dict[str, int],
+        in_memory: dict[str, Callable[..., None]] | None = None,
     ) -> dict[str, set[UUID | str]]:
         """Apply the events, each stream up to its first event that does not decode (``damaged``: stream ->
-        position); returns, for each view with sealed rows, the streams (numbers) it wrote."""
+        position); returns, for each view with sealed rows, the streams (numbers) it wrote. The views in
+        ``in_memory`` get their events after the others, together (they seal their own rows); an event that
+        does not decode is then recorded after them, so its number is found among the rows they wrote."""
         positions = {name: g.position for name, g in targets.items()}
+        held: dict[str, list[tuple[Any, int]]] = {name: [] for name in in_memory or ()}
+        decoded: list[Any] = []  # the events held, each once
+        undecodable: list[EventUndecodable] = []
         touched: dict[str, set[UUID | str]] = {view.name: set() for view in self.views if view.sealed}
         for n in notifications:
             interested = self._topics.get(n.topic)
@@ -335,12 +376,28 @@ class Projector(Following, Switching):
                     try:
                         event = self.mapper.to_domain_event(n)
                     except EventUndecodable as e:
-                        self._damaged(e, cursors)
+                        if held:
+                            undecodable.append(e)
+                        else:
+                            self._damaged(e, cursors)
                         damaged.setdefault(str(n.originator_id), n.id)
                         break
+                pending = held.get(view.name)
+                if pending is not None:
+                    pending.append((event, n.id))
+                    if not decoded or decoded[-1] is not event:
+                        decoded.append(event)
+                    continue
                 view.apply(event, n.id, cursors[view.name])
                 if view.sealed:
                     touched[view.name].add(n.originator_id)
+        if decoded and in_memory:
+            keys = batch_keys(decoded)
+            for name, events in held.items():
+                if events:
+                    in_memory[name](events, keys)
+        for error in undecodable:
+            self._damaged(error, cursors)
         return touched
 
     def _damaged(self, e: EventUndecodable, cursors: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import time
 from ledger.bootstrap import open_ledger, open_projector
 from ledger.cli import add_db_argument, existing_store, one_line_errors
 from ledger.config import Settings
+from projections.projector import BUILD_BATCH
 from projections.views import ALL_VIEWS
 
 
@@ -26,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_db_argument(parser)
     parser.add_argument("--views", help="comma-separated views: " + ", ".join(v.name for v in ALL_VIEWS))
-    parser.add_argument("--batch-size", type=int, default=2000, help="events per transaction (default 2000)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="events per transaction (default 2000; 10000 while PostgreSQL builds the views in memory)",
+    )
     args = parser.parse_args(argv)
     names = args.views.split(",") if args.views else None
     unknown = set(names or ()) - {v.name for v in ALL_VIEWS}
@@ -36,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.build(db=args.db)
     app = open_ledger(settings)
     projector = open_projector(settings, app)
-    projector.batch_size = args.batch_size
+    projector.build_batch_size = args.batch_size or BUILD_BATCH
+    if args.batch_size:
+        projector.batch_size = args.batch_size
     try:
         started = time.perf_counter()
         events = projector.rebuild(names)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, NamedTuple
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.utils import get_topic
 
+from projections.building import Rows, Stored
 from projections.db import Cursor
 from projections.seal import Sealed
 
@@ -53,6 +54,9 @@ class View:
     # Tables whose rows belong to a number: every one is audited against the log (``projections.audit``); a
     # table with a ``number`` or ``number_id`` column must be named here (a unit test holds it to that).
     by_number: ClassVar[tuple[NumberRows, ...]] = ()
+    # Its tables as a generation being built on PostgreSQL fills them in memory, one batch at a time, with
+    # the ``build`` handlers (see ``projections.building``); a view without them is built with ``apply``.
+    stored: ClassVar[tuple[Stored, ...]] = ()
 
     @classmethod
     def topics(cls) -> set[str]:
@@ -62,6 +66,11 @@ class View:
     @singledispatchmethod
     def apply(self, event: Any, position: int, cur: Cursor) -> None:
         """Events this view does not use change nothing."""
+
+    @singledispatchmethod
+    def build(self, event: Any, position: int, rows: Rows) -> None:
+        """What ``apply`` writes, on a batch's rows in memory (only for a view that names its ``stored``
+        tables). Events this view does not use change nothing."""
 
     def forget(self) -> None:
         """Drop whatever the view remembers of its rows: another projector may have changed them, or the

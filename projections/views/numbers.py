@@ -9,6 +9,7 @@ from eventsourcing.dispatch import singledispatchmethod
 
 from ledger.domain.number import Number
 from ledger.domain.rules import tenure_clearance
+from projections.building import Rows, Stored
 from projections.db import Cursor
 from projections.seal import Sealed
 from projections.views.base import NumberRows, View, us
@@ -87,6 +88,32 @@ class NumbersView(View):
         NumberRows("rm_tenures", "number_id", "id", "tenure_id"),
         NumberRows("rm_checks", "number", "text", "number"),
     )
+    _OF_NUMBERS = "number_id = ANY(%(numbers)s::text[])"
+    stored = (
+        Stored(
+            "rm_numbers",
+            ("number_id",),
+            (*NUMBER_COLUMNS, "mac"),
+            {"subscriber_id": None, "tenure_id": None, "suspension_reason": None, "tenure_count": 0, "mac": None},
+            _OF_NUMBERS,
+        ),
+        Stored(
+            "rm_tenures",
+            ("tenure_id",),
+            (*TENURE_COLUMNS, "mac"),
+            {c: None for c in (*TENURE_COLUMNS, "mac")} | {"violation": 0},
+            _OF_NUMBERS,
+            group="number_id",
+        ),
+        Stored(
+            "rm_checks",
+            ("number",),
+            (*CHECK_COLUMNS, "mac"),
+            {"current_activated_us": None, "last_disconnected_us": None, "closed": "[]", "ported_out_us": None,
+             "mac": None},
+            f"number IN (SELECT number FROM rm_numbers WHERE {_OF_NUMBERS})",
+        ),
+    )  # fmt: skip
     event_classes = (
         Number.Provisioned,
         Number.Activated,
@@ -309,6 +336,158 @@ class NumbersView(View):
             for _, end, outstanding, violation, _ in self._closed_of(cur, nid)
         ]
         cur.execute(f"UPDATE rm_checks SET closed=? WHERE number={_NUMBER_OF}", (orjson.dumps(closed).decode(), nid))
+
+    # -- a generation being built: the same changes on a batch's rows in memory -----------------------
+
+    @singledispatchmethod
+    def build(self, event: Any, position: int, rows: Rows) -> None:
+        """Events this view does not use change nothing."""
+
+    @build.register
+    def _(self, e: Number.Provisioned, position: int, rows: Rows) -> None:
+        at = us(e.occurred_at)
+        nid = e.originator_id.hex
+        rows["rm_numbers"].insert(
+            number_id=nid, number=e.number, status="AVAILABLE", provisioned_us=at, last_position=position
+        )
+        rows["rm_checks"].insert(number=e.number, provisioned_us=at)
+
+    @build.register
+    def _(self, e: Number.Activated, position: int, rows: Rows) -> None:
+        nid = e.originator_id.hex
+        activated = us(e.occurred_at)
+        number = rows["rm_numbers"].change(nid)
+        if number is not None:
+            number.update(
+                status="ACTIVE", subscriber_id=e.subscriber_id.hex, tenure_id=e.tenure_id.hex, suspension_reason=None,
+                tenure_count=number["tenure_count"] + 1, last_position=position,
+            )  # fmt: skip
+            check = rows["rm_checks"].change(number["number"])
+            if check is not None:
+                check["current_activated_us"] = activated
+        rows["rm_tenures"].insert(
+            tenure_id=e.tenure_id.hex, number_id=nid, ordinal=number["tenure_count"] if number else None,
+            subscriber_id=e.subscriber_id.hex, iccid=e.iccid, channel=e.channel, agent_id=e.agent_id,
+            activated_us=activated,
+        )  # fmt: skip
+
+    @build.register
+    def _(self, e: Number.SimSwapped, position: int, rows: Rows) -> None:
+        tenure = rows["rm_tenures"].change(e.tenure_id.hex)
+        if tenure is not None:
+            tenure["iccid"] = e.new_iccid
+        self._number(rows, e, last_position=position)
+
+    @build.register
+    def _(self, e: Number.Suspended, position: int, rows: Rows) -> None:
+        self._number(rows, e, status="SUSPENDED", suspension_reason=e.reason, last_position=position)
+
+    @build.register
+    def _(self, e: Number.Resumed, position: int, rows: Rows) -> None:
+        self._number(rows, e, status="ACTIVE", suspension_reason=None, last_position=position)
+
+    @build.register
+    def _(self, e: Number.Disconnected, position: int, rows: Rows) -> None:
+        end = us(e.occurred_at)
+        number = self._number(
+            rows, e, status="QUARANTINED", subscriber_id=None, tenure_id=None, suspension_reason=None,
+            last_position=position,
+        )  # fmt: skip
+        self._check(rows, number, current_activated_us=None, last_disconnected_us=end)
+        holders = orjson.dumps(list(e.required_holders)).decode()
+        tenure = rows["rm_tenures"].change(e.tenure_id.hex)
+        if tenure is not None:
+            tenure.update(
+                disconnected_us=end, disconnect_reason=e.reason, quarantine_until_us=us(e.quarantine_until),
+                required_holders=holders, outstanding_holders=holders, confirmations="[]",
+            )  # fmt: skip
+        self._summarise_rows(rows, e.originator_id.hex, number)
+
+    @build.register
+    def _(self, e: Number.DataClearanceConfirmed, position: int, rows: Rows) -> None:
+        nid = e.originator_id.hex
+        tenure = next(
+            t
+            for t in rows["rm_tenures"].of(nid)
+            if t["tenure_id"] == e.tenure_id.hex and t["disconnected_us"] is not None
+        )
+        rows["rm_tenures"].change(tenure["tenure_id"])
+        outstanding = [h for h in orjson.loads(tenure["outstanding_holders"] or "[]") if h != e.holder]
+        confirmations = [*orjson.loads(tenure["confirmations"] or "[]"), [e.holder, e.evidence_ref, us(e.occurred_at)]]
+        tenure["outstanding_holders"] = orjson.dumps(outstanding).decode()
+        tenure["confirmations"] = orjson.dumps(confirmations).decode()
+        number = self._number(rows, e, last_position=position)
+        self._summarise_rows(rows, nid, number)
+
+    @build.register
+    def _(self, e: Number.Released, position: int, rows: Rows) -> None:
+        number = self._number(rows, e, status="AVAILABLE", last_position=position)
+        tenure = rows["rm_tenures"].change(e.tenure_id.hex)
+        if tenure is not None:
+            tenure.update(
+                released_us=us(e.occurred_at), override_reason=e.override_reason,
+                violation=int(e.clearance_overridden),
+            )  # fmt: skip
+        if e.clearance_overridden:
+            self._summarise_rows(rows, e.originator_id.hex, number)
+
+    @build.register
+    def _(self, e: Number.PortedOut, position: int, rows: Rows) -> None:
+        end = us(e.occurred_at)
+        number = self._number(
+            rows, e, status="PORTED_OUT", subscriber_id=None, tenure_id=None, suspension_reason=None,
+            last_position=position,
+        )  # fmt: skip
+        self._check(rows, number, current_activated_us=None, ported_out_us=end)
+        holders = orjson.dumps(list(e.required_holders)).decode()
+        tenure = rows["rm_tenures"].change(e.tenure_id.hex)
+        if tenure is not None:
+            tenure.update(
+                disconnected_us=end, disconnect_reason="PORTED_OUT", ported_to=e.recipient_operator,
+                required_holders=holders, outstanding_holders=holders, confirmations="[]",
+            )  # fmt: skip
+        self._summarise_rows(rows, e.originator_id.hex, number)
+
+    @build.register
+    def _(self, e: Number.PortedIn, position: int, rows: Rows) -> None:
+        start = us(e.occurred_at)
+        number = self._number(rows, e, status="AVAILABLE", provisioned_us=start, last_position=position)
+        self._check(rows, number, provisioned_us=start, ported_out_us=None)
+
+    @build.register
+    def _(self, e: Number.Returned, position: int, rows: Rows) -> None:
+        end = us(e.disconnected_at)
+        number = self._number(rows, e, status="QUARANTINED", last_position=position)
+        check = self._check(rows, number, ported_out_us=None)
+        if check is not None and (check["last_disconnected_us"] is None or check["last_disconnected_us"] < end):
+            check["last_disconnected_us"] = end
+        tenure = rows["rm_tenures"].change(e.tenure_id.hex)
+        if tenure is not None:
+            tenure.update(quarantine_until_us=us(e.quarantine_until), recipient_disconnected_us=end)
+
+    @staticmethod
+    def _number(rows: Rows, e: Number.Event, **changes: Any) -> dict[str, Any] | None:
+        number = rows["rm_numbers"].change(e.originator_id.hex)
+        if number is not None:
+            number.update(changes)
+        return number
+
+    @staticmethod
+    def _check(rows: Rows, number: dict[str, Any] | None, **changes: Any) -> dict[str, Any] | None:
+        check = rows["rm_checks"].change(number["number"]) if number is not None else None
+        if check is not None:
+            check.update(changes)
+        return check
+
+    @staticmethod
+    def _summarise_rows(rows: Rows, nid: str, number: dict[str, Any] | None) -> None:
+        tenures = sorted(rows["rm_tenures"].of(nid), key=lambda t: t["ordinal"])
+        closed = []
+        for t in tenures:
+            if t["disconnected_us"] is not None:
+                outstanding = orjson.loads(t["outstanding_holders"] or "[]")
+                closed.append([t["disconnected_us"], _clearance(outstanding, int(t["violation"] or 0)), outstanding])
+        NumbersView._check(rows, number, closed=orjson.dumps(closed).decode())
 
 
 # The number (text) of a number id, for rows keyed by the number.

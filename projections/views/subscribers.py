@@ -10,6 +10,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from ledger.domain.number import Number
 from ledger.domain.rules import VIOLATION_DISCONNECTIONS, VIOLATION_SUSPENSIONS, SuspensionReason
 from ledger.domain.subscriber import Subscriber
+from projections.building import Rows, Stored
 from projections.db import Cursor
 from projections.seal import Sealed
 from projections.views.base import NumberRows, View, us
@@ -41,6 +42,23 @@ class SimSwapsView(View):
         NumberRows("rm_swap_numbers", "number_id", "id", "number_id"),
         NumberRows("rm_sim_swaps", "number", "text", "number"),
     )
+    stored = (
+        Stored(
+            "rm_swap_numbers",
+            ("number_id",),
+            (*SWAP_COLUMNS, "mac"),
+            {"activated_us": None, "ported_out_us": None, "swapped_us": None, "mac": None},
+            "number_id = ANY(%(numbers)s::text[])",
+        ),
+        Stored(
+            "rm_sim_swaps",
+            ("number",),
+            ("number", "swapped_us", "old_iccid", "new_iccid", "reason", "channel", "agent_id", "swap_count",
+             "position"),
+            {},
+            "number IN (SELECT number FROM rm_swap_numbers WHERE number_id = ANY(%(numbers)s::text[]))",
+        ),
+    )  # fmt: skip
     event_classes = (
         Number.Provisioned,
         Number.SimSwapped,
@@ -108,6 +126,57 @@ class SimSwapsView(View):
             ),
         )
 
+    # -- a generation being built: the same changes on a batch's rows in memory -----------------------
+
+    @singledispatchmethod
+    def build(self, event: Any, position: int, rows: Rows) -> None:
+        """Events this view does not use change nothing."""
+
+    @build.register
+    def _(self, e: Number.Provisioned, position: int, rows: Rows) -> None:
+        at = us(e.occurred_at)
+        rows["rm_swap_numbers"].insert(number_id=e.originator_id.hex, number=e.number, monitored_since_us=at)
+
+    @build.register
+    def _(self, e: Number.Activated, position: int, rows: Rows) -> None:
+        self._number(rows, e, activated_us=us(e.occurred_at))
+
+    @build.register
+    def _(self, e: Number.PortedOut, position: int, rows: Rows) -> None:
+        self._number(rows, e, ported_out_us=us(e.occurred_at))
+
+    @build.register
+    def _(self, e: Number.Returned, position: int, rows: Rows) -> None:
+        self._number(rows, e, ported_out_us=None)
+
+    @build.register
+    def _(self, e: Number.PortedIn, position: int, rows: Rows) -> None:
+        self._number(rows, e, monitored_since_us=us(e.occurred_at), ported_out_us=None)
+
+    @build.register
+    def _(self, e: Number.SimSwapped, position: int, rows: Rows) -> None:
+        at = us(e.occurred_at)
+        number = self._number(rows, e, swapped_us=at)
+        if number is None:
+            return
+        swaps = rows["rm_sim_swaps"]
+        latest = {
+            "swapped_us": at, "old_iccid": e.old_iccid, "new_iccid": e.new_iccid, "reason": e.reason,
+            "channel": e.channel, "agent_id": e.agent_id, "position": position,
+        }  # fmt: skip
+        swap = swaps.change(number["number"])
+        if swap is None:
+            swaps.insert(number=number["number"], swap_count=1, **latest)
+        else:
+            swap.update(latest, swap_count=swap["swap_count"] + 1)
+
+    @staticmethod
+    def _number(rows: Rows, e: Number.Event, **changes: Any) -> dict[str, Any] | None:
+        number = rows["rm_swap_numbers"].change(e.originator_id.hex)
+        if number is not None:
+            number.update(changes)
+        return number
+
 
 class ComplianceView(View):
     """Real-name compliance: numbers in service without a verified holder; verifications, activations
@@ -143,6 +212,36 @@ class ComplianceView(View):
         NumberRows("rm_cmp_tenures", "number_id", "id", "tenure_id"),
         NumberRows("rm_cmp_numbers", "number_id", "id", "number_id"),
     )
+    stored = (
+        Stored(
+            "rm_cmp_subscribers",
+            ("subscriber_id",),
+            ("subscriber_id", "verified_us", "erased_us", "latest_verified_us", "latest_method"),
+            {"verified_us": None, "erased_us": None, "latest_verified_us": None, "latest_method": None},
+            "subscriber_id = ANY(%(subscribers)s::text[])",
+        ),
+        Stored(
+            "rm_cmp_tenures",
+            ("tenure_id",),
+            ("tenure_id", "number_id", "subscriber_id", "channel", "agent_id", "activated_us", "open", "flagged",
+             "suspended", "unverified_suspension", "unverified_suspended_us"),
+            {"flagged": 0, "suspended": 0, "unverified_suspension": "", "unverified_suspended_us": None},
+            "number_id = ANY(%(numbers)s::text[])",
+            group="number_id",
+        ),
+        Stored(
+            "rm_cmp_agents",
+            ("channel", "agent_id"),
+            ("channel", "agent_id", "verifications", "activations", "violations"),
+            {"verifications": 0, "activations": 0, "violations": 0},
+            None,
+            counts=True,
+        ),
+        Stored("rm_cmp_numbers", ("number_id",), ("number_id", "number"), {}, None),
+        Stored(
+            "rm_cmp_verifications", ("position",), ("position", "subscriber_id", "verified_us", "method"), {}, None
+        ),
+    )  # fmt: skip
     event_classes = (
         Subscriber.Registered,
         Subscriber.IdentityVerified,
@@ -239,6 +338,94 @@ class ComplianceView(View):
             (channel, agent_id),
         )
 
+    # -- a generation being built: the same changes on a batch's rows in memory -----------------------
+
+    @singledispatchmethod
+    def build(self, event: Any, position: int, rows: Rows) -> None:
+        """Events this view does not use change nothing."""
+
+    @build.register
+    def _(self, e: Subscriber.Registered, position: int, rows: Rows) -> None:
+        rows["rm_cmp_subscribers"].insert(subscriber_id=e.originator_id.hex)
+
+    @build.register
+    def _(self, e: Subscriber.IdentityVerified, position: int, rows: Rows) -> None:
+        at = us(e.occurred_at)
+        subscriber = rows["rm_cmp_subscribers"].change(e.originator_id.hex)
+        if subscriber is not None:
+            if subscriber["verified_us"] is None:
+                subscriber["verified_us"] = at
+            subscriber.update(latest_verified_us=at, latest_method=e.method)
+        rows["rm_cmp_verifications"].insert(
+            position=position, subscriber_id=e.originator_id.hex, verified_us=at, method=e.method
+        )
+        rows["rm_cmp_agents"].count((e.channel, e.agent_id), "verifications")
+
+    @build.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, rows: Rows) -> None:
+        subscriber = rows["rm_cmp_subscribers"].change(e.originator_id.hex)
+        if subscriber is not None:
+            subscriber["erased_us"] = us(e.occurred_at)
+
+    @build.register
+    def _(self, e: Number.Provisioned, position: int, rows: Rows) -> None:
+        rows["rm_cmp_numbers"].insert(number_id=e.originator_id.hex, number=e.number)
+
+    @build.register
+    def _(self, e: Number.Activated, position: int, rows: Rows) -> None:
+        rows["rm_cmp_tenures"].insert(
+            tenure_id=e.tenure_id.hex, number_id=e.originator_id.hex, subscriber_id=e.subscriber_id.hex,
+            channel=e.channel, agent_id=e.agent_id, activated_us=us(e.occurred_at), open=1,
+        )  # fmt: skip
+        rows["rm_cmp_agents"].count((e.channel, e.agent_id), "activations")
+
+    @build.register
+    def _(self, e: Number.Suspended, position: int, rows: Rows) -> None:
+        nid = e.originator_id.hex
+        if e.reason in VIOLATION_SUSPENSIONS:
+            self._flag_open_tenure_rows(rows, nid)
+        tenures = rows["rm_cmp_tenures"]
+        for tenure in tenures.of(nid):
+            if tenure["open"] == 1:
+                tenures.change(tenure["tenure_id"])
+                tenure["suspended"] = 1
+                if e.reason == SuspensionReason.UNVERIFIED_IDENTITY:
+                    tenure.update(unverified_suspension=e.request_id, unverified_suspended_us=us(e.occurred_at))
+
+    @build.register
+    def _(self, e: Number.Resumed, position: int, rows: Rows) -> None:
+        tenures = rows["rm_cmp_tenures"]
+        for tenure in tenures.of(e.originator_id.hex):
+            if tenure["open"] == 1:
+                tenures.change(tenure["tenure_id"])
+                tenure["suspended"] = 0
+
+    @build.register
+    def _(self, e: Number.Disconnected, position: int, rows: Rows) -> None:
+        if e.reason in VIOLATION_DISCONNECTIONS:
+            self._flag_open_tenure_rows(rows, e.originator_id.hex)
+        self._close(rows, e.tenure_id.hex)
+
+    @build.register
+    def _(self, e: Number.PortedOut, position: int, rows: Rows) -> None:
+        self._close(rows, e.tenure_id.hex)
+
+    @staticmethod
+    def _close(rows: Rows, tenure_id: str) -> None:
+        tenure = rows["rm_cmp_tenures"].change(tenure_id)
+        if tenure is not None:
+            tenure["open"] = 0
+
+    @staticmethod
+    def _flag_open_tenure_rows(rows: Rows, number_id: str) -> None:
+        tenures = rows["rm_cmp_tenures"]
+        for tenure in tenures.of(number_id):
+            if tenure["open"] == 1 and tenure["flagged"] == 0:
+                tenures.change(tenure["tenure_id"])
+                tenure["flagged"] = 1
+                rows["rm_cmp_agents"].count((tenure["channel"], tenure["agent_id"]), "violations")
+                return
+
 
 class ErasureView(View):
     """Per subscriber: open tenures, when the last one ended, whether their data was erased, and until when
@@ -253,6 +440,24 @@ class ErasureView(View):
             tenure_count BIGINT NOT NULL DEFAULT 0, last_end_us BIGINT, erased_us BIGINT, held_until_us BIGINT)""",
         "CREATE TABLE IF NOT EXISTS rm_er_tenures (tenure_id TEXT PRIMARY KEY, subscriber_id TEXT NOT NULL)",
     )
+    stored = (
+        Stored(
+            "rm_er_subscribers",
+            ("subscriber_id",),
+            ("subscriber_id", "registered_us", "open_tenures", "tenure_count", "last_end_us", "erased_us",
+             "held_until_us"),
+            {"open_tenures": 0, "tenure_count": 0, "last_end_us": None, "erased_us": None, "held_until_us": None},
+            "subscriber_id = ANY(%(subscribers)s::text[] || ARRAY(SELECT subscriber_id FROM rm_er_tenures "
+            "WHERE tenure_id = ANY(%(tenures)s::text[])))",
+        ),
+        Stored(
+            "rm_er_tenures",
+            ("tenure_id",),
+            ("tenure_id", "subscriber_id"),
+            {},
+            "tenure_id = ANY(%(tenures)s::text[])",
+        ),
+    )  # fmt: skip
     event_classes = (
         Subscriber.Registered,
         Subscriber.ErasureRequested,
@@ -310,3 +515,49 @@ class ErasureView(View):
             "(SELECT subscriber_id FROM rm_er_tenures WHERE tenure_id=?)",
             (us(e.occurred_at), e.tenure_id.hex),
         )
+
+    # -- a generation being built: the same changes on a batch's rows in memory -----------------------
+
+    @singledispatchmethod
+    def build(self, event: Any, position: int, rows: Rows) -> None:
+        """Events this view does not use change nothing."""
+
+    @build.register
+    def _(self, e: Subscriber.Registered, position: int, rows: Rows) -> None:
+        rows["rm_er_subscribers"].insert(subscriber_id=e.originator_id.hex, registered_us=us(e.occurred_at))
+
+    @build.register
+    def _(self, e: Subscriber.ErasureRequested, position: int, rows: Rows) -> None:
+        subscriber = rows["rm_er_subscribers"].change(e.originator_id.hex)
+        if subscriber is not None:
+            subscriber["held_until_us"] = us(e.due_at)
+
+    @build.register
+    def _(self, e: Subscriber.PersonalDataErased, position: int, rows: Rows) -> None:
+        subscriber = rows["rm_er_subscribers"].change(e.originator_id.hex)
+        if subscriber is not None:
+            subscriber["erased_us"] = us(e.occurred_at)
+
+    @build.register
+    def _(self, e: Number.Activated, position: int, rows: Rows) -> None:
+        rows["rm_er_tenures"].insert(tenure_id=e.tenure_id.hex, subscriber_id=e.subscriber_id.hex)
+        subscriber = rows["rm_er_subscribers"].change(e.subscriber_id.hex)
+        if subscriber is not None:
+            subscriber["open_tenures"] += 1
+            subscriber["tenure_count"] += 1
+
+    @build.register
+    def _(self, e: Number.Disconnected, position: int, rows: Rows) -> None:
+        self._ended(rows, e.tenure_id.hex, us(e.occurred_at))
+
+    @build.register
+    def _(self, e: Number.PortedOut, position: int, rows: Rows) -> None:
+        self._ended(rows, e.tenure_id.hex, us(e.occurred_at))
+
+    @staticmethod
+    def _ended(rows: Rows, tenure_id: str, at: int) -> None:
+        tenure = rows["rm_er_tenures"].get(tenure_id)
+        subscriber = rows["rm_er_subscribers"].change(tenure["subscriber_id"]) if tenure is not None else None
+        if subscriber is not None:
+            subscriber["open_tenures"] -= 1
+            subscriber["last_end_us"] = at

@@ -571,27 +571,36 @@ def closed_summaries(conn: Any) -> tuple[dict, dict]:
     return stored, derived
 
 
-def random_run(url: str) -> tuple[Settings, LedgerApplication]:
-    """A store at ``url`` after the same 600 random steps each time (about 270 events, many recycled
-    numbers)."""
-    settings = Settings(
+def random_settings(url: str) -> Settings:
+    """The settings of the random runs' stores."""
+    return Settings(
         store=StoreConfig.from_url(url),
         policy=Policy(quarantine_days=30, identity_retention_days=0),
         master_key_text=TEST_MASTER_KEY,
     )
-    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
-    app = open_ledger(settings, clock)
+
+
+def random_steps(driver: Driver, count: int = 600) -> None:
+    """The same random steps each time (600: about 270 events, many recycled numbers)."""
     pick = random.Random(1)
-    d = Driver(app, clock)
     recycling_ops = [op for op in OPS if op not in PORTING_OPS]  # many recycled numbers (ports have their own)
-    for _ in range(600):
-        d.step(
+    for _ in range(count):
+        driver.step(
             pick.choice(recycling_ops),
             pick.randrange(N_NUMBERS),
             pick.randrange(N_PEOPLE),
             pick.choice(["FRAUD", "SPAM", "LOST_SIM", "NON_PAYMENT"]),
             pick.choice(["shop", "web"]),
         )
+
+
+def random_run(url: str) -> tuple[Settings, LedgerApplication]:
+    """A store at ``url`` after the same 600 random steps each time (about 270 events, many recycled
+    numbers)."""
+    settings = random_settings(url)
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = open_ledger(settings, clock)
+    random_steps(Driver(app, clock))
     return settings, app
 
 
@@ -653,15 +662,21 @@ def test_read_models_equal_a_replay_in_one_batch_small_batches_and_two_projector
 def test_postgres_held_write_that_fails_rolls_the_batch_back(pg_admin_url) -> None:
     """A write held back that fails when it is sent makes the batch fail and roll back whole (the handlers
     after it already ran); the projector then goes on from where its tracking says and ends equal to the
-    replay."""
+    replay. The views serve (they are written event by event, not built in memory)."""
     import psycopg
 
     from tests.pgserver import new_database
 
     url = new_database(pg_admin_url)
-    settings, app = random_run(url)
+    settings = random_settings(url)
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    app = open_ledger(settings, clock)
     try:
+        driver = Driver(app, clock)
         projector = open_projector(settings, app)
+        projector.catch_up()  # the views serve from here on
+        served = projector.position
+        random_steps(driver)
         projector.batch_size = 1_000_000
         original = NumbersView.__dict__["apply"]
         seen = [0]
@@ -681,8 +696,10 @@ def test_postgres_held_write_that_fails_rolls_the_batch_back(pg_admin_url) -> No
             NumbersView.apply = original  # type: ignore[method-assign]
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute('SET search_path TO "ledger_views"')
-            assert vt.serving(conn).execute("SELECT count(*) FROM rm_numbers").fetchone() == (0,)
-            assert {p for (p,) in conn.execute("SELECT position FROM rm_generations")} == {0}
+            assert vt.serving(conn).execute(
+                "SELECT count(*) FROM rm_numbers WHERE status <> 'AVAILABLE'"
+            ).fetchone() == (0,)
+            assert {p for (p,) in conn.execute("SELECT position FROM rm_generations")} == {served}
             projector.catch_up()
             assert actual_from_views(conn) == _normalise_expected(expected_from_replay(app))
         projector.close()
@@ -691,12 +708,14 @@ def test_postgres_held_write_that_fails_rolls_the_batch_back(pg_admin_url) -> No
         app.vault.store.close()
 
 
+@pytest.mark.parametrize("ops", ["recycling", "every command"])
 @pytest.mark.parametrize("store", ["postgres", "sqlite"])
-def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_path: Path, store: str) -> None:
+def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_path: Path, store: str, ops: str) -> None:
     """The views a projector wrote while following the ledger (a few commands per batch, as a server's
     projector does) equal, row for row and column for column (seals included), the views a rebuild then
-    writes from position 0 in large batches (on PostgreSQL through its prepared writes and one-statement
-    seals)."""
+    writes from position 0 in large batches (on PostgreSQL built in memory, each table read and written
+    once per batch), and the replay: with many recycled numbers, or with every command (ports, returns,
+    erasures held for a retention period and completed)."""
     import psycopg
 
     from tests.pgserver import new_database
@@ -704,7 +723,7 @@ def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_pat
     url = new_database(pg_admin_url) if store == "postgres" else f"sqlite:///{tmp_path}/ledger.db"
     settings = Settings(
         store=StoreConfig.from_url(url),
-        policy=Policy(quarantine_days=30, identity_retention_days=0),
+        policy=Policy(quarantine_days=30, identity_retention_days=0 if ops == "recycling" else 45),
         master_key_text=TEST_MASTER_KEY,
     )
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
@@ -713,10 +732,10 @@ def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_pat
         projector = open_projector(settings, app)
         driver = Driver(app, clock)
         pick = random.Random(1)
-        recycling_ops = [op for op in OPS if op not in PORTING_OPS]  # many recycled numbers, a few ports
+        chosen = [op for op in OPS if op not in PORTING_OPS] if ops == "recycling" else [*OPS, "erase_due"]
         for k in range(700):
             driver.step(
-                pick.choice(recycling_ops),
+                pick.choice(chosen),
                 pick.randrange(N_NUMBERS),
                 pick.randrange(N_PEOPLE),
                 pick.choice(["FRAUD", "SPAM", "LOST_SIM", "NON_PAYMENT"]),
@@ -735,11 +754,14 @@ def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_pat
             sizes = {table: len(rows) for table, rows in live.items()}
             assert sizes["rm_tenures"] >= 5 and sizes["rm_sim_swaps"] >= 1 and sizes["rm_cmp_verifications"] >= 5, sizes
             assert all(not row.endswith("None)") for row in live["rm_checks"] + live["rm_tenures"])  # all sealed
+            if ops != "recycling":
+                assert any("PORTED_OUT" in row for row in live["rm_tenures"]), "no port in the run"
             generation = conn.execute("SELECT max(generation) FROM rm_generations").fetchone()[0]
             projector.batch_size = 100_000
             projector.rebuild()
             assert conn.execute("SELECT max(generation) FROM rm_generations").fetchone()[0] > generation
             assert vt.dump(conn) == live
+            assert actual_from_views(conn) == _normalise_expected(expected_from_replay(app))
         finally:
             conn.close()
         projector.close()
@@ -784,6 +806,94 @@ def test_postgres_rebuild_commits_asynchronously_until_the_switch(pg_admin_url) 
         app.vault.store.close()
 
 
+def test_postgres_rebuild_writes_each_table_once_per_batch(pg_admin_url) -> None:
+    """A batch that fills a generation being built on PostgreSQL sends a few statements per table (its rows
+    read once, written once), not one or more per event: the server parsed, planned and ran every event's
+    write, which bound the rebuild."""
+    from projections import db as views_db
+    from tests.pgserver import new_database
+
+    settings, app = random_run(new_database(pg_admin_url))
+    transactions: list[list[str]] = [[]]
+    original = views_db._PgCursor.execute
+
+    def recording(self, sql, params=()):  # what the projector sends, in order
+        transactions[-1].append(sql)
+        if sql in ("COMMIT", "ROLLBACK"):
+            transactions.append([])
+        return original(self, sql, params)
+
+    try:
+        projector = open_projector(settings, app)
+        projector.catch_up()
+        live = _dump_pg(settings)
+        projector.batch_size = 100_000
+        views_db._PgCursor.execute = recording  # type: ignore[method-assign]
+        try:
+            projector.rebuild()
+        finally:
+            views_db._PgCursor.execute = original  # type: ignore[method-assign]
+        batch = max(transactions, key=len)
+        tables = {t for view in projector.views for t in view.tables}
+        statements = [s for s in batch if any(t in s for t in tables)]
+        assert app.reader.max_position() > 250
+        assert len(statements) <= 4 * len(tables), Counter(s[:60] for s in statements).most_common(5)
+        assert _dump_pg(settings) == live
+        projector.close()
+    finally:
+        app.close()
+        app.vault.store.close()
+
+
+def test_postgres_rebuild_interrupted_while_writing_a_batch_resumes(pg_admin_url) -> None:
+    """A rebuild that dies while a batch writes its tables (some written, others not) leaves nothing of that
+    batch; a rebuilder started afterwards resumes the generation and writes the views the live projector
+    wrote, row for row (seals included)."""
+    from projections import building
+    from tests.pgserver import new_database
+
+    settings, app = random_run(new_database(pg_admin_url))
+    try:
+        projector = open_projector(settings, app)
+        projector.catch_up()
+        live = _dump_pg(settings)
+        projector.close()
+        dying = open_projector(settings, app)
+        dying.batch_size = 60
+        original = building._write
+        calls = [0]
+
+        def write(*args: Any) -> None:
+            calls[0] += 1
+            if calls[0] == 40:  # the fourth batch, after some of its tables (twelve a batch)
+                raise RuntimeError("killed")
+            original(*args)
+
+        building._write = write  # type: ignore[assignment]
+        try:
+            with pytest.raises(RuntimeError):
+                dying.rebuild()
+        finally:
+            building._write = original  # type: ignore[assignment]
+        dying.close()
+        resumed = open_projector(settings, app)
+        resumed.batch_size = 60
+        assert resumed.rebuild() < app.reader.max_position()  # resumed, not started again
+        assert _dump_pg(settings) == live
+        resumed.close()
+    finally:
+        app.close()
+        app.vault.store.close()
+
+
+def _dump_pg(settings: Settings) -> dict:
+    import psycopg
+
+    with psycopg.connect(settings.store.conninfo(), autocommit=True) as conn:
+        conn.execute('SET search_path TO "ledger_views"')
+        return vt.dump(conn)
+
+
 def test_postgres_held_writes_keep_every_value(pg_admin_url) -> None:
     """Held writes are bound on this side into one text: quotes, backslashes, a semicolon, a
     placeholder-like text, non-ASCII text, negative and large integers and NULL arrive as they were."""
@@ -808,6 +918,31 @@ def test_postgres_held_writes_keep_every_value(pg_admin_url) -> None:
         cur.execute("COMMIT")
         found = conn.execute("SELECT k, t, n FROM rm_values ORDER BY k").fetchall()
         assert found == [(1, values[0][1], -4), *values[1:]]
+    finally:
+        conn.close()
+
+
+def test_postgres_rows_built_in_memory_keep_every_value(pg_admin_url) -> None:
+    """Rows written with COPY's text format arrive as they were: backslashes, tabs, newlines, carriage
+    returns, quotes, a semicolon, non-ASCII text, negative and large integers and NULL."""
+    from projections.building import _text
+    from projections.db import PostgresViewsConnection
+    from tests.pgserver import new_database
+
+    conn = PostgresViewsConnection(new_database(pg_admin_url), "ledger_views")
+    try:
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE rm_values (k TEXT PRIMARY KEY, t TEXT, n BIGINT)")
+        rows = [
+            {"k": "a", "t": "back\\slash \\N \\t", "n": -(2**62)},
+            {"k": "b", "t": "tab\tnew\nline\rreturn", "n": 2**62},
+            {"k": "c", "t": 'it\'s; "q" ünï €', "n": 0},
+            {"k": "d", "t": None, "n": None},
+            {"k": "e", "t": "", "n": 7},
+        ]
+        cur.copy("COPY rm_values (k, t, n) FROM STDIN", _text(("k", "t", "n"), rows))  # type: ignore[attr-defined]
+        found = cur.execute("SELECT k, t, n FROM rm_values ORDER BY k").fetchall()
+        assert found == [(r["k"], r["t"], r["n"]) for r in rows]
     finally:
         conn.close()
 
