@@ -26,7 +26,7 @@ from projections.simswap import UNTRUSTED as UNTRUSTED_SIM
 from projections.simswap import SimSwapRow
 from projections.views import ALL_VIEWS, us
 from projections.views.numbers import CHECK_COLUMNS, NUMBER_COLUMNS, TENURE_COLUMNS, CheckRow
-from projections.views.subscribers import SWAP_COLUMNS
+from projections.views.simswaps import SWAP_COLUMNS
 
 if TYPE_CHECKING:
     from ledger.adapters import EventLog
