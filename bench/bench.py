@@ -71,6 +71,8 @@ from bench.workloads import (
     wait_idle,
 )
 from ledger.cli import one_line_errors
+from ledger.config import StoreConfig
+from ledger.keys.epoch import default_path as default_epoch_path
 from ledger.v1 import (
     history_service_pb2_grpc,
     lifecycle_service_pb2_grpc,
@@ -332,9 +334,16 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 with psycopg.connect(args.postgres, autocommit=True) as conn:
                     conn.execute(f"CREATE DATABASE {name}{copy}")
-                if args.template:
-                    print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
                 db = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+                if args.template:
+                    # The copy's keys are the template's: so is this host's epoch key (kept beside, per database).
+                    template_epoch = default_epoch_path(
+                        StoreConfig.from_url(args.postgres.rsplit("/", 1)[0] + f"/{args.template}")
+                    )
+                    epoch = default_epoch_path(StoreConfig.from_url(db))
+                    epoch.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(template_epoch, epoch)
+                    print(f"  copied {args.template} in {time.perf_counter() - t0:.0f}s")
                 bench_store("PostgreSQL", db, Path(tmp), args, rows, bare_address, bool(args.template), http_ceiling)
     finally:
         for bare, _ in [*bares, (bare_http, "")]:
