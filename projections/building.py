@@ -90,6 +90,13 @@ class Table:
             self.changed.add(key)
         return row
 
+    def update(self, key: Any, **changes: Any) -> dict[str, Any] | None:
+        """``UPDATE ... SET changes WHERE key``: the row changed, or None when there is none."""
+        row = self.change(key)
+        if row is not None:
+            row.update(changes)
+        return row
+
     def insert(self, **values: Any) -> dict[str, Any]:
         """A new row; a key the table holds already fails as the INSERT would."""
         row = {**self.spec.defaults, **values}

@@ -467,10 +467,7 @@ class NumbersView(View):
 
     @staticmethod
     def _number(rows: Rows, e: Number.Event, **changes: Any) -> dict[str, Any] | None:
-        number = rows["rm_numbers"].change(e.originator_id.hex)
-        if number is not None:
-            number.update(changes)
-        return number
+        return rows["rm_numbers"].update(e.originator_id.hex, **changes)
 
     @staticmethod
     def _check(rows: Rows, number: dict[str, Any] | None, **changes: Any) -> dict[str, Any] | None:

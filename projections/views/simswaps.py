@@ -169,7 +169,4 @@ class SimSwapsView(View):
 
     @staticmethod
     def _number(rows: Rows, e: Number.Event, **changes: Any) -> dict[str, Any] | None:
-        number = rows["rm_swap_numbers"].change(e.originator_id.hex)
-        if number is not None:
-            number.update(changes)
-        return number
+        return rows["rm_swap_numbers"].update(e.originator_id.hex, **changes)

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -770,32 +771,40 @@ def test_rebuild_writes_the_views_the_live_projector_wrote(pg_admin_url, tmp_pat
         app.vault.store.close()
 
 
-def test_postgres_rebuild_commits_asynchronously_until_the_switch(pg_admin_url) -> None:
-    """Batches that only fill a generation being built commit without waiting for the disk (a crash
-    loses at most a suffix of them, and the rebuild resumes from the last durable position); the batch
-    that makes the new generation serve waits for its commit to be durable, and so for every one before."""
+@contextlib.contextmanager
+def sent_to_postgres() -> Iterator[list[list[str]]]:
+    """What projectors send to PostgreSQL meanwhile, in order, a list per transaction."""
     from projections import db as views_db
-    from tests.pgserver import new_database
 
-    settings, app = random_run(new_database(pg_admin_url))
     transactions: list[list[str]] = [[]]
     original = views_db._PgCursor.execute
 
-    def recording(self, sql, params=()):  # what the projector sends, in order
+    def recording(self, sql, params=()):  # type: ignore[no-untyped-def]
         transactions[-1].append(sql)
         if sql in ("COMMIT", "ROLLBACK"):
             transactions.append([])
         return original(self, sql, params)
 
+    views_db._PgCursor.execute = recording  # type: ignore[method-assign]
+    try:
+        yield transactions
+    finally:
+        views_db._PgCursor.execute = original  # type: ignore[method-assign]
+
+
+def test_postgres_rebuild_commits_asynchronously_until_the_switch(pg_admin_url) -> None:
+    """Batches that only fill a generation being built commit without waiting for the disk (a crash
+    loses at most a suffix of them, and the rebuild resumes from the last durable position); the batch
+    that makes the new generation serve waits for its commit to be durable, and so for every one before."""
+    from tests.pgserver import new_database
+
+    settings, app = random_run(new_database(pg_admin_url))
     try:
         projector = open_projector(settings, app)
         projector.catch_up()
         projector.batch_size = 40
-        views_db._PgCursor.execute = recording  # type: ignore[method-assign]
-        try:
+        with sent_to_postgres() as transactions:
             projector.rebuild()
-        finally:
-            views_db._PgCursor.execute = original  # type: ignore[method-assign]
         asynchronous = ["SET LOCAL synchronous_commit TO OFF" in t for t in transactions if t]
         switch = [k for k, t in enumerate(t for t in transactions if t) if any("state=?" in s for s in t)]
         assert len(asynchronous) > 3 and asynchronous[1:-1].count(True) >= 3, asynchronous
@@ -810,29 +819,16 @@ def test_postgres_rebuild_writes_each_table_once_per_batch(pg_admin_url) -> None
     """A batch that fills a generation being built on PostgreSQL sends a few statements per table (its rows
     read once, written once), not one or more per event: the server parsed, planned and ran every event's
     write, which bound the rebuild."""
-    from projections import db as views_db
     from tests.pgserver import new_database
 
     settings, app = random_run(new_database(pg_admin_url))
-    transactions: list[list[str]] = [[]]
-    original = views_db._PgCursor.execute
-
-    def recording(self, sql, params=()):  # what the projector sends, in order
-        transactions[-1].append(sql)
-        if sql in ("COMMIT", "ROLLBACK"):
-            transactions.append([])
-        return original(self, sql, params)
-
     try:
         projector = open_projector(settings, app)
         projector.catch_up()
         live = _dump_pg(settings)
         projector.batch_size = 100_000
-        views_db._PgCursor.execute = recording  # type: ignore[method-assign]
-        try:
+        with sent_to_postgres() as transactions:
             projector.rebuild()
-        finally:
-            views_db._PgCursor.execute = original  # type: ignore[method-assign]
         batch = max(transactions, key=len)
         tables = {t for view in projector.views for t in view.tables}
         statements = [s for s in batch if any(t in s for t in tables)]
