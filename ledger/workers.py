@@ -78,7 +78,7 @@ def run_workers(count: int, argv: list[str]) -> int:
 
 
 def _supervise(count: int, args: list[str], env: dict[str, str] | None, shared: str | None) -> int:
-    children = [subprocess.Popen(args, env=env) for _ in range(count)]
+    children: list[subprocess.Popen[bytes]] = []
     stopping = False
 
     def stop(*_: object) -> None:
@@ -88,8 +88,23 @@ def _supervise(count: int, args: list[str], env: dict[str, str] | None, shared: 
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
+    def start(slot: int) -> None:
+        # SIGTERM is blocked until the worker is in the list: here, so a stop arriving meanwhile reaches it;
+        # in the worker, which inherits the mask, so a stop sent before its handler is in place (while it
+        # loads, or before its ``exec``) waits for it. ``serve`` unblocks it once the handler is set.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            child = subprocess.Popen(args, env=env)
+            children[slot : slot + 1] = [child]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    # In place before the first worker starts: a stop that comes while they start reaches each of them.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        for slot in range(count):
+            if not stopping:
+                start(slot)
         while any(c.poll() is None for c in children):
             for i, child in enumerate(children):
                 if child.poll() is not None and not stopping:
@@ -98,7 +113,7 @@ def _supervise(count: int, args: list[str], env: dict[str, str] | None, shared: 
                         from prometheus_client import multiprocess
 
                         multiprocess.mark_process_dead(child.pid, shared)
-                    children[i] = subprocess.Popen(args, env=env)
+                    start(i)
             time.sleep(0.2)
     finally:
         for sig, handler in previous.items():

@@ -74,6 +74,11 @@ def serve(settings: Settings) -> int:
     """Run in the foreground until SIGTERM or Ctrl-C, then finish in-flight calls and return 0."""
     if not settings.reuse_port:
         check_listen_address(settings.listen)
+    # SIGTERM (a supervisor's stop) is in place before start-up and honoured once the ledger has opened;
+    # Ctrl-C during start-up still interrupts it.
+    stop = threading.Event()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: stop.set())}
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held by ``--workers`` until now
     # Before the server is built (its interceptors depend on it); in this process, so each of the
     # ``--workers`` processes has its own provider and exporter.
     spans = tracing.start()
@@ -85,12 +90,13 @@ def serve(settings: Settings) -> int:
         app.close()
         app.vault.store.close()
         tracing.stop(spans)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         raise
-    stop = threading.Event()
     projection_threads = (
         start_projections(settings, projector, key_jobs(settings, app), stop) if settings.run_projections else []
     )
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, lambda *_: stop.set())
     server.start()
     # What start-up made (modules, descriptors, caches) lives as long as the process: the collector's full
     # passes need not walk it again and again while calls allocate their rows and messages.
