@@ -99,14 +99,31 @@ def check_numbers(
 
 
 def sim_swap_answers(
-    read_models: ReadModels, numbers: Sequence[str], max_ages_hours: Sequence[int], now_us: int
+    read_models: ReadModels,
+    numbers: Sequence[str],
+    max_ages_hours: Sequence[int],
+    now_us: int,
+    canonical: Callable[[int, str], str] | None = None,
 ) -> SimSwapAnswers:
     """CAMARA SIM Swap: when the SIM of ``numbers[i]`` last changed, and whether within the last
-    ``max_ages_hours[i]`` hours before ``now_us`` (numbers canonical, hours 1 to 2400: the edge validated
-    them). Raises ``ReadModelRebuilding`` while the sim_swaps view has no generation that can serve."""
-    position, rows = read_models.sim_swap_rows(numbers)
-    answers = [simswap.answer(rows.get(n), now_us, h) for n, h in zip(numbers, max_ages_hours, strict=True)]
-    return SimSwapAnswers(position, list(numbers), answers)
+    ``max_ages_hours[i]`` hours before ``now_us`` (hours 1 to 2400: the edge validated them). Numbers are
+    looked up as given; ``canonical`` is called for those the view does not hold as given, as in
+    ``check_numbers``. Raises ``ReadModelRebuilding`` while the sim_swaps view has no generation that can
+    serve."""
+    asked = list(numbers)
+    position, rows = read_models.sim_swap_rows(asked)
+    if canonical is not None:
+        again: list[str] = []
+        for i, number in enumerate(asked):
+            if number not in rows:
+                parsed = canonical(i, number)
+                if parsed != number:
+                    asked[i] = parsed
+                    again.append(parsed)
+        if again:
+            rows.update(read_models.sim_swap_rows(again)[1])
+    answers = [simswap.answer(rows.get(n), now_us, h) for n, h in zip(asked, max_ages_hours, strict=True)]
+    return SimSwapAnswers(position, asked, answers)
 
 
 class Standing(Protocol):

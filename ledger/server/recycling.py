@@ -20,8 +20,9 @@ from ledger.server.wire import CLEARANCE, SIM_SWAP_ANSWERS, check_result, encode
 from ledger.v1 import ledger_pb2, recycling_service_pb2_grpc
 from ledger.v1 import recycling_service_pb2 as pb
 from projections import simswap
-from projections.answers import Answers, Checks, check_numbers
+from projections.answers import Answers, Checks, check_numbers, sim_swap_answers
 from projections.errors import ReadModelBehind
+from projections.views import us
 
 if TYPE_CHECKING:
     from ledger.policy import Policy
@@ -253,10 +254,27 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         if len(request.queries) > MAX_QUERIES_PER_BATCH:
             f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
             f.done()
-        numbers = [f.msisdn(f"queries[{i}].number", q.number) for i, q in enumerate(request.queries)]
-        hours = [f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(request.queries)]
+        queries = request.queries
+        hours = [f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(queries)]
+        if f.violations:  # nothing is read: every violation is reported, the numbers' first
+            f = Fields()
+            for i, q in enumerate(queries):
+                f.msisdn(f"queries[{i}].number", q.number)
+            for i, q in enumerate(queries):
+                f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours)
+            f.done()
+        # Numbers the view holds as given were validated when provisioned: only the others cost a parse.
+        answers = self.answers.read(
+            lambda: sim_swap_answers(
+                self.read_models,
+                [q.number for q in queries],
+                hours,
+                us(self.answers.now()),
+                canonical=lambda i, number: f.msisdn(f"queries[{i}].number", number),
+            )
+        )
         f.done()
-        answers = self.answers.sim_swaps(numbers, hours)
+        self.answers.head_for(answers.as_of_position)
         response = pb.BatchCheckSimSwapResponse(as_of_position=answers.as_of_position)
         for number, found in zip(answers.numbers, answers.answers, strict=True):
             result = response.results.add(number=number, answer=SIM_SWAP_ANSWERS[found.answer])

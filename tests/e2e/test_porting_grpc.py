@@ -219,3 +219,40 @@ def test_batch_check_sim_swap_answers_each_number_in_order(server) -> None:
         list(stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=bad)]), timeout=10))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert details(caught.value) == ("OUT_OF_RANGE", [("queries[0].max_age_hours", "must be 1 to 2400 hours")])
+
+
+def test_batch_check_sim_swap_parses_only_the_numbers_its_view_does_not_hold(server, monkeypatch) -> None:
+    # A number the view holds was validated when it was provisioned: a batch of them costs no parse. One in
+    # another form is answered under its E.164 form; one that is no number is named, and nothing answered.
+    from ledger.domain import identifiers
+
+    stubs, _ = server
+    held = number(70)
+    stubs.onboard(held, 70)
+    parsed: list[str] = []
+    parse = identifiers.parse_msisdn
+    monkeypatch.setattr(identifiers, "parse_msisdn", lambda text: parsed.append(text) or parse(text))
+    spaced = "+86 138 0000 0070"
+    queries = [rpb.SimSwapQuery(number=n) for n in (held, spaced, number(71), held)]
+    (response,) = stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=queries)]), timeout=10)
+    assert [(r.number, r.answer) for r in response.results] == [
+        (held, rpb.SIM_SWAP_ANSWER_ANSWERED),
+        (held, rpb.SIM_SWAP_ANSWER_ANSWERED),
+        (number(71), rpb.SIM_SWAP_ANSWER_UNKNOWN_NUMBER),
+        (held, rpb.SIM_SWAP_ANSWER_ANSWERED),
+    ]
+    assert parsed == [spaced, number(71)]
+    bad = [rpb.SimSwapQuery(number=held), rpb.SimSwapQuery(number="+86138"), rpb.SimSwapQuery(number="x")]
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=bad)]), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in details(caught.value)[1]] == ["queries[1].number", "queries[2].number"]
+    # With an hours violation too, every violation is named, the numbers' first.
+    bad[0].max_age_hours = 2401
+    with pytest.raises(grpc.RpcError) as caught:
+        list(stubs.recycling.BatchCheckSimSwap(iter([rpb.BatchCheckSimSwapRequest(queries=bad)]), timeout=10))
+    assert [field for field, _ in details(caught.value)[1]] == [
+        "queries[1].number",
+        "queries[2].number",
+        "queries[0].max_age_hours",
+    ]
