@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -67,6 +69,8 @@ class Edge:
         master_key: str,
         env: dict[str, str] | None = None,
         postgres: str | None = None,
+        extra: tuple[str, ...] = (),
+        project: bool = False,
     ) -> None:
         self.name = name
         workdir.mkdir()
@@ -87,19 +91,44 @@ class Edge:
                 env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
             )
         self.db = db
-        self.proc = start_server(workdir, port, db, master_key, root, env)
+        self.proc = start_server(workdir, port, db, master_key, root, env, extra)
+        # The read models' own process beside a ``--no-projections`` server, its CPU counted as the server's.
+        self.projector = (
+            subprocess.Popen(
+                [sys.executable, "-m", "ledger", "project", "--db", db],
+                cwd=workdir,
+                env={**os.environ, **(env or {}), "PYTHONPATH": str(root), "LEDGER_MASTER_KEY": master_key},
+                stderr=subprocess.DEVNULL,
+            )
+            if project
+            else None
+        )
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
 
     def cpu(self) -> float:
-        """CPU seconds the server has used so far, with its database's backends on PostgreSQL."""
-        return server_cpu(self.proc.pid, self.db)
+        """CPU seconds the server has used so far (with its workers, its projection process and, on
+        PostgreSQL, its database's backends)."""
+        pids = _tree(self.proc.pid) + (_tree(self.projector.pid) if self.projector else [])
+        return server_cpu(pids[0], self.db) + sum(cpu_seconds(pid) for pid in pids[1:])
 
     def close(self) -> None:
         self.channel.close()
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        for proc in (self.proc, self.projector):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and the processes it started, and theirs (Linux)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 def _stubs(address: str) -> tuple[Any, Any, grpc.Channel]:
@@ -128,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
     )
+    parser.add_argument(
+        "--after-args",
+        default="",
+        metavar="ARGS",
+        help="more `ledger serve` arguments for this tree's server (as one string: --after-args='--workers 2')",
+    )
+    parser.add_argument(
+        "--after-project",
+        action="store_true",
+        help="run `ledger project` beside this tree's server (give it --after-args=--no-projections)",
+    )
     args = parser.parse_args(argv)
     master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
@@ -143,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
                 master_key,
                 dict(e.split("=", 1) for e in args.after_env),
                 args.postgres,
+                tuple(shlex.split(args.after_args)),
+                args.after_project,
             ),
         ]
         bare_stubs = [_stubs(address) for _, address in bares]
