@@ -103,7 +103,8 @@ class Edge:
             if project
             else None
         )
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.address = f"127.0.0.1:{port}"
+        self.channel = grpc.insecure_channel(self.address)
         self.lifecycle = lifecycle_service_pb2_grpc.LifecycleServiceStub(self.channel)
         self.recycling = recycling_service_pb2_grpc.RecyclingServiceStub(self.channel)
 
@@ -131,8 +132,8 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _stubs(address: str) -> tuple[Any, Any, grpc.Channel]:
-    channel = grpc.insecure_channel(address)
+def _stubs(address: str, connection: int = 0) -> tuple[Any, Any, grpc.Channel]:
+    channel = grpc.insecure_channel(address, options=[("ledger.bench.connection", connection)])
     return (
         lifecycle_service_pb2_grpc.LifecycleServiceStub(channel),
         recycling_service_pb2_grpc.RecyclingServiceStub(channel),
@@ -156,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="runs of each phase; the best counts (default 2)")
     parser.add_argument(
         "--after-env", action="append", default=[], metavar="NAME=VALUE", help="environment of this tree's server"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="ActivateSim calls spread over this many connections to each server (default 1; more for --workers)",
     )
     parser.add_argument(
         "--after-args",
@@ -188,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         bare_stubs = [_stubs(address) for _, address in bares]
+        # Each connection its own (a channel argument of its own keeps gRPC from sharing one): the kernel
+        # spreads connections, not calls, over the processes of a ``--workers`` server.
+        opened = [
+            [_stubs(address, n) for n in range(args.connections)] if args.connections > 1 else []
+            for address in [e.address for e in edges] + [address for _, address in bares]
+        ]
+        spreads = [[lifecycle for lifecycle, _, _ in stubs] for stubs in opened]
         try:
             rows: list[tuple[str, list[float], list[float]]] = []
             costs: list[tuple[str, list[float], list[float]]] = []
@@ -204,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
                     for i, edge in enumerate(edges):
                         numbers, sids = prepared[i]
                         sims = first + run * args.calls  # each activation with a SIM of its own
-                        calls = activate_calls(edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims)
+                        calls = activate_calls(
+                            edge.lifecycle, f"a{level}-{run}", numbers[part], sids[part], sims, spreads[i]
+                        )
                         used = edge.cpu()
                         elapsed, latencies = run_phase(calls, level)
                         used = edge.cpu() - used
@@ -213,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                         p50[i] = min(p50[i], pct(latencies, 50))
                     numbers, sids = prepared[0]
                     for k, (lifecycle, _, _) in enumerate(bare_stubs):
-                        calls = activate_calls(lifecycle, "bare", numbers[part], sids[part], first)
+                        calls = activate_calls(
+                            lifecycle, "bare", numbers[part], sids[part], first, spreads[len(edges) + k]
+                        )
                         used = cpu_seconds(bares[k][0].pid)
                         elapsed = run_phase(calls, level)[0]
                         bare_cpu[k] = min(bare_cpu[k], 1000 * (cpu_seconds(bares[k][0].pid) - used) / args.calls)
@@ -240,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for edge in edges:
                 edge.close()
-            for _, _, channel in bare_stubs:
+            for _, _, channel in bare_stubs + [stubs for each in opened for stubs in each]:
                 channel.close()
             for bare, _ in bares:
                 bare.send_signal(signal.SIGTERM)

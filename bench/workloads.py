@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -28,11 +28,14 @@ BENCH_SIMS = 900_000_000_000
 
 
 def activate_calls(
-    stub: Any, prefix: str, numbers: list[str], sids: list[str], first_person: int
+    stub: Any, prefix: str, numbers: list[str], sids: list[str], first_person: int, spread: Sequence[Any] = ()
 ) -> list[Callable[[], Any]]:
-    """One ActivateSim call per (number, subscriber), each with a SIM of its own."""
+    """One ActivateSim call per (number, subscriber), each with a SIM of its own; with ``spread`` (stubs
+    over connections of their own), call i goes through ``spread[i % len(spread)]`` instead of ``stub``."""
     calls: list[Callable[[], Any]] = []
     for i, (msisdn, sid) in enumerate(zip(numbers, sids, strict=True)):
+        if spread:
+            stub = spread[i % len(spread)]
         sim = synthetic.iccid(BENCH_SIMS + first_person + i)
         request = lpb.ActivateSimRequest(
             request_id=f"{prefix}-act-{i}",
