@@ -9,7 +9,13 @@ database), with the same numbers and subscribers; the phases alternate between t
 ``--runs``), so a burst of other work on the machine weighs on both alike. ActivateSim rows also give each
 server's CPU time per command (user and system, every thread of its process, and on PostgreSQL its
 database's backends: robust to other work on the machine, unlike the rates) and the p50 latency, the least
-of the runs; ``--checks 0`` leaves BatchCheck out.
+of the runs; ``--checks 0`` leaves BatchCheck out. A read-your-writes row gives the p50 of a CheckNumber that
+waits (``min_position``) for the command acknowledged just before it.
+
+A lever of this tree's server is measured against the same commit without it (``--before HEAD``):
+``--after-args='--workers 2' --connections 8`` (the calls spread over eight connections to each server),
+``--after-args=--no-projections --after-project`` (the read models in a process of their own, whose CPU
+counts as the server's).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import grpc
 from bench.bare import KINDS, start_bare
 from bench.bench_commands import ROOT, free_port, pct, run_phase, start_server
 from bench.http import cpu_seconds, server_cpu
-from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers
+from bench.workloads import activate_calls, batch_check_rate, prepare_subscribers, read_your_writes_latency
 from ledger.cli import one_line_errors
 from ledger.v1 import lifecycle_service_pb2_grpc, recycling_service_pb2_grpc
 
@@ -239,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((f"ActivateSim, {level} callers (cmd/s)", rates, ceilings))
                 costs.append((f"ActivateSim, {level} callers: server CPU ms/cmd", cpu, bare_cpu))
                 costs.append((f"ActivateSim, {level} callers: p50 ms", p50, []))
+            waits = [float("inf")] * len(edges)
+            for run in range(args.runs):
+                fresh = [f"+86137{run:02d}{k:06d}" for k in range(100)]
+                for i, edge in enumerate(edges):
+                    latency = read_your_writes_latency(edge.lifecycle, edge.recycling, f"w{run}", fresh)
+                    waits[i] = min(waits[i], latency)
+            costs.append(("read-your-writes CheckNumber: p50 ms", waits, []))
             numbers = prepared[0][0]
             # One number in ten unknown here (a national sweep asks of numbers other operators serve).
             checks = [numbers[i % len(numbers)] if i % 10 else f"+86139{i:08d}" for i in range(args.checks)]

@@ -257,6 +257,21 @@ def command_latency(stub: Any, msisdn: str, pairs: int) -> float:
     return pct(latencies, 50)
 
 
+def read_your_writes_latency(lifecycle: Any, recycling: Any, prefix: str, numbers: list[str]) -> float:
+    """Median latency of a CheckNumber that waits (``min_position``) for the command just acknowledged,
+    one number each: how soon a caller reads its own write from the read models."""
+    latencies = []
+    for k, msisdn in enumerate(numbers):
+        request = lpb.ProvisionNumbersRequest(request_id=f"{prefix}-ryw-{k}", numbers=[msisdn])
+        position = lifecycle.ProvisionNumbers(request, timeout=60).position
+        t0 = time.perf_counter()
+        recycling.CheckNumber(
+            rpb.CheckNumberRequest(number=msisdn, since_date="2020-01-01", min_position=position), timeout=60
+        )
+        latencies.append(time.perf_counter() - t0)
+    return pct(latencies, 50)
+
+
 def history_latency(stub: Any, msisdn: str, calls: int) -> tuple[float, float, int]:
     """GetNumberHistory latency (p50 and p99, as ``pct`` gives them) and the events per history."""
     latencies = []
