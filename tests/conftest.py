@@ -133,6 +133,19 @@ def _ledger_environment_as_it_was():
     os.environ.update(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _epoch_key_files_removed():
+    """A ledger on PostgreSQL keeps its epoch key file under the home directory (one per database): remove
+    those of the session's test databases when it ends, so test runs leave none behind."""
+    yield
+    from ledger.config import StoreConfig
+    from ledger.keys.epoch import default_path
+    from tests.pgserver import CREATED
+
+    for url in CREATED:
+        default_path(StoreConfig.from_url(url)).unlink(missing_ok=True)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -155,9 +155,16 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
 
+# Every database made for a test, so the session can remove what the ledger left for each outside the
+# cluster (its epoch key file, under the home directory).
+CREATED: list[str] = []
+
+
 def new_database(admin_url: str) -> str:
     """Create an empty database for one test; returns its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    CREATED.append(url)
+    return url
