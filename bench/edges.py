@@ -118,7 +118,11 @@ class Edge:
         """CPU seconds the server has used so far (with its workers, its projection process and, on
         PostgreSQL, its database's backends)."""
         pids = _tree(self.proc.pid) + (_tree(self.projector.pid) if self.projector else [])
-        return server_cpu(pids[0], self.db) + sum(cpu_seconds(pid) for pid in pids[1:])
+        used = server_cpu(pids[0], self.db)
+        for pid in pids[1:]:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                used += cpu_seconds(pid)
+        return used
 
     def close(self) -> None:
         self.channel.close()
@@ -132,8 +136,8 @@ def _tree(pid: int) -> list[int]:
     """``pid`` and the processes it started, and theirs (Linux)."""
     found = [pid]
     for parent in found:
-        for task in Path(f"/proc/{parent}/task").iterdir():
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile
+            for task in Path(f"/proc/{parent}/task").iterdir():
                 found += [int(c) for c in (task / "children").read_text().split()]
     return found
 

@@ -172,12 +172,8 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
         sinces = [q.since_date for q in queries]
         today = self.answers.today()
         dates = _past_days(f, sinces, today)
-        if f.violations:  # nothing is read: the numbers' violations are reported with the dates', first
-            f = Fields()
-            for i, q in enumerate(queries):
-                f.msisdn(f"queries[{i}].number", q.number)
-            _past_days(f, sinces, today)
-            f.done()
+        if f.violations:
+            Fields.refuse_batch([q.number for q in queries], lambda g: _past_days(g, sinces, today))
         checks = check_numbers(
             self.read_models,
             [q.number for q in queries],
@@ -255,14 +251,13 @@ class RecyclingServicer(recycling_service_pb2_grpc.RecyclingServiceServicer):
             f.add("queries", f"at most {MAX_QUERIES_PER_BATCH} queries per request")
             f.done()
         queries = request.queries
-        hours = [f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(queries)]
-        if f.violations:  # nothing is read: every violation is reported, the numbers' first
-            f = Fields()
-            for i, q in enumerate(queries):
-                f.msisdn(f"queries[{i}].number", q.number)
-            for i, q in enumerate(queries):
-                f.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours)
-            f.done()
+
+        def ages(g: Fields) -> list[int]:
+            return [g.max_age_hours(f"queries[{i}].max_age_hours", q.max_age_hours) for i, q in enumerate(queries)]
+
+        hours = ages(f)
+        if f.violations:
+            Fields.refuse_batch([q.number for q in queries], ages)
         # Numbers the view holds as given were validated when provisioned: only the others cost a parse.
         answers = self.answers.read(
             lambda: sim_swap_answers(

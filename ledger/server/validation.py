@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
@@ -48,6 +48,17 @@ class Fields:
         if self.violations:
             only_range = len(self.out_of_range) == len(self.violations)
             raise InvalidArgument(self.violations, "OUT_OF_RANGE" if only_range else None, self.out_of_range)
+
+    @classmethod
+    def refuse_batch(cls, numbers: Sequence[str], others: Callable[[Fields], object]) -> None:
+        """Raise every violation of a batch of queries, its numbers' (``queries[i].number``) first, then
+        those ``others`` records: for a batch already found wrong, which reads nothing (an answered batch
+        parses only the numbers the read models do not hold)."""
+        f = cls()
+        for i, number in enumerate(numbers):
+            f.msisdn(f"queries[{i}].number", number)
+        others(f)
+        f.done()
 
     def _parse(self, field: str, value: str, parse: Callable[[str], T]) -> T | None:
         try:
